@@ -40,7 +40,7 @@ def _load_plugin():
     required = [f for f in ours if "CUDA" not in f]
     if required:
         raise ImportError("nnforce could not load its platform plugins:\n" + "\n".join(required))
-    from . import _plugin
+    from . import plugin as _plugin
 
     globals()["NNForce"] = _plugin.NNForce
     return None

@@ -2,5 +2,17 @@
 (positions in nm, energy in kJ/mol, optional ``neighbors``/``shifts``/``box``/``atomic_numbers``)."""
 from .pair import LennardJones
 from .radial import RadialMLP
+from .ani import AEVComputer, ANIModel, ani_ensemble
+from .schnet import SchNetModel
+from .pair_fit import PairPotential
+from .aniencoder import ANIEncoder, uncertainty_weighted_loss
 
-__all__ = ["LennardJones", "RadialMLP"]
+__all__ = ["LennardJones", "RadialMLP", "AEVComputer", "ANIModel", "ani_ensemble", "SchNetModel", "PairPotential",
+           "ANIEncoder", "uncertainty_weighted_loss"]
+
+try:  # written by another engineer (NeuroChem loader); optional here
+    from .ani1x import ani1x  # noqa: F401
+
+    __all__.append("ani1x")
+except ImportError:
+    pass

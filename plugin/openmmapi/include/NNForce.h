@@ -1,0 +1,131 @@
+#ifndef NNFORCE_NNFORCE_H_
+#define NNFORCE_NNFORCE_H_
+
+#include "openmm/Context.h"
+#include "openmm/Force.h"
+#include <map>
+#include <string>
+#include <vector>
+
+#ifndef NNFORCE_EXPORT
+#define NNFORCE_EXPORT __attribute__((visibility("default")))
+#endif
+
+namespace NNForcePlugin {
+
+/**
+ * An OpenMM Force whose energy (and forces) come from a TorchScript model evaluated in C++ with libtorch.
+ *
+ * The model's forward() arguments are bound by name (see docs/model-contract.md): "positions" (nm), "box"
+ * (nm, rows are the reduced periodic box vectors; periodic forces only), "neighbors"/"shifts" (when a
+ * neighbor list is set), "atomic_numbers", each global parameter by its name, and each per-atom input by its
+ * name. A model written for openmm-torch's TorchForce, forward(positions[, box][, globals...]), is accepted
+ * positionally. forward returns the energy in kJ/mol, or (energy, forces) with setOutputsForces(true).
+ *
+ * The model is held as the bytes of its TorchScript archive: a file is read once at construction, so the
+ * force can be copied, serialized (the bytes are embedded) and used after the file is gone.
+ */
+class NNFORCE_EXPORT NNForce : public OpenMM::Force {
+public:
+    /** Load the model from a TorchScript file (written by torch.jit.save). */
+    explicit NNForce(const std::string& file, const std::map<std::string, std::string>& properties = std::map<std::string, std::string>());
+    /** Use the model held in memory as the bytes of a TorchScript archive. */
+    explicit NNForce(const std::vector<char>& modelBytes, const std::map<std::string, std::string>& properties = std::map<std::string, std::string>());
+
+    /** The file the model was read from ("" when constructed from bytes). */
+    const std::string& getFile() const { return file; }
+    /** The bytes of the TorchScript archive. */
+    const std::vector<char>& getModelBytes() const { return modelBytes; }
+
+    void setUsesPeriodicBoundaryConditions(bool periodic) { this->periodic = periodic; }
+    bool usesPeriodicBoundaryConditions() const override { return periodic; }
+    /** Whether forward returns (energy, forces) instead of the energy alone. */
+    void setOutputsForces(bool outputs) { outputsForces = outputs; }
+    bool getOutputsForces() const { return outputsForces; }
+
+    int addGlobalParameter(const std::string& name, double defaultValue);
+    int getNumGlobalParameters() const { return (int) globalParameters.size(); }
+    const std::string& getGlobalParameterName(int index) const;
+    void setGlobalParameterName(int index, const std::string& name);
+    double getGlobalParameterDefaultValue(int index) const;
+    void setGlobalParameterDefaultValue(int index, double defaultValue);
+    /** Request the derivative of the energy with respect to a global parameter (Context::getState(ParameterDerivatives)). */
+    void addEnergyParameterDerivative(const std::string& name);
+    int getNumEnergyParameterDerivatives() const { return (int) energyParameterDerivatives.size(); }
+    const std::string& getEnergyParameterDerivativeName(int index) const;
+
+    /**
+     * Set a property. Known properties: "precision" ("single" or "double"; default: double on the Reference
+     * platform, single on CPU and CUDA unless the CUDA context runs in double precision), "useCUDAGraphs"
+     * ("true"/"false"), "CUDAGraphWarmupSteps" (integer >= 1). An unknown name throws.
+     */
+    void setProperty(const std::string& name, const std::string& value);
+    const std::map<std::string, std::string>& getProperties() const { return properties; }
+
+    /**
+     * Give the model a neighbor list: forward receives "neighbors" (int64 [2,P], each unordered pair once) and
+     * "shifts" ([P,3] nm, r_ij = positions[j] - positions[i] + shifts[p]) with every pair closer than
+     * cutoff; pairs up to cutoff + skin may be included, and the list is rebuilt only when some atom moved
+     * more than skin/2 (or the box changed). capacity > 0 pads the list to a fixed number of pairs (grown when
+     * exceeded, never dropping pairs); padding entries are pairs (0, 0) whose shift is
+     * (2 (cutoff + skin) + 10 nm, 0, 0), so a model applying its own cutoff sees nothing from them.
+     * cutoff <= 0 removes the neighbor list.
+     */
+    void setNeighborList(double cutoff, double skin = 0.0, int capacity = 0);
+    bool usesNeighborList() const { return neighborCutoff > 0; }
+    double getNeighborListCutoff() const { return neighborCutoff; }
+    double getNeighborListSkin() const { return neighborSkin; }
+    int getNeighborListCapacity() const { return neighborCapacity; }
+
+    /** Let the model see only these particles (in this order); empty means all particles of the System. */
+    void setAtoms(const std::vector<int>& atoms);
+    const std::vector<int>& getAtoms() const { return atoms; }
+
+    /** Atomic numbers of the model's atoms (passed as "atomic_numbers"); empty means none given. */
+    void setAtomicNumbers(const std::vector<int>& atomicNumbers);
+    const std::vector<int>& getAtomicNumbers() const { return atomicNumbers; }
+
+    /**
+     * Add a per-atom float input passed to forward by name: values holds width numbers per model atom
+     * (row-major), giving a tensor [M] for width 1 or [M,width] otherwise. Change values with
+     * setPerAtomInput and push them into a Context with updateParametersInContext.
+     */
+    int addPerAtomInput(const std::string& name, const std::vector<double>& values, int width = 1);
+    void setPerAtomInput(const std::string& name, const std::vector<double>& values);
+    int getNumPerAtomInputs() const { return (int) perAtomInputs.size(); }
+    const std::string& getPerAtomInputName(int index) const;
+    const std::vector<double>& getPerAtomInputValues(int index) const;
+    int getPerAtomInputWidth(int index) const;
+    /** Copy per-atom inputs and atomic numbers into a Context (global parameters go through Context::setParameter). */
+    void updateParametersInContext(OpenMM::Context& context);
+
+    /** The property names setProperty accepts. */
+    static const std::vector<std::string>& getKnownProperties();
+protected:
+    OpenMM::ForceImpl* createImpl() const override;
+private:
+    struct GlobalParameter {
+        std::string name;
+        double defaultValue;
+    };
+    struct PerAtomInput {
+        std::string name;
+        std::vector<double> values;
+        int width;
+    };
+    void checkModelBytes() const;
+    std::string file;
+    std::vector<char> modelBytes;
+    bool periodic = false, outputsForces = false;
+    std::vector<GlobalParameter> globalParameters;
+    std::vector<std::string> energyParameterDerivatives;
+    std::map<std::string, std::string> properties;
+    double neighborCutoff = 0.0, neighborSkin = 0.0;
+    int neighborCapacity = 0;
+    std::vector<int> atoms, atomicNumbers;
+    std::vector<PerAtomInput> perAtomInputs;
+};
+
+} // namespace NNForcePlugin
+
+#endif

@@ -1,0 +1,186 @@
+#include "NNForce.h"
+#include "internal/NNForceImpl.h"
+#include "openmm/OpenMMException.h"
+#include "openmm/internal/AssertionUtilities.h"
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+using namespace NNForcePlugin;
+using namespace OpenMM;
+using namespace std;
+
+const vector<string>& NNForce::getKnownProperties() {
+    static const vector<string> names = {"precision", "useCUDAGraphs", "CUDAGraphWarmupSteps"};
+    return names;
+}
+
+NNForce::NNForce(const string& file, const map<string, string>& properties) : file(file) {
+    ifstream in(file, ios::binary);
+    if (!in)
+        throw OpenMMException("NNForce: cannot open the model file '" + file +
+                              "': check the path (a TorchScript file written by torch.jit.save).");
+    modelBytes.assign(istreambuf_iterator<char>(in), istreambuf_iterator<char>());
+    checkModelBytes();
+    for (auto& p : properties)
+        setProperty(p.first, p.second);
+}
+
+NNForce::NNForce(const vector<char>& modelBytes, const map<string, string>& properties) : modelBytes(modelBytes) {
+    checkModelBytes();
+    for (auto& p : properties)
+        setProperty(p.first, p.second);
+}
+
+void NNForce::checkModelBytes() const {
+    string where = file.empty() ? string("the model bytes") : "'" + file + "'";
+    if (modelBytes.empty())
+        throw OpenMMException("NNForce: " + where + " is empty; expected a TorchScript archive written by torch.jit.save.");
+    static const char zipMagic[] = {'P', 'K', 3, 4};
+    if (modelBytes.size() < 4 || !equal(zipMagic, zipMagic + 4, modelBytes.begin()))
+        throw OpenMMException("NNForce: " + where + " is not a TorchScript archive (not a zip file). "
+                              "Save the model with torch.jit.save(torch.jit.script(model), path).");
+    // TorchScript archives carry constants.pkl and code/; torch.save() archives of weights do not.
+    static const string marker = "constants.pkl";
+    if (search(modelBytes.begin(), modelBytes.end(), marker.begin(), marker.end()) == modelBytes.end())
+        throw OpenMMException("NNForce: " + where + " is a PyTorch archive but not a TorchScript module (was it written "
+                              "by torch.save?). Save the model with torch.jit.save(torch.jit.script(model), path).");
+}
+
+int NNForce::addGlobalParameter(const string& name, double defaultValue) {
+    for (auto& p : globalParameters)
+        if (p.name == name)
+            throw OpenMMException("NNForce: global parameter '" + name + "' was already added.");
+    globalParameters.push_back({name, defaultValue});
+    return (int) globalParameters.size() - 1;
+}
+
+const string& NNForce::getGlobalParameterName(int index) const {
+    ASSERT_VALID_INDEX(index, globalParameters);
+    return globalParameters[index].name;
+}
+
+void NNForce::setGlobalParameterName(int index, const string& name) {
+    ASSERT_VALID_INDEX(index, globalParameters);
+    globalParameters[index].name = name;
+}
+
+double NNForce::getGlobalParameterDefaultValue(int index) const {
+    ASSERT_VALID_INDEX(index, globalParameters);
+    return globalParameters[index].defaultValue;
+}
+
+void NNForce::setGlobalParameterDefaultValue(int index, double defaultValue) {
+    ASSERT_VALID_INDEX(index, globalParameters);
+    globalParameters[index].defaultValue = defaultValue;
+}
+
+void NNForce::addEnergyParameterDerivative(const string& name) {
+    if (find(energyParameterDerivatives.begin(), energyParameterDerivatives.end(), name) != energyParameterDerivatives.end())
+        throw OpenMMException("NNForce: the derivative with respect to '" + name + "' was already requested.");
+    energyParameterDerivatives.push_back(name);
+}
+
+const string& NNForce::getEnergyParameterDerivativeName(int index) const {
+    ASSERT_VALID_INDEX(index, energyParameterDerivatives);
+    return energyParameterDerivatives[index];
+}
+
+void NNForce::setProperty(const string& name, const string& value) {
+    const vector<string>& known = getKnownProperties();
+    if (find(known.begin(), known.end(), name) == known.end()) {
+        string list;
+        for (auto& k : known)
+            list += (list.empty() ? "" : ", ") + k;
+        throw OpenMMException("NNForce: unknown property '" + name + "'. Known properties: " + list + ".");
+    }
+    if (name == "precision" && value != "single" && value != "double")
+        throw OpenMMException("NNForce: property 'precision' must be 'single' or 'double', not '" + value + "'.");
+    if (name == "useCUDAGraphs" && value != "true" && value != "false")
+        throw OpenMMException("NNForce: property 'useCUDAGraphs' must be 'true' or 'false', not '" + value + "'.");
+    if (name == "CUDAGraphWarmupSteps") {
+        char* end = nullptr;
+        long steps = strtol(value.c_str(), &end, 10);
+        if (value.empty() || *end != '\0' || steps < 1)
+            throw OpenMMException("NNForce: property 'CUDAGraphWarmupSteps' must be an integer >= 1, not '" + value + "'.");
+    }
+    properties[name] = value;
+}
+
+void NNForce::setNeighborList(double cutoff, double skin, int capacity) {
+    if (!isfinite(cutoff) || !isfinite(skin) || skin < 0)
+        throw OpenMMException("NNForce::setNeighborList: cutoff must be finite and skin >= 0 (both in nm).");
+    if (capacity < 0)
+        throw OpenMMException("NNForce::setNeighborList: capacity must be >= 0 (0 means no padding).");
+    neighborCutoff = max(cutoff, 0.0);
+    neighborSkin = cutoff > 0 ? skin : 0.0;
+    neighborCapacity = cutoff > 0 ? capacity : 0;
+}
+
+void NNForce::setAtoms(const vector<int>& atoms) {
+    set<int> seen;
+    for (int a : atoms) {
+        if (a < 0)
+            throw OpenMMException("NNForce::setAtoms: atom index " + to_string(a) + " is negative.");
+        if (!seen.insert(a).second)
+            throw OpenMMException("NNForce::setAtoms: atom index " + to_string(a) + " appears twice.");
+    }
+    this->atoms = atoms;
+}
+
+void NNForce::setAtomicNumbers(const vector<int>& atomicNumbers) {
+    for (int z : atomicNumbers)
+        if (z < 1 || z > 118)
+            throw OpenMMException("NNForce::setAtomicNumbers: " + to_string(z) + " is not an atomic number (1..118).");
+    this->atomicNumbers = atomicNumbers;
+}
+
+int NNForce::addPerAtomInput(const string& name, const vector<double>& values, int width) {
+    if (width < 1)
+        throw OpenMMException("NNForce::addPerAtomInput: width must be >= 1.");
+    for (auto& p : perAtomInputs)
+        if (p.name == name)
+            throw OpenMMException("NNForce::addPerAtomInput: input '" + name + "' was already added; use setPerAtomInput to change it.");
+    if (values.size() % width != 0)
+        throw OpenMMException("NNForce::addPerAtomInput: '" + name + "' has " + to_string(values.size()) +
+                              " values, not a multiple of its width " + to_string(width) + ".");
+    perAtomInputs.push_back({name, values, width});
+    return (int) perAtomInputs.size() - 1;
+}
+
+void NNForce::setPerAtomInput(const string& name, const vector<double>& values) {
+    for (auto& p : perAtomInputs)
+        if (p.name == name) {
+            if (values.size() % p.width != 0)
+                throw OpenMMException("NNForce::setPerAtomInput: '" + name + "' has " + to_string(values.size()) +
+                                      " values, not a multiple of its width " + to_string(p.width) + ".");
+            p.values = values;
+            return;
+        }
+    throw OpenMMException("NNForce::setPerAtomInput: no per-atom input named '" + name + "'; add it with addPerAtomInput.");
+}
+
+const string& NNForce::getPerAtomInputName(int index) const {
+    ASSERT_VALID_INDEX(index, perAtomInputs);
+    return perAtomInputs[index].name;
+}
+
+const vector<double>& NNForce::getPerAtomInputValues(int index) const {
+    ASSERT_VALID_INDEX(index, perAtomInputs);
+    return perAtomInputs[index].values;
+}
+
+int NNForce::getPerAtomInputWidth(int index) const {
+    ASSERT_VALID_INDEX(index, perAtomInputs);
+    return perAtomInputs[index].width;
+}
+
+void NNForce::updateParametersInContext(Context& context) {
+    dynamic_cast<NNForceImpl&>(getImplInContext(context)).updateParametersInContext(getContextImpl(context));
+}
+
+ForceImpl* NNForce::createImpl() const {
+    return new NNForceImpl(*this);
+}

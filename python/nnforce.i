@@ -1,0 +1,176 @@
+// SWIG interface of the NNForce plugin: `nnforce.NNForce` is an openmm.Force usable in any openmm.System.
+%module(package="nnforce") plugin
+
+%pythonbegin %{
+import io as _io
+import os as _os
+
+def _model_argument(args):
+    """Turn the first constructor argument (path, os.PathLike, bytes or a torch.jit.ScriptModule) into what C++ takes."""
+    if not args:
+        return args
+    model, rest = args[0], tuple(args[1:])
+    if isinstance(model, _os.PathLike):
+        model = _os.fspath(model)
+    if isinstance(model, str):
+        if not _os.path.exists(model):
+            raise FileNotFoundError(f"NNForce: no model file at {model!r}; pass the path of a TorchScript file written by "
+                                    "torch.jit.save, or the scripted module itself.")
+    elif isinstance(model, (bytes, bytearray, memoryview)):
+        model = bytes(model)
+    else:
+        import torch
+        if isinstance(model, torch.nn.Module) and not isinstance(model, torch.jit.ScriptModule):
+            raise TypeError("NNForce: pass a TorchScript module (torch.jit.script(model)), a file path or its bytes, "
+                            f"not a plain {type(model).__name__}.")
+        if not isinstance(model, torch.jit.ScriptModule):
+            raise TypeError(f"NNForce: the model must be a file path, bytes or a torch.jit.ScriptModule, not {type(model).__name__}.")
+        buffer = _io.BytesIO()
+        torch.jit.save(model, buffer)
+        model = buffer.getvalue()
+    if rest and rest[0] is None:
+        rest = ({},) + rest[1:]
+    return (model,) + rest
+%}
+
+%{
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+// OpenMM's typemaps convert numpy arrays directly; numpy's C API is imported in the module's init.
+static bool isNumpyAvailable() {
+    return true;
+}
+%}
+
+%import(module="openmm") "swig/OpenMMSwigHeaders.i"
+%include "swig/typemaps.i"
+%include <std_string.i>
+%include <std_vector.i>
+%include <std_map.i>
+
+%{
+#include "NNForce.h"
+#include "OpenMM.h"
+#include "OpenMMAmoeba.h"
+#include "OpenMMDrude.h"
+#include "openmm/RPMDIntegrator.h"
+#include "openmm/RPMDMonteCarloBarostat.h"
+%}
+
+%init %{
+    import_array();
+%}
+
+namespace std {
+    %template(_IntVector) vector<int>;
+    %template(_StringMap) map<string, string>;
+}
+
+// Model bytes travel as Python bytes.
+%typemap(typecheck, precedence=SWIG_TYPECHECK_STRING) const std::vector<char>& {
+    $1 = (PyBytes_Check($input) || PyByteArray_Check($input)) ? 1 : 0;
+}
+%typemap(in) const std::vector<char>& (std::vector<char> temp) {
+    char* data = NULL;
+    Py_ssize_t size = 0;
+    if (PyBytes_Check($input))
+        PyBytes_AsStringAndSize($input, &data, &size);
+    else if (PyByteArray_Check($input)) {
+        data = PyByteArray_AsString($input);
+        size = PyByteArray_Size($input);
+    }
+    else
+        SWIG_exception_fail(SWIG_TypeError, "expected bytes");
+    temp.assign(data, data + size);
+    $1 = &temp;
+}
+%typemap(out) const std::vector<char>& {
+    $result = PyBytes_FromStringAndSize($1->data(), $1->size());
+}
+
+// Every C++ exception becomes openmm.OpenMMException, as for OpenMM's own classes.
+%exception {
+    try {
+        $action
+    }
+    catch (std::exception& e) {
+        PyObject* openmmModule = PyImport_ImportModule("openmm");
+        PyObject* exceptionType = openmmModule ? PyObject_GetAttrString(openmmModule, "OpenMMException") : NULL;
+        PyErr_SetString(exceptionType ? exceptionType : PyExc_RuntimeError, e.what());
+        Py_XDECREF(exceptionType);
+        Py_XDECREF(openmmModule);
+        SWIG_fail;
+    }
+}
+
+%pythonprepend NNForcePlugin::NNForce::NNForce %{
+    args = _model_argument(args)
+%}
+
+// System.addForce takes ownership, as for OpenMM's forces.
+%ignore NNForcePlugin::NNForce::getKnownProperties;
+
+#define NNFORCE_EXPORT
+%include "NNForce.h"
+
+%extend NNForcePlugin::NNForce {
+    /** Return force as an NNForce (for a Force taken from System.getForce or XmlSerializer); throws if it is not one. */
+    static NNForcePlugin::NNForce& cast(OpenMM::Force& force) {
+        NNForcePlugin::NNForce* result = dynamic_cast<NNForcePlugin::NNForce*>(&force);
+        if (result == NULL)
+            throw OpenMM::OpenMMException("NNForce.cast: this Force is not an NNForce.");
+        return *result;
+    }
+    static bool isinstance(OpenMM::Force& force) {
+        return dynamic_cast<NNForcePlugin::NNForce*>(&force) != NULL;
+    }
+    %pythoncode %{
+    def getModule(self):
+        """The model as a torch.jit.ScriptModule (loaded from the bytes this force holds)."""
+        import torch
+        return torch.jit.load(_io.BytesIO(self.getModelBytes()))
+
+    @staticmethod
+    def knownProperties():
+        """The property names setProperty accepts."""
+        return ("precision", "useCUDAGraphs", "CUDAGraphWarmupSteps")
+
+    def __getstate__(self):
+        import openmm
+        return openmm.XmlSerializer.serialize(self)
+
+    def __setstate__(self, state):
+        import openmm
+        force = NNForce.cast(openmm.XmlSerializer.deserialize(state))
+        self.__init__(force.getModelBytes())
+        _copy_settings(force, self)
+
+    def __copy__(self):
+        return self.__deepcopy__(None)
+
+    def __deepcopy__(self, memo):
+        import openmm
+        copy = NNForce(self.getModelBytes())
+        _copy_settings(self, copy)
+        return copy
+    %}
+}
+
+%pythoncode %{
+def _copy_settings(source, target):
+    target.setForceGroup(source.getForceGroup())
+    target.setName(source.getName())
+    target.setUsesPeriodicBoundaryConditions(source.usesPeriodicBoundaryConditions())
+    target.setOutputsForces(source.getOutputsForces())
+    target.setNeighborList(source.getNeighborListCutoff(), source.getNeighborListSkin(), source.getNeighborListCapacity())
+    target.setAtoms(list(source.getAtoms()))
+    target.setAtomicNumbers(list(source.getAtomicNumbers()))
+    for i in range(source.getNumGlobalParameters()):
+        target.addGlobalParameter(source.getGlobalParameterName(i), source.getGlobalParameterDefaultValue(i))
+    for i in range(source.getNumEnergyParameterDerivatives()):
+        target.addEnergyParameterDerivative(source.getEnergyParameterDerivativeName(i))
+    for name, value in source.getProperties().items():
+        target.setProperty(name, value)
+    for i in range(source.getNumPerAtomInputs()):
+        target.addPerAtomInput(source.getPerAtomInputName(i), list(source.getPerAtomInputValues(i)), source.getPerAtomInputWidth(i))
+%}

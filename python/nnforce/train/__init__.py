@@ -1,0 +1,10 @@
+"""Training: ``fit`` (energy + force MSE, early stopping, checkpoints, logs), ``evaluate`` (test metrics in
+kJ/mol, kcal/mol and meV), learning curves and random hyper-parameter search."""
+from .config import TrainConfig, build_model, load_yaml
+from .curves import learning_curve, plot_learning_curve, random_search
+from .fit import (FitResult, evaluate, fit, fit_self_energies, load_checkpoint, model_from_checkpoint,
+                  save_checkpoint)
+
+__all__ = ["TrainConfig", "build_model", "load_yaml", "learning_curve", "plot_learning_curve", "random_search",
+           "FitResult", "evaluate", "fit", "fit_self_energies", "load_checkpoint", "model_from_checkpoint",
+           "save_checkpoint"]
