@@ -291,7 +291,7 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
             loss, loss_e, loss_f = _batch_loss(model, batch, train_residual[frames], config, var_e, mean_f2)
             if multitask:
                 recon = model.reconstruction_loss(batch.positions, batch.atomic_numbers, batch.neighbors)
-                sums["loss_reconstruction"] += float(recon) * len(frames)
+                sums["loss_reconstruction"] += float(recon.detach()) * len(frames)
                 loss = model.combine_losses(torch.stack([loss, recon]))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the training loss became {float(loss)} at epoch {epoch}; lower lr "
@@ -301,10 +301,10 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
             if config.clip_grad_norm:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
             optimizer.step()
-            sums["loss"] += float(loss) * len(frames)
-            sums["loss_energy"] += float(loss_e) * len(frames)
+            sums["loss"] += float(loss.detach()) * len(frames)
+            sums["loss_energy"] += float(loss_e.detach()) * len(frames)
             if loss_f is not None:
-                sums["loss_force"] += float(loss_f) * len(frames)
+                sums["loss_force"] += float(loss_f.detach()) * len(frames)
         val_loss, val_metrics = _validate(model, val_set, val_residual, config, var_e, mean_f2)
         lr = optimizer.param_groups[0]["lr"]
         row = {"epoch": epoch, "lr": lr}

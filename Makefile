@@ -1,0 +1,48 @@
+# nnforce: the two commands are `make demo` and `make test`; both do the whole set-up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH := torch==2.13.0
+OPENMM := openmm==8.6.1
+JOBS ?= 2
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: venv install inplace test test-cpp test-python demo bench clean gpu-wheels
+
+venv: $(VENV)/.deps-stamp
+$(VENV)/.deps-stamp: requirements-test.txt Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	$(PIP) install -q "$(TORCH)" "$(OPENMM)"
+	$(PIP) install -q -r requirements-test.txt "$(TORCH)" "$(OPENMM)"
+	$(PY) -c "import torch, openmm; assert torch.__version__.startswith('2.13.0'), torch.__version__; print('torch', torch.__version__, 'openmm', openmm.__version__)"
+	touch $@
+
+# Build the plugin with CMake against the venv's torch and openmm, and install the package into the venv.
+install: venv
+	NNFORCE_BUILD_JOBS=$(JOBS) $(PIP) install -q --no-build-isolation --no-deps .
+
+# Developer build: compile into python/nnforce so `PYTHONPATH=python` works from the source tree.
+inplace: venv
+	cmake -S . -B build/dev -DPython3_EXECUTABLE=$(abspath $(PY)) -DCMAKE_INSTALL_PREFIX=$(abspath python/nnforce)
+	cmake --build build/dev --parallel $(JOBS)
+	cmake --install build/dev > /dev/null
+
+test-cpp: install
+	ctest --test-dir build/cmake --output-on-failure
+
+test-python: install
+	cd tests && ../$(PY) -m pytest -q -p no:cacheprovider --durations=15 .
+
+test: test-cpp test-python
+
+demo: install
+	$(PY) -m nnforce.cli demo --out demo-output
+
+bench: install
+	$(PY) bench/plugin_overhead.py
+	$(PY) bench/neighbor_scaling.py
+
+clean:
+	rm -rf build python/nnforce/lib python/nnforce/_plugin*.so python/nnforce/plugin.py python/nnforce/_build_info.py

@@ -1,0 +1,42 @@
+// XML serialization round trip of every NNForce setting, model bytes included.
+#include "TestCommon.h"
+#include "openmm/serialization/XmlSerializer.h"
+#include <sstream>
+
+using namespace NNForcePlugin;
+using namespace OpenMM;
+using namespace std;
+
+int main() {
+    NNForce force(modelPath("harmonic"));
+    force.setForceGroup(5);
+    force.setName("ml");
+    force.setUsesPeriodicBoundaryConditions(true);
+    force.setOutputsForces(true);
+    force.addGlobalParameter("k", 1.0 / 3.0);
+    force.addEnergyParameterDerivative("k");
+    force.setProperty("precision", "double");
+    force.setNeighborList(0.45, 0.05, 64);
+    force.setAtoms({4, 0, 2});
+    force.setAtomicNumbers({8, 1, 1});
+    force.addPerAtomInput("charges", {-0.834, 0.417, 0.1 + 0.2});
+    force.addPerAtomInput("spin", {1, 2, 3, 4, 5, 6}, 2);
+    stringstream buffer;
+    XmlSerializer::serialize<NNForce>(&force, "Force", buffer);
+    NNForce* copy = XmlSerializer::deserialize<NNForce>(buffer);
+    CHECK(copy->getModelBytes() == force.getModelBytes());
+    CHECK(copy->getForceGroup() == 5 && copy->getName() == "ml");
+    CHECK(copy->usesPeriodicBoundaryConditions() && copy->getOutputsForces());
+    CHECK(copy->getNumGlobalParameters() == 1 && copy->getGlobalParameterName(0) == "k");
+    CHECK(copy->getGlobalParameterDefaultValue(0) == 1.0 / 3.0);
+    CHECK(copy->getNumEnergyParameterDerivatives() == 1 && copy->getEnergyParameterDerivativeName(0) == "k");
+    CHECK(copy->getProperties() == force.getProperties());
+    CHECK(copy->getNeighborListCutoff() == 0.45 && copy->getNeighborListSkin() == 0.05 && copy->getNeighborListCapacity() == 64);
+    CHECK(copy->getAtoms() == force.getAtoms() && copy->getAtomicNumbers() == force.getAtomicNumbers());
+    CHECK(copy->getNumPerAtomInputs() == 2 && copy->getPerAtomInputName(1) == "spin" && copy->getPerAtomInputWidth(1) == 2);
+    CHECK(copy->getPerAtomInputValues(0) == force.getPerAtomInputValues(0));  // exact, 0.1 + 0.2 included
+    CHECK(copy->getPerAtomInputValues(1) == force.getPerAtomInputValues(1));
+    delete copy;
+    cout << "Done" << endl;
+    return 0;
+}
