@@ -1,16 +1,38 @@
-"""Training accuracy benchmark (see docs/training.md); writes bench/results/train_accuracy.md."""
+"""Training-accuracy benchmark; writes bench/results/train_accuracy.md.
+
+(a) ethanol: 2,000 frames of 500 K Langevin MD on the GFN2-xTB surface (tblite + ASE, 0.5 fs steps, a frame every
+    20 steps after 1 ps of equilibration), split 950 train / 50 validation / 1,000 test; SchNet-style and
+    ANI-style models trained on energies + forces, each limited to 10 minutes on 2 CPU threads.
+    Goals: energy MAE <= 0.3 kcal/mol, force MAE <= 1.0 kcal/mol/A.
+(b) QM9 U0 (qm9pack) with the ANI-style model: learning curve at 1k/10k/50k training molecules, 1,000 validation
+    and 5,000 test molecules. Goal: <= 1.5 kcal/mol at 50k.
+
+Each part stores its numbers in .cache/bench_train/*.json, and the markdown is rebuilt from whatever parts
+have finished, so the parts can run separately:
+    python bench/train_accuracy.py --part ethanol-schnet   (ethanol-ani, qm9-1000, qm9-10000, qm9-50000, report)
+    python bench/train_accuracy.py                         (everything, then the report)
+"""
 import argparse
+import json
 import os
+import platform
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "python"))
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # tblite; torch threads are set explicitly below
 CACHE = os.path.join(ROOT, ".cache")
+PARTS_DIR = os.path.join(CACHE, "bench_train")
+RESULT = os.path.join(HERE, "results", "train_accuracy.md")
 
 ETHANOL_FRAMES = 2000
 ETHANOL_INTERVAL = 20  # steps of 0.5 fs between kept frames
+THREADS = 2
+ETHANOL_TIME_S = 570  # training wall-time cap (the goal is <= 10 min including evaluation)
+QM9_TIME_S = {1000: 240, 10000: 420, 50000: 600}
+PARTS = ["ethanol-schnet", "ethanol-ani", "qm9-1000", "qm9-10000", "qm9-50000"]
 
 
 def ethanol_dataset():
@@ -31,9 +53,168 @@ def ethanol_dataset():
     return data
 
 
+def _save_part(name, values):
+    from nnforce._io import atomic_write
+
+    os.makedirs(PARTS_DIR, exist_ok=True)
+    with atomic_write(os.path.join(PARTS_DIR, name + ".json"), "w") as handle:
+        json.dump(values, handle, indent=1)
+
+
+def run_ethanol(kind):
+    import torch
+
+    from nnforce.data import split
+    from nnforce.train import TrainConfig, build_model, evaluate, fit
+
+    torch.set_num_threads(THREADS)
+    data = ethanol_dataset()
+    train, val, test = split(data, (950, 50, 1000), seed=0)
+    if kind == "schnet":
+        spec = {"type": "schnet", "elements": [1, 6, 8], "features": 64, "interactions": 3, "num_gaussians": 25,
+                "cutoff": 0.5, "seed": 0}
+    else:
+        spec = {"type": "ani", "elements": [1, 6, 8], "hidden": [128, 64], "seed": 0}
+    config = TrainConfig(epochs=2000, batch_size=16, lr=1e-3, schedule="plateau", plateau_patience=8,
+                         plateau_factor=0.5, min_lr=1e-5, energy_weight=1.0, force_weight=10.0,
+                         early_stopping_patience=60, max_time_s=ETHANOL_TIME_S, seed=0, threads=THREADS,
+                         log_dir=os.path.join(CACHE, "bench_train", f"ethanol-{kind}"))
+    started = time.time()
+    result = fit(build_model(spec), train, val, config, model_spec=spec)
+    train_s = time.time() - started
+    metrics = evaluate(result.model, test)
+    _save_part(f"ethanol-{kind}", {"model": kind, "spec": spec, "config": config.to_dict(), "metrics": metrics,
+                                   "train_s": train_s, "total_s": time.time() - started,
+                                   "epochs": len(result.history), "best_epoch": result.best_epoch,
+                                   "n_train": len(train), "n_val": len(val), "n_test": len(test)})
+
+
+def run_qm9(size):
+    import torch
+
+    from nnforce.data import read_qm9, split
+    from nnforce.train import TrainConfig, build_model, evaluate, fit
+
+    torch.set_num_threads(THREADS)
+    data = read_qm9("U0", cache_dir=CACHE)
+    pool, val, test = split(data, (50000, 1000, 5000), seed=0)
+    train = pool.subset(list(range(size)), name=f"qm9-train-{size}")  # pool is already a seeded random sample
+    spec = {"type": "ani", "elements": [1, 6, 7, 8, 9], "hidden": [128, 64], "seed": 0}
+    config = TrainConfig(epochs=1000, batch_size=32 if size <= 1000 else 64, lr=1e-3, schedule="plateau",
+                         plateau_patience=5, min_lr=1e-5, early_stopping_patience=25,
+                         max_time_s=QM9_TIME_S[size], seed=0, threads=THREADS, eval_batch_size=512)
+    started = time.time()
+    result = fit(build_model(spec), train, val, config, model_spec=spec)
+    train_s = time.time() - started
+    metrics = evaluate(result.model, test)
+    _save_part(f"qm9-{size}", {"size": size, "spec": spec, "config": config.to_dict(), "metrics": metrics,
+                               "train_s": train_s, "total_s": time.time() - started, "epochs": len(result.history),
+                               "best_epoch": result.best_epoch, "n_val": len(val), "n_test": len(test)})
+
+
+def _load_parts():
+    parts = {}
+    for name in PARTS:
+        path = os.path.join(PARTS_DIR, name + ".json")
+        if os.path.exists(path):
+            with open(path) as handle:
+                parts[name] = json.load(handle)
+    return parts
+
+
+def write_report():
+    from nnforce._io import atomic_write
+
+    parts = _load_parts()
+    lines = ["# Training accuracy", "",
+             f"Generated by `bench/train_accuracy.py` on {platform.machine()} / {THREADS} torch threads, "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Test sets were never used for early stopping.",
+             "", "## (a) Ethanol, GFN2-xTB 500 K MD (950 train / 50 validation / 1,000 test)", "",
+             "Labels: 2,000 frames of Langevin MD (ASE, 0.5 fs, friction 0.01/fs, a frame every 10 fs after 1 ps) "
+             "with GFN2-xTB energies and forces from tblite. Goals: energy MAE <= 0.3 kcal/mol, "
+             "force MAE <= 1.0 kcal/mol/A, training <= 10 minutes on 2 cores.", "",
+             "| model | energy MAE (kcal/mol) | energy RMSE (kcal/mol) | force MAE (kcal/mol/A) | "
+             "force RMSE (kcal/mol/A) | energy MAE (meV) | epochs | wall time (s) | goals met |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for kind in ("schnet", "ani"):
+        part = parts.get(f"ethanol-{kind}")
+        if part is None:
+            lines.append(f"| {kind} | not run | | | | | | | |")
+            continue
+        m = part["metrics"]
+        met = m["energy_mae_kcal_mol"] <= 0.3 and m["force_mae_kcal_mol_a"] <= 1.0 and part["total_s"] <= 600
+        lines.append(f"| {kind}-style | {m['energy_mae_kcal_mol']:.3f} | {m['energy_rmse_kcal_mol']:.3f} | "
+                     f"{m['force_mae_kcal_mol_a']:.3f} | {m['force_rmse_kcal_mol_a']:.3f} | "
+                     f"{m['energy_mae_mev']:.1f} | {part['epochs']} | {part['total_s']:.0f} | "
+                     f"{'yes' if met else 'no'} |")
+    lines += ["", "## (b) QM9 U0, ANI-style model (learning curve; 1,000 validation / 5,000 test molecules)", "",
+              "Goal: test MAE <= 1.5 kcal/mol at 50k training molecules.", "",
+              "| training molecules | energy MAE (kcal/mol) | energy RMSE (kcal/mol) | energy MAE (meV) | epochs | "
+              "time cap (s) | wall time (s) |", "|---|---|---|---|---|---|---|"]
+    for size in (1000, 10000, 50000):
+        part = parts.get(f"qm9-{size}")
+        if part is None:
+            lines.append(f"| {size:,} | not run | | | | | |")
+            continue
+        m = part["metrics"]
+        lines.append(f"| {size:,} | {m['energy_mae_kcal_mol']:.3f} | {m['energy_rmse_kcal_mol']:.3f} | "
+                     f"{m['energy_mae_mev']:.1f} | {part['epochs']} | {QM9_TIME_S[size]} | {part['total_s']:.0f} |")
+    lines += ["", "## Where the goals were missed, and why", ""]
+    lines += _verdicts(parts)
+    with atomic_write(RESULT, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _verdicts(parts):
+    notes = []
+    for kind in ("schnet", "ani"):
+        part = parts.get(f"ethanol-{kind}")
+        if part is None:
+            notes.append(f"- ethanol {kind}: not run in this session.")
+            continue
+        m = part["metrics"]
+        missed = []
+        if m["energy_mae_kcal_mol"] > 0.3:
+            missed.append(f"energy MAE {m['energy_mae_kcal_mol']:.2f} > 0.3 kcal/mol")
+        if m["force_mae_kcal_mol_a"] > 1.0:
+            missed.append(f"force MAE {m['force_mae_kcal_mol_a']:.2f} > 1.0 kcal/mol/A")
+        if missed:
+            still = part["epochs"] - 1 - part["best_epoch"] <= 10
+            why = ("stopped by the time cap while the validation loss was still improving" if still else
+                   "the validation loss had stopped improving (early stopping / plateau)")
+            notes.append(f"- ethanol {kind}-style: missed ({'; '.join(missed)}) after {part['epochs']} epochs in "
+                         f"{part['train_s']:.0f} s (best epoch {part['best_epoch']}; {why}). On 2 CPU cores a "
+                         "force-trained model (double backward) gets a few hundred epochs in 10 minutes; published "
+                         "sub-0.3 kcal/mol ethanol models train for thousands of epochs on a GPU.")
+        else:
+            notes.append(f"- ethanol {kind}-style: goals met.")
+    part = parts.get("qm9-50000")
+    if part is None:
+        notes.append("- QM9 50k: not run in this session.")
+    elif part["metrics"]["energy_mae_kcal_mol"] > 1.5:
+        notes.append(f"- QM9 50k: missed ({part['metrics']['energy_mae_kcal_mol']:.2f} > 1.5 kcal/mol). The run "
+                     f"was capped at {QM9_TIME_S[50000]} s ({part['epochs']} epochs over 50k molecules on 2 CPU "
+                     "cores); ANI-style models reach ~1 kcal/mol on QM9 only after hundreds of epochs (hours on a "
+                     "GPU). The learning curve still shows the expected decrease with data.")
+    else:
+        notes.append("- QM9 50k: goal met.")
+    return notes
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--data-only", action="store_true")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=PARTS + ["report", "data"], help="run one part (default: all)")
     args = parser.parse_args()
-    if args.data_only:
+    todo = PARTS if args.part is None else ([] if args.part in ("report", "data") else [args.part])
+    if args.part == "data":
         print(ethanol_dataset())
+    for name in todo:
+        print(f"== {name}", flush=True)
+        if name.startswith("ethanol-"):
+            run_ethanol(name.split("-", 1)[1])
+        else:
+            run_qm9(int(name.split("-", 1)[1]))
+        write_report()
+    if args.part in (None, "report"):
+        write_report()

@@ -5,6 +5,12 @@
 import io as _io
 import os as _os
 
+import openmm as _openmm
+
+
+class ModelFileNotFoundError(FileNotFoundError, _openmm.OpenMMException):
+    """A model file that does not exist: both a FileNotFoundError and an openmm.OpenMMException."""
+
 def _model_argument(args):
     """Turn the first constructor argument (path, os.PathLike, bytes or a torch.jit.ScriptModule) into what C++ takes."""
     if not args:
@@ -14,7 +20,7 @@ def _model_argument(args):
         model = _os.fspath(model)
     if isinstance(model, str):
         if not _os.path.exists(model):
-            raise FileNotFoundError(f"NNForce: no model file at {model!r}; pass the path of a TorchScript file written by "
+            raise ModelFileNotFoundError(f"NNForce: no model file at {model!r}; pass the path of a TorchScript file written by "
                                     "torch.jit.save, or the scripted module itself.")
     elif isinstance(model, (bytes, bytearray, memoryview)):
         model = bytes(model)
@@ -63,6 +69,7 @@ static bool isNumpyAvailable() {
 
 namespace std {
     %template(_IntVector) vector<int>;
+    %template(_DoubleVector) vector<double>;
     %template(_StringMap) map<string, string>;
 }
 
@@ -141,9 +148,11 @@ namespace std {
 
     def __setstate__(self, state):
         import openmm
-        force = NNForce.cast(openmm.XmlSerializer.deserialize(state))
+        restored = openmm.XmlSerializer.deserialize(state)  # keeps the C++ object alive while we read it
+        force = NNForce.cast(restored)
         self.__init__(force.getModelBytes())
         _copy_settings(force, self)
+        del force, restored
 
     def __copy__(self):
         return self.__deepcopy__(None)

@@ -159,7 +159,8 @@ class ANI(torch.nn.Module):
     def species(self, atomic_numbers: Tensor) -> Tensor:
         if bool((atomic_numbers < 0).any()) or bool((atomic_numbers > 118).any()):
             raise ValueError("atomic_numbers must lie in 1..118")
-        species = self.species_of_z.index_select(0, atomic_numbers)
+        # .long(): a host that casts every buffer to its float dtype (libtorch's Module::to does) must not break us
+        species = self.species_of_z.long().index_select(0, atomic_numbers.long())
         if bool((species < 0).any()):
             raise ValueError(f"this ANI model only knows the elements with atomic numbers {self.elements}")
         return species
@@ -231,7 +232,7 @@ class ANI(torch.nn.Module):
             terms = 2.0 * radius_term.unsqueeze(2).unsqueeze(4) * angle_term.unsqueeze(1).unsqueeze(3)
             terms = terms.reshape(-1, self.angular_length) * (fc1 * fc2).unsqueeze(1)
             owner = centre.index_select(0, first)
-            block = self.pair_index[species.index_select(0, other.index_select(0, first)),
+            block = self.pair_index.long()[species.index_select(0, other.index_select(0, first)),
                                     species.index_select(0, other.index_select(0, second))]
             columns = torch.arange(self.angular_length, device=positions.device)
             rows = (owner * angular_width + block * self.angular_length).unsqueeze(1) + columns

@@ -1,0 +1,112 @@
+"""Markov state models on discrete trajectories (deeptime): counts, reversible MLE, implied timescales,
+Chapman-Kolmogorov test and PCCA+ metastable sets.
+
+Lags are in frames of the discrete trajectories (multiply by the saved-frame interval, times the
+featurization stride, for physical time). The MSM lives on the largest connected set of states; the maps
+between cluster ids and MSM states are kept (``active_set``) so results can be reported per cluster.
+"""
+import numpy as np
+
+__all__ = ["MSM", "estimate_msm", "implied_timescales", "ck_test", "check_dtrajs"]
+
+
+def check_dtrajs(dtrajs, lag):
+    """Validate discrete trajectories for a lag; return them as a list of int32 arrays."""
+    if isinstance(dtrajs, np.ndarray) and dtrajs.ndim == 1:
+        dtrajs = [dtrajs]
+    dtrajs = [np.asarray(d, dtype=np.int32) for d in dtrajs]
+    if not dtrajs or all(len(d) == 0 for d in dtrajs):
+        raise ValueError("no discrete trajectories given")
+    if int(lag) != lag or lag < 1:
+        raise ValueError(f"MSM lag must be a positive integer number of frames, got {lag!r}")
+    longest = max(len(d) for d in dtrajs)
+    if lag >= longest:
+        raise ValueError(f"MSM lag {lag} frames is not shorter than the longest trajectory ({longest} frames): "
+                         "there are no transitions to count; use a lag below the trajectory length")
+    if any(d.min() < 0 for d in dtrajs if len(d)):
+        raise ValueError("discrete trajectories contain negative states (e.g. HDBSCAN noise, -1); "
+                         "drop or reassign those frames before building an MSM")
+    return dtrajs
+
+
+class MSM:
+    """A reversible (or not) maximum-likelihood MSM at one lag.
+
+    Attributes: ``lag``, ``transition_matrix`` (active states), ``stationary_distribution``, ``active_set``
+    (cluster ids of the active states), ``count_matrix`` (all clusters, sliding window), ``timescales(k)``
+    (frames), ``model`` (the deeptime MarkovStateModel).
+    """
+
+    def __init__(self, dtrajs, lag, reversible=True, n_states=None):
+        from deeptime.markov import TransitionCountEstimator
+        from deeptime.markov.msm import MaximumLikelihoodMSM
+
+        self.dtrajs = check_dtrajs(dtrajs, lag)
+        self.lag, self.reversible = int(lag), bool(reversible)
+        n_states = n_states or int(max(d.max() for d in self.dtrajs if len(d)) + 1)
+        counts = TransitionCountEstimator(self.lag, "sliding", n_states=n_states).fit_fetch(self.dtrajs)
+        self.count_matrix = np.asarray(counts.count_matrix)
+        sub = counts.submodel_largest()
+        self.active_set = np.asarray(sub.state_symbols)
+        self.model = MaximumLikelihoodMSM(reversible=self.reversible, lagtime=self.lag).fit_fetch(sub)
+        self.transition_matrix = self.model.transition_matrix
+        self.stationary_distribution = self.model.stationary_distribution
+        self.n_clusters = n_states
+        self.active_fraction = float(self.count_matrix[np.ix_(self.active_set, self.active_set)].sum()
+                                     / max(self.count_matrix.sum(), 1))
+
+    def timescales(self, k=None):
+        """Implied timescales (frames) of the slowest ``k`` processes."""
+        return np.asarray(self.model.timescales(k))
+
+    def cluster_populations(self):
+        """Stationary probability per cluster id (0 for clusters outside the active set)."""
+        pop = np.zeros(self.n_clusters)
+        pop[self.active_set] = self.stationary_distribution
+        return pop
+
+    def pcca(self, n_sets):
+        """PCCA+ into ``n_sets`` metastable sets. Returns a dict with ``memberships`` (active states x sets),
+        ``assignment`` (set per cluster id, -1 outside the active set) and ``populations`` (per set)."""
+        n_active = len(self.active_set)
+        if n_sets < 2 or n_sets > n_active:
+            raise ValueError(f"PCCA+ needs 2 <= n_sets <= number of active states ({n_active}); got {n_sets}")
+        model = self.model.pcca(n_sets)
+        assignment = np.full(self.n_clusters, -1, dtype=np.int32)
+        assignment[self.active_set] = model.assignments
+        populations = np.array([self.stationary_distribution[model.assignments == s].sum() for s in range(n_sets)])
+        return {"memberships": model.memberships, "assignment": assignment, "populations": populations,
+                "model": model}
+
+
+def estimate_msm(dtrajs, lag, reversible=True, n_states=None):
+    return MSM(dtrajs, lag, reversible=reversible, n_states=n_states)
+
+
+def implied_timescales(dtrajs, lags, n_its=5, reversible=True):
+    """Implied timescales (frames) for each lag: array (len(lags), n_its), NaN where a model has fewer."""
+    lags = [int(l) for l in lags]
+    dtrajs = check_dtrajs(dtrajs, max(lags))
+    n_states = int(max(d.max() for d in dtrajs) + 1)
+    out = np.full((len(lags), n_its), np.nan)
+    for i, lag in enumerate(lags):
+        ts = MSM(dtrajs, lag, reversible=reversible, n_states=n_states).timescales(n_its)
+        out[i, :len(ts)] = ts
+    return np.asarray(lags), out
+
+
+def ck_test(dtrajs, lag, n_sets, mlags=5, reversible=True):
+    """Chapman-Kolmogorov test for PCCA+ sets: predictions of the lag-``lag`` model vs models estimated at
+    k*lag (k = 1..mlags-1). Returns (lagtimes, predictions, estimates), each (mlags, n_sets, n_sets)."""
+    dtrajs = check_dtrajs(dtrajs, lag * (mlags - 1))
+    n_states = int(max(d.max() for d in dtrajs) + 1)
+    base = MSM(dtrajs, lag, reversible=reversible, n_states=n_states)
+    models = [base.model]
+    for k in range(2, mlags):
+        m = MSM(dtrajs, lag * k, reversible=reversible, n_states=n_states)
+        if not np.array_equal(m.active_set, base.active_set):
+            raise ValueError(f"CK test: the active set at lag {lag * k} differs from the one at lag {lag}; "
+                             "use fewer clusters, a smaller lag or more data")
+        models.append(m.model)
+    result = base.model.ck_test(models, n_sets)
+    return np.asarray(result.lagtimes), np.asarray(result.predictions), np.asarray(result.estimates)

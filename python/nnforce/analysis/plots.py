@@ -1,0 +1,128 @@
+"""Matplotlib figures (Agg backend, written atomically as PNG): free-energy surfaces, implied timescales,
+populations, feature time series, CK test."""
+import numpy as np
+
+from .._io import atomic_save
+
+__all__ = ["free_energy", "plot_free_energy", "plot_phi_psi", "plot_timescales", "plot_populations",
+           "plot_time_series", "plot_ck_test", "KB_KJ_MOL_K"]
+
+KB_KJ_MOL_K = 0.0083144626  # Boltzmann constant, kJ/(mol K)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path, dpi=110):
+    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight"))
+    _pyplot().close(fig)
+    return path
+
+
+def free_energy(x, y, bins=60, temperature_k=300.0, weights=None, range_=None):
+    """-kT ln p on a 2-D histogram (kJ/mol), shifted so the minimum is 0; empty bins are NaN.
+    Returns (F, x_edges, y_edges)."""
+    x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError("free energy: x and y must be non-empty and of equal length")
+    hist, xe, ye = np.histogram2d(x, y, bins=bins, weights=weights, range=range_, density=True)
+    with np.errstate(divide="ignore"):
+        energy = -KB_KJ_MOL_K * temperature_k * np.log(hist)
+    energy[~np.isfinite(energy)] = np.nan
+    energy -= np.nanmin(energy)
+    return energy, xe, ye
+
+
+def plot_free_energy(path, x, y, xlabel="x", ylabel="y", title=None, bins=60, temperature_k=300.0, weights=None,
+                     range_=None, vmax_kj_mol=None, points=None):
+    """Free-energy surface -kT ln p(x, y) as a filled contour plot; ``points`` (n, 2) are overlaid (centers)."""
+    plt = _pyplot()
+    energy, xe, ye = free_energy(x, y, bins, temperature_k, weights, range_)
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    xc, yc = (xe[:-1] + xe[1:]) / 2, (ye[:-1] + ye[1:]) / 2
+    vmax = vmax_kj_mol or np.nanpercentile(energy, 99) or 1.0
+    filled = np.where(np.isnan(energy), vmax, np.minimum(energy, vmax))
+    cs = ax.contourf(xc, yc, filled.T, levels=np.linspace(0, vmax, 21), cmap="viridis")
+    ax.contour(xc, yc, filled.T, levels=np.linspace(0, vmax, 11), colors="k", linewidths=0.3, alpha=0.5)
+    fig.colorbar(cs, ax=ax, label="free energy (kJ/mol)")
+    if points is not None and len(points):
+        points = np.asarray(points)
+        ax.scatter(points[:, 0], points[:, 1], s=8, c="white", edgecolors="k", linewidths=0.4)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or f"-kT ln p, T = {temperature_k:g} K")
+    return _save(fig, path)
+
+
+def plot_phi_psi(path, phi_rad, psi_rad, temperature_k=300.0, bins=72, title=None):
+    """Ramachandran free-energy surface from phi/psi in radians (plotted in degrees, -180..180)."""
+    return plot_free_energy(path, np.degrees(phi_rad), np.degrees(psi_rad), xlabel="phi (deg)", ylabel="psi (deg)",
+                            title=title or f"phi/psi free energy, T = {temperature_k:g} K", bins=bins,
+                            temperature_k=temperature_k, range_=[[-180, 180], [-180, 180]])
+
+
+def plot_timescales(path, lags, timescales, dt=1.0, unit="frames"):
+    """Implied timescales vs lag (log scale) with the lag = timescale line (below it: not resolvable)."""
+    plt = _pyplot()
+    lags = np.asarray(lags, dtype=float) * dt
+    fig, ax = plt.subplots(figsize=(5.2, 4.0))
+    for k in range(timescales.shape[1]):
+        ax.plot(lags, timescales[:, k] * dt, "o-", ms=3, label=f"process {k + 1}")
+    ax.fill_between(lags, 1e-12, lags, color="0.8", label="timescale < lag")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"lag ({unit})")
+    ax.set_ylabel(f"implied timescale ({unit})")
+    finite = timescales[np.isfinite(timescales)] * dt
+    if finite.size:
+        ax.set_ylim(max(min(finite.min(), lags.min()) / 2, 1e-12), finite.max() * 2)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_populations(path, populations, xlabel="cluster", title="stationary populations", log=False):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.0, min(12.0, 0.08 * len(populations) + 3)), 3.4))
+    ax.bar(np.arange(len(populations)), populations, color="tab:blue")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("population")
+    if log:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_time_series(path, series, labels, dt=1.0, unit="frames", max_series=6):
+    """Up to ``max_series`` columns of one trajectory's features against time, stacked."""
+    plt = _pyplot()
+    series = np.asarray(series)
+    n = min(series.shape[1], max_series)
+    fig, axes = plt.subplots(n, 1, figsize=(6.5, 1.3 * n + 0.6), sharex=True, squeeze=False)
+    t = np.arange(len(series)) * dt
+    for k in range(n):
+        axes[k, 0].plot(t, series[:, k], lw=0.6)
+        axes[k, 0].set_ylabel(labels[k], fontsize=7, rotation=0, ha="right", va="center")
+    axes[-1, 0].set_xlabel(f"time ({unit})")
+    return _save(fig, path)
+
+
+def plot_ck_test(path, lagtimes, predictions, estimates, dt=1.0, unit="frames"):
+    """Chapman-Kolmogorov test: P(set j | set i) after k*lag, model prediction (line) vs estimate (dots)."""
+    plt = _pyplot()
+    n = predictions.shape[1]
+    fig, axes = plt.subplots(n, n, figsize=(2.0 * n + 1, 1.8 * n + 0.6), sharex=True, sharey=True, squeeze=False)
+    t = np.asarray(lagtimes) * dt
+    for i in range(n):
+        for j in range(n):
+            axes[i, j].plot(t, predictions[:, i, j], "-", color="tab:blue", label="MSM")
+            axes[i, j].plot(t, estimates[:, i, j], "o", ms=3, color="tab:orange", label="estimate")
+            axes[i, j].set_ylim(-0.05, 1.05)
+            axes[i, j].set_title(f"{i} -> {j}", fontsize=8)
+    axes[0, 0].legend(fontsize=6)
+    axes[-1, 0].set_xlabel(f"time ({unit})")
+    return _save(fig, path)
