@@ -10,7 +10,7 @@ from ._version import __version__
 
 _PACKAGE_DIR = _os.path.dirname(_os.path.abspath(__file__))
 _PLUGIN_DIR = _os.path.join(_PACKAGE_DIR, "lib", "plugins")
-_PLUGIN_NAMES = ("NNForce", "NNForceException")
+_PLUGIN_NAMES = ("NNForce", "neighbor_pairs")
 _load_error = None
 
 
@@ -43,6 +43,7 @@ def _load_plugin():
     from . import plugin as _plugin
 
     globals()["NNForce"] = _plugin.NNForce
+    globals()["neighbor_pairs"] = _plugin.neighbor_pairs
     return None
 
 

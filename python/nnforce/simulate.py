@@ -45,7 +45,7 @@ CSV_COLUMNS = ("step", "time_ps", "potential_kj_mol", "kinetic_kj_mol", "total_k
                "ns_per_day")
 # config fields that change the trajectory: a resume must not silently change them
 _DYNAMICS_FIELDS = ("integrator", "temperature_k", "friction_per_ps", "timestep_fs", "seed", "equilibration_steps",
-                    "minimize", "platform", "precision", "lambda_ml", "constraints")
+                    "minimize", "platform", "precision", "lambda_ml", "constraints", "mm_cutoff_nm", "forcefield")
 
 
 @dataclass
@@ -78,9 +78,11 @@ class SimulationConfig:
     forcefield: Optional[List[str]] = None  # MM force field XML files: ML/MM with ml_atoms
     ml_atoms: Any = None              # indices, "0-21,30" or an mdtraj selection ("resname LIG")
     lambda_ml: Optional[float] = None
-    constraints: str = "none"         # MM constraints for ML/MM: none, hbonds
+    constraints: str = "none"         # MM constraints for ML/MM: none, hbonds (never inside the ML region)
+    mm_cutoff_nm: float = 1.0         # MM nonbonded cutoff (PME when the structure has a box)
     neighbor_cutoff_nm: Optional[float] = None  # NNForce neighbor list; None = from the model if it has one
     neighbor_skin_nm: float = 0.0
+    threads: Optional[int] = None     # torch intra-op threads (torch.set_num_threads); None = torch's default
 
     def __post_init__(self):
         name = str(self.integrator).lower()
@@ -289,20 +291,31 @@ def build_system(config, topology, info):
         return system
     ml_atoms = parse_atom_selection(config.ml_atoms, topology)
     check_elements(info["elements"], atomic_numbers_of(topology, ml_atoms), "the ML region")
-    for name in config.forcefield:
-        if os.path.sep in name and not os.path.isfile(name):
-            raise FileNotFoundError(f"force field file not found: {name}")
     try:
         forcefield = app.ForceField(*config.forcefield)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
+        if "locate" in str(error) or isinstance(error, OSError):
+            raise FileNotFoundError(f"force field file not found ({error}); give a path or one of OpenMM's "
+                                    "bundled files such as amber14-all.xml, amber14/tip3p.xml") from None
         raise ValueError(f"could not load force field {config.forcefield}: {error}") from None
     periodic = topology.getPeriodicBoxVectors() is not None
     system = forcefield.createSystem(
-        topology, nonbondedMethod=app.PME if periodic else app.NoCutoff, nonbondedCutoff=1.0 * unit.nanometer,
+        topology, nonbondedMethod=app.PME if periodic else app.NoCutoff,
+        nonbondedCutoff=config.mm_cutoff_nm * unit.nanometer,
         constraints=app.HBonds if config.constraints == "hbonds" else None, rigidWater=True)
+    # the model describes the ML region's bonds: drop constraints between two ML atoms (rigid ML waters, H bonds)
+    inside = set(ml_atoms)
+    for index in reversed(range(system.getNumConstraints())):
+        p, q, _ = system.getConstraintParameters(index)
+        if p in inside and q in inside:
+            system.removeConstraint(index)
     from .mlmm import create_mlmm_system  # the ML/MM helper lives with the plugin's Python layer
 
-    return create_mlmm_system(system, topology, ml_atoms, info["bytes"], lambda_ml=config.lambda_ml)
+    cutoff = config.neighbor_cutoff_nm if config.neighbor_cutoff_nm is not None else info["cutoff_nm"]
+    return create_mlmm_system(
+        system, topology, ml_atoms, info["bytes"], lambda_ml=config.lambda_ml,
+        neighbor_cutoff_nm=cutoff if "neighbors" in info["arguments"] else None,
+        neighbor_skin_nm=config.neighbor_skin_nm)
 
 
 def get_platform(name=None, precision=None):
@@ -417,17 +430,54 @@ class _TrajectoryWriter:
                                         "which is missing")
             self._open(append=False)
             return
-        import mdtraj
-
-        present = len(mdtraj.open(self.path)) if self.format == ".dcd" else self._count_xtc()
+        present = self._count_dcd() if self.format == ".dcd" else self._count_xtc()
         if present < frames_kept:
             raise ValueError(f"resume: {self.path} has {present} frames but the checkpoint expects {frames_kept}; "
                              "start again without --resume")
         if present > frames_kept:  # frames written after the checkpoint: drop them, they will be recomputed
-            trajectory = mdtraj.load(self.path, top=mdtraj.Topology.from_openmm(self.topology))[:frames_kept]
-            atomic_save(self.path, trajectory.save)
+            if self.format == ".dcd":
+                self._truncate_dcd(present, frames_kept)
+            else:
+                import mdtraj
+
+                trajectory = mdtraj.load(self.path, top=mdtraj.Topology.from_openmm(self.topology))[:frames_kept]
+                atomic_save(self.path, trajectory.save)
         self.frames = frames_kept
         self._open(append=True)
+
+    def _count_dcd(self):
+        import struct
+
+        with open(self.path, "rb") as handle:
+            header = handle.read(12)
+        if len(header) < 12 or header[4:8] != b"CORD":
+            raise ValueError(f"resume: {self.path} is not a DCD file")
+        return struct.unpack("<i", header[8:12])[0]  # NSET, kept current by openmm.app.DCDFile
+
+    def _truncate_dcd(self, present, frames):
+        """Keep the first ``frames`` frames of a DCD (fixed-size frames after the header), atomically."""
+        import struct
+
+        size = os.path.getsize(self.path)
+        with open(self.path, "rb") as source:
+            head = source.read(96)
+            header = 112 + struct.unpack("<i", head[92:96])[0]  # 92-byte block, title block, atom-count block
+            frame = (size - header) // present
+            if frame <= 0 or header + frame * present != size:
+                raise ValueError(f"resume: {self.path} is not a complete DCD file; start again without --resume")
+            first, interval = struct.unpack("<ii", head[12:20])
+            source.seek(0)
+            with atomic_write(self.path, "wb") as target:
+                remaining = header + frame * frames
+                while remaining > 0:
+                    chunk = source.read(min(remaining, 1 << 24))
+                    target.write(chunk)
+                    remaining -= len(chunk)
+                target.seek(8)
+                target.write(struct.pack("<i", frames))
+                target.seek(20)
+                target.write(struct.pack("<i", first + (frames - 1) * interval))
+                target.seek(0, os.SEEK_END)
 
     def _count_xtc(self):
         import mdtraj
@@ -455,7 +505,8 @@ def _fingerprint(config, info, num_atoms):
     values = {name: getattr(config, name) for name in _DYNAMICS_FIELDS}
     values["model_sha256"] = info["sha256"]
     values["num_atoms"] = num_atoms
-    return values
+    values["ml_atoms"] = config.ml_atoms if isinstance(config.ml_atoms, (str, type(None))) else list(config.ml_atoms)
+    return json.loads(json.dumps(values))  # as it will read back from checkpoint.json
 
 
 def _write_json(path, data):
@@ -492,6 +543,12 @@ def run(config: SimulationConfig, system=None) -> Dict[str, Any]:
     from openmm import app, unit
 
     platform, properties = get_platform(config.platform, config.precision)
+    if config.threads is not None:
+        import torch
+
+        if int(config.threads) < 1:
+            raise ValueError(f"threads must be >= 1, got {config.threads}")
+        torch.set_num_threads(int(config.threads))  # the plugin evaluates the model in this process's libtorch
     topology, positions = load_structure(config)
     if system is None:
         info = inspect_model(config.model)
@@ -516,6 +573,7 @@ def run(config: SimulationConfig, system=None) -> Dict[str, Any]:
     total = equilibration + int(config.steps)
     dt_ps = config.timestep_fs / 1000.0
     dof = degrees_of_freedom(system)
+    periodic = system.usesPeriodicBoundaryConditions()  # (OpenMM would wrap even a non-periodic system's atoms)
     kb = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin)
     log = _EnergyLog(csv_path)
     trajectory = None
@@ -612,7 +670,7 @@ def run(config: SimulationConfig, system=None) -> Dict[str, Any]:
                 if (step - equilibration) % config.report_interval == 0 or step == total:
                     report(step, speed)
                 if trajectory is not None and (step - equilibration) % config.trajectory_interval == 0:
-                    trajectory.write(context.getState(getPositions=True, enforcePeriodicBox=True))
+                    trajectory.write(context.getState(getPositions=True, enforcePeriodicBox=periodic))
             if config.checkpoint_interval and step % config.checkpoint_interval == 0:
                 save_checkpoint(step)
         save_checkpoint(step)
@@ -622,7 +680,7 @@ def run(config: SimulationConfig, system=None) -> Dict[str, Any]:
             trajectory.close()
         log.flush()
 
-    state = context.getState(getPositions=True, getEnergy=True, enforcePeriodicBox=system.usesPeriodicBoundaryConditions())
+    state = context.getState(getPositions=True, getEnergy=True, enforcePeriodicBox=periodic)
     final_pdb = os.path.join(output_dir, "final.pdb")
     with atomic_write(final_pdb, "w") as handle:
         app.PDBFile.writeFile(topology, state.getPositions(), handle, keepIds=True)
@@ -682,8 +740,11 @@ def register(subparsers):
     parser.add_argument("--ml-atoms", default=None, help='ML/MM region: "0-21,30" or an mdtraj selection')
     parser.add_argument("--lambda-ml", type=float, default=None, help="ML/MM coupling (default: full ML)")
     parser.add_argument("--constraints", default="none", choices=("none", "hbonds"), help="MM constraints (ML/MM)")
+    parser.add_argument("--mm-cutoff", type=float, default=1.0, help="MM nonbonded cutoff, nm (ML/MM; default 1.0)")
     parser.add_argument("--neighbor-cutoff", type=float, default=None, help="NNForce neighbor list cutoff, nm")
     parser.add_argument("--neighbor-skin", type=float, default=0.0, help="neighbor list skin, nm")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for the model (default: torch's; 1 is often fastest on busy CPUs)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_main)
     return parser
@@ -698,8 +759,8 @@ def _main(args):
         trajectory=None if args.trajectory.lower() == "none" else args.trajectory,
         trajectory_interval=args.trajectory_interval, checkpoint_interval=args.checkpoint_interval,
         resume=args.resume, progress=not args.no_progress, forcefield=args.forcefield, ml_atoms=args.ml_atoms,
-        lambda_ml=args.lambda_ml, constraints=args.constraints, neighbor_cutoff_nm=args.neighbor_cutoff,
-        neighbor_skin_nm=args.neighbor_skin)
+        lambda_ml=args.lambda_ml, constraints=args.constraints, mm_cutoff_nm=args.mm_cutoff, neighbor_cutoff_nm=args.neighbor_cutoff,
+        neighbor_skin_nm=args.neighbor_skin, threads=args.threads)
     result = run(config)
     print(f"{result['final_step']} steps ({result['time_ps']:.3f} ps) on {result['platform']}: "
           f"{result['ns_per_day']:.3g} ns/day; final potential {result['final_potential_kj_mol']:.4f} kJ/mol")

@@ -35,8 +35,9 @@ def box_vectors(lengths, angles_deg):
 def minimum_image(vectors, box):
     """Apply the minimum-image convention to difference vectors (F, P, 3) given boxes (F, 3, 3) or None.
 
-    Orthorhombic boxes are exact. Triclinic boxes use the reduced-box sequence (subtract c, then b, then a)
-    as OpenMM does, which is exact for vectors shorter than half the smallest box width.
+    Exact for orthorhombic and triclinic boxes: triclinic vectors get the reduced-box pass (subtract c, then
+    b, then a, as OpenMM does) and those still longer than half the smallest box width are compared against
+    their 26 neighbouring images.
     """
     if box is None:
         return vectors
@@ -56,6 +57,27 @@ def _minimum_image_components(d, box):
         shift = np.rint(d[axis] / box[:, axis, axis][:, None])
         for k in range(axis + 1):
             d[k] -= shift * box[:, axis, k][:, None]
+    # The reduced-box pass is exact only for vectors shorter than half the smallest box width; check the
+    # neighbouring images of the rest so the result is the true minimum image (as MDAnalysis does).
+    widths = np.abs(box[:, [0, 1, 2], [0, 1, 2]]).min(axis=1)[:, None]
+    long = _dot(d, d) > (0.5 * widths) ** 2
+    if not np.any(long):
+        return
+    frames, pairs = np.nonzero(long)
+    v = d[:, frames, pairs]  # (3, L)
+    b = box[frames]  # (L, 3, 3)
+    best = v.copy()
+    best_len = _dot(v, v)
+    for i, j, k in np.ndindex(3, 3, 3):
+        if (i, j, k) == (1, 1, 1):
+            continue
+        shift = (i - 1) * b[:, 0] + (j - 1) * b[:, 1] + (k - 1) * b[:, 2]  # (L, 3)
+        cand = v + shift.T
+        length = _dot(cand, cand)
+        better = length < best_len
+        best[:, better] = cand[:, better]
+        best_len = np.where(better, length, best_len)
+    d[:, frames, pairs] = best
 
 
 def _components(xyz, index):

@@ -27,10 +27,25 @@ class _Frames:
     def __init__(self, traj):
         self.traj = traj
         self.xyz = traj.xyz
-        if traj.unitcell_lengths is not None and traj.unitcell_angles is not None:
-            self.box = _geometry.box_vectors(traj.unitcell_lengths, traj.unitcell_angles).astype(traj.xyz.dtype)
-        else:
-            self.box = None
+        self._lengths, self._angles = traj.unitcell_lengths, traj.unitcell_angles
+        self._box = False
+
+    @property
+    def box(self):
+        """Box vectors (F, 3, 3) or None; built on first use, validated."""
+        if self._box is False:
+            if self._lengths is None or self._angles is None:
+                self._box = None
+            else:
+                box = _geometry.box_vectors(self._lengths, self._angles)
+                bad = ~np.all(np.isfinite(box), axis=(1, 2)) | (np.abs(np.linalg.det(box)) < 1e-9)
+                if np.any(bad):
+                    raise ValueError(f"invalid unit cell in {int(bad.sum())} frame(s) (first: frame {int(np.argmax(bad))}, "
+                                     f"lengths {self._lengths[np.argmax(bad)]}, angles {self._angles[np.argmax(bad)]}); "
+                                     "the file's box is unreadable or degenerate. Use periodic=False for features of "
+                                     "whole molecules, or fix the box in the trajectory")
+                self._box = box.astype(self.xyz.dtype)
+        return self._box
 
 
 def _select(topology, selection, what):

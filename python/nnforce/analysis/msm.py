@@ -57,7 +57,7 @@ class MSM:
 
     def timescales(self, k=None):
         """Implied timescales (frames) of the slowest ``k`` processes."""
-        return np.asarray(self.model.timescales(k))
+        return np.real(np.asarray(self.model.timescales(k)))
 
     def cluster_populations(self):
         """Stationary probability per cluster id (0 for clusters outside the active set)."""

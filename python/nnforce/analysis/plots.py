@@ -46,10 +46,12 @@ def plot_free_energy(path, x, y, xlabel="x", ylabel="y", title=None, bins=60, te
     energy, xe, ye = free_energy(x, y, bins, temperature_k, weights, range_)
     fig, ax = plt.subplots(figsize=(5.2, 4.2))
     xc, yc = (xe[:-1] + xe[1:]) / 2, (ye[:-1] + ye[1:]) / 2
-    vmax = vmax_kj_mol or np.nanpercentile(energy, 99) or 1.0
-    filled = np.where(np.isnan(energy), vmax, np.minimum(energy, vmax))
-    cs = ax.contourf(xc, yc, filled.T, levels=np.linspace(0, vmax, 21), cmap="viridis")
-    ax.contour(xc, yc, filled.T, levels=np.linspace(0, vmax, 11), colors="k", linewidths=0.3, alpha=0.5)
+    vmax = float(vmax_kj_mol or np.ceil(np.nanpercentile(energy, 99)) or 1.0)
+    shown = np.minimum(energy, vmax)  # empty bins stay NaN and are left blank
+    cs = ax.contourf(xc, yc, shown.T, levels=np.linspace(0, vmax, 21), cmap="viridis")
+    ax.contour(xc, yc, shown.T, levels=np.linspace(0, vmax, 11), colors="k", linewidths=0.3, alpha=0.5)
+    ax.set_xlim(xe[0], xe[-1])
+    ax.set_ylim(ye[0], ye[-1])
     fig.colorbar(cs, ax=ax, label="free energy (kJ/mol)")
     if points is not None and len(points):
         points = np.asarray(points)

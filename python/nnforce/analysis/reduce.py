@@ -274,9 +274,11 @@ class TICA(_Reducer):
         if self.scaling in ("kinetic_map", "km"):
             vectors = vectors * eigenvalues
         elif self.scaling == "commute_map":
-            # deeptime's regularized commute map: sqrt(timescale / 2) with timescales from |lambda|
-            reg = np.sqrt(np.maximum(self.timescales / 2, 0))
-            vectors = vectors * reg
+            # commute map (Noe, Banisch & Clementi 2016): scale by sqrt(t/2), with processes faster than the
+            # lag damped smoothly (their section 2.5); t counted as 1 + timescale like deeptime, so the two agree
+            t = 1.0 + self.timescales
+            damped = 0.5 * t * np.maximum(np.tanh(np.pi * (t - self.lag) / self.lag + 1), 0)
+            vectors = vectors * np.sqrt(damped / 2)
         self.mean, self.components = mean, vectors
         self.c00, self.c0t = c00, c0t
 

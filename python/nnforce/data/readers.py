@@ -234,11 +234,20 @@ def read_qm9(target="U0", max_molecules=None, cache_dir=None):
     key = hashlib.sha256("|".join(f"{os.path.basename(p)}:{os.path.getsize(p)}" for p in parts).encode()).hexdigest()
     cache_dir = cache_dir or os.environ.get("NNFORCE_CACHE") or os.path.expanduser("~/.cache/nnforce")
     cache = os.path.join(cache_dir, f"qm9_{key[:16]}.npz")
-    if not os.path.exists(cache):
+    if os.path.exists(cache):
+        with np.load(cache) as data:
+            z, xyz, offsets, index = data["z"], data["xyz"], data["offsets"], data["index"]
+            energy = data[target]
+    elif max_molecules is not None and int(max_molecules) <= 10000:
+        # a few molecules: parse the head of the first part only (it holds the lowest QM9 indices), no cache
+        arrays = _parse_qm9(parts[:1], None, nrows=int(max_molecules))
+        z, xyz, offsets, index, energy = (arrays["z"], arrays["xyz"], arrays["offsets"], arrays["index"],
+                                          arrays[target])
+    else:
         _parse_qm9(parts, cache)
-    with np.load(cache) as data:
-        z, xyz, offsets, index = data["z"], data["xyz"], data["offsets"], data["index"]
-        energy = data[target]
+        with np.load(cache) as data:
+            z, xyz, offsets, index = data["z"], data["xyz"], data["offsets"], data["index"]
+            energy = data[target]
     dataset = Dataset(z, xyz * length_factor("angstrom"), offsets, energy * energy_factor("hartree"), name=f"qm9-{target}")
     dataset.qm9_index = index
     if max_molecules is not None:
@@ -246,13 +255,13 @@ def read_qm9(target="U0", max_molecules=None, cache_dir=None):
     return dataset
 
 
-def _parse_qm9(parts, cache):
+def _parse_qm9(parts, cache, nrows=None):
     import pandas as pd
 
     from .._io import atomic_write
 
     columns = ["Index", "Elements", "XYZ_Ang"] + list(QM9_TARGETS.values())
-    frame = pd.concat([pd.read_csv(p, usecols=columns) for p in parts], ignore_index=True)
+    frame = pd.concat([pd.read_csv(p, usecols=columns, nrows=nrows) for p in parts], ignore_index=True)
     frame = frame.sort_values("Index", kind="stable")
     z_all, xyz_all, counts = [], [], []
     for elements, xyz in zip(frame["Elements"].values, frame["XYZ_Ang"].values):
@@ -269,6 +278,8 @@ def _parse_qm9(parts, cache):
                   index=frame["Index"].values.astype(np.int64))
     for short, column in QM9_TARGETS.items():
         arrays[short] = frame[column].values.astype(np.float64)
+    if cache is None:
+        return arrays
     import io
 
     buffer = io.BytesIO()

@@ -370,7 +370,7 @@ def _validate(model, val_set, residual, config, var_e, mean_f2):
         with torch.set_grad_enabled(use_forces):
             loss, _, _ = _batch_loss(model, batch, residual[frames], config, var_e, mean_f2)
             energies, forces = _predict(model, batch, use_forces, False)
-        total += float(loss) * len(frames)
+        total += float(loss.detach()) * len(frames)
         count += len(frames)
         errors_e.append(energies.detach().double().numpy() - residual[frames])
         if use_forces:

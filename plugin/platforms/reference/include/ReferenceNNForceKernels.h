@@ -2,6 +2,7 @@
 #define REFERENCE_NNFORCE_KERNELS_H_
 
 #include "NNForceKernels.h"
+#include "NNForceModelBinding.h"
 #include "internal/NNNeighborList.h"
 #include "openmm/Vec3.h"
 #include <torch/script.h>
@@ -9,14 +10,6 @@
 #include <vector>
 
 namespace NNForcePlugin {
-
-/** Where the value of one forward() argument comes from. */
-struct ModelInput {
-    enum Kind { Positions, Box, Neighbors, Shifts, AtomicNumbers, Global, GlobalFloat, PerAtom, Default };
-    Kind kind;
-    int index;           // global parameter or per-atom input index
-    c10::IValue value;   // the default value, for Default
-};
 
 /**
  * Evaluates an NNForce with libtorch on the host, for the Reference platform (float64) and the CPU platform

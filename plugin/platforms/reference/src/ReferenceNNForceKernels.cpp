@@ -16,20 +16,6 @@ static ReferencePlatform::PlatformData& platformData(ContextImpl& context) {
     return *reinterpret_cast<ReferencePlatform::PlatformData*>(context.getPlatformData());
 }
 
-// libtorch's own messages carry a C++ backtrace we do not want in an OpenMMException.
-static string torchMessage(const std::exception& e) {
-    if (auto* error = dynamic_cast<const c10::Error*>(&e))
-        return error->what_without_backtrace();
-    return e.what();
-}
-
-static string join(const vector<string>& names) {
-    string result;
-    for (auto& n : names)
-        result += (result.empty() ? "" : ", ") + n;
-    return result;
-}
-
 void ReferenceCalcNNForceKernel::initialize(const System& system, const NNForce& force) {
     const vector<char>& bytes = force.getModelBytes();
     try {
@@ -44,9 +30,15 @@ void ReferenceCalcNNForceKernel::initialize(const System& system, const NNForce&
     auto precision = force.getProperties().find("precision");
     bool useDouble = precision == force.getProperties().end() ? isReference : precision->second == "double";
     dtype = useDouble ? torch::kFloat64 : torch::kFloat32;
-    module.to(dtype);
-    for (auto parameter : module.parameters())
+    // Convert floating-point parameters and buffers only (Module::to would also turn integer buffers into floats).
+    for (auto parameter : module.parameters()) {
+        if (parameter.is_floating_point() && parameter.scalar_type() != dtype)
+            parameter.set_data(parameter.detach().to(dtype));
         parameter.set_requires_grad(false);  // only gradients with respect to inputs are ever needed
+    }
+    for (auto buffer : module.buffers())
+        if (buffer.is_floating_point() && buffer.scalar_type() != dtype)
+            buffer.set_data(buffer.to(dtype));
 
     periodic = force.usesPeriodicBoundaryConditions();
     outputsForces = force.getOutputsForces();
@@ -73,105 +65,7 @@ void ReferenceCalcNNForceKernel::initialize(const System& system, const NNForce&
 }
 
 void ReferenceCalcNNForceKernel::bindInputs(const NNForce& force) {
-    torch::jit::Method forward = module.get_method("forward");
-    const auto& arguments = forward.function().getSchema().arguments();
-    // What the force provides, by name.
-    vector<string> available = {"positions"};
-    if (periodic)
-        available.push_back("box");
-    if (cutoff > 0) {
-        available.push_back("neighbors");
-        available.push_back("shifts");
-    }
-    if (atomicNumbers.defined())
-        available.push_back("atomic_numbers");
-    for (auto& name : globalNames)
-        available.push_back(name);
-    for (int i = 0; i < force.getNumPerAtomInputs(); i++)
-        available.push_back(force.getPerAtomInputName(i));
-
-    auto isFloatArgument = [](const c10::Argument& argument) {
-        return argument.type()->kind() == c10::TypeKind::FloatType;
-    };
-    inputs.clear();
-    vector<string> unmatched;
-    for (size_t a = 1; a < arguments.size(); a++) {  // arguments[0] is self
-        const c10::Argument& argument = arguments[a];
-        const string& name = argument.name();
-        ModelInput input{ModelInput::Default, -1, c10::IValue()};
-        auto global = find(globalNames.begin(), globalNames.end(), name);
-        if (name == "positions")
-            input.kind = ModelInput::Positions;
-        else if (name == "box" && periodic)
-            input.kind = ModelInput::Box;
-        else if (name == "neighbors" && cutoff > 0)
-            input.kind = ModelInput::Neighbors;
-        else if (name == "shifts" && cutoff > 0)
-            input.kind = ModelInput::Shifts;
-        else if (name == "atomic_numbers" && atomicNumbers.defined())
-            input.kind = ModelInput::AtomicNumbers;
-        else if (global != globalNames.end()) {
-            input.kind = isFloatArgument(argument) ? ModelInput::GlobalFloat : ModelInput::Global;
-            input.index = global - globalNames.begin();
-        }
-        else {
-            int perAtom = -1;
-            for (int i = 0; i < force.getNumPerAtomInputs(); i++)
-                if (force.getPerAtomInputName(i) == name)
-                    perAtom = i;
-            if (perAtom >= 0) {
-                input.kind = ModelInput::PerAtom;
-                input.index = perAtom;
-            }
-            else if (argument.default_value().has_value())
-                input.value = *argument.default_value();
-            else
-                unmatched.push_back(name);
-        }
-        inputs.push_back(input);
-    }
-    int numArguments = arguments.size() - 1;
-    if (!unmatched.empty()) {
-        // openmm-torch's TorchForce convention: forward(positions[, box][, globals...]) by position.
-        int expected = 1 + (periodic ? 1 : 0) + (int) globalNames.size();
-        if (numArguments == expected) {
-            inputs.clear();
-            inputs.push_back({ModelInput::Positions, -1, c10::IValue()});
-            if (periodic)
-                inputs.push_back({ModelInput::Box, -1, c10::IValue()});
-            for (int i = 0; i < (int) globalNames.size(); i++)
-                inputs.push_back({isFloatArgument(arguments[inputs.size() + 1]) ? ModelInput::GlobalFloat : ModelInput::Global, i, c10::IValue()});
-        }
-        else {
-            string hint;
-            const string& missing = unmatched[0];
-            if (missing == "box")
-                hint = " The force is not periodic: call setUsesPeriodicBoundaryConditions(True).";
-            else if (missing == "neighbors" || missing == "shifts")
-                hint = " The force has no neighbor list: call setNeighborList(cutoff_nm).";
-            else if (missing == "atomic_numbers")
-                hint = " Give them with setAtomicNumbers(...).";
-            else
-                hint = " Add it with addGlobalParameter or addPerAtomInput, or name the argument after the model contract. "
-                       "A TorchForce-style model, forward(positions[, box][, globals...]), must take exactly " +
-                       to_string(expected) + " arguments for this force but takes " + to_string(numArguments) + ".";
-            throw OpenMMException("NNForce: the model's forward() needs the argument '" + missing +
-                                  "', which the force does not provide. The force provides: " + join(available) + "." + hint);
-        }
-    }
-    bool takesPositions = false;
-    for (auto& input : inputs)
-        takesPositions |= (input.kind == ModelInput::Positions);
-    if (!takesPositions)
-        throw OpenMMException("NNForce: the model's forward() takes no 'positions' argument; its arguments must include positions.");
-    for (size_t d = 0; d < derivativeNames.size(); d++) {
-        bool bound = false;
-        for (auto& input : inputs)
-            bound |= (input.kind == ModelInput::Global && input.index == derivativeIndex[d]);
-        if (!bound)
-            throw OpenMMException("NNForce: addEnergyParameterDerivative('" + derivativeNames[d] + "') needs the model's forward() "
-                                  "to take '" + derivativeNames[d] + "' as a Tensor argument.");
-    }
+    inputs = bindModelInputs(module, force, periodic, cutoff > 0, atomicNumbers.defined(), globalNames, derivativeNames, derivativeIndex);
 }
 
 void ReferenceCalcNNForceKernel::copyParametersToContext(ContextImpl& context, const NNForce& force) {
@@ -294,32 +188,10 @@ double ReferenceCalcNNForceKernel::execute(ContextImpl& context, bool includeFor
         throw OpenMMException("NNForce: the model raised an error in forward(): " + torchMessage(e));
     }
     torch::Tensor energy, forces;
-    if (outputsForces) {
-        if (!output.isTuple() || output.toTupleRef().elements().size() != 2 ||
-                !output.toTupleRef().elements()[0].isTensor() || !output.toTupleRef().elements()[1].isTensor())
-            throw OpenMMException("NNForce: setOutputsForces(True) requires forward() to return a tuple (energy, forces) of tensors, "
-                                  "but it returned " + output.tagKind() + ".");
-        energy = output.toTupleRef().elements()[0].toTensor();
-        forces = output.toTupleRef().elements()[1].toTensor();
-        if (!forces.is_floating_point() || forces.dim() != 2 || forces.size(0) != numAtoms || forces.size(1) != 3)
-            throw OpenMMException("NNForce: forward() returned forces of shape " + c10::str(forces.sizes()) + " and dtype " +
-                                  string(c10::toString(forces.scalar_type())) + "; expected a floating-point tensor of shape [" +
-                                  to_string(numAtoms) + ", 3] in kJ/mol/nm.");
-    }
-    else {
-        if (!output.isTensor())
-            throw OpenMMException("NNForce: forward() must return the energy as a Tensor but returned " + output.tagKind() +
-                                  (output.isTuple() ? " (for a model returning (energy, forces) call setOutputsForces(True))." : "."));
-        energy = output.toTensor();
-    }
-    if (!energy.is_floating_point() || energy.numel() != 1)
-        throw OpenMMException("NNForce: forward() must return a floating-point scalar energy (kJ/mol), but returned a tensor of shape " +
-                              c10::str(energy.sizes()) + " and dtype " + string(c10::toString(energy.scalar_type())) +
-                              ". Sum per-atom energies with .sum().");
+    unpackModelOutput(output, outputsForces, numAtoms, energy, forces);
     double energyValue = energy.item<double>();
     if (!isfinite(energyValue))
-        throw OpenMMException("NNForce: the model returned a non-finite energy (" + to_string(energyValue) +
-                              "). Check the positions (overlapping atoms?) and the model's inputs.");
+        throw OpenMMException(nonFiniteEnergyMessage(energyValue));
 
     if (includeForces) {
         vector<torch::Tensor> gradients;
@@ -347,8 +219,7 @@ double ReferenceCalcNNForceKernel::execute(ContextImpl& context, bool includeFor
             const double* fp = f.data_ptr<double>();
             for (int i = 0; i < 3 * numAtoms; i++)
                 if (!isfinite(fp[i]))
-                    throw OpenMMException("NNForce: the model produced a non-finite force on atom " + to_string(atoms[i / 3]) +
-                                          ". Check the positions (overlapping atoms?) and the model.");
+                    throw OpenMMException(nonFiniteForceMessage(atoms[i / 3]));
             vector<Vec3>& allForces = *data.forces;
             for (int i = 0; i < numAtoms; i++)
                 allForces[atoms[i]] += Vec3(fp[3 * i], fp[3 * i + 1], fp[3 * i + 2]);

@@ -1,0 +1,546 @@
+#include "CudaNNForceKernels.h"
+#include "openmm/OpenMMException.h"
+#include "openmm/common/ContextSelector.h"
+#include "openmm/internal/ContextImpl.h"
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <sstream>
+
+using namespace NNForcePlugin;
+using namespace OpenMM;
+using namespace std;
+
+namespace {
+
+void checkDriver(CUresult result, const char* what) {
+    if (result != CUDA_SUCCESS) {
+        const char* name = nullptr;
+        cuGetErrorName(result, &name);
+        throw OpenMMException(string("NNForce (CUDA): ") + what + " failed: " + (name != nullptr ? name : "unknown CUDA error"));
+    }
+}
+
+void checkRuntime(cudaError_t result, const char* what) {
+    if (result != cudaSuccess)
+        throw OpenMMException(string("NNForce (CUDA): ") + what + " failed: " + cudaGetErrorString(result));
+}
+
+void checkLaunch(const char* what) {
+    const char* error = cuda::lastLaunchError();
+    if (error[0] != '\0')
+        throw OpenMMException(string("NNForce (CUDA): launching ") + what + " failed: " + error);
+}
+
+/** Makes the device's primary context (libtorch's) current for a scope, then restores the previous one. */
+class PrimaryContextScope {
+public:
+    explicit PrimaryContextScope(CUcontext context) {
+        checkDriver(cuCtxPushCurrent(context), "cuCtxPushCurrent");
+    }
+    ~PrimaryContextScope() {
+        CUcontext popped;
+        cuCtxPopCurrent(&popped);
+    }
+};
+
+template <class T> T* pointer(CUdeviceptr p) {
+    return reinterpret_cast<T*>(static_cast<uintptr_t>(p));
+}
+
+string formatNm(double x) {
+    ostringstream out;
+    out << x;
+    return out.str();
+}
+
+} // namespace
+
+CudaCalcNNForceKernel::CudaCalcNNForceKernel(string name, const Platform& platform, CudaContext& cu) : CalcNNForceKernel(name, platform), cu(cu) {
+    checkDriver(cuDevicePrimaryCtxRetain(&primaryContext, cu.getDevice()), "cuDevicePrimaryCtxRetain");
+}
+
+CudaCalcNNForceKernel::~CudaCalcNNForceKernel() {
+    if (primaryContext == nullptr)
+        return;
+    {
+        PrimaryContextScope scope(primaryContext);
+        if (stream)
+            cudaStreamSynchronize(stream->stream());
+        modelGraphs.clear();
+        inputGraph.reset();
+        if (inputsDone != nullptr)
+            cudaEventDestroy(inputsDone);
+        if (modelDone != nullptr)
+            cudaEventDestroy(modelDone);
+        if (pinned != nullptr)
+            cudaFreeHost(pinned);
+    }
+    if (openmmReady != nullptr) {
+        ContextSelector selector(cu);
+        cuEventDestroy(openmmReady);
+    }
+    cuDevicePrimaryCtxRelease(cu.getDevice());
+}
+
+torch::TensorOptions CudaCalcNNForceKernel::realOptions() const {
+    return torch::TensorOptions().device(device).dtype(dtype);
+}
+
+void CudaCalcNNForceKernel::initialize(const System& system, const NNForce& force) {
+    // Properties (names and values checked by NNForce::setProperty; their combination here).
+    const auto& properties = force.getProperties();
+    auto property = [&](const string& key) {
+        auto found = properties.find(key);
+        return found == properties.end() ? string() : found->second;
+    };
+    string graphs = property("useCUDAGraphs");
+    if (graphs == "true" || graphs == "True" || graphs == "1")
+        useGraphs = true;
+    else if (graphs.empty() || graphs == "false" || graphs == "False" || graphs == "0")
+        useGraphs = false;
+    else
+        throw OpenMMException("NNForce: the property useCUDAGraphs must be \"true\" or \"false\", not \"" + graphs + "\".");
+    string warmup = property("CUDAGraphWarmupSteps");
+    if (!warmup.empty()) {
+        try {
+            size_t used;
+            warmupSteps = stoi(warmup, &used);
+            if (used != warmup.size())
+                warmupSteps = 0;
+        }
+        catch (const std::exception&) {
+            warmupSteps = 0;
+        }
+        if (warmupSteps < 1)
+            throw OpenMMException("NNForce: the property CUDAGraphWarmupSteps must be an integer >= 1, not \"" + warmup + "\".");
+    }
+    string requested = property("precision");
+    useDouble = requested.empty() ? cu.getUseDoublePrecision() : requested == "double";
+    dtype = useDouble ? torch::kFloat64 : torch::kFloat32;
+    precision = cu.getUseDoublePrecision() ? cuda::OpenMMPrecision::Double
+              : cu.getUseMixedPrecision() ? cuda::OpenMMPrecision::Mixed : cuda::OpenMMPrecision::Single;
+
+    periodic = force.usesPeriodicBoundaryConditions();
+    outputsForces = force.getOutputsForces();
+    atoms = force.getAtoms();
+    if (atoms.empty())
+        for (int i = 0; i < system.getNumParticles(); i++)
+            atoms.push_back(i);
+    numModelAtoms = atoms.size();
+    globalNames.clear();
+    for (int i = 0; i < force.getNumGlobalParameters(); i++)
+        globalNames.push_back(force.getGlobalParameterName(i));
+    derivativeNames.clear();
+    derivativeIndex.clear();
+    for (int i = 0; i < force.getNumEnergyParameterDerivatives(); i++) {
+        derivativeNames.push_back(force.getEnergyParameterDerivativeName(i));
+        derivativeIndex.push_back(find(globalNames.begin(), globalNames.end(), derivativeNames.back()) - globalNames.begin());
+    }
+    cutoff = force.getNeighborListCutoff();
+    skin = force.getNeighborListSkin();
+    capacity = force.getNeighborListCapacity();
+    fixedCapacity = capacity > 0;
+
+    device = torch::Device(torch::kCUDA, (c10::DeviceIndex) cu.getDeviceIndex());
+    PrimaryContextScope scope(primaryContext);
+    c10::cuda::CUDAGuard guard(device);
+    const vector<char>& bytes = force.getModelBytes();
+    try {
+        istringstream in(string(bytes.begin(), bytes.end()));
+        module = torch::jit::load(in, device);
+    }
+    catch (const std::exception& e) {
+        throw OpenMMException("NNForce: could not load the TorchScript model: " + torchMessage(e));
+    }
+    module.eval();
+    module.to(dtype);
+    for (auto parameter : module.parameters())
+        parameter.set_requires_grad(false);
+
+    stream.reset(new c10::cuda::CUDAStream(c10::cuda::getStreamFromPool(false, device.index())));
+    c10::cuda::CUDAStreamGuard streamGuard(*stream);
+
+    // Atomic numbers and per-atom inputs (validated as in the Reference kernel).
+    const vector<int>& z = force.getAtomicNumbers();
+    if (!z.empty()) {
+        if (z.size() != atoms.size())
+            throw OpenMMException("NNForce: " + to_string(z.size()) + " atomic numbers given for " + to_string(atoms.size()) + " model atoms.");
+        atomicNumbers = torch::tensor(vector<int64_t>(z.begin(), z.end()), torch::kInt64).to(device);
+    }
+    perAtomValues.clear();
+    for (int i = 0; i < force.getNumPerAtomInputs(); i++) {
+        const vector<double>& values = force.getPerAtomInputValues(i);
+        int width = force.getPerAtomInputWidth(i);
+        if (values.size() != atoms.size() * width)
+            throw OpenMMException("NNForce: per-atom input '" + force.getPerAtomInputName(i) + "' has " + to_string(values.size() / width) +
+                                  " rows but the model sees " + to_string(atoms.size()) + " atoms.");
+        torch::Tensor t = torch::tensor(values, torch::kFloat64).to(device, dtype);
+        perAtomValues.push_back(width == 1 ? t : t.view({(int64_t) atoms.size(), width}));
+    }
+    inputs = bindModelInputs(module, force, periodic, cutoff > 0, atomicNumbers.defined(), globalNames, derivativeNames, derivativeIndex);
+    for (auto& name : derivativeNames)
+        cu.addEnergyParameterDerivative(name);
+
+    // Persistent tensors: the graphs read and write them in place.
+    auto intOptions = torch::TensorOptions().device(device).dtype(torch::kInt32);
+    atomsDevice = torch::tensor(vector<int>(atoms.begin(), atoms.end()), torch::kInt32).to(device);
+    slotOf = torch::zeros({(int64_t) system.getNumParticles()}, intOptions);
+    positions = torch::zeros({numModelAtoms, 3}, realOptions()).requires_grad_(!outputsForces);
+    box = torch::zeros({3, 3}, realOptions());
+    status = torch::zeros({2}, intOptions);
+    globalTensors.clear();
+    for (int i = 0; i < (int) globalNames.size(); i++) {
+        bool wanted = find(derivativeIndex.begin(), derivativeIndex.end(), i) != derivativeIndex.end();
+        globalTensors.push_back(torch::zeros({}, realOptions()).requires_grad_(wanted));
+    }
+    globalValues.assign(globalNames.size(), 0.0);
+    haveGlobalValues = false;
+    haveBox = false;
+    if (cutoff > 0) {
+        positionsAtBuild = torch::zeros({numModelAtoms, 3}, realOptions());
+        neighborFlag = torch::ones({1}, intOptions);
+        neighborCount = torch::zeros({1}, intOptions);
+        allocateNeighborList(fixedCapacity ? capacity : max(256, 32 * numModelAtoms));
+    }
+    checkRuntime(cudaEventCreateWithFlags(&inputsDone, cudaEventDisableTiming), "cudaEventCreate");
+    checkRuntime(cudaEventCreateWithFlags(&modelDone, cudaEventDisableTiming), "cudaEventCreate");
+    checkRuntime(cudaHostAlloc((void**) &pinned, 4 * sizeof(int), cudaHostAllocPortable), "cudaHostAlloc");
+    pinned[0] = pinned[1] = pinned[2] = pinned[3] = 0;
+    {
+        ContextSelector selector(cu);
+        checkDriver(cuEventCreate(&openmmReady, CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+    }
+    hasInitialized = true;
+}
+
+void CudaCalcNNForceKernel::allocateNeighborList(int newCapacity) {
+    capacity = newCapacity;
+    neighbors = torch::zeros({2, (int64_t) capacity}, torch::TensorOptions().device(device).dtype(torch::kInt64));
+    shifts = torch::zeros({(int64_t) capacity, 3}, realOptions());
+}
+
+void CudaCalcNNForceKernel::setUpDevice() {
+    // OpenMM allocates its arrays in CudaContext::initialize(), after the forces' kernels were initialized.
+    posqPointer = pointer<void>(cu.getPosq().getDevicePointer());
+    if (precision == cuda::OpenMMPrecision::Mixed)
+        posqCorrectionPointer = pointer<void>(cu.getPosqCorrection().getDevicePointer());
+    atomIndexPointer = pointer<int>(cu.getAtomIndexArray().getDevicePointer());
+    forcePointer = pointer<unsigned long long>(cu.getLongForceBuffer().getDevicePointer());
+    energyBufferPointer = pointer<void>(cu.getEnergyBuffer().getDevicePointer());
+    if (!derivativeNames.empty()) {
+        paramDerivPointer = pointer<void>(cu.getEnergyParamDerivBuffer().getDevicePointer());
+        // Slot 0 of OpenMM's per-thread derivative buffer holds one entry per derivative name, in this order.
+        const vector<string>& all = cu.getEnergyParamDerivNames();
+        vector<int> slots;
+        for (auto& name : derivativeNames)
+            slots.push_back(find(all.begin(), all.end(), name) - all.begin());
+        derivSlotsDevice = torch::tensor(slots, torch::kInt32).to(device);
+    }
+    deviceReady = true;
+}
+
+void CudaCalcNNForceKernel::copyParametersToContext(ContextImpl& context, const NNForce& force) {
+    PrimaryContextScope scope(primaryContext);
+    c10::cuda::CUDAGuard guard(device);
+    c10::cuda::CUDAStreamGuard streamGuard(*stream);
+    torch::NoGradGuard noGrad;
+    const vector<int>& z = force.getAtomicNumbers();
+    if (!z.empty()) {
+        if (z.size() != atoms.size())
+            throw OpenMMException("NNForce: " + to_string(z.size()) + " atomic numbers given for " + to_string(atoms.size()) + " model atoms.");
+        torch::Tensor values = torch::tensor(vector<int64_t>(z.begin(), z.end()), torch::kInt64);
+        if (atomicNumbers.defined())
+            atomicNumbers.copy_(values);  // in place: captured graphs keep reading the same memory
+        else
+            throw OpenMMException("NNForce: atomic numbers cannot be added to a Context that was created without them; create a new Context.");
+    }
+    else if (atomicNumbers.defined())
+        throw OpenMMException("NNForce: the atomic numbers cannot be removed from a Context; create a new Context.");
+    int count = force.getNumPerAtomInputs();
+    if (count != (int) perAtomValues.size())
+        throw OpenMMException("NNForce: per-atom inputs cannot be added to a Context after it was created; create a new Context.");
+    for (int i = 0; i < count; i++) {
+        const vector<double>& values = force.getPerAtomInputValues(i);
+        int width = force.getPerAtomInputWidth(i);
+        if (values.size() != atoms.size() * width || perAtomValues[i].numel() != (int64_t) values.size())
+            throw OpenMMException("NNForce: per-atom input '" + force.getPerAtomInputName(i) + "' has " + to_string(values.size() / width) +
+                                  " rows but the model sees " + to_string(atoms.size()) + " atoms.");
+        perAtomValues[i].copy_(torch::tensor(values, torch::kFloat64).to(dtype).view(perAtomValues[i].sizes()));
+    }
+}
+
+void CudaCalcNNForceKernel::invalidateGraphs() {
+    if (!modelGraphs.empty() || inputGraph) {
+        // A replay may still be running on the stream: wait before releasing the graphs and their memory.
+        checkRuntime(cudaStreamSynchronize(stream->stream()), "cudaStreamSynchronize");
+    }
+    modelGraphs.clear();
+    inputGraph.reset();
+    eagerSteps.clear();
+    inputEagerSteps = 0;
+}
+
+// Called with the primary context current and the torch stream selected.
+void CudaCalcNNForceKernel::updateHostInputs(ContextImpl& context) {
+    torch::NoGradGuard noGrad;
+    if (periodic) {
+        Vec3 a, b, c;
+        cu.getPeriodicBoxVectors(a, b, c);
+        double values[9] = {a[0], a[1], a[2], b[0], b[1], b[2], c[0], c[1], c[2]};
+        if (!haveBox || !equal(values, values + 9, boxHost)) {
+            if (cutoff > 0) {
+                double volume = a[0] * b[1] * c[2];
+                Vec3 bc = b.cross(c), ca = c.cross(a), ab = a.cross(b);
+                double minHeight = min(volume / sqrt(bc.dot(bc)), min(volume / sqrt(ca.dot(ca)), volume / sqrt(ab.dot(ab))));
+                if (2 * (cutoff + skin) > minHeight)
+                    throw OpenMMException("NNForce: the neighbor-list cutoff (cutoff + skin = " + formatNm(cutoff + skin) +
+                                          " nm) is more than half the smallest periodic box height (" + formatNm(minHeight) +
+                                          " nm). Use a larger box or a smaller cutoff/skin.");
+                neighborFlag.fill_(1);  // the box changed: rebuild the neighbor list
+            }
+            copy(values, values + 9, boxHost);
+            haveBox = true;
+            box.copy_(torch::from_blob(values, {3, 3}, torch::kFloat64).to(dtype));
+        }
+    }
+    for (size_t i = 0; i < globalNames.size(); i++) {
+        double value = context.getParameter(globalNames[i]);
+        if (haveGlobalValues && value == globalValues[i])
+            continue;
+        bool bakedIntoGraph = false;
+        for (auto& input : inputs)
+            bakedIntoGraph |= (input.kind == ModelInput::GlobalFloat && input.index == (int) i);
+        if (bakedIntoGraph && haveGlobalValues)
+            invalidateGraphs();  // a Python float argument is a constant of the captured graph
+        globalValues[i] = value;
+        globalTensors[i].fill_(value);
+    }
+    haveGlobalValues = true;
+}
+
+void CudaCalcNNForceKernel::runInputs() {
+    cudaStream_t s = stream->stream();
+    int numParticles = cu.getNumAtoms();
+    cuda::launchInvertAtomIndex(atomIndexPointer, numParticles, slotOf.data_ptr<int>(), s);
+    cuda::launchGatherPositions(posqPointer, posqCorrectionPointer, precision, slotOf.data_ptr<int>(), atomsDevice.data_ptr<int>(),
+                                numModelAtoms, positions.data_ptr(), useDouble, s);
+    if (cutoff > 0) {
+        double list = cutoff + skin;
+        cuda::launchNeighborCheck(positions.data_ptr(), positionsAtBuild.data_ptr(), numModelAtoms, 0.25 * skin * skin,
+                                  neighborFlag.data_ptr<int>(), neighborCount.data_ptr<int>(), useDouble, s);
+        cuda::launchNeighborBuild(positions.data_ptr(), numModelAtoms, periodic ? box.data_ptr() : nullptr, list,
+                                  neighborFlag.data_ptr<int>(), neighborCount.data_ptr<int>(), capacity, neighbors.data_ptr<int64_t>(),
+                                  shifts.data_ptr(), useDouble, s);
+        cuda::launchNeighborFinalize(neighborFlag.data_ptr<int>(), neighborCount.data_ptr<int>(), capacity, neighbors.data_ptr<int64_t>(),
+                                     shifts.data_ptr(), 2 * list + 10.0, positions.data_ptr(), positionsAtBuild.data_ptr(), numModelAtoms,
+                                     useDouble, s);
+        checkRuntime(cudaMemsetAsync(neighborFlag.data_ptr<int>(), 0, sizeof(int), s), "cudaMemsetAsync");
+    }
+    checkLaunch("the input kernels");
+}
+
+void CudaCalcNNForceKernel::runModel(bool includeForces) {
+    vector<c10::IValue> arguments;
+    arguments.reserve(inputs.size());
+    for (auto& input : inputs) {
+        switch (input.kind) {
+        case ModelInput::Positions: arguments.push_back(positions); break;
+        case ModelInput::Box: arguments.push_back(box); break;
+        case ModelInput::Neighbors: arguments.push_back(neighbors); break;
+        case ModelInput::Shifts: arguments.push_back(shifts); break;
+        case ModelInput::AtomicNumbers: arguments.push_back(atomicNumbers); break;
+        case ModelInput::Global: arguments.push_back(globalTensors[input.index]); break;
+        case ModelInput::GlobalFloat: arguments.push_back(globalValues[input.index]); break;
+        case ModelInput::PerAtom: arguments.push_back(perAtomValues[input.index]); break;
+        case ModelInput::Default: arguments.push_back(input.value); break;
+        }
+    }
+    bool needGradients = includeForces && !outputsForces;
+    bool needDerivatives = includeForces && !derivativeIndex.empty();
+    c10::IValue output;
+    {
+        // Without forces no backward pass follows: do not record the autograd graph.
+        unique_ptr<torch::NoGradGuard> noGrad(includeForces ? nullptr : new torch::NoGradGuard());
+        try {
+            output = module.forward(arguments);
+        }
+        catch (const std::exception& e) {
+            throw OpenMMException("NNForce: the model raised an error in forward(): " + torchMessage(e));
+        }
+    }
+    torch::Tensor energy, forces;
+    unpackModelOutput(output, outputsForces, numModelAtoms, energy, forces);
+    double sign = 1.0;
+    torch::Tensor derivs;
+    if (needGradients || needDerivatives) {
+        vector<torch::Tensor> wrt;
+        if (needGradients)
+            wrt.push_back(positions);
+        for (int index : derivativeIndex)
+            if (needDerivatives)
+                wrt.push_back(globalTensors[index]);
+        vector<torch::Tensor> gradients(wrt.size());
+        if (energy.requires_grad()) {
+            try {
+                gradients = torch::autograd::grad({energy.reshape({})}, wrt, {}, false, false, true);
+            }
+            catch (const std::exception& e) {
+                throw OpenMMException("NNForce: the backward pass through the model failed: " + torchMessage(e));
+            }
+        }
+        if (needGradients) {
+            forces = gradients[0];  // dE/dx; added with sign -1 below (saves a negation kernel)
+            sign = -1.0;
+        }
+        if (needDerivatives) {
+            vector<torch::Tensor> values;
+            for (size_t d = 0; d < derivativeIndex.size(); d++) {
+                const torch::Tensor& g = gradients[d + (needGradients ? 1 : 0)];
+                values.push_back(g.defined() ? g.detach().reshape({}).to(dtype) : torch::zeros({}, realOptions()));
+            }
+            derivs = torch::stack(values).contiguous();
+        }
+    }
+    if (!includeForces)
+        forces = torch::Tensor();
+    energyOut = energy.detach().reshape({1}).to(device, dtype).contiguous();
+    forcesOut = forces.defined() ? forces.detach().to(device, dtype).contiguous() : torch::Tensor();
+    derivsOut = derivs;
+    cudaStream_t s = stream->stream();
+    const void* forcePtr = forcesOut.defined() ? forcesOut.data_ptr() : nullptr;
+    cuda::launchCheckOutputs(energyOut.data_ptr(), forcePtr, numModelAtoms, status.data_ptr<int>(), useDouble, s);
+    cuda::launchAddForces(forcePtr, sign, atomsDevice.data_ptr<int>(), slotOf.data_ptr<int>(), numModelAtoms, cu.getPaddedNumAtoms(),
+                          forcePointer, energyOut.data_ptr(), energyBufferPointer, derivsOut.defined() ? derivsOut.data_ptr() : nullptr,
+                          derivsOut.defined() ? derivSlotsDevice.data_ptr<int>() : nullptr, derivsOut.defined() ? (int) derivativeIndex.size() : 0,
+                          paramDerivPointer, precision, status.data_ptr<int>(), useDouble, s);
+    checkLaunch("the output kernels");
+}
+
+namespace {
+
+// Run `body` eagerly, or capture it once into `graph` (after `warmup` eager runs) and replay it.
+template <class Body>
+void runMaybeCaptured(bool useGraphs, int warmup, int& eagerCount, unique_ptr<at::cuda::CUDAGraph>& graph, const char* what, Body body) {
+    if (!useGraphs) {
+        body();
+        return;
+    }
+    if (!graph && eagerCount < warmup) {
+        eagerCount++;
+        body();
+        return;
+    }
+    if (!graph) {
+        unique_ptr<at::cuda::CUDAGraph> captured(new at::cuda::CUDAGraph());
+        captured->capture_begin();
+        try {
+            body();
+        }
+        catch (const std::exception& e) {
+            try {
+                captured->capture_end();
+            }
+            catch (...) {
+            }
+            throw OpenMMException(string("NNForce: capturing ") + what + " into a CUDA graph failed (set the property useCUDAGraphs "
+                                  "to \"false\" for models that synchronize with the host or change shapes): " + torchMessage(e));
+        }
+        try {
+            captured->capture_end();
+        }
+        catch (const std::exception& e) {
+            throw OpenMMException(string("NNForce: capturing ") + what + " into a CUDA graph failed (set the property useCUDAGraphs "
+                                  "to \"false\" for models that synchronize with the host or change shapes): " + torchMessage(e));
+        }
+        graph = std::move(captured);
+    }
+    graph->replay();
+}
+
+} // namespace
+
+void CudaCalcNNForceKernel::checkStatus(bool wait) {
+    if (!statusPending)
+        return;
+    if (wait)
+        checkRuntime(cudaEventSynchronize(modelDone), "cudaEventSynchronize");
+    else {
+        cudaError_t state = cudaEventQuery(modelDone);
+        if (state == cudaErrorNotReady)
+            return;
+        checkRuntime(state, "cudaEventQuery");
+    }
+    statusPending = false;
+    int badAtom = pinned[1], badEnergy = pinned[2];
+    if (badAtom == 0 && badEnergy == 0)
+        return;
+    // Clear the sticky device status so that the Context can go on once the user fixes the cause.
+    checkRuntime(cudaMemsetAsync(status.data_ptr<int>(), 0, 2 * sizeof(int), stream->stream()), "cudaMemsetAsync");
+    pinned[1] = pinned[2] = 0;
+    if (badEnergy != 0) {
+        double value = energyOut.defined() ? energyOut.to(torch::kCPU, torch::kFloat64).item<double>() : NAN;
+        throw OpenMMException(nonFiniteEnergyMessage(std::isfinite(value) ? NAN : value));
+    }
+    throw OpenMMException(nonFiniteForceMessage(atoms[badAtom - 1]));
+}
+
+double CudaCalcNNForceKernel::execute(ContextImpl& context, bool includeForces, bool includeEnergy) {
+    if (!deviceReady)
+        setUpDevice();
+    {
+        // OpenMM's stream has produced this step's positions once it reaches here.
+        ContextSelector selector(cu);
+        checkDriver(cuEventRecord(openmmReady, cu.getCurrentStream()), "cuEventRecord");
+    }
+    bool overflow = false;
+    {
+        PrimaryContextScope scope(primaryContext);
+        c10::cuda::CUDAGuard guard(device);
+        c10::cuda::CUDAStreamGuard streamGuard(*stream);
+        cudaStream_t s = stream->stream();
+        checkStatus(false);  // a problem found by an earlier step's kernels (non-blocking)
+        checkDriver(cuStreamWaitEvent(reinterpret_cast<CUstream>(s), openmmReady, 0), "cuStreamWaitEvent");
+        updateHostInputs(context);
+        runMaybeCaptured(useGraphs, warmupSteps, inputEagerSteps, inputGraph, "the input kernels", [&]() { runInputs(); });
+        if (cutoff > 0) {
+            checkRuntime(cudaMemcpyAsync(pinned, neighborCount.data_ptr<int>(), sizeof(int), cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync");
+            checkRuntime(cudaEventRecord(inputsDone, s), "cudaEventRecord");
+        }
+        runMaybeCaptured(useGraphs, warmupSteps, eagerSteps[includeForces], modelGraphs[includeForces], "the model",
+                         [&]() { runModel(includeForces); });
+        checkRuntime(cudaMemcpyAsync(pinned + 1, status.data_ptr<int>(), 2 * sizeof(int), cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync");
+        checkRuntime(cudaEventRecord(modelDone, s), "cudaEventRecord");
+        statusPending = true;
+        if (cutoff > 0) {
+            // The neighbor list was built before the model ran: wait for that point only (the model keeps the GPU busy),
+            // as OpenMM does for its own neighbor list. Too many pairs: grow, and have OpenMM compute this step again.
+            checkRuntime(cudaEventSynchronize(inputsDone), "cudaEventSynchronize");
+            int count = pinned[0];
+            if (count > capacity) {
+                int grown = capacity;
+                if (fixedCapacity)
+                    while (grown < count)
+                        grown = max(grown + 1, (int) (1.5 * grown));
+                else
+                    grown = max(count + count / 4 + 64, (int) (1.5 * capacity));
+                invalidateGraphs();
+                allocateNeighborList(grown);
+                neighborFlag.fill_(1);
+                overflow = true;
+            }
+        }
+        if (includeEnergy)
+            checkStatus(true);  // OpenMM synchronizes to sum the energy anyway: report problems at this very step
+    }
+    {
+        // OpenMM's stream continues (integration, other forces) after the forces were added.
+        ContextSelector selector(cu);
+        checkDriver(cuStreamWaitEvent(cu.getCurrentStream(), reinterpret_cast<CUevent>(modelDone), 0), "cuStreamWaitEvent");
+    }
+    if (overflow)
+        cu.setForcesValid(false);
+    return 0.0;  // the energy went into OpenMM's energy buffer on the device
+}

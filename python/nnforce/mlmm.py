@@ -1,0 +1,253 @@
+"""ML/MM: put an NNForce on part of an OpenMM System and remove that region's MM internal terms.
+
+Mechanical embedding: the ML region interacts with the MM region through the MM force field (charges and
+Lennard-Jones of the cross pairs, bonded terms that cross the boundary); inside the region the model replaces
+the MM bonded terms and nonbonded pairs. Electrostatic embedding (the model also receiving MM charges and
+positions) fits the same design: the NNForce would gain per-atom inputs for the MM environment; it is not
+implemented yet and ``embedding="electrostatic"`` says so.
+
+With ``lambda_ml`` the region's energy is interpolated, E = E_rest + lambda E_ML + (1 - lambda) E_MM,internal,
+through a CustomCVForce whose exact dE/dlambda = E_ML - E_MM,internal is available from
+``Context.getState(getParameterDerivatives=True)``.
+"""
+import itertools
+
+import openmm
+
+COULOMB_KJ_MOL_NM = 138.935456  # 1 / (4 pi eps0) in kJ mol^-1 nm e^-2, as OpenMM uses
+
+_BONDED = {
+    "HarmonicBondForce": (2, "getNumBonds", "getBondParameters"),
+    "HarmonicAngleForce": (3, "getNumAngles", "getAngleParameters"),
+    "PeriodicTorsionForce": (4, "getNumTorsions", "getTorsionParameters"),
+    "RBTorsionForce": (4, "getNumTorsions", "getTorsionParameters"),
+    "CustomBondForce": (2, "getNumBonds", "getBondParameters"),
+    "CustomAngleForce": (3, "getNumAngles", "getAngleParameters"),
+    "CustomTorsionForce": (4, "getNumTorsions", "getTorsionParameters"),
+}
+_IGNORED = {"CMMotionRemover", "MonteCarloBarostat", "AndersenThermostat", "MonteCarloAnisotropicBarostat",
+            "MonteCarloMembraneBarostat", "MonteCarloFlexibleBarostat"}
+
+
+def _copy_system(system):
+    return openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(system))
+
+
+def _bonded_split(force, ml):
+    """Two copies of a bonded force: (terms not entirely in the ML region, terms entirely inside)."""
+    kind = type(force).__name__
+    n_atoms, count, getter = _BONDED[kind]
+    keep = _empty_like(force)
+    inside = _empty_like(force)
+    for index in range(getattr(force, count)()):
+        values = getattr(force, getter)(index)
+        atoms, params = list(values[:n_atoms]), list(values[n_atoms:])
+        target = inside if all(a in ml for a in atoms) else keep
+        _add_term(target, kind, atoms, params)
+    return keep, inside
+
+
+def _empty_like(force):
+    kind = type(force).__name__
+    if kind.startswith("Custom"):
+        new = type(force)(force.getEnergyFunction())
+        for i in range(force.getNumPerBondParameters() if hasattr(force, "getNumPerBondParameters") else
+                       force.getNumPerAngleParameters() if hasattr(force, "getNumPerAngleParameters") else
+                       force.getNumPerTorsionParameters()):
+            name = (force.getPerBondParameterName(i) if hasattr(force, "getPerBondParameterName") else
+                    force.getPerAngleParameterName(i) if hasattr(force, "getPerAngleParameterName") else
+                    force.getPerTorsionParameterName(i))
+            _add_per_term_parameter(new, name)
+        for i in range(force.getNumGlobalParameters()):
+            new.addGlobalParameter(force.getGlobalParameterName(i), force.getGlobalParameterDefaultValue(i))
+        for i in range(force.getNumEnergyParameterDerivatives()):
+            new.addEnergyParameterDerivative(force.getEnergyParameterDerivativeName(i))
+    else:
+        new = type(force)()
+    new.setForceGroup(force.getForceGroup())
+    new.setName(force.getName())
+    new.setUsesPeriodicBoundaryConditions(force.usesPeriodicBoundaryConditions())
+    return new
+
+
+def _add_per_term_parameter(force, name):
+    for method in ("addPerBondParameter", "addPerAngleParameter", "addPerTorsionParameter"):
+        if hasattr(force, method):
+            getattr(force, method)(name)
+            return
+
+
+def _add_term(force, kind, atoms, params):
+    if kind == "HarmonicBondForce":
+        force.addBond(*atoms, *params)
+    elif kind == "HarmonicAngleForce":
+        force.addAngle(*atoms, *params)
+    elif kind in ("PeriodicTorsionForce", "RBTorsionForce"):
+        force.addTorsion(*atoms, *params)
+    elif kind == "CustomBondForce":
+        force.addBond(*atoms, *params)
+    elif kind == "CustomAngleForce":
+        force.addAngle(*atoms, *params)
+    else:
+        force.addTorsion(*atoms, *params)
+
+
+def _strip_nonbonded(force, ml, internal_pairs):
+    """Zero every ML-ML pair of a NonbondedForce (as exceptions), recording what MM computed for each pair."""
+    exceptions = {}
+    for index in range(force.getNumExceptions()):
+        i, j, charge_prod, sigma, epsilon = force.getExceptionParameters(index)
+        exceptions[(min(i, j), max(i, j))] = (index, charge_prod, sigma, epsilon)
+    for i, j in itertools.combinations(sorted(ml), 2):
+        if (i, j) in exceptions:
+            index, charge_prod, sigma, epsilon = exceptions[(i, j)]
+            force.setExceptionParameters(index, i, j, 0.0, 1.0, 0.0)
+        else:
+            qi, si, ei = (_value(x) for x in force.getParticleParameters(i))
+            qj, sj, ej = (_value(x) for x in force.getParticleParameters(j))
+            charge_prod, sigma, epsilon = qi * qj, 0.5 * (si + sj), (ei * ej) ** 0.5  # Lorentz-Berthelot
+            force.addException(i, j, 0.0, 1.0, 0.0)
+        internal_pairs.append((i, j, _value(charge_prod), _value(sigma), _value(epsilon)))
+
+
+def _value(quantity):
+    return quantity.value_in_unit_system(openmm.unit.md_unit_system) if openmm.unit.is_quantity(quantity) else float(quantity)
+
+
+def _strip_custom_nonbonded(force, ml):
+    excluded = set()
+    for index in range(force.getNumExclusions()):
+        i, j = force.getExclusionParticles(index)
+        excluded.add((min(i, j), max(i, j)))
+    for pair in itertools.combinations(sorted(ml), 2):
+        if pair not in excluded:
+            force.addExclusion(*pair)
+
+
+def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lambda_name="lambda_ml",
+                       neighbor_cutoff_nm=None, neighbor_skin_nm=0.0, properties=None, embedding="mechanical"):
+    """Return a new System in which ``model`` (an NNForce, a TorchScript path/bytes/ScriptModule) acts on ``ml_atoms``.
+
+    Bonded terms with all atoms in the region and all nonbonded pairs inside it are removed; everything else
+    (MM-MM and ML-MM interactions) is kept. The NNForce gets the region's atomic numbers from ``topology``.
+    ``lambda_ml`` (a float) adds the global parameter ``lambda_name`` interpolating MM (0) and ML (1) inside the
+    region, with its exact energy derivative requested. The input System is not modified.
+    """
+    import nnforce
+
+    if embedding != "mechanical":
+        raise NotImplementedError("only mechanical embedding is implemented; electrostatic embedding (MM charges and "
+                                  "positions as model inputs) is planned, see docs/mlmm.md")
+    n = system.getNumParticles()
+    if topology.getNumAtoms() != n:
+        raise ValueError(f"the topology has {topology.getNumAtoms()} atoms but the System has {n} particles; "
+                         "pass the Topology the System was created from")
+    ml = [int(a) for a in ml_atoms]
+    if not ml:
+        raise ValueError("ml_atoms is empty: give the indices of the atoms the model should describe")
+    if len(set(ml)) != len(ml):
+        raise ValueError("ml_atoms contains duplicate indices")
+    bad = [a for a in ml if a < 0 or a >= n]
+    if bad:
+        raise ValueError(f"ml_atoms has indices outside 0..{n - 1}: {bad[:5]}")
+    atoms = list(topology.atoms())
+    missing = [a for a in ml if atoms[a].element is None]
+    if missing:
+        raise ValueError(f"ML atoms {missing[:5]} have no element in the topology (virtual sites cannot be ML atoms)")
+    ml_set = set(ml)
+    for i in range(system.getNumConstraints()):
+        p, q, _ = system.getConstraintParameters(i)
+        if p in ml_set and q in ml_set:
+            raise ValueError("the System has constraints inside the ML region; create it with constraints=None and "
+                             "rigidWater=False for the ML atoms")
+
+    source = _copy_system(system)
+    result = openmm.System()
+    for i in range(n):
+        result.addParticle(source.getParticleMass(i))
+        if source.isVirtualSite(i):
+            result.setVirtualSite(i, source.getVirtualSite(i))
+    result.setDefaultPeriodicBoxVectors(*source.getDefaultPeriodicBoxVectors())
+    for i in range(source.getNumConstraints()):
+        result.addConstraint(*source.getConstraintParameters(i))
+
+    internal_forces = []
+    internal_pairs = []
+    for index in range(source.getNumForces()):
+        force = source.getForce(index)
+        kind = type(force).__name__
+        if kind in _BONDED:
+            keep, inside = _bonded_split(force, ml_set)
+            result.addForce(keep)
+            if _num_terms(inside):
+                internal_forces.append(inside)
+        elif kind == "NonbondedForce":
+            _strip_nonbonded(force, ml_set, internal_pairs)
+            result.addForce(_copy_force(force))
+        elif kind == "CustomNonbondedForce":
+            _strip_custom_nonbonded(force, ml_set)
+            result.addForce(_copy_force(force))
+        elif kind == "CMAPTorsionForce":
+            keep = openmm.CMAPTorsionForce()
+            for m in range(force.getNumMaps()):
+                size, energy = force.getMapParameters(m)
+                keep.addMap(size, energy)
+            inside = openmm.CMAPTorsionForce()
+            for m in range(force.getNumMaps()):
+                inside.addMap(*force.getMapParameters(m))
+            for t in range(force.getNumTorsions()):
+                m, *atoms8 = force.getTorsionParameters(t)
+                (inside if all(a in ml_set for a in atoms8) else keep).addTorsion(m, *atoms8)
+            keep.setForceGroup(force.getForceGroup())
+            result.addForce(keep)
+            if inside.getNumTorsions():
+                internal_forces.append(inside)
+        elif kind in _IGNORED or kind == "CustomExternalForce":
+            result.addForce(_copy_force(force))
+        else:
+            raise ValueError(f"create_mlmm_system does not know how to remove ML-region terms from a {kind}; "
+                             "remove them before calling it")
+
+    ml_force = model if isinstance(model, nnforce.NNForce) else nnforce.NNForce(model, properties or {})
+    ml_force.setAtoms(ml)
+    ml_force.setAtomicNumbers([atoms[a].element.atomic_number for a in ml])
+    if source.usesPeriodicBoundaryConditions():
+        ml_force.setUsesPeriodicBoundaryConditions(True)
+    if neighbor_cutoff_nm is not None:
+        ml_force.setNeighborList(neighbor_cutoff_nm, neighbor_skin_nm)
+
+    if lambda_ml is None:
+        result.addForce(ml_force)
+        return result
+    if internal_pairs:
+        pairs = openmm.CustomBondForce(
+            f"{COULOMB_KJ_MOL_NM}*chargeProd/r + 4*epsilon*((sigma/r)^12 - (sigma/r)^6)")
+        for name in ("chargeProd", "sigma", "epsilon"):
+            pairs.addPerBondParameter(name)
+        for i, j, charge_prod, sigma, epsilon in internal_pairs:
+            if charge_prod != 0.0 or epsilon != 0.0:
+                pairs.addBond(i, j, [charge_prod, sigma, epsilon])
+        pairs.setUsesPeriodicBoundaryConditions(source.usesPeriodicBoundaryConditions())
+        internal_forces.append(pairs)
+    names = [f"mm_{k}" for k in range(len(internal_forces))]
+    mm_sum = " + ".join(names) if names else "0"
+    cv = openmm.CustomCVForce(f"{lambda_name}*ml + (1 - {lambda_name})*({mm_sum})")
+    cv.addCollectiveVariable("ml", ml_force)
+    for name, force in zip(names, internal_forces):
+        cv.addCollectiveVariable(name, force)
+    cv.addGlobalParameter(lambda_name, float(lambda_ml))
+    cv.addEnergyParameterDerivative(lambda_name)
+    cv.setName("NNForce ML/MM lambda")
+    result.addForce(cv)
+    return result
+
+
+def _num_terms(force):
+    for method in ("getNumBonds", "getNumAngles", "getNumTorsions"):
+        if hasattr(force, method):
+            return getattr(force, method)()
+    return 0
+
+
+def _copy_force(force):
+    return openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(force))
