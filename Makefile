@@ -16,6 +16,7 @@ $(VENV)/.deps-stamp: requirements-test.txt Makefile
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q "$(TORCH)" "$(OPENMM)"
 	$(PIP) install -q -r requirements-test.txt "$(TORCH)" "$(OPENMM)"
+	$(PIP) install -q --no-deps torchani==2.1.1  # only for the ANI-1x NeuroChem parameter files it carries
 	$(PY) -c "import torch, openmm; assert torch.__version__.startswith('2.13.0'), torch.__version__; print('torch', torch.__version__, 'openmm', openmm.__version__)"
 	touch $@
 

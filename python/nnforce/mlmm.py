@@ -14,7 +14,7 @@ import itertools
 
 import openmm
 
-COULOMB_KJ_MOL_NM = 138.935456  # 1 / (4 pi eps0) in kJ mol^-1 nm e^-2, as OpenMM uses
+COULOMB_KJ_MOL_NM = 138.93545764438198  # 1 / (4 pi eps0) in kJ mol^-1 nm e^-2, the value OpenMM uses
 
 _BONDED = {
     "HarmonicBondForce": (2, "getNumBonds", "getBondParameters"),
