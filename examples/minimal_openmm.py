@@ -24,9 +24,9 @@ if model_file is None:
 lattice = 0.38 * np.array([[x, y, z] for x in range(6) for y in range(6) for z in range(6)])  # 216 atoms, nm
 box_nm = 6 * 0.38
 
-# --- the OpenMM part: 15 lines ---------------------------------------------------------------------------
+# --- the OpenMM part ---------------------------------------------------------------------------------------
 import openmm
-from openmm import app, unit
+from openmm import unit
 from nnforce import NNForce
 
 system = openmm.System()

@@ -42,17 +42,19 @@ def main(argv=None):
     from nnforce.simulate import SimulationConfig, run
 
     out = args.out or tempfile.mkdtemp(prefix="mlmm_")
+    os.makedirs(out, exist_ok=True)
     pdb = os.path.join(out, "water_box.pdb")
-    num_atoms = build_box(pdb, 2.0)
+    num_atoms = build_box(pdb, 1.8 if args.smoke else 2.4)
     model_file = os.path.join(out, "ani1x.pt")
     torch.jit.script(ani1x(dtype=torch.float32)).save(model_file)  # float32: the CPU platform's precision
     steps = 20 if args.smoke else 4000
     result = run(SimulationConfig(
         model=model_file, pdb=pdb, output_dir=out, forcefield=["amber14/tip3p.xml"], ml_atoms="resid 0",
-        mm_cutoff_nm=0.9, steps=steps, equilibration_steps=0 if args.smoke else 400, timestep_fs=0.5,
-        temperature_k=300.0, platform=args.platform, report_interval=10 if args.smoke else 100,
+        mm_cutoff_nm=0.8 if args.smoke else 1.0, steps=steps, equilibration_steps=0 if args.smoke else 400,
+        timestep_fs=0.5,
+        temperature_k=300.0, friction_per_ps=5.0, platform=args.platform, report_interval=10 if args.smoke else 100,
         trajectory_interval=10 if args.smoke else 40, checkpoint_interval=0, progress=not args.smoke,
-        minimize_max_iterations=100, seed=3))
+        minimize_max_iterations=20 if args.smoke else 200, seed=3))
 
     import mdtraj
 
@@ -65,7 +67,8 @@ def main(argv=None):
     print(f"{num_atoms} atoms, ML water = atoms 0-2 (ANI-1x), {len(trajectory)} frames")
     print(f"ML water mean O-H {summary['mean_oh_angstrom']:.4f} A (TIP3P rigid 0.9572), "
           f"mean H-O-H {summary['mean_hoh_degrees']:.2f} deg (TIP3P 104.52)")
-    print(f"mean temperature {result['temperature_mean_k']:.1f} K, {result['ns_per_day']:.3g} ns/day; outputs in {out}")
+    print(f"mean temperature {result['temperature_mean_k']:.1f} K, {result['ns_per_day']:.3g} ns/day; "
+          f"outputs in {out}")
     return summary
 
 

@@ -69,7 +69,7 @@ def test_simulation_samples_the_known_basins(alanine, phi_psi):
 def test_pipeline_separates_beta_and_alpha_r(alanine, phi_psi, tmp_path):
     top, dcds = alanine
     result = analyze(dcds, top, str(tmp_path / "out"), features=["phi_psi"], reduce="tica:lag=10,dim=2",
-                     cluster="kmeans:k=20", msm="lag=10,n_sets=2,lags=1+5+10+20", seed=0, n_samples=3,
+                     cluster="kmeans:k=20", msm="lag=10,n_sets=2,lags=1+5+10+20", seed=0, n_samples=20,
                      temperature_k=400.0)
     sets = result["pcca"]
     state_of_frame = [sets["assignment"][d] for d in result["dtrajs"]]
@@ -86,13 +86,14 @@ def test_pipeline_separates_beta_and_alpha_r(alanine, phi_psi, tmp_path):
     dominant = {alpha_set: "alphaR", beta_set: "beta"}
     # the slowest TICA process and the slowest MSM process are the beta <-> alphaR exchange: tens of frames or more
     assert result["msm"].timescales(1)[0] > 10
-    # PCCA+ state structures were written and their phi/psi fall into that state's basin
+    # PCCA+ state structures were written and their phi/psi mostly fall into that state's basin
     for s, entry in result["files"]["state_structures"].items():
         sample = md.load(entry["samples"])
+        assert sample.n_frames == 20
         _, phi = md.compute_phi(sample)
         _, psi = md.compute_psi(sample)
         got = basin(np.degrees(phi[:, 0]), np.degrees(psi[:, 0]))
-        assert np.mean(got == dominant[s]) >= 0.6
+        assert np.mean(got == dominant[s]) >= (0.85 if dominant[s] == "beta" else 0.4)
     summary = json.load(open(result["files"]["summary"]))
     assert summary["numbers"]["frames"] == 4000 and summary["numbers"]["clusters"] == 20
 

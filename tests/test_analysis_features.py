@@ -193,3 +193,12 @@ def test_bad_input_errors(tripeptide):
     feats = Featurizer([Torsions(("phi",))]).bind(top)
     with pytest.raises(ValueError, match="bound to a topology with 2661 atoms"):
         feats.transform(tripeptide.atom_slice(np.arange(100)))
+
+
+def test_frame_blocks_do_not_change_results(tripeptide, adk_boxed, monkeypatch):
+    feats = [Featurizer([Torsions(("phi", "psi", "chi1")), Distances("name CA"), Angles(selection="backbone")]),
+             Featurizer([Distances("name CA and resid 0 to 30"), Angles(selection="backbone and resid 0 to 10")])]
+    whole = [feats[0].transform(tripeptide), feats[1].transform(adk_boxed)]
+    monkeypatch.setattr(_geometry, "_BLOCK_FRAMES", 7)
+    np.testing.assert_array_equal(feats[0].transform(tripeptide), whole[0])
+    np.testing.assert_array_equal(feats[1].transform(adk_boxed), whole[1])

@@ -155,3 +155,21 @@ def test_xtb_labels_match_ase_calculator_and_finite_differences():
     pair = xtb_label(Dataset.from_frames(WATER_Z, [plus, minus]))
     fd = -(pair.energies_kj_mol[0] - pair.energies_kj_mol[1]) / (2 * h)
     assert data.forces_kj_mol_nm[1, 1] == pytest.approx(fd, rel=1e-4)
+
+
+def test_cli_label_writes_labelled_dataset(tmp_path):
+    pytest.importorskip("tblite")
+    import ase.io
+    from ase import Atoms
+
+    from nnforce.cli import main
+
+    positions, _, _ = _frames(4)
+    ase.io.write(tmp_path / "traj.xyz", [Atoms(numbers=WATER_Z, positions=p) for p in positions])
+    assert main(["label", str(tmp_path / "traj.xyz"), "--stride", "2", "-o", str(tmp_path / "out.npz")]) == 0
+    data = Dataset.load(tmp_path / "out.npz")
+    assert len(data) == 2 and data.has_forces
+    np.testing.assert_allclose(data.frame(1)[1], positions[2] / 10.0, atol=1e-9)
+    # GFN2-xTB water is about -5.07 hartree
+    assert data.energies_kj_mol[0] / KJ_MOL_PER_HARTREE == pytest.approx(-5.07, abs=0.03)
+    assert main(["label", str(tmp_path / "nothing.xyz"), "-o", str(tmp_path / "x.npz")]) == 2

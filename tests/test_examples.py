@@ -83,7 +83,7 @@ def test_minimal_openmm_smoke():
 def test_mlmm_solvated_smoke(tmp_path, one_torch_thread):
     pytest.importorskip("nnforce.mlmm")
     example = load_example("mlmm_solvated")
-    summary = example.main(["--smoke", "--out", str(tmp_path), "--platform", "Reference"])
+    summary = example.main(["--smoke", "--out", str(tmp_path), "--platform", "CPU"])
     assert summary["frames"] == 2
     assert 0.9 < summary["mean_oh_angstrom"] < 1.05
     assert 85.0 < summary["mean_hoh_degrees"] < 120.0

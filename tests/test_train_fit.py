@@ -29,16 +29,21 @@ def qm9():
     return split(qm9_small(300), (200, 50, 50), seed=0)
 
 
-def test_schnet_on_xtb_ethanol_forces_loss_falls(ethanol):
+@pytest.mark.parametrize("kind", ["schnet", "ani"])
+def test_force_training_on_xtb_ethanol_loss_falls(ethanol, kind):
     train, val, test = ethanol
-    model = SchNetModel([1, 6, 8], features=16, interactions=2, num_gaussians=12, seed=0)
-    result = fit(model, train, val, TrainConfig(epochs=5, batch_size=8, lr=3e-3, force_weight=10.0, seed=0))
+    if kind == "schnet":
+        model = SchNetModel([1, 6, 8], features=32, interactions=2, num_gaussians=25, seed=0)
+    else:
+        model = ANIModel([1, 6, 8], hidden=[32, 16], seed=0)
+    result = fit(model, train, val, TrainConfig(epochs=6, batch_size=4, lr=3e-3, force_weight=10.0, seed=0))
     losses = [h["train_loss"] for h in result.history]
-    assert losses[-1] < 0.5 * losses[0]
-    assert result.history[-1]["val_force_mae_kj_mol_nm"] < result.history[0]["val_force_mae_kj_mol_nm"]
+    assert losses[-1] < 0.6 * losses[0]
+    val_force = [h["val_force_mae_kj_mol_nm"] for h in result.history]
+    assert min(val_force) < 0.75 * val_force[0]
     metrics = evaluate(result.model, test)
     # better than predicting zero force (mean |F| of the test labels)
-    assert metrics["force_mae_kj_mol_nm"] < 0.8 * np.abs(test.forces_kj_mol_nm).mean()
+    assert metrics["force_mae_kj_mol_nm"] < 0.75 * np.abs(test.forces_kj_mol_nm).mean()
     assert metrics["energy_mae_kcal_mol"] == pytest.approx(metrics["energy_mae_kj_mol"] / 4.184)
     assert metrics["force_mae_kcal_mol_a"] == pytest.approx(metrics["force_mae_kj_mol_nm"] / 41.84)
 
@@ -55,7 +60,7 @@ def test_ani_on_qm9_energy_loss_falls(qm9):
 
 def test_resume_continues_the_same_loss_trajectory(qm9, tmp_path):
     train, val, _ = qm9
-    config = dict(epochs=4, batch_size=32, lr=2e-3, seed=3, schedule="cosine", weight_decay=1e-4,
+    config = dict(epochs=4, batch_size=32, lr=2e-3, seed=3, schedule="plateau", plateau_patience=0, weight_decay=1e-4,
                   optimizer="adamw")
     straight = fit(ANIModel([1, 6, 7, 8, 9], hidden=[16], seed=1), train, val,
                    {**config, "log_dir": str(tmp_path / "a")})
@@ -111,8 +116,8 @@ def test_lj_regression_recovers_epsilon_and_sigma():
     fit(model, train, val, TrainConfig(epochs=60, batch_size=10, lr=0.03, force_weight=1.0, schedule="none",
                                        early_stopping_patience=60, clip_grad_norm=None))
     epsilon, sigma = model.parameters_kj_nm()
-    assert float(epsilon[0]) == pytest.approx(0.996, rel=0.02)
-    assert float(sigma[0]) == pytest.approx(0.34, rel=0.005)
+    assert float(epsilon[0].detach()) == pytest.approx(0.996, rel=0.02)
+    assert float(sigma[0].detach()) == pytest.approx(0.34, rel=0.005)
 
 
 def test_uncertainty_weighted_loss_formula_and_optimum():
@@ -162,7 +167,7 @@ def test_bad_training_input_errors(ethanol, qm9):
     train, val, _ = qm9
     with pytest.raises(ValueError, match="no force labels"):
         fit(ANIModel([1, 6, 7, 8, 9], hidden=[8]), train, val, TrainConfig(epochs=1, force_weight=1.0))
-    with pytest.raises(ValueError, match=r"atomic numbers \[7, 9\] are not among"):
+    with pytest.raises(ValueError, match=r"atomic numbers \[7\] are not among"):
         fit(ANIModel([1, 6, 8], hidden=[8]), train, val, TrainConfig(epochs=1))
     with pytest.raises(ValueError, match="optimizer must be"):
         TrainConfig(optimizer="lbfgs")

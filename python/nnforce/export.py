@@ -67,7 +67,7 @@ def check_model(model, elements, cutoff_nm, structure=None, fd_step_nm=1e-5, rto
     e64 = _energy(script64, x64, z_t)
     if not torch.isfinite(e64):
         raise ValueError(f"the model gives a non-finite energy ({float(e64)}) for the test structure")
-    scale = max(1.0, abs(float(e64)))
+    scale = max(1.0, abs(float(e64.detach())))
     eager = float(_energy(model64, x64.detach(), z_t))
     report["script_vs_eager_kj_mol"] = abs(eager - float(e64))
     if report["script_vs_eager_kj_mol"] > 1e-9 * scale + 1e-9:

@@ -19,7 +19,6 @@ Everything the dynamics needs is fixed by the config and ``seed`` (velocities an
 """
 import argparse
 import csv
-import dataclasses
 import hashlib
 import io
 import json
@@ -27,8 +26,8 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
 
 from ._io import atomic_save, atomic_write
 
@@ -45,7 +44,8 @@ CSV_COLUMNS = ("step", "time_ps", "potential_kj_mol", "kinetic_kj_mol", "total_k
                "ns_per_day")
 # config fields that change the trajectory: a resume must not silently change them
 _DYNAMICS_FIELDS = ("integrator", "temperature_k", "friction_per_ps", "timestep_fs", "seed", "equilibration_steps",
-                    "minimize", "platform", "precision", "lambda_ml", "constraints", "mm_cutoff_nm", "forcefield")
+                    "minimize", "platform", "precision", "model_precision", "lambda_ml", "constraints",
+                    "mm_cutoff_nm", "forcefield")
 
 
 @dataclass
@@ -68,6 +68,7 @@ class SimulationConfig:
     timestep_fs: float = 0.5
     platform: Optional[str] = None    # Reference, CPU, CUDA, OpenCL; None = OpenMM's fastest
     precision: Optional[str] = None   # CUDA/OpenCL: single, mixed, double
+    model_precision: Optional[str] = None  # NNForce: single or double; None = double on Reference, else single
     seed: int = 1
     report_interval: int = 100        # steps between CSV rows
     trajectory: Optional[str] = "trajectory.dcd"  # .dcd or .xtc (in output_dir unless absolute); None = none
@@ -104,6 +105,8 @@ class SimulationConfig:
             raise ValueError("give a structure: pdb=PATH, or topology= and positions=")
         if self.constraints not in ("none", "hbonds"):
             raise ValueError(f"constraints must be 'none' or 'hbonds', got {self.constraints!r}")
+        if self.model_precision not in (None, "single", "double"):
+            raise ValueError(f"model_precision must be 'single' or 'double', got {self.model_precision!r}")
         if (self.forcefield is None) != (self.ml_atoms is None):
             raise ValueError("ML/MM needs both forcefield (MM force field files) and ml_atoms (the ML region)")
 
@@ -255,11 +258,13 @@ def parse_atom_selection(selection, topology) -> List[int]:
     return sorted(indices)
 
 
-def make_nnforce(info, topology, atoms=None, neighbor_cutoff_nm=None, neighbor_skin_nm=0.0):
+def make_nnforce(info, topology, atoms=None, neighbor_cutoff_nm=None, neighbor_skin_nm=0.0, model_precision=None):
     """An NNForce for the model in ``info`` (from :func:`inspect_model`), configured from the topology."""
     import nnforce
 
     force = nnforce.NNForce(info["bytes"])
+    if model_precision is not None:
+        force.setProperty("precision", model_precision)
     periodic = topology.getPeriodicBoxVectors() is not None
     force.setUsesPeriodicBoundaryConditions(periodic)
     if atoms is not None:
@@ -287,7 +292,8 @@ def build_system(config, topology, info):
         box = topology.getPeriodicBoxVectors()
         if box is not None:
             system.setDefaultPeriodicBoxVectors(*box)
-        system.addForce(make_nnforce(info, topology, None, config.neighbor_cutoff_nm, config.neighbor_skin_nm))
+        system.addForce(make_nnforce(info, topology, None, config.neighbor_cutoff_nm, config.neighbor_skin_nm,
+                                     config.model_precision))
         return system
     ml_atoms = parse_atom_selection(config.ml_atoms, topology)
     check_elements(info["elements"], atomic_numbers_of(topology, ml_atoms), "the ML region")
@@ -315,7 +321,8 @@ def build_system(config, topology, info):
     return create_mlmm_system(
         system, topology, ml_atoms, info["bytes"], lambda_ml=config.lambda_ml,
         neighbor_cutoff_nm=cutoff if "neighbors" in info["arguments"] else None,
-        neighbor_skin_nm=config.neighbor_skin_nm)
+        neighbor_skin_nm=config.neighbor_skin_nm,
+        properties=None if config.model_precision is None else {"precision": config.model_precision})
 
 
 def get_platform(name=None, precision=None):
@@ -649,7 +656,8 @@ def run(config: SimulationConfig, system=None) -> Dict[str, Any]:
             else:
                 events.append((step // config.report_interval + 1) * config.report_interval)
                 if trajectory is not None:
-                    events.append(step + config.trajectory_interval - (step - equilibration) % config.trajectory_interval)
+                    since = (step - equilibration) % config.trajectory_interval
+                    events.append(step + config.trajectory_interval - since)
             if config.checkpoint_interval:
                 events.append((step // config.checkpoint_interval + 1) * config.checkpoint_interval)
             target = min(e for e in events if e > step)
@@ -730,6 +738,8 @@ def register(subparsers):
     parser.add_argument("--timestep-fs", type=float, default=0.5, help="time step in fs (default 0.5)")
     parser.add_argument("--platform", default=None, help="Reference, CPU, CUDA or OpenCL (default: fastest)")
     parser.add_argument("--precision", default=None, help="single, mixed or double (CUDA/OpenCL)")
+    parser.add_argument("--model-precision", default=None, choices=("single", "double"),
+                        help="precision the model runs in (default: double on Reference, single otherwise)")
     parser.add_argument("--seed", type=int, default=1, help="velocities and Langevin noise (default 1)")
     parser.add_argument("--report-interval", type=int, default=100, help="steps between energy CSV rows")
     parser.add_argument("--trajectory", default="trajectory.dcd", help="trajectory file (.dcd/.xtc) or 'none'")
@@ -755,12 +765,13 @@ def _main(args):
         model=args.model, pdb=args.structure, output_dir=args.output_dir, steps=args.steps,
         equilibration_steps=args.equilibration_steps, minimize=not args.no_minimize, integrator=args.integrator,
         temperature_k=args.temperature, friction_per_ps=args.friction, timestep_fs=args.timestep_fs,
-        platform=args.platform, precision=args.precision, seed=args.seed, report_interval=args.report_interval,
+        platform=args.platform, precision=args.precision, model_precision=args.model_precision, seed=args.seed,
+        report_interval=args.report_interval,
         trajectory=None if args.trajectory.lower() == "none" else args.trajectory,
         trajectory_interval=args.trajectory_interval, checkpoint_interval=args.checkpoint_interval,
         resume=args.resume, progress=not args.no_progress, forcefield=args.forcefield, ml_atoms=args.ml_atoms,
-        lambda_ml=args.lambda_ml, constraints=args.constraints, mm_cutoff_nm=args.mm_cutoff, neighbor_cutoff_nm=args.neighbor_cutoff,
-        neighbor_skin_nm=args.neighbor_skin, threads=args.threads)
+        lambda_ml=args.lambda_ml, constraints=args.constraints, mm_cutoff_nm=args.mm_cutoff,
+        neighbor_cutoff_nm=args.neighbor_cutoff, neighbor_skin_nm=args.neighbor_skin, threads=args.threads)
     result = run(config)
     print(f"{result['final_step']} steps ({result['time_ps']:.3f} ps) on {result['platform']}: "
           f"{result['ns_per_day']:.3g} ns/day; final potential {result['final_potential_kj_mol']:.4f} kJ/mol")

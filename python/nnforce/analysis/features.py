@@ -38,7 +38,8 @@ class _Frames:
                 self._box = None
             else:
                 box = _geometry.box_vectors(self._lengths, self._angles)
-                bad = ~np.all(np.isfinite(box), axis=(1, 2)) | (np.abs(np.linalg.det(box)) < 1e-9)
+                bad = ~np.all(np.isfinite(box), axis=(1, 2))
+                bad |= np.abs(box[:, 0, 0] * box[:, 1, 1] * box[:, 2, 2]) < 1e-9  # volume (lower-triangular box)
                 if np.any(bad):
                     raise ValueError(f"invalid unit cell in {int(bad.sum())} frame(s) (first: frame {int(np.argmax(bad))}, "
                                      f"lengths {self._lengths[np.argmax(bad)]}, angles {self._angles[np.argmax(bad)]}); "

@@ -109,4 +109,4 @@ def ck_test(dtrajs, lag, n_sets, mlags=5, reversible=True):
                              "use fewer clusters, a smaller lag or more data")
         models.append(m.model)
     result = base.model.ck_test(models, n_sets)
-    return np.asarray(result.lagtimes), np.asarray(result.predictions), np.asarray(result.estimates)
+    return np.asarray(result.lagtimes), np.real(result.predictions), np.real(result.estimates)

@@ -6,7 +6,7 @@ The covariances are accumulated trajectory by trajectory (``partial_fit``) in fl
 rather than deeptime's tens of seconds. The eigenproblems are tiny (n_features^2) and solved in numpy.
 
 Conventions follow deeptime so results are interchangeable: TICA uses reversible (symmetrized) covariances
-without Bessel's correction, whitening discards C00 eigenvalues below ``epsilon``, eigenvectors get canonical
+without Bessel's correction, components are ordered by |eigenvalue|, whitening discards C00 eigenvalues below ``epsilon``, eigenvectors get canonical
 signs (largest-magnitude coefficient positive), ``scaling="kinetic_map"`` multiplies each component by its
 eigenvalue, and the VAMP-2 score includes the constant singular function (+1).
 """
@@ -264,7 +264,7 @@ class TICA(_Reducer):
         whiten = _inv_sqrt(c00, self.epsilon)
         koopman = whiten.T @ c0t @ whiten
         eigenvalues, vectors = np.linalg.eigh((koopman + koopman.T) / 2)
-        order = np.argsort(eigenvalues)[::-1]
+        order = np.argsort(-np.abs(eigenvalues), kind="stable")  # by |lambda| like deeptime: negative = fast
         eigenvalues = eigenvalues[order]
         vectors = _canonical_signs(whiten @ vectors[:, order])
         d = _choose_dim(eigenvalues ** 2, self.dim, self.var_cutoff)
