@@ -322,9 +322,15 @@ class RMSD(Feature):
 
         ref = self.reference
         if isinstance(ref, str):
-            ref = md.load_frame(ref, self.frame) if not ref.endswith((".dcd", ".xtc", ".nc", ".trr")) else None
-            if ref is None:
-                raise ValueError("rmsd: give the reference as a structure file with coordinates and topology (e.g. PDB)")
+            import os
+
+            if not os.path.exists(ref):
+                raise FileNotFoundError(f"rmsd: reference structure not found: {ref}")
+            try:
+                ref = md.load_frame(ref, self.frame)
+            except Exception as error:
+                raise ValueError(f"rmsd: cannot read a reference structure with coordinates from {ref} ({error}); "
+                                 "give a PDB/GRO/HDF5 file or an md.Trajectory: rmsd:reference=ref.pdb") from None
         if ref.n_atoms != topology.n_atoms:
             raise ValueError(f"rmsd: the reference has {ref.n_atoms} atoms but the trajectory topology has "
                              f"{topology.n_atoms}; pass a reference structure of the same system")
