@@ -128,6 +128,8 @@ def main():
     n_tica, n_km = (100000, 100000) if args.quick else (1000000, 1000000)
     frames = 5000 if args.quick else args.frames
     rows = []
+    load_start = os.getloadavg()[0]
+    threads = torch.get_num_threads()  # read now: deeptime's OpenMP k-means lowers it for the process
     bench_features(frames, rows)
     print(rows[-2:], flush=True)
     bench_tica(n_tica, 100, rows)
@@ -142,7 +144,8 @@ def main():
 
     text = (f"# nnforce.analysis benchmark\n\nWritten by `bench/analysis.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n"
             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch threads "
-            f"{torch.get_num_threads()}, no GPU used. Versions: mdtraj {mdtraj.__version__}, deeptime "
+            f"{threads}, no GPU used; load average {load_start:.1f} at start and {os.getloadavg()[0]:.1f} at "
+            f"the end (other jobs share this machine: compare columns of one run, not runs). Versions: mdtraj {mdtraj.__version__}, deeptime "
             f"{deeptime.__version__}, scikit-learn {sklearn.__version__}, torch {torch.__version__}, numpy {np.__version__}.\n\n"
             + header + table +
             "\nGoals (issue 6): >= 100x naive mdtraj on boxed frames; TICA 1e6 x 100 <= 3 s; k-means no slower than "

@@ -151,3 +151,14 @@ def test_help_has_examples(capsys):
         main(["analyze", "--help"])
     text = capsys.readouterr().out
     assert "examples:" in text and "--reduce tica:lag=10" in text and "kmeans:k=100" in text
+
+
+def test_report_phi_psi_from_features_matches_direct_torsions(alanine, phi_psi, tmp_path):
+    """analyze() reuses the sin/cos phi/psi columns for the Ramachandran plot: same angles as the direct feature."""
+    top, dcds = alanine
+    result = analyze(dcds[:1], top, str(tmp_path / "r"), features=["phi_psi"], reduce="none", cluster="none",
+                     msm="none")
+    phi, psi = result["phi_psi"]
+    assert ca.angle_diff(phi, np.radians(phi_psi[0][:, 0])).max() < 1e-5
+    assert ca.angle_diff(psi, np.radians(phi_psi[0][:, 1])).max() < 1e-5
+    assert os.path.exists(result["files"]["phi_psi"]) and os.path.exists(result["files"]["html"])

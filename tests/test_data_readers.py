@@ -173,3 +173,20 @@ def test_cli_label_writes_labelled_dataset(tmp_path):
     # GFN2-xTB water is about -5.07 hartree
     assert data.energies_kj_mol[0] / KJ_MOL_PER_HARTREE == pytest.approx(-5.07, abs=0.03)
     assert main(["label", str(tmp_path / "nothing.xyz"), "-o", str(tmp_path / "x.npz")]) == 2
+
+
+def test_ani1x_teacher_labels_reproduce_the_published_methane_energy():
+    try:
+        from nnforce.models.ani1x import METHANE_ANGSTROM, METHANE_ATOMIC_NUMBERS, METHANE_PUBLISHED_HARTREE, ani1x
+
+        teacher = ani1x()
+    except (ImportError, FileNotFoundError) as error:
+        pytest.skip(f"ANI-1x files not available: {error}")
+    from nnforce.data.label import teacher_label
+
+    methane = Dataset.from_frames(METHANE_ATOMIC_NUMBERS, [np.array(METHANE_ANGSTROM) / 10.0])
+    labelled = teacher_label(methane, teacher.double())
+    assert labelled.energies_kj_mol[0] / KJ_MOL_PER_HARTREE == pytest.approx(METHANE_PUBLISHED_HARTREE, abs=2e-5)
+    # forces are -dE/dx: the net force on an isolated molecule vanishes
+    np.testing.assert_allclose(labelled.forces_kj_mol_nm.sum(axis=0), 0.0, atol=1e-6)
+    assert np.abs(labelled.forces_kj_mol_nm).max() > 1.0

@@ -200,6 +200,10 @@ def run(args):
     metadata = dict(state.get("metadata") or {})
     metadata["model_spec"] = state["model_spec"]
     metadata["training_epochs"] = len(state.get("history") or [])
+    metrics_path = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "metrics.json")
+    if os.path.exists(metrics_path):  # written by `nnforce train` after testing
+        with open(metrics_path) as handle:
+            metadata["test_metrics"] = json.load(handle).get("test")
     structure = None
     if args.data:
         from .data import Dataset

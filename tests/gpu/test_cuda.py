@@ -56,7 +56,7 @@ def cuda_context(system, precision="mixed", graphs=False, device_index=None):
     for force in system.getForces():
         if isinstance(force, nnforce.NNForce):
             force.setProperty("useCUDAGraphs", "true" if graphs else "false")
-            force.setProperty("CUDAGraphWarmupSteps", "1")
+            force.setProperty("CUDAGraphWarmupSteps", "2")
     return openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CUDA"), properties)
 
 
@@ -71,8 +71,8 @@ def assert_close(cuda, reference, precision):
     assert rel_err(f_cuda, f_ref) < tol
 
 
-def position_sets(base, count=4, seed=0, step=0.002):
-    """A few nearby configurations: the first evaluation runs eagerly, the next capture and replay a graph."""
+def position_sets(base, count=5, seed=0, step=0.002):
+    """Nearby configurations: with 2 warm-up steps the first two run eagerly, the third captures, the rest replay."""
     rng = np.random.default_rng(seed)
     return [base + step * k * rng.standard_normal(base.shape) for k in range(count)]
 
@@ -151,7 +151,7 @@ def test_subset_atomic_numbers_and_per_atom_inputs(graphs):
     system = make_system(n, force)
     reference = reference_context(system)
     cuda = cuda_context(system, "double", graphs)
-    for pos_k in position_sets(pos, count=3):
+    for pos_k in position_sets(pos, count=5):
         got, expected = energy_forces(cuda, pos_k), energy_forces(reference, pos_k)
         assert_close(got, expected, "double")
         others = [i for i in range(n) if i not in atoms]
@@ -179,7 +179,9 @@ def test_global_parameters_and_derivatives(precision, graphs, positions):
     system = make_system(N, force)
     reference = reference_context(system)
     cuda = cuda_context(system, precision, graphs)
-    for scale, shift in [(2.0, 0.25), (3.0, 0.25), (3.0, -1.0), (0.5, -1.0)]:
+    # eager, eager, capture, replays with new tensor values; a new float value forces a re-capture
+    settings = [(2.0, 0.25), (2.0, 0.25), (3.0, 0.25), (3.0, 0.25), (0.5, 0.25), (0.5, -1.0), (0.5, -1.0), (0.5, -1.0), (4.0, -1.0)]
+    for scale, shift in settings:
         for context in (cuda, reference):
             context.setParameter("scale", scale)
             context.setParameter("shift", shift)

@@ -17,6 +17,14 @@ __all__ = ["KMeans", "MiniBatchKMeans", "RegularSpace", "KCenters", "HDBSCAN", "
            "assign_nearest", "CLUSTER_METHODS"]
 
 
+def _threads_for(work):
+    """Thread limit for scikit-learn/BLAS calls: one thread for small problems, where OpenMP start-up and
+    spin-waiting cost far more than the work (seconds instead of milliseconds on a busy machine)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1) if work < 20_000_000 else threadpool_limits(None)
+
+
 def _split(labels, lengths):
     return [np.asarray(part, dtype=np.int32) for part in np.split(np.asarray(labels), np.cumsum(lengths)[:-1])]
 
@@ -30,8 +38,9 @@ def assign_nearest(data, centers, batch=65536):
     if data.shape[1] != centers.shape[1]:
         raise ValueError(f"data have {data.shape[1]} dimensions but the cluster centers have {centers.shape[1]}")
     out = np.empty(len(data), dtype=np.int32)
-    for a in range(0, len(data), batch):
-        out[a:a + batch] = pairwise_distances_argmin(data[a:a + batch], centers)
+    with _threads_for(len(data) * len(centers) * data.shape[1]):
+        for a in range(0, len(data), batch):
+            out[a:a + batch] = pairwise_distances_argmin(data[a:a + batch], centers)
     return out
 
 
@@ -83,9 +92,10 @@ class KMeans(_Clusterer):
         rng = np.random.default_rng(self.seed)
         size = self.init_size or max(20 * self.k, 10000)
         sample = x if len(x) <= size else x[np.sort(rng.choice(len(x), size, replace=False))]
-        init, _ = kmeans_plusplus(sample, self.k, random_state=self.seed)
-        model = _SK(self.k, init=init, n_init=1, max_iter=self.max_iter, tol=self.tol, random_state=self.seed)
-        model.fit(x)
+        with _threads_for(len(x) * self.k * x.shape[1]):
+            init, _ = kmeans_plusplus(sample, self.k, random_state=self.seed)
+            model = _SK(self.k, init=init, n_init=1, max_iter=self.max_iter, tol=self.tol, random_state=self.seed)
+            model.fit(x)
         self.model = model
         self.centers = model.cluster_centers_
         self.inertia = float(model.inertia_)
@@ -105,10 +115,11 @@ class MiniBatchKMeans(_Clusterer):
 
         if self.k < 1 or self.k > len(x):
             raise ValueError(f"minibatch: k={self.k} must be between 1 and the number of frames ({len(x)})")
-        model = _MB(self.k, batch_size=self.batch_size, max_iter=self.max_iter, random_state=self.seed, n_init=1)
-        model.fit(x)
+        with _threads_for(len(x) * self.k * x.shape[1]):
+            model = _MB(self.k, batch_size=self.batch_size, max_iter=self.max_iter, random_state=self.seed, n_init=1)
+            model.fit(x)
+            self._labels_flat = model.predict(x)
         self.model, self.centers = model, model.cluster_centers_
-        self._labels_flat = model.predict(x)
 
 
 class RegularSpace(_Clusterer):

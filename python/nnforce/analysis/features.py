@@ -236,7 +236,8 @@ class Torsions(Feature):
         wanted = None if self.selection is None else set(_select(topology, self.selection, "torsions selection"))
         quads, labels = [], []
         for kind in self.kinds:
-            indices, _ = getattr(md, f"compute_{kind}")(dummy, periodic=False)
+            with np.errstate(all="ignore"):  # only the atom indices are used; the zero coordinates give NaN angles
+                indices, _ = getattr(md, f"compute_{kind}")(dummy, periodic=False)
             for quad in indices:
                 owner = topology.atom(int(quad[1])).residue  # phi: N_i, psi: CA_i, omega: C_i, chi: own
                 if wanted is not None and not any(int(a) in wanted for a in quad):

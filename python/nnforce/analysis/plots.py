@@ -78,6 +78,8 @@ def plot_timescales(path, lags, timescales, dt=1.0, unit="frames"):
         ax.plot(lags, timescales[:, k] * dt, "o-", ms=3, label=f"process {k + 1}")
     ax.fill_between(lags, 1e-12, lags, color="0.8", label="timescale < lag")
     ax.set_yscale("log")
+    if len(lags) > 2 and lags.min() > 0 and lags.max() / lags.min() > 20:
+        ax.set_xscale("log")
     ax.set_xlabel(f"lag ({unit})")
     ax.set_ylabel(f"implied timescale ({unit})")
     finite = timescales[np.isfinite(timescales)] * dt

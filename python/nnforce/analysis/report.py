@@ -93,6 +93,22 @@ def phi_psi_free_energy_png(traj_files, top, path, temperature_k=300.0, stride=1
     return path, phi, psi
 
 
+def _phi_psi_from_features(data, labels):
+    """(residue, phi, psi) in radians from 'phi R sin/cos' and 'psi R sin/cos' columns of the first residue
+    having all four, or None."""
+    where = {label: i for i, label in enumerate(labels)}
+    for label in labels:
+        if label.startswith("phi ") and label.endswith(" sin"):
+            residue = label[4:-4]
+            keys = [f"phi {residue} sin", f"phi {residue} cos", f"psi {residue} sin", f"psi {residue} cos"]
+            if all(k in where for k in keys):
+                cols = [where[k] for k in keys]
+                phi = np.concatenate([np.arctan2(d[:, cols[0]], d[:, cols[1]]) for d in data])
+                psi = np.concatenate([np.arctan2(d[:, cols[2]], d[:, cols[3]]) for d in data])
+                return residue, phi, psi
+    return None
+
+
 def _embed(path):
     with open(path, "rb") as handle:
         return "data:image/png;base64," + base64.b64encode(handle.read()).decode("ascii")
@@ -174,12 +190,21 @@ def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:lag=10
         raise ValueError("the trajectories contain no frames")
 
     # phi/psi free energy when the topology has backbone torsions
-    try:
-        files["phi_psi"], phi, psi = phi_psi_free_energy_png(traj_files, topology, os.path.join(out_dir, "phi_psi.png"),
-                                                             temperature_k, stride)
+    phi = psi = None
+    angles = _phi_psi_from_features(data, labels)
+    if angles is not None:  # reuse the sin/cos torsion columns instead of reading the files again
+        residue, phi, psi = angles
+        files["phi_psi"] = plots.plot_phi_psi(os.path.join(out_dir, "phi_psi.png"), phi, psi, temperature_k=temperature_k,
+                                              title=f"{residue} phi/psi free energy, T = {temperature_k:g} K")
+    else:
+        try:
+            files["phi_psi"], phi, psi = phi_psi_free_energy_png(traj_files, topology,
+                                                                 os.path.join(out_dir, "phi_psi.png"), temperature_k,
+                                                                 stride)
+        except ValueError:
+            pass
+    if phi is not None:
         sections.append(("phi/psi free energy", files["phi_psi"], "-kT ln p(phi, psi) over all frames."))
-    except ValueError:
-        phi = psi = None
     files["time_series"] = plots.plot_time_series(os.path.join(out_dir, "features_time_series.png"), data[0], labels,
                                                   dt, unit)
     sections.append(("feature time series", files["time_series"], f"First features of {os.path.basename(traj_files[0])}."))

@@ -71,7 +71,7 @@ def teacher_label(dataset, model, batch_size=64):
         energy = model(positions=positions, atomic_numbers=torch.as_tensor(z))
         (gradient,) = torch.autograd.grad(energy, positions)
         a, b = dataset.offsets[f], dataset.offsets[f + 1]
-        energies[f] = float(energy)
+        energies[f] = float(energy.detach())
         forces[a:b] = -gradient.numpy()
     return Dataset(dataset.atomic_numbers, dataset.positions_nm, dataset.offsets, energies, forces,
                    name=f"{dataset.name}:teacher")

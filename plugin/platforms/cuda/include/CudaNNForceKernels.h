@@ -63,7 +63,7 @@ private:
     bool periodic = false, outputsForces = false;
     // Properties
     bool useGraphs = false;
-    int warmupSteps = 1;
+    int warmupSteps = 3;  // eager steps before capture: TorchScript's profiling executor settles in its first runs
 
     // Persistent device tensors (torch, primary context). Their addresses never change while graphs exist.
     torch::Tensor atomsDevice, slotOf, positions, box, atomicNumbers, status;

@@ -156,9 +156,7 @@ void CudaCalcNNForceKernel::initialize(const System& system, const NNForce& forc
         throw OpenMMException("NNForce: could not load the TorchScript model: " + torchMessage(e));
     }
     module.eval();
-    module.to(dtype);
-    for (auto parameter : module.parameters())
-        parameter.set_requires_grad(false);
+    convertModelPrecision(module, dtype);  // floating-point parameters and buffers only
 
     stream.reset(new c10::cuda::CUDAStream(c10::cuda::getStreamFromPool(false, device.index())));
     c10::cuda::CUDAStreamGuard streamGuard(*stream);
@@ -488,8 +486,6 @@ void CudaCalcNNForceKernel::checkStatus(bool wait) {
 }
 
 double CudaCalcNNForceKernel::execute(ContextImpl& context, bool includeForces, bool includeEnergy) {
-    if (!deviceReady)
-        setUpDevice();
     {
         // OpenMM's stream has produced this step's positions once it reaches here.
         ContextSelector selector(cu);
@@ -501,6 +497,8 @@ double CudaCalcNNForceKernel::execute(ContextImpl& context, bool includeForces, 
         c10::cuda::CUDAGuard guard(device);
         c10::cuda::CUDAStreamGuard streamGuard(*stream);
         cudaStream_t s = stream->stream();
+        if (!deviceReady)
+            setUpDevice();
         checkStatus(false);  // a problem found by an earlier step's kernels (non-blocking)
         checkDriver(cuStreamWaitEvent(reinterpret_cast<CUstream>(s), openmmReady, 0), "cuStreamWaitEvent");
         updateHostInputs(context);

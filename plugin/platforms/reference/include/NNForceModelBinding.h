@@ -37,6 +37,22 @@ inline std::string joinNames(const std::vector<std::string>& names) {
 }
 
 /**
+ * Convert the model's floating-point parameters and buffers to dtype, leaving integer buffers (lookup tables) alone,
+ * which Module::to(dtype) would turn into floats, and switch off gradients of the parameters: only gradients with
+ * respect to inputs are ever needed.
+ */
+inline void convertModelPrecision(torch::jit::Module& module, torch::Dtype dtype) {
+    for (auto parameter : module.parameters()) {
+        if (parameter.is_floating_point() && parameter.scalar_type() != dtype)
+            parameter.set_data(parameter.detach().to(dtype));
+        parameter.set_requires_grad(false);
+    }
+    for (auto buffer : module.buffers())
+        if (buffer.is_floating_point() && buffer.scalar_type() != dtype)
+            buffer.set_data(buffer.to(dtype));
+}
+
+/**
  * Bind each argument of the model's forward() (after self) to an input of the force, by name, falling back to
  * openmm-torch's positional convention forward(positions[, box][, globals...]). Throws OpenMMException saying what
  * is missing and how to provide it.

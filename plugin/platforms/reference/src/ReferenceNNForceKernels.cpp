@@ -30,15 +30,7 @@ void ReferenceCalcNNForceKernel::initialize(const System& system, const NNForce&
     auto precision = force.getProperties().find("precision");
     bool useDouble = precision == force.getProperties().end() ? isReference : precision->second == "double";
     dtype = useDouble ? torch::kFloat64 : torch::kFloat32;
-    // Convert floating-point parameters and buffers only (Module::to would also turn integer buffers into floats).
-    for (auto parameter : module.parameters()) {
-        if (parameter.is_floating_point() && parameter.scalar_type() != dtype)
-            parameter.set_data(parameter.detach().to(dtype));
-        parameter.set_requires_grad(false);  // only gradients with respect to inputs are ever needed
-    }
-    for (auto buffer : module.buffers())
-        if (buffer.is_floating_point() && buffer.scalar_type() != dtype)
-            buffer.set_data(buffer.to(dtype));
+    convertModelPrecision(module, dtype);  // floating-point parameters and buffers only
 
     periodic = force.usesPeriodicBoundaryConditions();
     outputsForces = force.getOutputsForces();
