@@ -41,6 +41,12 @@ test: test-cpp test-python
 demo: install
 	$(PY) -m nnforce.cli demo --out demo-output
 
+# Headless Chromium, which tests/test_demo.py uses to open the demo report (the test skips without it).
+# apt-get needs root; a machine that already has chromium (or chromium-browser) is left alone.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
+
 bench: install
 	$(PY) bench/plugin_overhead.py
 	$(PY) bench/neighbor_scaling.py

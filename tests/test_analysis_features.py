@@ -8,6 +8,7 @@ from nnforce.analysis import _geometry
 from nnforce.analysis.features import (DSSP, RMSD, Angles, Contacts, Coordinates, Custom, Distances, Featurizer,
                                        ResidueDistances, Torsions, parse_features)
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*netCDF4:UserWarning")
 D = ca.data()
 
 
@@ -202,3 +203,10 @@ def test_frame_blocks_do_not_change_results(tripeptide, adk_boxed, monkeypatch):
     monkeypatch.setattr(_geometry, "_BLOCK_FRAMES", 7)
     np.testing.assert_array_equal(feats[0].transform(tripeptide), whole[0])
     np.testing.assert_array_equal(feats[1].transform(adk_boxed), whole[1])
+
+
+def test_torsion_selection_picks_residues(tripeptide):
+    feat = Torsions(("phi", "psi", "chi1"), selection="resid 1", sincos=False).bind(tripeptide.topology)
+    assert feat.angle_labels == ["phi GLU1", "psi GLU1", "chi1 GLU1"]
+    _, phi = md.compute_phi(tripeptide)
+    np.testing.assert_allclose(feat.angles(tripeptide)[:, 0], phi[:, 0], atol=1e-5)

@@ -9,6 +9,7 @@ import conftest_analysis as ca
 from nnforce.analysis.features import Distances, Featurizer, Torsions, parse_features
 from nnforce.analysis.stream import featurize, featurize_dask, featurize_file, load_features, save_features
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*netCDF4:UserWarning")
 D = ca.data()
 
 

@@ -10,6 +10,9 @@ from nnforce.data import Batch, Dataset, block_pairs
 from nnforce.models import ANIEncoder, ANIModel, PairPotential, SchNetModel, ani_ensemble
 from nnforce.models._geometry import pair_vectors
 
+# float() of an energy computed from trainable parameters: harmless here, and noisy
+pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
+
 # ethanol (ase.build.molecule("CH3CH2OH")), Angstrom -> nm, slightly distorted so nothing is symmetric
 ETHANOL_Z = np.array([6, 6, 8, 1, 1, 1, 1, 1, 1])
 ETHANOL_NM = 0.1 * np.array([

@@ -13,17 +13,8 @@ openmm = pytest.importorskip("openmm")
 from openmm import app  # noqa: E402
 
 
-def _plugin_available():
-    try:
-        import nnforce
-
-        nnforce.NNForce
-        return True
-    except ImportError:
-        return False
 
 
-needs_plugin = pytest.mark.skipif(not _plugin_available(), reason="nnforce's compiled plugin is not built")
 
 
 @pytest.fixture(autouse=True)
@@ -109,7 +100,7 @@ def _config(out, topology, positions, model, **overrides):
 
 
 @pytest.mark.parametrize("engine,trajectory", [("openmm-system", "trajectory.dcd"), ("openmm-system", "trajectory.xtc"),
-                                               pytest.param("nnforce", "trajectory.dcd", marks=needs_plugin)])
+                                               pytest.param("nnforce", "trajectory.dcd")])
 def test_resume_reproduces_uninterrupted_run(tmp_path, engine, trajectory, request):
     topology, positions = argon_cluster()
     model = request.getfixturevalue("lj_model_file") if engine == "nnforce" else None
@@ -169,7 +160,6 @@ def test_energy_drift_is_a_least_squares_slope_per_atom():
     assert energy_drift(times, energies, 3) == pytest.approx(0.2, rel=0.02)
 
 
-@needs_plugin
 def test_nve_ani1x_conserves_energy(tmp_path, ani_model_file):
     from nnforce.models.ani1x import ani1x
 
@@ -195,7 +185,6 @@ def test_nve_ani1x_conserves_energy(tmp_path, ani_model_file):
     assert result["final_potential_kj_mol"] == pytest.approx(direct, abs=1e-6)
 
 
-@needs_plugin
 def test_cli_runs_and_resumes(tmp_path, lj_model_file, capsys):
     from nnforce.cli import main
 

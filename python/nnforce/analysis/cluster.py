@@ -182,7 +182,7 @@ class HDBSCAN(_Clusterer):
         rng = np.random.default_rng(self.seed)
         sample = np.arange(len(x)) if len(x) <= self.max_fit_frames else np.sort(
             rng.choice(len(x), self.max_fit_frames, replace=False))
-        model = _H(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples).fit(x[sample])
+        model = _H(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples, copy=True).fit(x[sample])
         self._train, self._train_labels = x[sample], model.labels_
         self._nn = NearestNeighbors(n_neighbors=1).fit(self._train)
         n = int(model.labels_.max()) + 1

@@ -233,14 +233,15 @@ class Torsions(Feature):
         import mdtraj as md
 
         dummy = md.Trajectory(np.zeros((1, topology.n_atoms, 3), dtype=np.float32), topology)
-        wanted = None if self.selection is None else set(_select(topology, self.selection, "torsions selection"))
+        wanted = None if self.selection is None else {
+            topology.atom(int(i)).residue.index for i in _select(topology, self.selection, "torsions selection")}
         quads, labels = [], []
         for kind in self.kinds:
             with np.errstate(all="ignore"):  # only the atom indices are used; the zero coordinates give NaN angles
                 indices, _ = getattr(md, f"compute_{kind}")(dummy, periodic=False)
             for quad in indices:
                 owner = topology.atom(int(quad[1])).residue  # phi: N_i, psi: CA_i, omega: C_i, chi: own
-                if wanted is not None and not any(int(a) in wanted for a in quad):
+                if wanted is not None and owner.index not in wanted:
                     continue
                 quads.append(quad)
                 labels.append(f"{kind} {owner}")

@@ -71,6 +71,11 @@ class Covariances:
             return a.T @ b
         return (a.T @ b).to("cpu", dtype=__import__("torch").float64).numpy()
 
+    def _colsum(self, a):
+        if self.backend == "numpy":
+            return a.sum(axis=0)
+        return a.sum(dim=0, dtype=__import__("torch").float64).cpu().numpy()
+
     def _prepare(self, block):
         if self.backend == "numpy":
             return block.astype(np.float64) - self._shift
@@ -102,19 +107,18 @@ class Covariances:
         n_x = T - lag
         zz = np.zeros((n, n))
         xy = np.zeros((n, n))
+        total = np.zeros(n)  # sum of the shifted rows
         for a in range(0, T, _BLOCK_ROWS):
             b = min(a + _BLOCK_ROWS, T)
             w = self._prepare(x[a:min(b + lag, T)])
             own = w[: b - a]
             zz += self._gram(own, own)
+            total += self._colsum(own)
             m = min(b, n_x) - a  # x rows in this block that have a partner
             if lag and m > 0:
                 xy += self._gram(w[:m], w[lag:lag + m])
-        shifted = x.astype(np.float64) - self._shift if self.backend == "numpy" else None
         head = (x[:lag].astype(np.float64) - self._shift) if lag else np.zeros((0, n))
         tail = (x[T - lag:].astype(np.float64) - self._shift) if lag else np.zeros((0, n))
-        total = (shifted.sum(axis=0) if shifted is not None else
-                 x.astype(np.float64).sum(axis=0) - T * self._shift)
         if lag:
             self._sxx += zz - tail.T @ tail
             self._syy += zz - head.T @ head

@@ -45,8 +45,7 @@ class Dataset:
         n_frames = len(positions)
         if n_frames == 0:
             raise ValueError(f"{name}: no frames given")
-        z = np.asarray(atomic_numbers, dtype=object) if not _is_int_array(atomic_numbers) else None
-        if z is None:
+        if _is_int_array(atomic_numbers):  # one array shared by every frame
             shared = np.asarray(atomic_numbers, dtype=np.int64)
             numbers = [shared] * n_frames
         else:

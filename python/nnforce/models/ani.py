@@ -236,9 +236,10 @@ class ANIModel(torch.nn.Module):
 
 
 def ani_ensemble(models: List[ANIModel]) -> ANIModel:
-    """Merge trained single ANIModels (same elements, AEV and scale) into one ensemble model.
+    """Merge trained ANIModels (same elements and AEV) into one model whose energy is the mean of theirs.
 
-    Self energies and energy scales are averaged in the usual way: the members' atomic energies are averaged.
+    Each member's own ``energy_scale`` and self energies are folded into its last layer, so the merged model's
+    energy equals the average of the members' energies exactly (each network counts once).
     """
     if not models:
         raise ValueError("ani_ensemble needs at least one model")
@@ -249,19 +250,18 @@ def ani_ensemble(models: List[ANIModel]) -> ANIModel:
         if m.elements != first.elements or m.aev.length != first.aev.length:
             raise ValueError("ensemble members must share elements and AEV parameters")
     merged = copy.deepcopy(first)
+    scale = float(merged.energy_scale)
     members = []
-    # fold each member's own scale and self energies into its last layer so the mean is exact
     for m in models:
-        scale = float(m.energy_scale) / float(merged.energy_scale)
+        ratio = float(m.energy_scale) / scale
         for member in m.members:
             member = copy.deepcopy(member)
             with torch.no_grad():
                 for k, net in enumerate(member.nets):
                     last = net[-1]
-                    last.weight.mul_(scale)
-                    last.bias.mul_(scale)
-                    last.bias.add_(float(m.self_energies[k] - merged.self_energies[k]) / float(merged.energy_scale)
-                                   * 1.0)
-            members.extend([member] * 1)
+                    last.weight.mul_(ratio)
+                    last.bias.mul_(ratio)
+                    last.bias.add_(float(m.self_energies[k] - merged.self_energies[k]) / scale)
+            members.append(member)
     merged.members = torch.nn.ModuleList(members)
     return merged
