@@ -12,6 +12,8 @@ from nnforce.models import ANIModel, SchNetModel
 from test_train_data_helpers import ETHANOL_NM, ETHANOL_Z
 
 torch.set_num_threads(1)
+# float() of an energy computed from trainable parameters: harmless here, and noisy
+pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
 
 
 def _trained_like(model):

@@ -16,6 +16,7 @@ from nnforce.train.fit import _Labels, _normalisers, _validate
 from test_train_data_helpers import ethanol_xtb, qm9_small
 
 torch.set_num_threads(1)
+pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
 
 
 @pytest.fixture(scope="module")

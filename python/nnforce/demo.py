@@ -55,7 +55,7 @@ SETTINGS = {
         "model": {"type": "ani", "elements": ELEMENTS, "hidden": [64, 32]},
         "train": {"epochs": 400, "batch_size": 16, "lr": 2e-3, "force_weight": 10.0, "schedule": "plateau",
                   "plateau_patience": 4, "early_stopping_patience": 15, "max_time_s": 330.0},
-        "sim_temperature_k": 400.0,
+        "sim_temperature_k": 500.0,
         "sim_timestep_fs": 1.0,
         "sim_friction_per_ps": 1.0,
         "sim_equilibration_steps": 2000,
@@ -377,9 +377,9 @@ def plot_energy_trace(path, rows, equilibration_steps):
     temperature = np.array([float(r["temperature_k"]) for r in rows])
     steps = np.array([int(r["step"]) for r in rows])
     fig, axes = plt.subplots(2, 1, figsize=(9.5, 5.0), sharex=True)
-    axes[0].plot(time_ps, potential - potential.mean(), lw=0.8, label=f"potential - {potential.mean():.1f}")
-    axes[0].plot(time_ps, total - total.mean(), lw=0.8, label=f"total - {total.mean():.1f}")
-    axes[0].set_ylabel("energy (kJ/mol)")
+    axes[0].plot(time_ps, potential - potential.mean(), lw=0.8, label=f"potential (mean {potential.mean():.1f})")
+    axes[0].plot(time_ps, total - total.mean(), lw=0.8, label=f"total (mean {total.mean():.1f})")
+    axes[0].set_ylabel("energy - mean (kJ/mol)")
     axes[0].legend(fontsize=8, loc="upper right")
     axes[1].plot(time_ps, temperature, lw=0.8, color="tab:red")
     axes[1].set_ylabel("temperature (K)")
@@ -428,9 +428,9 @@ def basin(phi_deg, psi_deg):
     """A coarse name for a (phi, psi) point of alanine dipeptide."""
     if phi_deg > 0:
         return "alpha_L / C7ax"
-    if -120.0 < psi_deg < 50.0:
+    if -125.0 < psi_deg < 15.0:
         return "alpha_R"
-    return "C7eq / beta / PPII"
+    return "C7eq / C5 / beta / PPII"
 
 
 def _circular_mean_deg(angles_rad):
@@ -823,7 +823,7 @@ def _pipeline(out_dir, small, seed, settings, stages, files, started):
                              "basin": basin(mean_phi, mean_psi) if chosen.any() else "empty"})
         frame_basins = [basin(a, b) for a, b in zip(np.degrees(phi), np.degrees(psi))]
         basins = {name: frame_basins.count(name) / len(frame_basins)
-                  for name in ("C7eq / beta / PPII", "alpha_R", "alpha_L / C7ax")}
+                  for name in ("C7eq / C5 / beta / PPII", "alpha_R", "alpha_L / C7ax")}
         files["phi_psi_png"] = analysis["files"]["phi_psi"]
         files["tica_png"] = analysis["files"].get("fes")
         files["populations_png"] = analysis["files"]["populations"]
