@@ -12,6 +12,16 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 from nnforce._io import atomic_write  # noqa: E402
 
+# One thread for torch and for OpenMM's CPU platform: on this shared 2-core machine, OpenMP's busy-waiting threads
+# make multi-threaded timings swing several-fold with the load of other processes. Override with NNFORCE_BENCH_THREADS.
+THREADS = int(os.environ.get("NNFORCE_BENCH_THREADS", "1"))
+torch.set_num_threads(THREADS)
+
+
+def platform_properties(platform):
+    return {"Threads": str(THREADS)} if platform == "CPU" else {}
+
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 

@@ -11,7 +11,8 @@ import sys
 import openmm
 import torch
 
-from _common import best_of, lattice, write_table
+
+from _common import THREADS, best_of, lattice, platform_properties, write_table
 
 import nnforce
 from nnforce.models import LennardJones
@@ -32,7 +33,7 @@ def ms_per_step(n, use_list, platform, steps):
     system.setDefaultPeriodicBoxVectors(openmm.Vec3(edge, 0, 0), openmm.Vec3(0, edge, 0), openmm.Vec3(0, 0, edge))
     system.addForce(force)
     integrator = openmm.VerletIntegrator(0.002)
-    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform))
+    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform), platform_properties(platform))
     context.setPositions(positions)
     context.setVelocitiesToTemperature(120.0, 1)
     integrator.step(2)
@@ -60,6 +61,7 @@ def main(argv=None):
         rows.append([n, f"{with_list:.2f}", f"{per_atom:.2f}", all_pairs, ratio])
         print(rows[-1], flush=True)
     notes = [
+        f"torch and OpenMM CPU threads: {THREADS} (NNFORCE_BENCH_THREADS); multi-threaded timings on this shared machine are not reproducible.",
         f"Platform {args.platform} (float32), LJ cutoff {CUTOFF} nm, skin {SKIN} nm, density {DENSITY} atoms/nm^3, best of 2.",
         "us/atom/step near-constant across N = linear scaling. All-pairs memory grows as N^2: at 20000 atoms the",
         "pair tensors alone (2e8 x 3 floats, several copies kept for autograd) exceed this 24 GiB machine, so it is skipped.",

@@ -13,7 +13,8 @@ import numpy as np
 import openmm
 import torch
 
-from _common import best_of, lattice, write_table
+
+from _common import THREADS, best_of, lattice, platform_properties, write_table
 
 import nnforce
 from nnforce.models import LennardJones, RadialMLP
@@ -50,11 +51,11 @@ def integrator_ms(force, positions, platform):
         system.addParticle(12.0)
     system.addForce(force)
     integrator = openmm.VerletIntegrator(1e-5)
-    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform))
+    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform), platform_properties(platform))
     context.setPositions(positions)
     integrator.step(3)  # warm-up: TorchScript's profiling runs, allocations
     steps = steps_for(len(positions))
-    return 1000 * best_of(lambda: integrator.step(steps)) / steps
+    return 1000 * best_of(lambda: integrator.step(steps), repeats=5) / steps
 
 
 def bare_inputs(extras, neighbor, positions, dtype):
@@ -90,7 +91,7 @@ def bare_ms(model, positions, extras, neighbor, dtype):
     for _ in range(3):
         once()
     steps = steps_for(len(positions))
-    return 1000 * best_of(lambda: [once() for _ in range(steps)]) / steps
+    return 1000 * best_of(lambda: [once() for _ in range(steps)], repeats=5) / steps
 
 
 def python_force_ms(model, positions, extras, neighbor, platform, dtype):
@@ -130,7 +131,8 @@ def main(argv=None):
     header = ["model", "N", "NNForce Ref f64 ms", "bare f64 ms", "Ref / bare", "PythonForce Ref ms", "PythonForce / NNForce",
               "NNForce CPU f32 ms", "bare f32 ms", "CPU / bare", "PythonForce CPU ms", "PythonForce / NNForce"]
     notes = [
-        "ms/step from `VerletIntegrator.step` (one force evaluation per step), best of 3 repeats after 3 warm-up steps.",
+        f"torch and OpenMM CPU threads: {THREADS} (NNFORCE_BENCH_THREADS); multi-threaded timings on this shared machine are not reproducible.",
+        "ms/step from `VerletIntegrator.step` (one force evaluation per step), best of 5 repeats after 3 warm-up steps.",
         "bare = the same TorchScript module called from Python: forward + `torch.autograd.grad`, same dtype, same inputs.",
         "Goal (issue 2): NNForce <= 1.05x the bare model at N >= 200 and faster than PythonForce at every N.",
         "The radial model gets the plugin's neighbor list (cutoff 0.52 nm + 0.06 nm skin); the bare model and the",

@@ -226,7 +226,9 @@ def test_simulation_frames_and_phi_psi(demo):
         assert d.min() > 0.08 and d.max() < 0.2, (bond, d.min(), d.max())
     with open(demo["files"]["energies_csv"]) as handle:
         rows = handle.read().strip().splitlines()[1:]
-    assert len(rows) == (s["sim_steps"] + s["sim_equilibration_steps"]) // s["sim_report_interval"] + 1
+    # production rows only: the end of equilibration, then every report interval
+    assert len(rows) == s["sim_steps"] // s["sim_report_interval"] + 1
+    assert int(rows[0].split(",")[0]) == s["sim_equilibration_steps"]
     sim = demo["simulation"]
     assert sim["final_step"] == s["sim_steps"] + s["sim_equilibration_steps"]
     assert 0.5 * s["sim_temperature_k"] < sim["temperature_mean_k"] < 1.5 * s["sim_temperature_k"]

@@ -22,7 +22,6 @@ import contextlib
 import csv
 import datetime
 import html
-import io
 import json
 import math
 import os
@@ -35,8 +34,8 @@ import numpy as np
 from ._io import atomic_save, atomic_write
 
 EXAMPLES = """examples:
-  nnforce demo                         the full demo (about 10 minutes on 2 CPU cores) into demo-output/
-  nnforce demo --small --out /tmp/d    the fast mode the test runs (about a minute)
+  nnforce demo                         the full demo (11-12 minutes on 2 CPU cores) into demo-output/
+  nnforce demo --small --out /tmp/d    the fast mode the test runs (1.5-2 minutes)
   nnforce demo --seed 3                another seed for sampling, splitting, training and MD"""
 
 ELEMENTS = [1, 6, 7, 8]  # H, C, N, O
@@ -67,6 +66,7 @@ SETTINGS = {
         "teacher_check_frames": 100,
         "tica_lag_frames": 10,
         "clusters": 12,
+        "phi_psi_bins": 30,
     },
     "small": {
         "sample_starts_deg": [(-80.0, 150.0), (-70.0, -40.0), (60.0, 45.0)],
@@ -75,14 +75,14 @@ SETTINGS = {
         "sample_friction_per_ps": 5.0,
         "sample_equilibration_steps": 2000,
         "sample_interval_steps": 100,
-        "sample_frames_per_start": 100,
-        "split": (220, 40, 40),
+        "sample_frames_per_start": 80,
+        "split": (160, 40, 40),
         "model": {"type": "ani", "elements": ELEMENTS, "hidden": [32, 16]},
         "train": {"epochs": 15, "batch_size": 16, "lr": 2e-3, "force_weight": 10.0, "schedule": "plateau",
                   "plateau_patience": 4, "early_stopping_patience": 10, "max_time_s": None},
         "sim_temperature_k": 300.0,
         "sim_timestep_fs": 0.5,
-        "sim_friction_per_ps": 1.0,
+        "sim_friction_per_ps": 10.0,  # thermalises within the short run
         "sim_equilibration_steps": 200,
         "sim_steps": 2000,
         "sim_time_budget_s": None,  # fixed length: the test checks the frame count
@@ -91,6 +91,7 @@ SETTINGS = {
         "teacher_check_frames": 20,
         "tica_lag_frames": 5,
         "clusters": 4,
+        "phi_psi_bins": 20,
     },
 }
 
@@ -560,7 +561,8 @@ def write_report(path, info):
     # --- phi/psi
     parts.append('<section id="phi-psi"><h2>3. phi/psi free-energy surface</h2><div class="row">')
     parts.append(_figure(info["files"]["phi_psi_png"], "phi/psi free energy",
-                         f"-kT ln p(phi, psi) of the NNForce trajectory at {s['sim_temperature_k']:g} K."))
+                         f"-kT ln p(phi, psi) of the NNForce trajectory at {s['sim_temperature_k']:g} K "
+                         f"({360 / s['phi_psi_bins']:g} deg bins; white: never visited)."))
     parts.append(_figure(info["files"]["coverage_png"], "phi/psi coverage",
                          "Training configurations (grey) and the trajectory (blue)."))
     parts.append("</div></section>")
@@ -824,7 +826,12 @@ def _pipeline(out_dir, small, seed, settings, stages, files, started):
         frame_basins = [basin(a, b) for a, b in zip(np.degrees(phi), np.degrees(psi))]
         basins = {name: frame_basins.count(name) / len(frame_basins)
                   for name in ("C7eq / C5 / beta / PPII", "alpha_R", "alpha_L / C7ax")}
-        files["phi_psi_png"] = analysis["files"]["phi_psi"]
+        from .analysis import plots
+
+        # coarser bins than the analysis report's (5 deg) suit a few hundred frames
+        files["phi_psi_png"] = plots.plot_phi_psi(
+            os.path.join(out_dir, "figures", "phi_psi.png"), phi, psi, temperature_k=settings["sim_temperature_k"],
+            bins=settings["phi_psi_bins"], title=f"phi/psi free energy, T = {settings['sim_temperature_k']:g} K")
         files["tica_png"] = analysis["files"].get("fes")
         files["populations_png"] = analysis["files"]["populations"]
         files["analysis_html"] = analysis["files"]["html"]
@@ -881,10 +888,10 @@ def register(subparsers):
         "demo", help="the whole flow on alanine dipeptide: data, train, export, simulate, analyze, report",
         description="Alanine dipeptide in vacuum: amber14 sampling labelled with ANI-1x -> train a small model -> "
                     "export -> simulate with NNForce -> phi/psi, TICA, clustering -> a self-contained HTML report "
-                    "(OUT/report.html). The full mode takes about 10 minutes on 2 CPU cores.",
+                    "(OUT/report.html). The full mode takes 11-12 minutes on 2 CPU cores.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo-output", help="output directory (default demo-output)")
-    parser.add_argument("--small", action="store_true", help="fast mode (about a minute; what the test runs)")
+    parser.add_argument("--small", action="store_true", help="fast mode (1.5-2 minutes; what the test runs)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for every stage (default 0)")
     parser.set_defaults(func=_main)
 
