@@ -59,7 +59,7 @@ def test_rigid_body_projection_gives_six_zero_modes():
 
 
 def test_minimal_openmm_smoke():
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.path.join(ROOT, "python"))
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # the nnforce this test run imports (installed, or PYTHONPATH)
     completed = subprocess.run([sys.executable, os.path.join(EXAMPLES, "minimal_openmm.py"), "--smoke"],
                                capture_output=True, text=True, env=env, timeout=300)
     assert completed.returncode == 0, completed.stderr
