@@ -54,7 +54,7 @@ SETTINGS = {
         "model": {"type": "ani", "elements": ELEMENTS, "hidden": [64, 32]},
         "train": {"epochs": 400, "batch_size": 16, "lr": 2e-3, "force_weight": 10.0, "schedule": "plateau",
                   "plateau_patience": 4, "early_stopping_patience": 15, "max_time_s": 330.0},
-        "sim_temperature_k": 500.0,
+        "sim_temperature_k": 300.0,
         "sim_timestep_fs": 1.0,
         "sim_friction_per_ps": 1.0,
         "sim_equilibration_steps": 2000,
@@ -450,6 +450,7 @@ th, td { border: 1px solid #ccc; padding: 3px 9px; text-align: left; vertical-al
 th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; } figure { margin: 0.6em 0; } figcaption { font-size: 0.88em; color: #555; }
 .flow { font-family: monospace; background: #f7f7f7; padding: 0.5em 0.8em; }
+.warn { background: #fff3cd; border: 1px solid #e0c36c; padding: 0.5em 0.8em; }
 .row { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
 """
 
@@ -542,7 +543,14 @@ def write_report(path, info):
                  f"{', stopped early' if info['training']['stopped_early'] else ''}); "
                  f"{s['split'][0]} training / {s['split'][1]} validation / {s['split'][2]} test frames. "
                  "The last column re-labels frames of the NNForce trajectory with ANI-1x: the model's error where "
-                 "it actually ran.</p></section>")
+                 "it actually ran.</p>")
+    if traj and traj["energy_mae_kj_mol"] > 3.0 * test["energy_mae_kj_mol"] + 5.0:
+        parts.append('<p class="warn"><strong>Warning:</strong> on its own trajectory the model is much worse than '
+                     f'on the test set ({traj["energy_mae_kj_mol"]:.3g} vs {test["energy_mae_kj_mol"]:.3g} kJ/mol): '
+                     "the dynamics left the configurations it was trained on (a small model with minutes of "
+                     "training has holes). Add those frames to the training data, train longer, or simulate at a "
+                     "lower temperature.</p>")
+    parts.append("</section>")
     # --- simulation
     parts.append('<section id="simulation"><h2>2. Simulation with NNForce</h2>')
     parts.append(_figure(info["files"]["energy_png"], "energy trace",
