@@ -8,7 +8,7 @@ OPENMM := openmm==8.6.1
 JOBS ?= 2
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv install inplace test test-cpp test-python demo bench clean gpu-wheels
+.PHONY: venv install inplace test test-cpp test-python demo bench clean chromium
 
 venv: $(VENV)/.deps-stamp
 $(VENV)/.deps-stamp: requirements-test.txt Makefile
@@ -33,7 +33,7 @@ inplace: venv
 test-cpp: install
 	ctest --test-dir build/cmake --output-on-failure
 
-test-python: install
+test-python: install chromium
 	cd tests && ../$(PY) -m pytest -q -p no:cacheprovider --durations=15 .
 
 test: test-cpp test-python
@@ -45,7 +45,8 @@ demo: install
 # apt-get needs root; a machine that already has chromium (or chromium-browser) is left alone.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-		apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
+		apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null) || \
+		echo "nnforce: could not install chromium (needs root and Debian's registry); the report browser test will skip"
 
 bench: install
 	$(PY) bench/plugin_overhead.py

@@ -26,6 +26,7 @@ import json
 import math
 import os
 import platform
+import random
 import sys
 import time
 
@@ -133,7 +134,7 @@ def _extend(a, b, c, bond_nm, angle_deg, torsion_deg):
     return c + local[0] * u + local[1] * in_plane + local[2] * normal
 
 
-def alanine_dipeptide(phi_deg=-80.0, psi_deg=150.0):
+def alanine_dipeptide(phi_deg=-80.0, psi_deg=150.0, seed=0):
     """(openmm Topology, positions Quantity) of ACE-ALA-NME (L-alanine) with hydrogens, from internal coordinates.
 
     Heavy-atom geometry: peptide bonds 0.133 nm, C=O 0.123 nm, N-CA/N-CH3 0.146 nm, CA-C 0.152 nm, CA-CB
@@ -169,7 +170,19 @@ def alanine_dipeptide(phi_deg=-80.0, psi_deg=150.0):
                           (("ALA", "C"), ("ALA", "O")), (("ALA", "C"), ("NME", "N")), (("NME", "N"), ("NME", "C"))]:
         topology.addBond(atoms[first], atoms[second])
     modeller = app.Modeller(topology, [Vec3(*map(float, p)) for p in xyz] * unit.nanometer)
-    modeller.addHydrogens(app.ForceField("amber14-all.xml"))
+    # Modeller places new hydrogens with Python's random module and relaxes them on OpenMM's default platform
+    # (multi-threaded CPU sums vary in the last bits): seed it and use the Reference platform, for identical runs.
+    saved, saved_platform = random.getstate(), os.environ.get("OPENMM_DEFAULT_PLATFORM")
+    random.seed(seed)
+    os.environ["OPENMM_DEFAULT_PLATFORM"] = "Reference"
+    try:
+        modeller.addHydrogens(app.ForceField("amber14-all.xml"))
+    finally:
+        random.setstate(saved)
+        if saved_platform is None:
+            del os.environ["OPENMM_DEFAULT_PLATFORM"]
+        else:
+            os.environ["OPENMM_DEFAULT_PLATFORM"] = saved_platform
     return modeller.topology, modeller.positions
 
 
