@@ -18,13 +18,7 @@ FLOAT32_SPACING_AT_40_HARTREE = 2.0 ** -18
 TORCHANI_2_1_1_FLOAT64_HARTREE = -40.459022111361435
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny molecules: one thread avoids oversubscribing a small CI machine (values do not change)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

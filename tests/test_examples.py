@@ -24,13 +24,6 @@ def load_example(name):
     return module
 
 
-@pytest.fixture
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_ani1x_hessian_smoke(one_torch_thread, capsys):
     example = load_example("ani1x_hessian")

@@ -17,13 +17,7 @@ from openmm import app  # noqa: E402
 
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The models here are tiny: one thread avoids oversubscribing a small CI machine (values do not change)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def argon_cluster(n_side=3, spacing_nm=0.38):

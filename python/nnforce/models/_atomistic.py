@@ -87,3 +87,14 @@ def init_seeded(module: torch.nn.Module, seed: int):
                 parameter.copy_((torch.rand(parameter.shape, generator=generator) * 2 - 1) * bound)
             elif name.endswith("bias"):
                 parameter.zero_()
+
+
+class AtomisticModel(torch.nn.Module):
+    """Base of the trainable element-aware models: ``forward`` (the model contract) is the sum of the subclass's
+    ``atomic_energies`` with self energies included, returned in the positions' dtype."""
+
+    def forward(self, positions: Tensor, atomic_numbers: Optional[Tensor] = None,
+                neighbors: Optional[Tensor] = None, shifts: Optional[Tensor] = None,
+                box: Optional[Tensor] = None) -> Tensor:
+        dtype = positions.dtype
+        return self.atomic_energies(positions, atomic_numbers, neighbors, shifts, box, True).sum().to(dtype)

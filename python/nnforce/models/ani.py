@@ -20,7 +20,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ._atomistic import element_lookup, init_seeded, mlp, species_of
+from ._atomistic import AtomisticModel, element_lookup, init_seeded, mlp, species_of
 from ._geometry import cosine_cutoff, pair_vectors
 
 
@@ -166,7 +166,7 @@ class ElementNetworks(torch.nn.Module):
         return out
 
 
-class ANIModel(torch.nn.Module):
+class ANIModel(AtomisticModel):
     """ANI-style potential (see the module docstring).
 
     ``elements``: atomic numbers the model knows; ``hidden``: per-element MLP widths; ``ensemble_size``: number of
@@ -227,12 +227,6 @@ class ANIModel(torch.nn.Module):
         if include_self:
             energies = energies + self.self_energies.index_select(0, species)
         return energies
-
-    def forward(self, positions: Tensor, atomic_numbers: Optional[Tensor] = None,
-                neighbors: Optional[Tensor] = None, shifts: Optional[Tensor] = None,
-                box: Optional[Tensor] = None) -> Tensor:
-        dtype = positions.dtype
-        return self.atomic_energies(positions, atomic_numbers, neighbors, shifts, box, True).sum().to(dtype)
 
 
 def ani_ensemble(models: List[ANIModel]) -> ANIModel:

@@ -14,7 +14,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from ._atomistic import element_lookup, init_seeded, mlp, species_of
+from ._atomistic import AtomisticModel, element_lookup, init_seeded, mlp, species_of
 from ._geometry import pair_vectors
 from .ani import AEVComputer, ElementNetworks
 
@@ -24,7 +24,7 @@ def uncertainty_weighted_loss(losses: Tensor, log_sigma: Tensor) -> Tensor:
     return (0.5 * losses * torch.exp(-2.0 * log_sigma) + log_sigma).sum()
 
 
-class ANIEncoder(torch.nn.Module):
+class ANIEncoder(AtomisticModel):
     def __init__(self, elements: List[int], latent: int = 32, encoder_hidden: Optional[List[int]] = None,
                  head_hidden: Optional[List[int]] = None, radial_cutoff: float = 0.52, angular_cutoff: float = 0.35,
                  activation: str = "celu", seed: int = 0, **aev_options):
@@ -83,9 +83,3 @@ class ANIEncoder(torch.nn.Module):
     def combine_losses(self, losses: Tensor) -> Tensor:
         """Uncertainty-weighted sum of [task loss, reconstruction loss]."""
         return uncertainty_weighted_loss(losses, self.log_sigma)
-
-    def forward(self, positions: Tensor, atomic_numbers: Optional[Tensor] = None,
-                neighbors: Optional[Tensor] = None, shifts: Optional[Tensor] = None,
-                box: Optional[Tensor] = None) -> Tensor:
-        dtype = positions.dtype
-        return self.atomic_energies(positions, atomic_numbers, neighbors, shifts, box, True).sum().to(dtype)

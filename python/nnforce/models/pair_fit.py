@@ -11,11 +11,11 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from ._atomistic import element_lookup, species_of
+from ._atomistic import AtomisticModel, element_lookup, species_of
 from ._geometry import pair_vectors
 
 
-class PairPotential(torch.nn.Module):
+class PairPotential(AtomisticModel):
     def __init__(self, elements: List[int], epsilon: float = 0.5, sigma: float = 0.3, cutoff: float = 0.85):
         super().__init__()
         if epsilon <= 0 or sigma <= 0 or cutoff <= 0:
@@ -58,9 +58,3 @@ class PairPotential(torch.nn.Module):
         if include_self:
             energies = energies + self.self_energies.index_select(0, species)
         return energies
-
-    def forward(self, positions: Tensor, atomic_numbers: Optional[Tensor] = None,
-                neighbors: Optional[Tensor] = None, shifts: Optional[Tensor] = None,
-                box: Optional[Tensor] = None) -> Tensor:
-        dtype = positions.dtype
-        return self.atomic_energies(positions, atomic_numbers, neighbors, shifts, box, True).sum().to(dtype)

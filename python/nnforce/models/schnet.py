@@ -11,7 +11,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from ._atomistic import ShiftedSoftplus, element_lookup, init_seeded, species_of
+from ._atomistic import AtomisticModel, ShiftedSoftplus, element_lookup, init_seeded, species_of
 from ._geometry import cosine_cutoff, pair_vectors
 
 
@@ -33,7 +33,7 @@ class Interaction(torch.nn.Module):
         return h + self.f2out(m)
 
 
-class SchNetModel(torch.nn.Module):
+class SchNetModel(AtomisticModel):
     """SchNet-style potential. ``features``: embedding width; ``interactions``: number of blocks;
     ``num_gaussians`` centres on [0, cutoff] nm; ``width_nm`` the Gaussian width (default: the centre spacing)."""
 
@@ -83,9 +83,3 @@ class SchNetModel(torch.nn.Module):
         if include_self:
             energies = energies + self.self_energies.index_select(0, species)
         return energies
-
-    def forward(self, positions: Tensor, atomic_numbers: Optional[Tensor] = None,
-                neighbors: Optional[Tensor] = None, shifts: Optional[Tensor] = None,
-                box: Optional[Tensor] = None) -> Tensor:
-        dtype = positions.dtype
-        return self.atomic_energies(positions, atomic_numbers, neighbors, shifts, box, True).sum().to(dtype)
