@@ -33,6 +33,24 @@ def ethanol_frames(n_frames, interval, seed):
                   temperature_K=500.0, timestep_fs=0.5, equilibration_steps=200 if n_frames < 100 else 2000, seed=seed)
 
 
+def start_energies(model_path, data):
+    """Energy of the first frame from the exported file: through NNForce (Reference, float64) and through torch."""
+    numbers = data.atomic_numbers[data.offsets[0]:data.offsets[1]]
+    positions = data.positions_nm[data.offsets[0]:data.offsets[1]]
+    system = openmm.System()
+    for _ in numbers:
+        system.addParticle(1.0)
+    force = nnforce.NNForce(model_path)
+    force.setAtomicNumbers([int(z) for z in numbers])
+    system.addForce(force)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(positions)
+    plugin = context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+    module = torch.jit.load(model_path).double()
+    direct = float(module(torch.tensor(positions), torch.tensor(numbers)))
+    return plugin, direct
+
+
 def run_md(model_path, data, steps, seed):
     """NNForce MD at 300 K from the first training geometry; returns C-C and C-O distances along the run (nm)."""
     numbers = data.atomic_numbers[data.offsets[0]:data.offsets[1]]
@@ -82,12 +100,15 @@ def main(argv=None):
     metrics = evaluate(model, test)
     path = os.path.join(out, "schnet_ethanol.pt")
     export_model(model, path, metadata={"data": data.name, "test_metrics": metrics})
+    start_nnforce, start_torch = start_energies(path, data)
     cc, co = run_md(path, data, steps, args.seed)
     print(f"trained {len(result.history)} epochs; test energy MAE {metrics['energy_mae_kcal_mol']:.3f} kcal/mol, "
           f"force MAE {metrics['force_mae_kcal_mol_a']:.3f} kcal/mol/A")
     print(f"MD {steps} steps at 300 K: C-C {cc.mean() * 10:.3f} +- {cc.std() * 10:.3f} A, "
           f"C-O {co.mean() * 10:.3f} +- {co.std() * 10:.3f} A; model {path}; {time.time() - started:.0f} s")
-    return {"metrics": metrics, "cc_nm": cc, "co_nm": co, "model_path": path}
+    print(f"energy at the first frame: NNForce (Reference) {start_nnforce:.6f}, torch {start_torch:.6f} kJ/mol")
+    return {"metrics": metrics, "cc_nm": cc, "co_nm": co, "model_path": path,
+            "start_energy_nnforce": start_nnforce, "start_energy_torch": start_torch}
 
 
 if __name__ == "__main__":
