@@ -1,5 +1,7 @@
 """The base of every feature (:class:`Feature`: selections bound to a topology, then ``transform``) and the
 helpers the feature modules share; the features themselves are in :mod:`nnforce.analysis.features`."""
+import itertools
+
 import numpy as np
 
 from . import _geometry
@@ -95,6 +97,8 @@ class Feature:
         return np.asarray(self._compute(_Frames(traj)), dtype=np.float32).reshape(traj.n_frames, -1)
 
     def __add__(self, other):
+        from .features import Featurizer
+
         return Featurizer([self]) + other
 
     def __repr__(self):
