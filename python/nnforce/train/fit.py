@@ -16,9 +16,9 @@ import time
 import numpy as np
 import torch
 
-from .._io import atomic_save, atomic_write
+from .._io import atomic_write
 from ..data.batch import Batch
-from ..data.units import (KCAL_MOL_A_PER_KJ_MOL_NM, KCAL_MOL_PER_KJ_MOL, MEV_A_PER_KJ_MOL_NM, MEV_PER_KJ_MOL)
+from ..units import KCAL_MOL_A_PER_KJ_MOL_NM, KCAL_MOL_PER_KJ_MOL, MEV_A_PER_KJ_MOL_NM, MEV_PER_KJ_MOL
 from .config import TrainConfig
 
 CHECKPOINT_VERSION = 1
@@ -246,32 +246,15 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
     scheduler = _make_scheduler(optimizer, config)
     history, start_epoch, best_val, best_epoch, bad_epochs, best_state = [], 0, math.inf, -1, 0, None
     if resume is not None:
-        state = load_checkpoint(resume)
-        model.load_state_dict(state["model_state"])
-        optimizer.load_state_dict(state["optimizer_state"])
-        if scheduler is not None and state.get("scheduler_state") is not None:
-            scheduler.load_state_dict(state["scheduler_state"])
-        history = list(state["history"])
-        start_epoch = int(state["epoch"]) + 1
-        best_val, best_epoch, bad_epochs = float(state["best_val_loss"]), int(state["best_epoch"]), int(
-            state["bad_epochs"])
-        best_state = state["best_model_state"]
+        history, start_epoch, best_val, best_epoch, bad_epochs, best_state = _resume(model, optimizer, scheduler,
+                                                                                     resume)
     else:
         _prepare(model, train_set, config)
     var_e, mean_f2 = _normalisers(train_set, model)
     train_residual = _Labels(model, train_set).residual
     val_residual = _Labels(model, val_set).residual
     dtype = _model_dtype(model)
-    writer = None
-    if config.log_dir:
-        os.makedirs(config.log_dir, exist_ok=True)
-        if config.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                writer = SummaryWriter(os.path.join(config.log_dir, "tensorboard"), purge_step=start_epoch)
-            except ImportError:
-                writer = None
+    writer = _tensorboard(config, start_epoch)
     multitask = hasattr(model, "combine_losses") and hasattr(model, "reconstruction_loss")
     started = time.time()
     stopped_early = False
@@ -283,28 +266,8 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
         bar = tqdm(total=config.epochs, initial=start_epoch, desc="training", unit="epoch")
     for epoch in epochs:
         t0 = time.time()
-        order = np.random.default_rng(config.seed + 1000003 * epoch).permutation(len(train_set))
-        sums = {"loss": 0.0, "loss_energy": 0.0, "loss_force": 0.0, "loss_reconstruction": 0.0}
-        for start in range(0, len(order), config.batch_size):
-            frames = order[start:start + config.batch_size]
-            batch = Batch(train_set, frames, dtype=dtype)
-            loss, loss_e, loss_f = _batch_loss(model, batch, train_residual[frames], config, var_e, mean_f2)
-            if multitask:
-                recon = model.reconstruction_loss(batch.positions, batch.atomic_numbers, batch.neighbors)
-                sums["loss_reconstruction"] += float(recon.detach()) * len(frames)
-                loss = model.combine_losses(torch.stack([loss, recon]))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the training loss became {float(loss)} at epoch {epoch}; lower lr "
-                                         "or check the labels")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
-            optimizer.step()
-            sums["loss"] += float(loss.detach()) * len(frames)
-            sums["loss_energy"] += float(loss_e.detach()) * len(frames)
-            if loss_f is not None:
-                sums["loss_force"] += float(loss_f.detach()) * len(frames)
+        sums = _train_epoch(model, optimizer, train_set, train_residual, config, var_e, mean_f2, dtype, epoch,
+                            multitask)
         val_loss, val_metrics = _validate(model, val_set, val_residual, config, var_e, mean_f2)
         lr = optimizer.param_groups[0]["lr"]
         row = {"epoch": epoch, "lr": lr}
@@ -332,13 +295,11 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
             writer.flush()
         if config.log_dir:
             _write_csv(os.path.join(config.log_dir, "history.csv"), history)
-            save_checkpoint(os.path.join(config.log_dir, "last.ckpt"), _checkpoint_state(
-                model, optimizer, scheduler, epoch, history, best_val, best_epoch, bad_epochs, best_state, config,
-                model_spec, metadata))
-            if best_epoch == epoch:
-                save_checkpoint(os.path.join(config.log_dir, "best.ckpt"), _checkpoint_state(
-                    model, None, None, epoch, history, best_val, best_epoch, bad_epochs, None, config, model_spec,
-                    metadata))
+            for name, full in (("last.ckpt", True), ("best.ckpt", False)):
+                if full or best_epoch == epoch:
+                    save_checkpoint(os.path.join(config.log_dir, name), _checkpoint_state(
+                        model, optimizer if full else None, scheduler if full else None, epoch, history, best_val,
+                        best_epoch, bad_epochs, best_state if full else None, config, model_spec, metadata))
         if bar is not None:
             bar.update(1)
             bar.set_postfix(val_loss=f"{val_loss:.4g}", e_mae=f"{val_metrics['energy_mae_kj_mol']:.3g}")
@@ -356,6 +317,58 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
     model.eval()
     checkpoint = os.path.join(config.log_dir, "best.ckpt") if config.log_dir else None
     return FitResult(model, history, best_epoch, best_val, stopped_early, checkpoint)
+
+
+def _resume(model, optimizer, scheduler, path):
+    """Load ``last.ckpt`` into the model, optimizer and scheduler; returns the loop's saved state."""
+    state = load_checkpoint(path)
+    model.load_state_dict(state["model_state"])
+    optimizer.load_state_dict(state["optimizer_state"])
+    if scheduler is not None and state.get("scheduler_state") is not None:
+        scheduler.load_state_dict(state["scheduler_state"])
+    return (list(state["history"]), int(state["epoch"]) + 1, float(state["best_val_loss"]), int(state["best_epoch"]),
+            int(state["bad_epochs"]), state["best_model_state"])
+
+
+def _tensorboard(config, start_epoch):
+    """A TensorBoard writer in ``log_dir/tensorboard`` (None without a log_dir, when disabled or not installed)."""
+    if not config.log_dir:
+        return None
+    os.makedirs(config.log_dir, exist_ok=True)
+    if not config.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(os.path.join(config.log_dir, "tensorboard"), purge_step=start_epoch)
+
+
+def _train_epoch(model, optimizer, train_set, residual, config, var_e, mean_f2, dtype, epoch, multitask):
+    """One pass over the shuffled training set (order seeded by ``seed + epoch``); returns the summed losses."""
+    order = np.random.default_rng(config.seed + 1000003 * epoch).permutation(len(train_set))
+    sums = {"loss": 0.0, "loss_energy": 0.0, "loss_force": 0.0, "loss_reconstruction": 0.0}
+    for start in range(0, len(order), config.batch_size):
+        frames = order[start:start + config.batch_size]
+        batch = Batch(train_set, frames, dtype=dtype)
+        loss, loss_e, loss_f = _batch_loss(model, batch, residual[frames], config, var_e, mean_f2)
+        if multitask:
+            recon = model.reconstruction_loss(batch.positions, batch.atomic_numbers, batch.neighbors)
+            sums["loss_reconstruction"] += float(recon.detach()) * len(frames)
+            loss = model.combine_losses(torch.stack([loss, recon]))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the training loss became {float(loss)} at epoch {epoch}; lower lr "
+                                     "or check the labels")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+        optimizer.step()
+        sums["loss"] += float(loss.detach()) * len(frames)
+        sums["loss_energy"] += float(loss_e.detach()) * len(frames)
+        if loss_f is not None:
+            sums["loss_force"] += float(loss_f.detach()) * len(frames)
+    return sums
 
 
 def _validate(model, val_set, residual, config, var_e, mean_f2):
