@@ -366,8 +366,8 @@ def compute_distances(traj, selection="name CA", selection2=None, pairs=None, pe
 
     Returns
     -------
-    labels : list of str
-    values : numpy.ndarray, shape (n_frames, n_pairs), float32
+    tuple
+        ``(labels, values)``: a label per pair and float32 nm distances of shape (n_frames, n_pairs).
 
     Examples
     --------
@@ -397,8 +397,8 @@ def compute_angles(traj, triples=None, selection="backbone", sincos=False, perio
 
     Returns
     -------
-    labels : list of str
-    values : numpy.ndarray, shape (n_frames, n_columns), float32
+    tuple
+        ``(labels, values)``: column labels and a float32 array of shape (n_frames, n_columns).
 
     Examples
     --------

@@ -19,7 +19,7 @@ from .features import Torsions, parse_features
 from .msm import MSM, ck_test, implied_timescales
 from .reduce import PCA, TICA
 from .specs import parse_spec
-from .stream import featurize, featurize_dask, iter_chunks, load_topology, save_features
+from .stream import featurize, featurize_dask, iter_chunks, load_topology, save_features, trajectory_paths
 from .structures import representative_frames, write_state_structures
 
 __all__ = ["analyze", "phi_psi_free_energy_png", "parse_options", "write_html"]
@@ -95,8 +95,7 @@ def write_html(path, title, sections, numbers):
 
     Returns
     -------
-    str
-        ``path``.
+    path : str
 
     Examples
     --------
@@ -331,12 +330,7 @@ def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:lag=10
     >>> result["files"]["html"]  # doctest: +SKIP
     'analysis/analysis.html'
     """
-    traj_files = [os.fspath(p) for p in ([traj_files] if isinstance(traj_files, (str, os.PathLike)) else traj_files)]
-    if not traj_files:
-        raise ValueError("no trajectory files given")
-    for p in traj_files:
-        if not os.path.exists(p):
-            raise FileNotFoundError(f"trajectory file not found: {p}")
+    traj_files = trajectory_paths(traj_files)
     topology = load_topology(top)
     os.makedirs(out_dir, exist_ok=True)
     report = _Report(out_dir, traj_files, topology, stride, temperature_k, seed, n_samples)

@@ -31,6 +31,32 @@ def load_topology(top):
         raise ValueError(f"cannot read a topology from {path}: {error}") from None
 
 
+def trajectory_paths(paths):
+    """One path or a list of paths as a list of strings, each checked to exist.
+
+    Raises
+    ------
+    ValueError
+        For an empty list.
+    FileNotFoundError
+        Naming the first missing file.
+
+    Examples
+    --------
+    >>> trajectory_paths([])
+    Traceback (most recent call last):
+    ...
+    ValueError: no trajectory files given
+    """
+    paths = [os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+    if not paths:
+        raise ValueError("no trajectory files given")
+    for p in paths:
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"trajectory file not found: {p}")
+    return paths
+
+
 def _trajectory_atoms(path):
     """Atom count stored in a trajectory file, where mdtraj can tell without a topology (else None)."""
     import mdtraj as md
@@ -84,12 +110,7 @@ def featurize(paths, top, featurizer, chunk=10000, stride=1, progress=False):
     """Features of each trajectory file, in order, in this process: a list of float32 arrays."""
     from tqdm.auto import tqdm
 
-    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    if not paths:
-        raise ValueError("no trajectory files given")
-    for p in paths:
-        if not os.path.exists(os.fspath(p)):
-            raise FileNotFoundError(f"trajectory file not found: {p}")
+    paths = trajectory_paths(paths)
     topology = load_topology(top)
     featurizer.bind(topology)
     return [featurize_file(p, topology, featurizer, chunk, stride)
@@ -110,12 +131,7 @@ def featurize_dask(paths, top, featurizer, chunk=10000, stride=1, scheduler=None
     """
     from dask.distributed import Client, LocalCluster
 
-    paths = [os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
-    if not paths:
-        raise ValueError("no trajectory files given")
-    for p in paths:
-        if not os.path.exists(p):
-            raise FileNotFoundError(f"trajectory file not found: {p}")
+    paths = trajectory_paths(paths)
     topology = load_topology(top)
     featurizer.bind(topology)
     own_cluster = None
