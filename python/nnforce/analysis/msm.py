@@ -11,7 +11,22 @@ __all__ = ["MSM", "estimate_msm", "implied_timescales", "ck_test", "check_dtrajs
 
 
 def check_dtrajs(dtrajs, lag):
-    """Validate discrete trajectories for a lag; return them as a list of int32 arrays."""
+    """Validate discrete trajectories for a lag; return them as a list of int32 arrays.
+
+    Parameters
+    ----------
+    dtrajs : array or list of arrays of int
+    lag : int
+
+    Returns
+    -------
+    list of numpy.ndarray (int32)
+
+    Examples
+    --------
+    >>> [d.dtype.name for d in check_dtrajs([[0, 1, 1, 0]], 1)]
+    ['int32']
+    """
     if isinstance(dtrajs, np.ndarray) and dtrajs.ndim == 1:
         dtrajs = [dtrajs]
     dtrajs = [np.asarray(d, dtype=np.int32) for d in dtrajs]
@@ -35,6 +50,11 @@ class MSM:
     Attributes: ``lag``, ``transition_matrix`` (active states), ``stationary_distribution``, ``active_set``
     (cluster ids of the active states), ``count_matrix`` (all clusters, sliding window), ``timescales(k)``
     (frames), ``model`` (the deeptime MarkovStateModel).
+
+    Examples
+    --------
+    >>> msm = MSM(km.labels, lag=10)  # doctest: +SKIP
+    >>> msm.timescales(3), msm.pcca(2)["populations"]  # doctest: +SKIP
     """
 
     def __init__(self, dtrajs, lag, reversible=True, n_states=None):
@@ -80,11 +100,43 @@ class MSM:
 
 
 def estimate_msm(dtrajs, lag, reversible=True, n_states=None):
+    """An :class:`MSM` estimated from discrete trajectories (function form).
+
+    Parameters
+    ----------
+    dtrajs, lag, reversible, n_states
+        As for :class:`MSM`.
+
+    Returns
+    -------
+    MSM
+
+    Examples
+    --------
+    >>> model = estimate_msm(dtrajs, 10)  # doctest: +SKIP
+    """
     return MSM(dtrajs, lag, reversible=reversible, n_states=n_states)
 
 
 def implied_timescales(dtrajs, lags, n_its=5, reversible=True):
-    """Implied timescales (frames) for each lag: array (len(lags), n_its), NaN where a model has fewer."""
+    """Implied timescales (frames) for each lag: array (len(lags), n_its), NaN where a model has fewer.
+
+    Parameters
+    ----------
+    dtrajs : list of arrays of int
+    lags : sequence of int
+    n_its : int
+    reversible : bool
+
+    Returns
+    -------
+    lags : numpy.ndarray
+    timescales : numpy.ndarray, shape (len(lags), n_its)
+
+    Examples
+    --------
+    >>> lags, its = implied_timescales(dtrajs, [1, 2, 5, 10])  # doctest: +SKIP
+    """
     lags = [int(l) for l in lags]
     dtrajs = check_dtrajs(dtrajs, max(lags))
     n_states = int(max(d.max() for d in dtrajs) + 1)
@@ -97,7 +149,18 @@ def implied_timescales(dtrajs, lags, n_its=5, reversible=True):
 
 def ck_test(dtrajs, lag, n_sets, mlags=5, reversible=True):
     """Chapman-Kolmogorov test for PCCA+ sets: predictions of the lag-``lag`` model vs models estimated at
-    k*lag (k = 1..mlags-1). Returns (lagtimes, predictions, estimates), each (mlags, n_sets, n_sets)."""
+    k*lag (k = 1..mlags-1). Returns (lagtimes, predictions, estimates), each (mlags, n_sets, n_sets).
+
+    Parameters
+    ----------
+    dtrajs : list of arrays of int
+    lag, n_sets, mlags : int
+    reversible : bool
+
+    Examples
+    --------
+    >>> lagtimes, predicted, estimated = ck_test(dtrajs, 10, 2)  # doctest: +SKIP
+    """
     dtrajs = check_dtrajs(dtrajs, lag * (mlags - 1))
     n_states = int(max(d.max() for d in dtrajs) + 1)
     base = MSM(dtrajs, lag, reversible=reversible, n_states=n_states)
