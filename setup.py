@@ -5,6 +5,7 @@ sees the torch you run (an isolated build environment would fetch another torch,
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -46,6 +47,9 @@ class CMakeBuild(build_ext):
             except ImportError as error:
                 raise RuntimeError(f"nnforce builds against the installed {module}, which cannot be imported ({error}). "
                                    f"Install it first, then run `pip install --no-build-isolation .`.") from error
+        if shutil.which("swig") is None and shutil.which("swig", path=os.path.dirname(sys.executable)) is None:
+            raise RuntimeError("nnforce's Python wrapper is generated with SWIG, which was not found. Install it "
+                               "(`pip install swig`), then run `pip install --no-build-isolation .` again.")
         build_dir = os.environ.get("NNFORCE_BUILD_DIR", os.path.join(HERE, "build", "cmake"))
         if self.inplace:
             package_dir = os.path.join(HERE, "python", "nnforce")

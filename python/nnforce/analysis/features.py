@@ -29,7 +29,20 @@ class Distances(Feature):
     """Atom-pair distances (nm). Either explicit ``pairs`` or all pairs between ``selection`` and
     ``selection2`` (all pairs within ``selection`` when ``selection2`` is None), skipping pairs of atoms fewer
     than ``exclude_neighbors`` residues apart only when ``exclude_neighbors`` > 0. Minimum image when boxed
-    and ``periodic``."""
+    and ``periodic``.
+
+    Parameters
+    ----------
+    selection, selection2 : str, optional
+        mdtraj selections.
+    pairs : array of int, shape (P, 2), optional
+    periodic : bool
+    exclude_neighbors : int
+
+    Examples
+    --------
+    >>> Distances("name CA").transform(traj).shape  # doctest: +SKIP
+    """
 
     name = "distances"
 
@@ -63,7 +76,21 @@ class Distances(Feature):
 class ResidueDistances(Feature):
     """Residue-pair distances (nm): ``scheme`` 'ca' (C-alpha), 'closest' (any atoms) or 'closest-heavy'.
     ``residues`` is a list of residue indices or an atom selection (residues having a selected atom);
-    pairs ``exclude_neighbors`` or fewer apart in sequence are skipped (mdtraj's convention, default 2)."""
+    pairs ``exclude_neighbors`` or fewer apart in sequence are skipped (mdtraj's convention, default 2).
+
+    Parameters
+    ----------
+    residues : list of int or str, optional
+    scheme : {"ca", "closest", "closest-heavy"}
+    exclude_neighbors : int
+    periodic : bool
+    pairs : array of int, optional
+        Explicit residue pairs.
+
+    Examples
+    --------
+    >>> ResidueDistances(scheme="ca").transform(traj)  # doctest: +SKIP
+    """
 
     name = "residue_distances"
 
@@ -111,7 +138,18 @@ class ResidueDistances(Feature):
 
 
 class Contacts(ResidueDistances):
-    """Residue contacts: 1 where the residue-pair distance is below ``cutoff_nm``, else 0."""
+    """Residue contacts: 1 where the residue-pair distance is below ``cutoff_nm``, else 0.
+
+    Parameters
+    ----------
+    residues, scheme, exclude_neighbors, periodic
+        As for :class:`ResidueDistances`.
+    cutoff_nm : float
+
+    Examples
+    --------
+    >>> Contacts(cutoff_nm=0.5).transform(traj)  # doctest: +SKIP
+    """
 
     name = "contact"
 
@@ -125,7 +163,19 @@ class Contacts(ResidueDistances):
 
 class Torsions(Feature):
     """Backbone and side-chain torsions (``kinds`` from phi, psi, omega, chi1..chi4) of the residues with an
-    atom in ``selection``; each angle becomes two columns, sin and cos (``sincos=True``), or one in radians."""
+    atom in ``selection``; each angle becomes two columns, sin and cos (``sincos=True``), or one in radians.
+
+    Parameters
+    ----------
+    kinds : sequence of str
+    selection : str, optional
+    sincos : bool
+    periodic : bool
+
+    Examples
+    --------
+    >>> Torsions(("phi", "psi"), sincos=False).transform(traj)  # doctest: +SKIP
+    """
 
     name = "torsions"
 
@@ -180,7 +230,18 @@ class Torsions(Feature):
 
 
 class Angles(Feature):
-    """Bond angles (radians, or sin/cos) for explicit ``triples`` or for every bonded triple within ``selection``."""
+    """Bond angles (radians, or sin/cos) for explicit ``triples`` or for every bonded triple within ``selection``.
+
+    Parameters
+    ----------
+    triples : array of int, shape (T, 3), optional
+    selection : str
+    sincos, periodic : bool
+
+    Examples
+    --------
+    >>> Angles(selection="name N CA C").transform(traj)  # doctest: +SKIP
+    """
 
     name = "angles"
 
@@ -219,7 +280,18 @@ class Angles(Feature):
 
 
 class Featurizer:
-    """An ordered composition of features. ``transform(traj)`` concatenates their columns; ``labels`` names them."""
+    """An ordered composition of features. ``transform(traj)`` concatenates their columns; ``labels`` names them.
+
+    Parameters
+    ----------
+    features : sequence of Feature
+
+    Examples
+    --------
+    >>> featurizer = Featurizer([Torsions(), Distances("name CA")])
+    >>> featurizer.features[0].kinds
+    ('phi', 'psi')
+    """
 
     def __init__(self, features=()):
         self.features = list(features)
@@ -354,9 +426,11 @@ def compute_torsions(traj, kinds=("phi", "psi"), selection=None, sincos=False, p
 
     Examples
     --------
-    >>> labels, angles = compute_torsions(traj)  # doctest: +SKIP
-    >>> labels
-    ['phi ALA2', 'psi ALA2']
+    >>> import mdtraj
+    >>> from nnforce.demo.molecule import ALANINE_PDB
+    >>> labels, angles = compute_torsions(mdtraj.load(ALANINE_PDB))
+    >>> labels, angles.shape
+    (['phi ALA2', 'psi ALA2'], (1, 2))
     """
     return _flat(Torsions(kinds, selection=selection, sincos=sincos, periodic=periodic), traj)
 
@@ -372,6 +446,12 @@ def compute_distances(traj, selection="name CA", selection2=None, pairs=None, pe
     Examples
     --------
     >>> labels, d = compute_distances(traj, "name CA")  # doctest: +SKIP
+
+    Parameters
+    ----------
+    traj : mdtraj.Trajectory
+    selection, selection2, pairs, periodic, exclude_neighbors
+        As for :class:`Distances`.
     """
     return _flat(Distances(selection, selection2, pairs, periodic, exclude_neighbors), traj)
 
@@ -388,6 +468,12 @@ def compute_contacts(traj, residues=None, cutoff_nm=0.45, scheme="closest-heavy"
     Examples
     --------
     >>> labels, c = compute_contacts(traj, cutoff_nm=0.5)  # doctest: +SKIP
+
+    Parameters
+    ----------
+    traj : mdtraj.Trajectory
+    residues, cutoff_nm, scheme, exclude_neighbors, periodic
+        As for :class:`Contacts`.
     """
     return _flat(Contacts(residues, cutoff_nm, scheme, exclude_neighbors, periodic), traj)
 
@@ -403,5 +489,11 @@ def compute_angles(traj, triples=None, selection="backbone", sincos=False, perio
     Examples
     --------
     >>> labels, a = compute_angles(traj, selection="name N CA C")  # doctest: +SKIP
+
+    Parameters
+    ----------
+    traj : mdtraj.Trajectory
+    triples, selection, sincos, periodic
+        As for :class:`Angles`.
     """
     return _flat(Angles(triples, selection, sincos, periodic), traj)

@@ -26,6 +26,26 @@ CHECKPOINT_VERSION = 1
 
 @dataclasses.dataclass
 class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+        With the best (lowest validation loss) weights restored.
+    history : list of dict
+        One row per epoch.
+    best_epoch : int
+    best_val_loss : float
+    stopped_early : bool
+    checkpoint : str or None
+        ``best.ckpt`` when a log_dir was given.
+
+    Examples
+    --------
+    >>> result = fit(model, train, val, TrainConfig(epochs=50))  # doctest: +SKIP
+    >>> result.best_epoch, len(result.history)  # doctest: +SKIP
+    """
+
     model: torch.nn.Module  # with the best (lowest validation loss) weights restored
     history: list  # one dict per epoch: epoch, lr, train_loss, val_loss, val_energy_mae_kj_mol, ..., time_s
     best_epoch: int
@@ -35,7 +55,25 @@ class FitResult:
 
 
 def fit_self_energies(model, dataset, rcond=None):
-    """Least-squares per-element energies (kJ/mol) from element counts; stored in ``model.self_energies``."""
+    """Least-squares per-element energies (kJ/mol) from element counts; stored in ``model.self_energies``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Has ``elements`` and a ``self_energies`` buffer.
+    dataset : Dataset
+    rcond : float, optional
+        For ``numpy.linalg.lstsq``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The fitted energies, one per element.
+
+    Examples
+    --------
+    >>> fit_self_energies(model, train_set)  # doctest: +SKIP
+    """
     if dataset.energies_kj_mol is None:
         raise ValueError(f"{dataset.name}: no energy labels to fit self energies")
     counts = dataset.composition(model.elements).astype(np.float64)
@@ -47,7 +85,21 @@ def fit_self_energies(model, dataset, rcond=None):
 
 
 def self_energy_sum(model, dataset):
-    """Sum of the model's self energies per frame, float64 [F] (kJ/mol), computed in numpy (exact)."""
+    """Sum of the model's self energies per frame, float64 [F] (kJ/mol), computed in numpy (exact).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    dataset : Dataset
+
+    Returns
+    -------
+    numpy.ndarray, shape (F,)
+
+    Examples
+    --------
+    >>> residual = train_set.energies_kj_mol - self_energy_sum(model, train_set)  # doctest: +SKIP
+    """
     counts = dataset.composition(model.elements).astype(np.float64)
     return counts @ model.self_energies.detach().double().numpy()
 
@@ -80,6 +132,24 @@ def evaluate(model, dataset, batch_size=256, forces=None):
     """Energy MAE/RMSE per molecule and force MAE/RMSE per component, in kJ/mol(/nm), kcal/mol(/A) and meV(/A).
 
     Predictions add the self energies in float64, so large total energies lose no precision.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    dataset : Dataset
+    batch_size : int
+    forces : bool, optional
+        Evaluate forces (default: when the dataset has them).
+
+    Returns
+    -------
+    dict
+        ``energy_mae_kj_mol``, ``energy_rmse_kj_mol``, ``energy_mae_kcal_mol``, ``energy_mae_mev``, the force
+        counterparts and ``n_frames``.
+
+    Examples
+    --------
+    >>> evaluate(model, test_set)["energy_mae_kcal_mol"]  # doctest: +SKIP
     """
     if dataset.energies_kj_mol is None:
         raise ValueError(f"{dataset.name}: no energy labels to evaluate against")
@@ -195,7 +265,17 @@ def _make_scheduler(optimizer, config):
 
 
 def save_checkpoint(path, state):
-    """torch.save a dict of tensors/primitives atomically (loadable with weights_only=True)."""
+    """torch.save a dict of tensors/primitives atomically (loadable with weights_only=True).
+
+    Parameters
+    ----------
+    path : str
+    state : dict
+
+    Examples
+    --------
+    >>> save_checkpoint("run/last.ckpt", {"model_state": model.state_dict()})  # doctest: +SKIP
+    """
     buffer = io.BytesIO()
     torch.save(state, buffer)
     with atomic_write(path) as handle:
@@ -203,6 +283,20 @@ def save_checkpoint(path, state):
 
 
 def load_checkpoint(path):
+    """Read a checkpoint written by :func:`save_checkpoint` (``torch.load`` with ``weights_only=True``).
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> state = load_checkpoint("run/best.ckpt")  # doctest: +SKIP
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -233,6 +327,22 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
     trajectory as an uninterrupted run: batches are shuffled by ``seed + epoch``). With ``config.log_dir`` the run
     writes ``history.csv``, TensorBoard events, ``last.ckpt`` (every epoch) and ``best.ckpt``. ``model_spec`` (the
     dict for :func:`build_model`) and ``metadata`` (e.g. the data hash) are stored in checkpoints for export.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    train_set, val_set : Dataset
+    config : TrainConfig or dict, optional
+    resume : str, optional
+    model_spec, metadata : dict, optional
+
+    Returns
+    -------
+    FitResult
+
+    Examples
+    --------
+    >>> result = fit(build_model({"type": "ani", "elements": [1, 6, 8]}), train, val, {"epochs": 100})  # doctest: +SKIP
     """
     if config is None:
         config = TrainConfig()
@@ -412,7 +522,21 @@ def _checkpoint_state(model, optimizer, scheduler, epoch, history, best_val, bes
 
 
 def model_from_checkpoint(path):
-    """Rebuild the model stored in a checkpoint (needs the model spec that ``fit`` was given)."""
+    """Rebuild the model stored in a checkpoint (needs the model spec that ``fit`` was given).
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    tuple
+        ``(model in eval mode, the checkpoint dict)``.
+
+    Examples
+    --------
+    >>> model, state = model_from_checkpoint("run/best.ckpt")  # doctest: +SKIP
+    """
     from .config import build_model
 
     state = load_checkpoint(path)
