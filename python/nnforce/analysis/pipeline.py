@@ -45,7 +45,21 @@ def phi_psi_free_energy_png(traj_files, top, path, temperature_k=300.0, stride=1
     """Ramachandran free-energy surface (-kT ln p of phi/psi) of all trajectories, written as a PNG.
 
     ``residue``: an mdtraj selection restricting which residue's phi/psi is used (default: the first residue
-    with both). Returns (path, phi_rad, psi_rad)."""
+    with both). Returns (path, phi_rad, psi_rad).
+
+    Parameters
+    ----------
+    traj_files : list of str
+    top : str or mdtraj.Topology
+    path : str
+    temperature_k : float
+    stride : int
+    residue : str, optional
+
+    Examples
+    --------
+    >>> path, phi, psi = phi_psi_free_energy_png(["traj.dcd"], "ala2.pdb", "phi_psi.png")  # doctest: +SKIP
+    """
     from .stream import featurize as _featurize
 
     feat = Torsions(("phi", "psi"), selection=residue, sincos=False)

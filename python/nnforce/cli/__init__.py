@@ -34,6 +34,15 @@ def add_command(subparsers, name, help, description, examples):
     Examples
     --------
     >>> parser = add_command(argparse.ArgumentParser().add_subparsers(), "x", "h", "d", "examples: ...")
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+    name, help, description, examples : str
+
+    Returns
+    -------
+    argparse.ArgumentParser
     """
     return subparsers.add_parser(name, help=help, description=description, epilog=examples,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -8,7 +8,6 @@ import copy
 import csv
 import dataclasses
 import io
-import json
 import math
 import os
 import time
@@ -20,8 +19,8 @@ from .._io import atomic_write
 from ..data.batch import Batch
 from ..units import KCAL_MOL_A_PER_KJ_MOL_NM, KCAL_MOL_PER_KJ_MOL, MEV_A_PER_KJ_MOL_NM, MEV_PER_KJ_MOL
 from .config import TrainConfig
+from .self_energies import fit_self_energies, self_energy_sum
 
-CHECKPOINT_VERSION = 1
 
 
 @dataclasses.dataclass
@@ -52,56 +51,6 @@ class FitResult:
     best_val_loss: float
     stopped_early: bool
     checkpoint: str = None  # best.ckpt when log_dir was given
-
-
-def fit_self_energies(model, dataset, rcond=None):
-    """Least-squares per-element energies (kJ/mol) from element counts; stored in ``model.self_energies``.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        Has ``elements`` and a ``self_energies`` buffer.
-    dataset : Dataset
-    rcond : float, optional
-        For ``numpy.linalg.lstsq``.
-
-    Returns
-    -------
-    numpy.ndarray
-        The fitted energies, one per element.
-
-    Examples
-    --------
-    >>> fit_self_energies(model, train_set)  # doctest: +SKIP
-    """
-    if dataset.energies_kj_mol is None:
-        raise ValueError(f"{dataset.name}: no energy labels to fit self energies")
-    counts = dataset.composition(model.elements).astype(np.float64)
-    solution, *_ = np.linalg.lstsq(counts, dataset.energies_kj_mol, rcond=rcond)
-    # elements absent from the data get 0 (lstsq gives the minimum-norm solution there already)
-    with torch.no_grad():
-        model.self_energies.copy_(torch.as_tensor(solution, dtype=model.self_energies.dtype))
-    return solution
-
-
-def self_energy_sum(model, dataset):
-    """Sum of the model's self energies per frame, float64 [F] (kJ/mol), computed in numpy (exact).
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-    dataset : Dataset
-
-    Returns
-    -------
-    numpy.ndarray, shape (F,)
-
-    Examples
-    --------
-    >>> residual = train_set.energies_kj_mol - self_energy_sum(model, train_set)  # doctest: +SKIP
-    """
-    counts = dataset.composition(model.elements).astype(np.float64)
-    return counts @ model.self_energies.detach().double().numpy()
 
 
 class _Labels:
@@ -262,48 +211,6 @@ def _make_scheduler(optimizer, config):
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.min_lr)
     return None
-
-
-def save_checkpoint(path, state):
-    """torch.save a dict of tensors/primitives atomically (loadable with weights_only=True).
-
-    Parameters
-    ----------
-    path : str
-    state : dict
-
-    Examples
-    --------
-    >>> save_checkpoint("run/last.ckpt", {"model_state": model.state_dict()})  # doctest: +SKIP
-    """
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    with atomic_write(path) as handle:
-        handle.write(buffer.getvalue())
-
-
-def load_checkpoint(path):
-    """Read a checkpoint written by :func:`save_checkpoint` (``torch.load`` with ``weights_only=True``).
-
-    Parameters
-    ----------
-    path : str
-
-    Returns
-    -------
-    dict
-
-    Examples
-    --------
-    >>> state = load_checkpoint("run/best.ckpt")  # doctest: +SKIP
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != "nnforce-checkpoint":
-        raise ValueError(f"{path} is not an nnforce training checkpoint")
-    return state
 
 
 def _write_csv(path, history):
@@ -507,43 +414,6 @@ def _validate(model, val_set, residual, config, var_e, mean_f2):
     return total / count, metrics
 
 
-def _checkpoint_state(model, optimizer, scheduler, epoch, history, best_val, best_epoch, bad_epochs, best_state,
-                      config, model_spec, metadata):
-    return {
-        "format": "nnforce-checkpoint", "version": CHECKPOINT_VERSION,
-        "model_state": model.state_dict(),
-        "optimizer_state": None if optimizer is None else optimizer.state_dict(),
-        "scheduler_state": None if scheduler is None else scheduler.state_dict(),
-        "epoch": epoch, "history": history, "best_val_loss": best_val, "best_epoch": best_epoch,
-        "bad_epochs": bad_epochs, "best_model_state": best_state, "config": config.to_dict(),
-        "model_spec": None if model_spec is None else dict(model_spec),
-        "metadata": None if metadata is None else json.loads(json.dumps(metadata)),
-    }
-
-
-def model_from_checkpoint(path):
-    """Rebuild the model stored in a checkpoint (needs the model spec that ``fit`` was given).
-
-    Parameters
-    ----------
-    path : str
-
-    Returns
-    -------
-    tuple
-        ``(model in eval mode, the checkpoint dict)``.
-
-    Examples
-    --------
-    >>> model, state = model_from_checkpoint("run/best.ckpt")  # doctest: +SKIP
-    """
-    from .config import build_model
-
-    state = load_checkpoint(path)
-    if not state.get("model_spec"):
-        raise ValueError(f"{path} carries no model spec; pass model_spec= to fit() to make exportable checkpoints")
-    model = build_model(state["model_spec"])
-    weights = state["best_model_state"] or state["model_state"]
-    model.load_state_dict(weights)
-    model.eval()
-    return model, state
+# checkpoints live in checkpoint.py; importable from here as before
+from .checkpoint import (CHECKPOINT_VERSION, _checkpoint_state, load_checkpoint, model_from_checkpoint,  # noqa: E402,F401
+                         save_checkpoint)
