@@ -286,14 +286,7 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
         sums = _train_epoch(model, optimizer, train_set, train_residual, config, var_e, mean_f2, dtype, epoch,
                             multitask)
         val_loss, val_metrics = _validate(model, val_set, val_residual, config, var_e, mean_f2)
-        lr = optimizer.param_groups[0]["lr"]
-        row = {"epoch": epoch, "lr": lr}
-        row.update({f"train_{k}": v / len(train_set) for k, v in sums.items()})
-        row["val_loss"] = val_loss
-        row.update({f"val_{k}": v for k, v in val_metrics.items() if k != "n_frames"})
-        if multitask:
-            row["sigma_task"], row["sigma_reconstruction"] = [float(v) for v in torch.exp(model.log_sigma.detach())]
-        row["epoch_time_s"] = time.time() - t0
+        row = _history_row(model, optimizer, epoch, sums, len(train_set), val_loss, val_metrics, multitask, t0)
         history.append(row)
         if scheduler is not None:
             if config.schedule == "plateau":
@@ -334,6 +327,18 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
     model.eval()
     checkpoint = os.path.join(config.log_dir, "best.ckpt") if config.log_dir else None
     return FitResult(model, history, best_epoch, best_val, stopped_early, checkpoint)
+
+
+def _history_row(model, optimizer, epoch, sums, n_train, val_loss, val_metrics, multitask, t0):
+    """One row of ``history.csv``: learning rate, mean training losses, validation loss and metrics, time."""
+    row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
+    row.update({f"train_{k}": v / n_train for k, v in sums.items()})
+    row["val_loss"] = val_loss
+    row.update({f"val_{k}": v for k, v in val_metrics.items() if k != "n_frames"})
+    if multitask:
+        row["sigma_task"], row["sigma_reconstruction"] = [float(v) for v in torch.exp(model.log_sigma.detach())]
+    row["epoch_time_s"] = time.time() - t0
+    return row
 
 
 def _resume(model, optimizer, scheduler, path):
