@@ -51,19 +51,53 @@ class MSM:
     (cluster ids of the active states), ``count_matrix`` (all clusters, sliding window), ``timescales(k)``
     (frames), ``model`` (the deeptime MarkovStateModel).
 
+    Parameters
+    ----------
+    dtrajs : array or list of arrays of int, optional
+        Fit at once (``MSM(dtrajs, lag)``); or call :meth:`fit` later (``MSM(lag=10).fit(dtrajs)``).
+    lag : int
+        Frames.
+    reversible : bool
+    n_states : int, optional
+        Number of clusters (default: the largest state id + 1).
+
     Examples
     --------
-    >>> msm = MSM(km.labels, lag=10)  # doctest: +SKIP
+    >>> msm = MSM(lag=10).fit(km.labels)  # doctest: +SKIP
     >>> msm.timescales(3), msm.pcca(2)["populations"]  # doctest: +SKIP
     """
 
-    def __init__(self, dtrajs, lag, reversible=True, n_states=None):
+    def __init__(self, dtrajs=None, lag=None, reversible=True, n_states=None):
+        if lag is None:
+            raise ValueError("MSM needs a lag: MSM(lag=10).fit(dtrajs), or MSM(dtrajs, 10)")
+        self.lag, self.reversible, self.n_states = int(lag), bool(reversible), n_states
+        if dtrajs is not None:  # the old one-step form MSM(dtrajs, lag)
+            self.fit(dtrajs)
+
+    def fit(self, dtrajs):
+        """Estimate the MSM from discrete trajectories (sliding-window counts, largest connected set).
+
+        Parameters
+        ----------
+        dtrajs : array or list of arrays of int
+
+        Returns
+        -------
+        MSM
+            ``self``, fitted.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> msm = MSM(lag=1).fit(np.array([0, 0, 1, 1, 0, 1, 0, 0, 1, 1]))
+        >>> msm.transition_matrix.shape
+        (2, 2)
+        """
         from deeptime.markov import TransitionCountEstimator
         from deeptime.markov.msm import MaximumLikelihoodMSM
 
-        self.dtrajs = check_dtrajs(dtrajs, lag)
-        self.lag, self.reversible = int(lag), bool(reversible)
-        n_states = n_states or int(max(d.max() for d in self.dtrajs if len(d)) + 1)
+        self.dtrajs = check_dtrajs(dtrajs, self.lag)
+        n_states = self.n_states or int(max(d.max() for d in self.dtrajs if len(d)) + 1)
         counts = TransitionCountEstimator(self.lag, "sliding", n_states=n_states).fit_fetch(self.dtrajs)
         self.count_matrix = np.asarray(counts.count_matrix)
         sub = counts.submodel_largest()
@@ -74,6 +108,7 @@ class MSM:
         self.n_clusters = n_states
         self.active_fraction = float(self.count_matrix[np.ix_(self.active_set, self.active_set)].sum()
                                      / max(self.count_matrix.sum(), 1))
+        return self
 
     def timescales(self, k=None):
         """Implied timescales (frames) of the slowest ``k`` processes."""
