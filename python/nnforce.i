@@ -131,6 +131,7 @@ namespace std {
 %ignore NNForcePlugin::ModelArchiveEntry;
 %ignore NNForcePlugin::ModelArchiveLimits;
 %ignore NNForcePlugin::verifyModelArchive;
+%include <stdint.i>
 %include "NNForceModelArchive.h"
 
 %extend NNForcePlugin::NNForce {

@@ -41,7 +41,7 @@ NNForce::NNForce(const vector<char>& modelBytes, const map<string, string>& prop
 }
 
 void NNForce::checkModelBytes() const {
-    string where = file.empty() ? string("the model bytes") : "'" + file + "'";
+    string where = file.empty() ? string("the model (given as bytes)") : "'" + file + "'";
     if (modelBytes.empty())
         throw OpenMMException("NNForce: " + where + " is empty; expected a TorchScript archive written by torch.jit.save.");
     static const char zipMagic[] = {'P', 'K', 3, 4};
