@@ -14,7 +14,9 @@ import itertools
 
 import openmm
 
-COULOMB_KJ_MOL_NM = 138.93545764438198  # 1 / (4 pi eps0) in kJ mol^-1 nm e^-2, the value OpenMM uses
+from .contract import atomic_numbers_of, validate_atoms
+from .force import build_nnforce
+from .units import COULOMB_KJ_MOL_NM
 
 _BONDED = {
     "HarmonicBondForce": (2, "getNumBonds", "getBondParameters"),
@@ -133,8 +135,6 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
     ``lambda_ml`` (a float) adds the global parameter ``lambda_name`` interpolating MM (0) and ML (1) inside the
     region, with its exact energy derivative requested. The input System is not modified.
     """
-    import nnforce
-
     if embedding != "mechanical":
         raise NotImplementedError("only mechanical embedding is implemented; electrostatic embedding (MM charges and "
                                   "positions as model inputs) is planned, see docs/mlmm.md")
@@ -142,18 +142,8 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
     if topology.getNumAtoms() != n:
         raise ValueError(f"the topology has {topology.getNumAtoms()} atoms but the System has {n} particles; "
                          "pass the Topology the System was created from")
-    ml = [int(a) for a in ml_atoms]
-    if not ml:
-        raise ValueError("ml_atoms is empty: give the indices of the atoms the model should describe")
-    if len(set(ml)) != len(ml):
-        raise ValueError("ml_atoms contains duplicate indices")
-    bad = [a for a in ml if a < 0 or a >= n]
-    if bad:
-        raise ValueError(f"ml_atoms has indices outside 0..{n - 1}: {bad[:5]}")
-    atoms = list(topology.atoms())
-    missing = [a for a in ml if atoms[a].element is None]
-    if missing:
-        raise ValueError(f"ML atoms {missing[:5]} have no element in the topology (virtual sites cannot be ML atoms)")
+    ml = validate_atoms(ml_atoms, n)
+    atomic_numbers_of(topology, ml)  # every ML atom needs an element (no virtual sites)
     ml_set = set(ml)
     for i in range(system.getNumConstraints()):
         p, q, _ = system.getConstraintParameters(i)
@@ -208,13 +198,9 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
             raise ValueError(f"create_mlmm_system does not know how to remove ML-region terms from a {kind}; "
                              "remove them before calling it")
 
-    ml_force = model if isinstance(model, nnforce.NNForce) else nnforce.NNForce(model, properties or {})
-    ml_force.setAtoms(ml)
-    ml_force.setAtomicNumbers([atoms[a].element.atomic_number for a in ml])
-    if source.usesPeriodicBoundaryConditions():
-        ml_force.setUsesPeriodicBoundaryConditions(True)
-    if neighbor_cutoff_nm is not None:
-        ml_force.setNeighborList(neighbor_cutoff_nm, neighbor_skin_nm)
+    ml_force = build_nnforce(model, topology, ml, neighbor_cutoff_nm=neighbor_cutoff_nm,
+                             neighbor_skin_nm=neighbor_skin_nm, properties=properties,
+                             periodic=source.usesPeriodicBoundaryConditions())
 
     if lambda_ml is None:
         result.addForce(ml_force)

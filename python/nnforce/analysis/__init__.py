@@ -13,7 +13,7 @@ _EXPORTS = {
     "cluster": ("KMeans", "MiniBatchKMeans", "RegularSpace", "KCenters", "HDBSCAN", "KMedoidsRMSD", "make_clusterer"),
     "msm": ("MSM", "estimate_msm", "implied_timescales", "ck_test"),
     "structures": ("write_state_structures", "representative_frames", "sample_frames"),
-    "report": ("analyze", "phi_psi_free_energy_png"),
+    "pipeline": ("analyze", "phi_psi_free_energy_png"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -3,12 +3,10 @@ populations, feature time series, CK test."""
 import numpy as np
 
 from .._io import atomic_save
+from ..units import KB_KJ_MOL_K
 
 __all__ = ["free_energy", "plot_free_energy", "plot_phi_psi", "plot_timescales", "plot_populations",
            "plot_time_series", "plot_ck_test", "KB_KJ_MOL_K"]
-
-KB_KJ_MOL_K = 0.0083144626  # Boltzmann constant, kJ/(mol K)
-
 
 def _pyplot():
     import matplotlib

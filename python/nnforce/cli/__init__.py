@@ -1,8 +1,9 @@
-"""The ``nnforce`` command: one sub-command per stage of the flow.
+"""The ``nnforce`` command: one module per sub-command in this package.
 
-Each stage lives in its own module and exposes ``register(subparsers)``, which adds its sub-command(s)
-with ``set_defaults(func=...)``; ``func(args)`` returns the exit code. Modules are imported only when the
-command line needs them, so ``nnforce --help`` stays fast.
+Each module has ``register(subparsers)``, which adds its sub-command with ``set_defaults(func=run)``, and
+``run(args)``, which calls the library and returns the exit code; nothing else lives there. Modules are imported
+only when the command line needs them, so ``nnforce --help`` stays fast. ``python -m nnforce.cli`` runs
+:func:`main`, as does the ``nnforce`` console script.
 """
 import argparse
 import importlib
@@ -10,12 +11,12 @@ import sys
 
 # sub-command -> module that registers it
 COMMANDS = {
-    "train": "nnforce.train.cli",
-    "export": "nnforce.export",
-    "label": "nnforce.data.label",
-    "simulate": "nnforce.simulate",
-    "analyze": "nnforce.analysis.cli",
-    "demo": "nnforce.demo",
+    "train": "nnforce.cli.train",
+    "export": "nnforce.cli.export",
+    "label": "nnforce.cli.label",
+    "simulate": "nnforce.cli.simulate",
+    "analyze": "nnforce.cli.analyze",
+    "demo": "nnforce.cli.demo",
 }
 
 EPILOG = """examples:
@@ -28,6 +29,23 @@ run `nnforce COMMAND --help` for each command's options."""
 
 
 def build_parser(only=None):
+    """The argument parser with every sub-command (or, with ``only``, that one's full options and the others'
+    names).
+
+    Parameters
+    ----------
+    only : str, optional
+        Import and register just this sub-command's module.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+
+    Examples
+    --------
+    >>> build_parser(only="export").parse_args(["export", "m.pt", "--info"]).info
+    True
+    """
     parser = argparse.ArgumentParser(
         prog="nnforce", description="Machine-learned potentials in OpenMM: train, export, simulate, analyze.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,17 +54,27 @@ def build_parser(only=None):
         if only is not None and command != only:
             subparsers.add_parser(command, help=f"(run `nnforce {command} --help`)")
             continue
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name is not None and (module_name == error.name or module_name.startswith(error.name + ".")):
-                continue  # that stage is not part of this installation
-            raise
-        module.register(subparsers)
+        importlib.import_module(module_name).register(subparsers)
     return parser
 
 
 def main(argv=None):
+    """Run the ``nnforce`` command line; returns the exit code (2 for bad input, with the reason on stderr).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> main(["export", "missing.pt", "--info"])  # doctest: +SKIP
+    2
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     command = argv[0] if argv and argv[0] in COMMANDS else None
     parser = build_parser(only=command)
@@ -59,7 +87,3 @@ def main(argv=None):
     except (ValueError, FileNotFoundError) as error:
         print(f"nnforce {args.command}: error: {error}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
