@@ -49,6 +49,7 @@ setup(
     description="Machine-learned potentials in OpenMM: train, export, simulate (NNForce plugin), analyze",
     package_dir={"": "python"},
     packages=find_packages("python"),
+    package_data={"nnforce.demo": ["alanine_dipeptide.pdb"]},
     ext_modules=[CMakeExtension("nnforce._plugin")],
     cmdclass={"build_ext": CMakeBuild},
     python_requires=">=3.10",

@@ -12,6 +12,7 @@ without its full-data k-means++ pass, which dominates the cost for large k.
 import numpy as np
 
 from .reduce import as_trajectory_list
+from .specs import parse_spec
 
 __all__ = ["KMeans", "MiniBatchKMeans", "RegularSpace", "KCenters", "HDBSCAN", "KMedoidsRMSD", "make_clusterer",
            "assign_nearest", "CLUSTER_METHODS"]
@@ -274,21 +275,31 @@ CLUSTER_METHODS = {"kmeans": KMeans, "minibatch": MiniBatchKMeans, "regspace": R
 
 
 def make_clusterer(spec, seed=0):
-    """From a string like ``"kmeans:k=100"``, ``"regspace:dmin=0.3"``, ``"hdbscan:min_cluster_size=30"``
-    (options ``key=value`` separated by ``,``)."""
-    name, _, rest = spec.partition(":")
-    name = name.strip().replace("-", "_").replace("mini_batch", "minibatch")
+    """A clusterer from a spec string (:mod:`nnforce.analysis.specs` syntax).
+
+    Parameters
+    ----------
+    spec : str
+        ``"kmeans:k=100"``, ``"minibatch:k=100"``, ``"kcenters:k=50"``, ``"regspace:dmin=0.3"``,
+        ``"hdbscan:min_cluster_size=30"``, ...
+    seed : int
+        Passed to every method that draws random numbers.
+
+    Returns
+    -------
+    An unfitted clusterer of this module.
+
+    Examples
+    --------
+    >>> make_clusterer("kmeans:k=7", seed=3).k
+    7
+    """
+    name, parsed = parse_spec(spec, "clustering")
+    name = (name or "").replace("-", "_").replace("mini_batch", "minibatch")
     if name not in CLUSTER_METHODS:
         raise ValueError(f"unknown clustering method {name!r}; choose from {', '.join(CLUSTER_METHODS)}")
     options = {"seed": seed} if name not in ("regspace",) else {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ValueError(f"clustering option {item!r} in {spec!r} is not key=value")
-        try:
-            options[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
-        except ValueError:
-            options[key.strip()] = value.strip()
+    options.update(parsed)
     try:
         return CLUSTER_METHODS[name](**options)
     except TypeError as error:

@@ -14,107 +14,15 @@ import itertools
 import numpy as np
 
 from . import _geometry
+from ._feature_base import Feature, _atom_label, _Frames, _residue_summary, _select  # noqa: F401
+from ._structure_features import DSSP, RMSD, Coordinates, Custom
+from .specs import parse_spec
 
 __all__ = ["Feature", "Featurizer", "Distances", "ResidueDistances", "Contacts", "Torsions", "Angles", "RMSD",
-           "DSSP", "Coordinates", "Custom", "parse_features", "FEATURE_NAMES"]
+           "DSSP", "Coordinates", "Custom", "parse_features", "FEATURE_NAMES", "compute_torsions", "compute_distances",
+           "compute_contacts", "compute_angles"]
 
 TORSION_KINDS = ("phi", "psi", "omega", "chi1", "chi2", "chi3", "chi4")
-
-
-class _Frames:
-    """One chunk of frames: coordinates (nm) and box vectors built once."""
-
-    def __init__(self, traj):
-        self.traj = traj
-        self.xyz = traj.xyz
-        self._lengths, self._angles = traj.unitcell_lengths, traj.unitcell_angles
-        self._box = False
-
-    @property
-    def box(self):
-        """Box vectors (F, 3, 3) or None; built on first use, validated."""
-        if self._box is False:
-            if self._lengths is None or self._angles is None:
-                self._box = None
-            else:
-                box = _geometry.box_vectors(self._lengths, self._angles)
-                bad = ~np.all(np.isfinite(box), axis=(1, 2))
-                bad |= np.abs(box[:, 0, 0] * box[:, 1, 1] * box[:, 2, 2]) < 1e-9  # volume (lower-triangular box)
-                if np.any(bad):
-                    raise ValueError(f"invalid unit cell in {int(bad.sum())} frame(s) (first: frame {int(np.argmax(bad))}, "
-                                     f"lengths {self._lengths[np.argmax(bad)]}, angles {self._angles[np.argmax(bad)]}); "
-                                     "the file's box is unreadable or degenerate. Use periodic=False for features of "
-                                     "whole molecules, or fix the box in the trajectory")
-                self._box = box.astype(self.xyz.dtype)
-        return self._box
-
-
-def _select(topology, selection, what):
-    if selection is None:
-        return np.arange(topology.n_atoms)
-    if isinstance(selection, str):
-        try:
-            indices = topology.select(selection)
-        except Exception as error:  # mdtraj raises its own parse errors
-            raise ValueError(f"{what}: cannot parse atom selection {selection!r}: {error}") from None
-    else:
-        indices = np.asarray(selection, dtype=np.intp).ravel()
-        if indices.size and (indices.min() < 0 or indices.max() >= topology.n_atoms):
-            raise ValueError(f"{what}: atom indices out of range for a topology with {topology.n_atoms} atoms")
-    if len(indices) == 0:
-        raise ValueError(f"{what}: the selection {selection!r} matches no atoms in this topology "
-                         f"({topology.n_atoms} atoms, residues {_residue_summary(topology)}); "
-                         "check the atom/residue names (mdtraj selection syntax, e.g. 'name CA', 'backbone')")
-    return np.asarray(indices, dtype=np.intp)
-
-
-def _residue_summary(topology, limit=6):
-    names = [str(r) for r in itertools.islice(topology.residues, limit)]
-    return ", ".join(names) + (", ..." if topology.n_residues > limit else "")
-
-
-def _atom_label(topology, index):
-    atom = topology.atom(index)
-    return f"{atom.residue}-{atom.name}"
-
-
-class Feature:
-    """Base class. Subclasses set ``name`` and implement ``_bind(topology) -> labels`` and ``_compute(frames)``."""
-
-    name = "feature"
-
-    def __init__(self):
-        self.topology = None
-        self.labels = None
-
-    def bind(self, topology):
-        """Resolve selections against ``topology``; returns self. Rebinding to another topology is allowed."""
-        self.topology = topology
-        self.labels = list(self._bind(topology))
-        if not self.labels:
-            raise ValueError(f"{self.name}: no columns for this topology ({_residue_summary(topology)}); "
-                             "the selection or the residue types it needs are missing")
-        return self
-
-    @property
-    def n_features(self):
-        self._require_bound()
-        return len(self.labels)
-
-    def _require_bound(self):
-        if self.labels is None:
-            raise ValueError(f"{self.name}: call bind(topology) before use (Featurizer.transform binds automatically)")
-
-    def transform(self, traj):
-        if self.topology is None or self.topology.n_atoms != traj.n_atoms:
-            self.bind(traj.topology)
-        return np.asarray(self._compute(_Frames(traj)), dtype=np.float32).reshape(traj.n_frames, -1)
-
-    def __add__(self, other):
-        return Featurizer([self]) + other
-
-    def __repr__(self):
-        return f"<{type(self).__name__} {self.name}>"
 
 
 class Distances(Feature):
@@ -310,118 +218,6 @@ class Angles(Feature):
         return np.stack([np.sin(angle), np.cos(angle)], axis=-1).reshape(len(angle), -1)
 
 
-class RMSD(Feature):
-    """RMSD (nm) to a reference structure after optimal superposition of ``selection`` (mdtraj's QCP)."""
-
-    name = "rmsd"
-
-    def __init__(self, reference, selection="backbone", frame=0, label="reference"):
-        super().__init__()
-        self.reference, self.selection, self.frame, self.label = reference, selection, int(frame), label
-
-    def _bind(self, topology):
-        import mdtraj as md
-
-        ref = self.reference
-        if isinstance(ref, str):
-            import os
-
-            if not os.path.exists(ref):
-                raise FileNotFoundError(f"rmsd: reference structure not found: {ref}")
-            try:
-                ref = md.load_frame(ref, self.frame)
-            except Exception as error:
-                raise ValueError(f"rmsd: cannot read a reference structure with coordinates from {ref} ({error}); "
-                                 "give a PDB/GRO/HDF5 file or an md.Trajectory: rmsd:reference=ref.pdb") from None
-        if ref.n_atoms != topology.n_atoms:
-            raise ValueError(f"rmsd: the reference has {ref.n_atoms} atoms but the trajectory topology has "
-                             f"{topology.n_atoms}; pass a reference structure of the same system")
-        self._ref = ref[self.frame] if ref.n_frames > 1 else ref
-        self._atoms = _select(topology, self.selection, "rmsd selection")
-        return [f"rmsd {self.label} ({self.selection})"]
-
-    def _compute(self, frames):
-        import mdtraj as md
-
-        return md.rmsd(frames.traj, self._ref, atom_indices=self._atoms, parallel=False)
-
-
-class DSSP(Feature):
-    """Secondary structure per residue as one-hot columns: simplified (H, E, C) or full DSSP (8 codes)."""
-
-    name = "dssp"
-
-    def __init__(self, simplified=True, selection=None):
-        super().__init__()
-        self.simplified, self.selection = bool(simplified), selection
-        self.codes = ("H", "E", "C") if self.simplified else ("H", "B", "E", "G", "I", "T", "S", " ")
-
-    def _bind(self, topology):
-        protein = [r for r in topology.residues if r.is_protein]
-        if self.selection is not None:
-            keep = {topology.atom(i).residue.index for i in _select(topology, self.selection, "dssp selection")}
-            protein = [r for r in protein if r.index in keep]
-        if not protein:
-            raise ValueError("dssp: no protein residues in this topology/selection")
-        self._residues = np.array([r.index for r in protein])
-        return [f"dssp {r} {c.strip() or 'loop'}" for r in protein for c in self.codes]
-
-    def _compute(self, frames):
-        import mdtraj as md
-
-        traj = frames.traj
-        # DSSP's hydrogen-bond energies use absolute coordinates; drop the box so mdtraj skips unit-cell work
-        codes = md.compute_dssp(md.Trajectory(traj.xyz, traj.topology), simplified=self.simplified)
-        index = {r.index: i for i, r in enumerate(r for r in traj.topology.residues)}
-        codes = codes[:, [index[r] for r in self._residues]]
-        onehot = np.stack([codes == c for c in self.codes], axis=-1)
-        return onehot.reshape(len(codes), -1).astype(np.float32)
-
-
-class Coordinates(Feature):
-    """Cartesian coordinates (nm) of the selected atoms, optionally after superposing ``superpose_to``."""
-
-    name = "xyz"
-
-    def __init__(self, selection="name CA", superpose_to=None):
-        super().__init__()
-        self.selection, self.superpose_to = selection, superpose_to
-
-    def _bind(self, topology):
-        self._atoms = _select(topology, self.selection, "coordinates selection")
-        return [f"{_atom_label(topology, i)} {c}" for i in self._atoms for c in "xyz"]
-
-    def _compute(self, frames):
-        traj = frames.traj
-        if self.superpose_to is not None:
-            import mdtraj as md
-
-            traj = md.Trajectory(traj.xyz.copy(), traj.topology).superpose(self.superpose_to, atom_indices=self._atoms,
-                                                                          parallel=False)
-        return traj.xyz[:, self._atoms].reshape(traj.n_frames, -1)
-
-
-class Custom(Feature):
-    """Any function ``fn(traj) -> (n_frames, n_columns)`` with its column ``labels`` (must be picklable for Dask)."""
-
-    name = "custom"
-
-    def __init__(self, fn, labels):
-        super().__init__()
-        self.fn, self._given = fn, list(labels)
-
-    def _bind(self, topology):
-        return self._given
-
-    def _compute(self, frames):
-        out = np.asarray(self.fn(frames.traj))
-        if out.ndim == 1:
-            out = out[:, None]
-        if out.shape[1] != len(self._given):
-            raise ValueError(f"custom feature returned {out.shape[1]} columns but {len(self._given)} labels were given")
-        return out
-
-
 class Featurizer:
     """An ordered composition of features. ``transform(traj)`` concatenates their columns; ``labels`` names them."""
 
@@ -484,40 +280,36 @@ FEATURE_NAMES = {
 }
 
 
-def _parse_value(key, value):
-    if key in ("kinds",):
-        return tuple(v for v in value.replace("+", ",").split(",") if v)
-    if key in ("residues",) and all(part.strip().isdigit() for part in value.replace("+", ",").split(",")):
-        return [int(v) for v in value.replace("+", ",").split(",")]
-    if value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
-
-
 def parse_features(specs, reference=None):
-    """Build a Featurizer from strings like ``"phi_psi"``, ``"torsions:kinds=phi+psi+chi1"``,
-    ``"distances:selection=name CA"``, ``"contacts:cutoff_nm=0.5"``, ``"rmsd:selection=backbone"``, ``"dssp"``.
-    Options are ``key=value`` separated by ``;`` (list values joined with ``+``). ``reference`` (a structure
-    file or md.Trajectory) is used by ``rmsd`` when the spec gives no ``reference=``."""
+    """Build a Featurizer from spec strings (:mod:`nnforce.analysis.specs` syntax).
+
+    Parameters
+    ----------
+    specs : str or list of str
+        E.g. ``"phi_psi"``, ``"torsions:kinds=phi+psi+chi1"``, ``"distances:selection=name CA"``,
+        ``"contacts:cutoff_nm=0.5"``, ``"rmsd:selection=backbone"``, ``"dssp"``.
+    reference : str or mdtraj.Trajectory, optional
+        Used by ``rmsd`` when the spec gives no ``reference=``.
+
+    Returns
+    -------
+    Featurizer
+
+    Examples
+    --------
+    >>> parse_features(["phi_psi", "distances:selection=name CA"]).features[1].selection
+    'name CA'
+    """
     if isinstance(specs, str):
         specs = [specs]
     features = []
     for spec in specs:
-        name, _, rest = spec.partition(":")
-        name = name.strip()
+        name, options = parse_spec(spec, "feature")
         if name not in FEATURE_NAMES:
             raise ValueError(f"unknown feature {name!r}; choose from {', '.join(FEATURE_NAMES)}")
-        options = {}
-        for item in filter(None, (part.strip() for part in rest.split(";"))):
-            key, eq, value = item.partition("=")
-            if not eq:
-                raise ValueError(f"feature option {item!r} in {spec!r} is not key=value")
-            options[key.strip()] = _parse_value(key.strip(), value.strip())
+        for key in ("kinds", "residues"):  # lists even when one item is given
+            if key in options and not isinstance(options[key], (list, str)):
+                options[key] = [options[key]]
         if name == "rmsd" and "reference" not in options:
             if reference is None:
                 raise ValueError("rmsd feature needs a reference structure: rmsd:reference=ref.pdb (or --top is used)")
@@ -527,3 +319,89 @@ def parse_features(specs, reference=None):
         except TypeError as error:
             raise ValueError(f"feature {spec!r}: {error}") from None
     return Featurizer(features)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# flat functions on trajectories, mdtraj-style
+# ----------------------------------------------------------------------------------------------------------
+
+def _flat(feature, traj):
+    values = feature.transform(traj)
+    return list(feature.labels), values
+
+
+def compute_torsions(traj, kinds=("phi", "psi"), selection=None, sincos=False, periodic=True):
+    """Backbone/side-chain torsions of every frame, like ``mdtraj.compute_phi`` but for several kinds at once.
+
+    Parameters
+    ----------
+    traj : mdtraj.Trajectory
+    kinds : sequence of str
+        From ``phi``, ``psi``, ``omega``, ``chi1`` .. ``chi4``.
+    selection : str, optional
+        Only residues with an atom in this mdtraj selection.
+    sincos : bool
+        Two columns (sin, cos) per angle instead of the angle in radians.
+    periodic : bool
+        Use the trajectory's box (minimum image).
+
+    Returns
+    -------
+    labels : list of str
+        ``"phi ALA2"``, ... (with `` sin``/`` cos`` when ``sincos``).
+    values : numpy.ndarray, shape (n_frames, n_columns), float32
+        Radians in (-pi, pi], or sin/cos.
+
+    Examples
+    --------
+    >>> labels, angles = compute_torsions(traj)  # doctest: +SKIP
+    >>> labels
+    ['phi ALA2', 'psi ALA2']
+    """
+    return _flat(Torsions(kinds, selection=selection, sincos=sincos, periodic=periodic), traj)
+
+
+def compute_distances(traj, selection="name CA", selection2=None, pairs=None, periodic=True, exclude_neighbors=0):
+    """Atom-pair distances (nm) of every frame; see :class:`Distances` for the options.
+
+    Returns
+    -------
+    labels : list of str
+    values : numpy.ndarray, shape (n_frames, n_pairs), float32
+
+    Examples
+    --------
+    >>> labels, d = compute_distances(traj, "name CA")  # doctest: +SKIP
+    """
+    return _flat(Distances(selection, selection2, pairs, periodic, exclude_neighbors), traj)
+
+
+def compute_contacts(traj, residues=None, cutoff_nm=0.45, scheme="closest-heavy", exclude_neighbors=2,
+                     periodic=True):
+    """Residue-residue contacts (1 within ``cutoff_nm``, else 0) of every frame; see :class:`Contacts`.
+
+    Returns
+    -------
+    labels : list of str
+    values : numpy.ndarray, shape (n_frames, n_pairs), float32
+
+    Examples
+    --------
+    >>> labels, c = compute_contacts(traj, cutoff_nm=0.5)  # doctest: +SKIP
+    """
+    return _flat(Contacts(residues, cutoff_nm, scheme, exclude_neighbors, periodic), traj)
+
+
+def compute_angles(traj, triples=None, selection="backbone", sincos=False, periodic=True):
+    """Bond angles (radians, or sin/cos) of every frame; see :class:`Angles`.
+
+    Returns
+    -------
+    labels : list of str
+    values : numpy.ndarray, shape (n_frames, n_columns), float32
+
+    Examples
+    --------
+    >>> labels, a = compute_angles(traj, selection="name N CA C")  # doctest: +SKIP
+    """
+    return _flat(Angles(triples, selection, sincos, periodic), traj)

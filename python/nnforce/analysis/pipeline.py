@@ -5,53 +5,26 @@
 PNG figures, PDB structures per cluster and per metastable set, ``summary.json`` and ``analysis.html``
 (self-contained: figures embedded as base64 PNG, no scripts or external stylesheets).
 """
-import base64
 import datetime
-import html
 import json
 import os
 
 import numpy as np
 
+from .. import _html
 from .._io import atomic_save, atomic_write
 from . import plots
 from .cluster import make_clusterer
 from .features import Torsions, parse_features
 from .msm import MSM, ck_test, implied_timescales
 from .reduce import PCA, TICA
+from .specs import parse_spec
 from .stream import featurize, featurize_dask, iter_chunks, load_topology, save_features
 from .structures import representative_frames, write_state_structures
 
 __all__ = ["analyze", "phi_psi_free_energy_png", "parse_options", "write_html"]
 
-
-def parse_options(spec, what):
-    """``"name:key=value,key=value"`` -> (name, dict); a bare ``"key=value,..."`` gives name None."""
-    if spec is None:
-        return None, {}
-    spec = str(spec).strip()
-    name, sep, rest = spec.partition(":")
-    if not sep and "=" in name:
-        name, rest = None, spec
-    options = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ValueError(f"{what} option {item!r} in {spec!r} is not key=value")
-        value = value.strip()
-        if "+" in value:
-            options[key.strip()] = [float(v) if "." in v else int(v) for v in value.split("+") if v]
-            continue
-        for cast in (int, float):
-            try:
-                value = cast(value)
-                break
-            except ValueError:
-                pass
-        if value in ("none", "None"):
-            value = None
-        options[key.strip()] = value
-    return (name.strip().lower() if name else None), options
+parse_options = parse_spec  # the old name of the one spec parser
 
 
 def _frame_interval_ps(path, top):
@@ -109,40 +82,32 @@ def _phi_psi_from_features(data, labels):
     return None
 
 
-def _embed(path):
-    with open(path, "rb") as handle:
-        return "data:image/png;base64," + base64.b64encode(handle.read()).decode("ascii")
-
-
 def write_html(path, title, sections, numbers):
-    """A self-contained HTML page: a table of key numbers and figures embedded as base64 PNG."""
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in numbers.items())
-    body = []
+    """A self-contained HTML page: a table of key numbers and the figures embedded as base64 PNG.
+
+    Parameters
+    ----------
+    path : str
+    title : str
+    sections : list of (heading, png path, caption)
+    numbers : dict
+        Shown as a two-column table.
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Examples
+    --------
+    >>> write_html("analysis.html", "analysis", [("FES", "fes.png", "-kT ln p")], {"frames": 100})  # doctest: +SKIP
+    """
+    generated = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
+    body = [f"<h1>{_html.esc(title)}</h1>", f"<p>Generated {_html.esc(generated)} by nnforce analyze.</p>",
+            _html.table([(k, str(v)) for k, v in numbers.items()])]
     for heading, png, caption in sections:
-        body.append(f"<section><h2>{html.escape(heading)}</h2><figure><img src=\"{_embed(png)}\" "
-                    f"alt=\"{html.escape(heading)}\"><figcaption>{html.escape(caption)}</figcaption></figure></section>")
-    page = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{html.escape(title)}</title>
-<style>
-body {{ font-family: sans-serif; max-width: 980px; margin: 2em auto; color: #222; }}
-table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
-img {{ max-width: 100%; }} figcaption {{ font-size: 0.9em; color: #555; }}
-</style>
-</head>
-<body>
-<h1>{html.escape(title)}</h1>
-<p>Generated {html.escape(datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'))} by nnforce analyze.</p>
-<table>{rows}</table>
-{''.join(body)}
-</body>
-</html>
-"""
-    with atomic_write(path, "w") as handle:
-        handle.write(page)
-    return path
+        body.append(f"<section><h2>{_html.esc(heading)}</h2>{_html.figure(png, heading, caption)}</section>")
+    return _html.write_page(path, title, "\n".join(body))
 
 
 def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:lag=10,dim=2", cluster="kmeans:k=50",
@@ -210,7 +175,7 @@ def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:lag=10
     sections.append(("feature time series", files["time_series"], f"First features of {os.path.basename(traj_files[0])}."))
 
     # -- reduction ---------------------------------------------------------------------------------------
-    method, options = parse_options(reduce or "none", "reduce")
+    method, options = parse_spec(reduce or "none", "reduce")
     if method in (None, "none"):
         projected, axis = data, "feature"
     elif method == "tica":
@@ -257,7 +222,7 @@ def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:lag=10
     files["projection"] = os.path.join(out_dir, "projection.npz")
 
     # -- MSM -----------------------------------------------------------------------------------------------
-    _, msm_options = parse_options(msm, "msm") if msm and str(msm).lower() != "none" else (None, None)
+    _, msm_options = parse_spec(msm, "msm") if msm and str(msm).lower() != "none" else (None, None)
     if dtrajs is not None:
         populations = np.bincount(np.concatenate(dtrajs)[np.concatenate(dtrajs) >= 0],
                                   minlength=clusterer.n_clusters) / sum(len(d) for d in dtrajs)

@@ -2,25 +2,15 @@
 populations, feature time series, CK test."""
 import numpy as np
 
-from .._io import atomic_save
+from .._html import pyplot as _pyplot, save_figure
 from ..units import KB_KJ_MOL_K
 
 __all__ = ["free_energy", "plot_free_energy", "plot_phi_psi", "plot_timescales", "plot_populations",
            "plot_time_series", "plot_ck_test", "KB_KJ_MOL_K"]
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 def _save(fig, path, dpi=110):
-    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight"))
-    _pyplot().close(fig)
-    return path
+    return save_figure(fig, path, dpi)
 
 
 def free_energy(x, y, bins=60, temperature_k=300.0, weights=None, range_=None):
