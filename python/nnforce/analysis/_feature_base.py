@@ -1,5 +1,7 @@
 """The base of every feature (:class:`Feature`: selections bound to a topology, then ``transform``) and the
 helpers the feature modules share; the features themselves are in :mod:`nnforce.analysis.features`."""
+import itertools
+
 import numpy as np
 
 from . import _geometry

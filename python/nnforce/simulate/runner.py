@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any, Dict
 
-from .._io import atomic_write
+from .._io import atomic_write, make_output_dir
 from ..contract import inspect_model
 from ..units import ns_per_day, temperature_k
 from .config import CHECKPOINT_NAME, CHECKPOINT_STATE_NAME, CSV_NAME, SimulationConfig, equilibration_friction
@@ -26,7 +26,7 @@ class _Session:
         self.config = config
         self.topology = topology
         self.output_dir = os.fspath(config.output_dir)
-        os.makedirs(self.output_dir, exist_ok=True)
+        make_output_dir(self.output_dir)
         self.csv_path = os.path.join(self.output_dir, CSV_NAME)
         self.checkpoint_path = os.path.join(self.output_dir, CHECKPOINT_NAME)
         self.state_path = os.path.join(self.output_dir, CHECKPOINT_STATE_NAME)

@@ -29,10 +29,23 @@ def load_structure(config):
 
     if config.pdb is not None:
         path = os.fspath(config.pdb)
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"structure {path} is a directory, not a PDB or PDBx/mmCIF file")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"structure file not found: {path}")
-        structure = PDBxFile(path) if path.lower().endswith((".cif", ".pdbx")) else PDBFile(path)
-        return structure.topology, structure.getPositions(asNumpy=True)
+        kind = "PDBx/mmCIF" if path.lower().endswith((".cif", ".pdbx")) else "PDB"
+        try:
+            structure = PDBxFile(path) if kind != "PDB" else PDBFile(path)
+            topology, positions = structure.topology, structure.getPositions(asNumpy=True)
+        except Exception as error:  # OpenMM's readers raise ValueError, IndexError, KeyError, ... on bad text
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ValueError(f"structure {path} is not a readable {kind} file ({type(error).__name__}: {first[:160]})") from None
+        if topology.getNumAtoms() == 0 or len(positions) != topology.getNumAtoms():
+            raise ValueError(f"structure {path} holds no atoms with coordinates (is it a {kind} file? ATOM/HETATM "
+                             "records are needed)")
+        if not np.all(np.isfinite(positions.value_in_unit(unit.nanometer))):
+            raise ValueError(f"structure {path} has non-finite coordinates")
+        return topology, positions
     positions = config.positions
     if not unit.is_quantity(positions):
         positions = unit.Quantity(np.asarray(positions, dtype=float), unit.nanometer)
