@@ -215,12 +215,10 @@ def _positive_int(options, key, what, spec):
 
 
 def adapt_to_data(reduce, cluster, msm, lengths):
-    """Fill in (or lower) the TICA lag, the k-means ``k`` and the MSM lag for trajectories of ``lengths`` frames.
-
-    Left out: lags of about 1/20 of the shortest trajectory (1 to 10 frames), ``k`` of about one cluster per 20
-    frames (2 to 50). Given but too large for the data (a lag not shorter than the shortest trajectory, more
-    clusters than half the frames): lowered to what the data allow. Options that are not positive whole numbers
-    are errors naming the option.
+    """Fill in the TICA lag, the k-means ``k`` and the MSM lag left out of the specs, from trajectories of
+    ``lengths`` frames: lags of about 1/20 of the shortest trajectory (1 to 10 frames), ``k`` of about one cluster
+    per 20 frames (2 to 50). Values given are kept (the stage that cannot use them says so); values that are not
+    positive whole numbers are errors naming the option.
 
     Parameters
     ----------
@@ -250,10 +248,8 @@ def adapt_to_data(reduce, cluster, msm, lengths):
             options[key] = auto_lag
             chosen.append(f"{name} lag {auto_lag} frames" + (" (default)" if auto_lag == 10 else
                                                               f" for a shortest trajectory of {shortest} frames"))
-        elif _positive_int(options, key, what, spec) >= shortest:
-            chosen.append(f"{name} lag lowered from {options[key]} to {auto_lag} frames: the shortest trajectory has "
-                          f"{shortest} frames")
-            options[key] = auto_lag
+        else:
+            _positive_int(options, key, what, spec)
         return options
 
     def join(name, options):
@@ -262,23 +258,26 @@ def adapt_to_data(reduce, cluster, msm, lengths):
 
     method, options = parse_spec(reduce or "none", "reduce")
     if method == "tica":
-        reduce = join("tica", lag_for(options, "lag", "reduce", reduce, "TICA"))
+        spec = reduce
+        reduce = join("tica", lag_for(options, "lag", "reduce", spec, "TICA"))
         if "dim" in options:
-            _positive_int(options, "dim", "reduce", reduce)
+            _positive_int(options, "dim", "reduce", spec)
     name, options = parse_spec(cluster or "none", "cluster")
     if name in ("kmeans", "minibatch", "kcenters"):
-        auto_k = max(2, min(50, total // 20))
         if "k" not in options:
-            options["k"] = auto_k
+            options["k"] = auto_k = max(2, min(50, total // 20))
             chosen.append(f"k-means k {auto_k} for {total} frames (about 20 frames per cluster)" if auto_k < 50 else
                           "k-means k 50 (default)")
-        elif _positive_int(options, "k", "cluster", cluster) > max(2, total // 2):
-            chosen.append(f"k lowered from {options['k']} to {auto_k}: only {total} frames")
-            options["k"] = auto_k
+        else:
+            _positive_int(options, "k", "cluster", cluster)
         cluster = join(name, options)
     if msm and str(msm).lower() != "none":
+        spec = msm
         _, options = parse_spec(msm, "msm")
-        msm = join(None, lag_for(options, "lag", "msm", msm, "MSM"))
+        msm = join(None, lag_for(options, "lag", "msm", spec, "MSM"))
+        for key in ("n_sets", "mlags"):
+            if key in options:
+                _positive_int(options, key, "msm", spec)
     return reduce, cluster, msm, chosen
 
 
@@ -333,6 +332,7 @@ def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:dim=2"
                     "frame interval": f"{dt:g} {unit}"})
     if numbers["frames"] == 0:
         raise ValueError("the trajectories contain no frames")
+    msm_lag_given = bool(msm) and str(msm).lower() != "none" and "lag" in parse_spec(msm, "msm")[1]
     reduce, cluster, msm, chosen = adapt_to_data(reduce, cluster, msm, [len(d) for d in data])
     if chosen:
         numbers["chosen for the data"] = "; ".join(chosen)
@@ -417,6 +417,8 @@ def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:dim=2"
                 populations, title = _msm_stage(result, dtrajs, clusterer, msm_options, traj_files, topology, out_dir,
                                                  stride, n_samples, seed, dt, unit, longest_time, sections)
             except (ValueError, RuntimeError, np.linalg.LinAlgError) as error:  # e.g. too few transitions
+                if msm_lag_given:  # the lag the user asked for does not work: say so instead of a partial report
+                    raise
                 numbers["MSM"] = f"skipped: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}"
         files["populations"] = plots.plot_populations(os.path.join(out_dir, "populations.png"), populations, title=title)
         sections.append(("populations", files["populations"], title))

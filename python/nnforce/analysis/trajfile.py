@@ -14,6 +14,7 @@ Other formats are not checked (None).
 """
 import os
 import struct
+import warnings
 
 __all__ = ["check_trajectory", "trajectory_layout", "AKMA_TIME_PS"]
 
@@ -58,7 +59,9 @@ def _dcd_layout(path):
         return None
     frame = (56 if has_cell else 0) + (4 if four_dims else 3) * (8 + 4 * n_atoms)
     complete, partial = divmod(size - header, frame)
-    interval_ps = nsavc * delta * AKMA_TIME_PS if nsavc > 0 and delta > 0 else None
+    # mdtraj's writer (and others that do not know the time) record NSAVC 1 and DELTA 1.0: no time at all
+    known = nsavc > 0 and delta > 0 and not (nsavc == 1 and delta == 1.0)
+    interval_ps = nsavc * delta * AKMA_TIME_PS if known else None
     return {"format": "dcd", "atoms": n_atoms, "complete_frames": complete, "partial_bytes": partial,
             "frame_bytes": frame, "header_frames": nset, "frame_interval_ps": interval_ps}
 
@@ -133,8 +136,9 @@ def trajectory_layout(path):
 
 
 def check_trajectory(path, complete_frames_only=False):
-    """Refuse a trajectory whose last frame is incomplete (or that holds fewer frames than its header says),
-    naming the frame; with ``complete_frames_only`` return the number of complete frames to read instead.
+    """Refuse a trajectory whose last frame is incomplete, naming the frame; with ``complete_frames_only`` return
+    the number of complete frames to read instead. A DCD holding fewer whole frames than its header records is
+    read with a warning (every frame present is complete).
 
     Parameters
     ----------
@@ -169,8 +173,9 @@ def check_trajectory(path, complete_frames_only=False):
         problem = (f"frame {complete + 1} is incomplete (the file ends {layout['partial_bytes']}{total} bytes into it): "
                    "the file was cut short")
     elif layout["header_frames"] and layout["header_frames"] > complete:
-        problem = (f"its header records {layout['header_frames']} frames but only {complete} are in the file: the file "
-                   "was cut short")
+        # Cut on a frame boundary (or a writer that recorded the planned count): every frame present is whole.
+        warnings.warn(f"{path}: its header records {layout['header_frames']} frames but {complete} are in the file "
+                      f"(the run or copy stopped early); the {complete} complete frames are analysed", stacklevel=3)
     if problem is None:
         return None
     if not complete_frames_only:
