@@ -97,6 +97,8 @@ class Feature:
         return np.asarray(self._compute(_Frames(traj)), dtype=np.float32).reshape(traj.n_frames, -1)
 
     def __add__(self, other):
+        from .features import Featurizer
+
         return Featurizer([self]) + other
 
     def __repr__(self):

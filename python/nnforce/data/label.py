@@ -114,7 +114,7 @@ def label_frames(model, atomic_numbers, frames_nm, batch_frames=64):
     """
     import torch
 
-    from .splits import block_pairs
+    from .batch import block_pairs
 
     numbers = np.asarray(atomic_numbers, dtype=np.int64)
     frames_nm = np.asarray(frames_nm, dtype=np.float64)

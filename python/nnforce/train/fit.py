@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .._io import atomic_save, atomic_write
-from ..data.splits import Batch
+from ..data.batch import Batch
 from ..data.units import (KCAL_MOL_A_PER_KJ_MOL_NM, KCAL_MOL_PER_KJ_MOL, MEV_A_PER_KJ_MOL_NM, MEV_PER_KJ_MOL)
 from .config import TrainConfig
 
