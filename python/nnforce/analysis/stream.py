@@ -106,8 +106,8 @@ def featurize(paths, top, featurizer, chunk=10000, stride=1, progress=False, com
             raise FileNotFoundError(f"trajectory file not found: {p}")
     topology = load_topology(top)
     featurizer.bind(topology)
-    return [featurize_file(p, topology, featurizer, chunk, stride, complete_frames_only)
-            for p in tqdm(paths, desc="featurize", unit="file", disable=not progress)]
+    with tqdm(paths, desc="featurize", unit="file", disable=not progress) as bar:  # closed (newline) on errors too
+        return [featurize_file(p, topology, featurizer, chunk, stride, complete_frames_only) for p in bar]
 
 
 def _dask_task(path, top, featurizer, chunk, stride, complete_frames_only=False):

@@ -34,7 +34,10 @@ def _dcd_layout(path):
             if struct.unpack(order + "i", head)[0] == 84:
                 break
         else:
-            return None
+            wide = head + handle.read(4)
+            if len(wide) == 8 and 84 in (struct.unpack("<q", wide)[0], struct.unpack(">q", wide)[0]):
+                return None  # 64-bit record markers: not sized here
+            raise ValueError(f"{path} is not a DCD file (its first record is not the 84-byte CORD header)")
         block = handle.read(88)
         if len(block) < 88 or block[:4] != b"CORD":
             raise ValueError(f"{path} is not a DCD file (no CORD header) or its header is damaged")

@@ -32,6 +32,13 @@ examples:
 run `nnforce COMMAND --help` for each command's options."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: ``nnforce simulate: error: ... (see `nnforce simulate --help`)``."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser(only=None):
     """The argument parser with every sub-command (or, with ``only``, that one's full options and the others'
     names).
@@ -50,7 +57,7 @@ def build_parser(only=None):
     >>> build_parser(only="export").parse_args(["export", "m.pt", "--info"]).info
     True
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nnforce", description="Machine-learned potentials in OpenMM: train, export, simulate, analyze.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

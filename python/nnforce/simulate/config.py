@@ -176,7 +176,8 @@ def short_run_defaults(steps, timestep_fs, output_dir=None, resume=False):
 
     from ..units import FS_PER_PS
 
-    values = {"equilibration_steps": int(round(DEFAULT_EQUILIBRATION_PS * FS_PER_PS / float(timestep_fs))),
+    values = {"equilibration_steps": (int(round(DEFAULT_EQUILIBRATION_PS * FS_PER_PS / float(timestep_fs)))
+                                      if float(timestep_fs) > 0 else 0),  # (a bad time step is refused later)
               "trajectory_interval": max(1, int(steps) // DEFAULT_TRAJECTORY_FRAMES),
               "report_interval": max(1, int(steps) // DEFAULT_REPORT_ROWS)}
     state = os.path.join(os.fspath(output_dir), CHECKPOINT_STATE_NAME) if output_dir is not None else None

@@ -6,6 +6,17 @@ from ..contract import atomic_numbers_of, check_elements, neighbor_cutoff, parse
 from ..force import build_nnforce
 
 
+def _pdb_atom_records(path):
+    """ATOM/HETATM records of a PDB file's first model."""
+    count = 0
+    with open(path, errors="replace") as handle:
+        for line in handle:
+            if line.startswith("ENDMDL"):
+                break
+            count += line.startswith(("ATOM  ", "HETATM"))
+    return count
+
+
 def load_structure(config):
     """The topology and positions of a simulation.
 
@@ -40,6 +51,12 @@ def load_structure(config):
         except Exception as error:  # OpenMM's readers raise ValueError, IndexError, KeyError, ... on bad text
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise ValueError(f"structure {path} is not a readable {kind} file ({type(error).__name__}: {first[:160]})") from None
+        if kind == "PDB":
+            records = _pdb_atom_records(path)
+            if records > topology.getNumAtoms():
+                raise ValueError(f"structure {path} has {records} ATOM/HETATM records but OpenMM read "
+                                 f"{topology.getNumAtoms()} atoms: atoms with the same name in one residue are merged; "
+                                 "give every atom of a residue its own name")
         if topology.getNumAtoms() == 0 or len(positions) != topology.getNumAtoms():
             raise ValueError(f"structure {path} holds no atoms with coordinates (is it a {kind} file? ATOM/HETATM "
                              "records are needed)")

@@ -24,11 +24,22 @@ struct ModelInput {
     c10::IValue value;   // the default value, for Default
 };
 
-/** libtorch's own messages carry a C++ backtrace we do not want in an OpenMMException. */
+/**
+ * libtorch's own messages carry a C++ backtrace we do not want in an OpenMMException. An error raised inside a
+ * TorchScript model comes as "The following operation failed in the TorchScript interpreter." then the script's
+ * traceback and, last, the model's own message: that line goes first, so that the first line says what happened.
+ */
 inline std::string torchMessage(const std::exception& e) {
+    std::string text = e.what();
     if (auto* error = dynamic_cast<const c10::Error*>(&e))
-        return error->what_without_backtrace();
-    return e.what();
+        text = error->what_without_backtrace();
+    if (text.rfind("The following operation failed in the TorchScript interpreter", 0) == 0) {
+        size_t end = text.find_last_not_of(" \n\r\t");
+        size_t start = end == std::string::npos ? std::string::npos : text.rfind('\n', end);
+        if (end != std::string::npos && start != std::string::npos)
+            return text.substr(start + 1, end - start) + "\n" + text;
+    }
+    return text;
 }
 
 inline std::string joinNames(const std::vector<std::string>& names) {
