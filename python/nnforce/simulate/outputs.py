@@ -282,9 +282,10 @@ def read_checkpoint(path, saved, state_path):
 def temperature_warning(temperatures_k, target_k, degrees_of_freedom, duration_ps=None, friction_per_ps=None):
     """A warning when the mean production temperature is far from the thermostat's target, else None.
 
-    "Far" allows for the statistical spread of a small system: more than 10 % of the target plus three
+    "Far" allows for the statistical spread of a small system (a heuristic): more than 10 % of the target plus two
     standard errors of the mean. The instantaneous spread is ``T sqrt(2/dof)``; the rows count as independent
-    samples only up to one per ``1/(2 friction)`` ps (the time a Langevin thermostat takes to renew the energy).
+    samples only up to four per ``1/(2 friction)`` ps (the time a Langevin thermostat takes to renew the total
+    energy; kinetic and potential energy trade faster than that).
 
     Parameters
     ----------
@@ -314,12 +315,12 @@ def temperature_warning(temperatures_k, target_k, degrees_of_freedom, duration_p
     mean = float(values.mean())
     samples = len(values)
     if duration_ps is not None and friction_per_ps:
-        samples = max(1.0, min(samples, 2.0 * float(friction_per_ps) * float(duration_ps)))
+        samples = max(1.0, min(samples, 8.0 * float(friction_per_ps) * float(duration_ps)))
     spread = target_k * np.sqrt(2.0 / max(int(degrees_of_freedom), 1)) / np.sqrt(samples)
-    if abs(mean - target_k) <= 0.1 * target_k + 3.0 * spread:
+    if abs(mean - target_k) <= 0.1 * target_k + 2.0 * spread:
         return None
     return (f"mean temperature {mean:.1f} K is far from the {target_k:g} K target over {len(values)} rows (expected "
-            f"within {0.1 * target_k + 3.0 * spread:.0f} K): the system "
+            f"within {0.1 * target_k + 2.0 * spread:.0f} K): the system "
             "was not equilibrated (give --equilibration-steps more steps), the run is too short to sample, or the time "
             "step is too large")
 
