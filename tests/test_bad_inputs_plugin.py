@@ -231,3 +231,26 @@ def test_sha256_and_crc32_match_hashlib_and_zlib(length):
     data = np.random.default_rng(length).integers(0, 256, length, dtype=np.uint8).tobytes()
     assert plugin.sha256Hex(data) == hashlib.sha256(data).hexdigest()
     assert plugin.crc32Of(data) == zlib.crc32(data)
+
+
+class Weighted(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor([1.5, -2.0, 0.25]))
+
+    def forward(self, positions: Tensor) -> Tensor:
+        return (positions * self.w).sum()
+
+
+def test_pt2_archives_get_the_same_verification(tmp_path):
+    """A .pt2 package (PT2 archive, as torch.export.save and AOTInductor write it) is checked the same way."""
+    path = tmp_path / "model.pt2"
+    torch.export.save(torch.export.export(Weighted(), (torch.zeros(4, 3),)), str(path))
+    data = path.read_bytes()
+    plugin.checkModelArchive(data, "model.pt2")  # a good archive passes
+    name = next(n for n in __import__("zipfile").ZipFile(io.BytesIO(data)).namelist() if n.endswith("weight_0"))
+    start, length = data_range(data, name)
+    damaged = bytearray(data)
+    damaged[start + length - 1] ^= 0x04  # one bit of the last weight
+    with pytest.raises(openmm.OpenMMException, match=f"'{re.escape(name)}' fails its CRC-32 check"):
+        plugin.checkModelArchive(bytes(damaged), "model.pt2")
