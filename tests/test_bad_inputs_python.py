@@ -272,6 +272,6 @@ def test_analyze_with_defaults_on_200_frames_adapts_and_writes_the_report(argon,
 
 
 def test_timescales_longer_than_the_data_are_flagged():
-    from nnforce.analysis.pipeline import flag_timescales
+    from nnforce.analysis.adapt import flag_timescales
 
     assert flag_timescales([0.5, 3.0], 1.0, "ps") == "0.5 ps, 3 ps (longer than the 1 ps of data: not resolved)"

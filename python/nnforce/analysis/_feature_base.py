@@ -65,7 +65,21 @@ def _atom_label(topology, index):
 
 
 class Feature:
-    """Base class. Subclasses set ``name`` and implement ``_bind(topology) -> labels`` and ``_compute(frames)``."""
+    """Base class. Subclasses set ``name`` and implement ``_bind(topology) -> labels`` and ``_compute(frames)``.
+
+    Attributes
+    ----------
+    topology : mdtraj.Topology or None
+        The topology it is bound to.
+    labels : list of str or None
+        One per column, after :meth:`bind`.
+
+    Examples
+    --------
+    >>> from nnforce.analysis.features import Torsions
+    >>> Torsions().labels is None  # not bound yet
+    True
+    """
 
     name = "feature"
 

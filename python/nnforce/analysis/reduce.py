@@ -19,7 +19,22 @@ _BLOCK_ROWS = 1 << 16
 
 
 def as_trajectory_list(data):
-    """Accept one array (frames, features) or a list of them; return a list of 2-D float arrays."""
+    """Accept one array (frames, features) or a list of them; return a list of 2-D float arrays.
+
+    Parameters
+    ----------
+    data : array or list of arrays
+
+    Returns
+    -------
+    list of numpy.ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [x.shape for x in as_trajectory_list(np.zeros(5))]
+    [(5, 1)]
+    """
     if isinstance(data, np.ndarray):
         data = [data]
     out = []
@@ -53,6 +68,23 @@ class Covariances:
 
     For lag > 0 every trajectory contributes the pairs (x_t, x_{t+lag}); a trajectory shorter than or equal to
     the lag raises ``ValueError`` (it has no pairs). ``backend="torch"`` (default) or ``"numpy"``.
+
+    Parameters
+    ----------
+    lag : int
+        Frames.
+    backend : {"torch", "numpy"}
+    device : str
+        Torch device for the products.
+    dtype : {"float64", "float32"}
+        Of the products (sums are always float64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mean, c00, c0t = Covariances(1).fit(np.arange(10.0)[:, None]).symmetric()
+    >>> float(mean[0])
+    4.5
     """
 
     def __init__(self, lag=0, backend="torch", device="cpu", dtype="float64"):
@@ -221,7 +253,23 @@ class _Reducer:
 
 
 class PCA(_Reducer):
-    """Principal components (eigenvectors of the covariance matrix, by decreasing variance)."""
+    """Principal components (eigenvectors of the covariance matrix, by decreasing variance).
+
+    Parameters
+    ----------
+    dim : int, optional
+    var_cutoff : float, optional
+        Keep components up to this fraction of the variance.
+    backend, device, dtype
+        As for :class:`Covariances`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(200, 3)) * [3.0, 1.0, 0.1]
+    >>> PCA(dim=1).fit(x).components.shape
+    (3, 1)
+    """
 
     def __init__(self, dim=None, var_cutoff=None, backend="torch", device="cpu", dtype="float64"):
         super().__init__(0, dim, var_cutoff, backend, device, dtype)
@@ -243,6 +291,23 @@ class TICA(_Reducer):
     ``lag`` in frames; ``scaling`` None, "kinetic_map" (components times eigenvalue, deeptime's default) or
     "commute_map"; ``dim``/``var_cutoff`` (cumulative kinetic variance, sum of lambda^2) pick the output size.
     ``timescales`` are in frames (multiply by the frame interval for time units).
+
+    Parameters
+    ----------
+    lag : int
+    dim : int, optional
+    var_cutoff : float, optional
+    scaling : {"kinetic_map", "commute_map", None}
+    epsilon : float
+    backend, device, dtype
+        As for :class:`Covariances`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(2000, 3)).cumsum(axis=0)
+    >>> TICA(lag=10, dim=2).fit(x).transform(x).shape
+    (2000, 2)
     """
 
     def __init__(self, lag, dim=None, var_cutoff=None, scaling="kinetic_map", epsilon=1e-6, backend="torch",

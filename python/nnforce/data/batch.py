@@ -4,7 +4,23 @@ import torch
 
 
 def block_pairs(n_atoms):
-    """All intra-molecule pairs (i < j) of concatenated molecules: LongTensor[2, P] (torch, no Python loop)."""
+    """All intra-molecule pairs (i < j) of concatenated molecules: LongTensor[2, P] (torch, no Python loop).
+
+    Parameters
+    ----------
+    n_atoms : sequence of int or LongTensor
+        Atoms of each molecule, in the order they are concatenated.
+
+    Returns
+    -------
+    torch.LongTensor, shape (2, P)
+        Pairs (i, j), i < j, of atoms in the same molecule, as global indices.
+
+    Examples
+    --------
+    >>> block_pairs([2, 3]).tolist()
+    [[0, 2, 2, 3], [1, 3, 4, 4]]
+    """
     n_atoms = torch.as_tensor(n_atoms, dtype=torch.long)
     pairs_per = n_atoms * (n_atoms - 1) // 2
     total = int(pairs_per.sum())
@@ -22,7 +38,26 @@ def block_pairs(n_atoms):
 
 
 class Batch:
-    """Concatenated molecules as torch tensors (float64 positions unless ``dtype`` says otherwise)."""
+    """Concatenated molecules as torch tensors (float64 positions unless ``dtype`` says otherwise).
+
+    Parameters
+    ----------
+    dataset : Dataset
+    frames : sequence of int
+        The frames in the batch.
+    dtype : torch.dtype
+        Of positions and forces.
+
+    Attributes
+    ----------
+    positions, atomic_numbers, molecule_index, neighbors, energies, forces, n_atoms, n_molecules
+
+    Examples
+    --------
+    >>> batch = Batch(dataset, [0, 1, 2])  # doctest: +SKIP
+    >>> batch.neighbors.shape  # doctest: +SKIP
+    torch.Size([2, 108])
+    """
 
     def __init__(self, dataset, frames, dtype=torch.float32):
         frames = np.asarray(frames, dtype=np.int64)
@@ -41,7 +76,25 @@ class Batch:
 
 
 def batches(dataset, batch_size, shuffle=False, seed=0, dtype=torch.float32):
-    """Yield :class:`Batch` objects covering the dataset once (shuffled with ``seed`` when asked)."""
+    """Yield :class:`Batch` objects covering the dataset once (shuffled with ``seed`` when asked).
+
+    Parameters
+    ----------
+    dataset : Dataset
+    batch_size : int
+    shuffle : bool
+    seed : int
+        Seeds the shuffle.
+    dtype : torch.dtype
+
+    Yields
+    ------
+    Batch
+
+    Examples
+    --------
+    >>> sizes = [b.n_molecules for b in batches(dataset, 32)]  # doctest: +SKIP
+    """
     n = len(dataset)
     order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
     for start in range(0, n, int(batch_size)):

@@ -9,6 +9,20 @@ def split(dataset, sizes, seed=0):
 
     ``sizes`` lists counts (ints) or fractions (floats summing to at most 1), e.g. ``(950, 50, 1000)`` or
     ``(0.8, 0.1, 0.1)``. Returns one Dataset per size; an empty split raises ValueError.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    sizes : sequence of int or float
+    seed : int
+
+    Returns
+    -------
+    list of Dataset
+
+    Examples
+    --------
+    >>> train, validation, test = split(dataset, (0.8, 0.1, 0.1), seed=0)  # doctest: +SKIP
     """
     sizes = list(sizes)
     n = len(dataset)
