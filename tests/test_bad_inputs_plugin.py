@@ -254,3 +254,17 @@ def test_pt2_archives_get_the_same_verification(tmp_path):
     damaged[start + length - 1] ^= 0x04  # one bit of the last weight
     with pytest.raises(openmm.OpenMMException, match=f"'{re.escape(name)}' fails its CRC-32 check"):
         plugin.checkModelArchive(bytes(damaged), "model.pt2")
+
+
+def test_entry_marked_as_directory_is_refused(small_model):
+    """libtorch's zip reader extracts nothing from an entry whose MS-DOS directory attribute is set, leaving the
+    tensor's buffer unread: found by bench/fuzz_models.py (byte 38 of a central directory entry), now refused."""
+    import struct
+    from zip_surgery import central_entries
+
+    name, central, _ = next(e for e in central_entries(small_model) if e[0].endswith("data.pkl"))
+    damaged = bytearray(small_model)
+    damaged[central + 38] |= 0x10
+    with pytest.raises(openmm.OpenMMException, match=f"'{re.escape(name)}' is marked as a directory but holds data"):
+        nnforce.NNForce(bytes(damaged))
+    assert struct.unpack("<I", small_model[central + 38:central + 42])[0] & 0x10 == 0

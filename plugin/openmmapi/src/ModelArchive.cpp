@@ -211,6 +211,7 @@ vector<ModelArchiveEntry> NNForcePlugin::verifyModelArchive(const vector<char>& 
         entry.uncompressedSize = in.u32(position + 24);
         entry.method = method;
         uint64_t localOffset = in.u32(position + 42);
+        uint32_t externalAttributes = in.u32(position + 38);
         if (in.u16(position + 34) != 0 && in.u16(position + 34) != 0xFFFF)
             in.fail("entry '" + entry.name + "' lies on another disk");
         applyZip64(in, position + 46 + nameLength, extraLength, entry.name, false, entry.uncompressedSize, entry.compressedSize, &localOffset);
@@ -221,6 +222,11 @@ vector<ModelArchiveEntry> NNForcePlugin::verifyModelArchive(const vector<char>& 
             in.fail("two entries are named '" + entry.name + "'");
         if (flags & 0x41)
             in.fail("entry '" + entry.name + "' is encrypted");
+        // miniz (libtorch's zip reader) treats an entry whose name ends in '/' or whose MS-DOS directory attribute
+        // is set as a directory and extracts nothing from it, leaving the tensor buffer unread: refuse those.
+        bool directory = (!entry.name.empty() && entry.name.back() == '/') || (externalAttributes & 0x10);
+        if (directory && (entry.compressedSize != 0 || entry.uncompressedSize != 0))
+            in.fail("entry '" + entry.name + "' is marked as a directory but holds data");
         if (method != 0 && method != 8)
             in.fail("entry '" + entry.name + "' uses compression method " + to_string(method) + " (only stored and deflated entries are read)");
         if (method == 0 && entry.compressedSize != entry.uncompressedSize)
