@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from ..units import FS_PER_PS
 from .measure import basin, circular_mean_deg, errors, nnforce_energy, nnforce_ms_per_step, phi_psi_of, predict
 from .molecule import alanine_dipeptide, atomic_numbers, sample_configurations, write_pdb
 
@@ -204,7 +205,6 @@ def simulate(run):
     run : DemoRun
     """
     from ..simulate import SimulationConfig, run as run_simulation
-    from ..units import FS_PER_PS
     from .figures import plot_energy_trace
 
     s = run.settings
@@ -262,7 +262,7 @@ def analyze(run):
 
     s, files = run.settings, run.files
     with run.stage("analyze", "phi/psi, TICA, k-means; the model vs ANI-1x on trajectory frames"):
-        dt_ps = s["sim_trajectory_interval"] * s["sim_timestep_fs"] / 1000.0
+        dt_ps = s["sim_trajectory_interval"] * s["sim_timestep_fs"] / FS_PER_PS
         analysis = analyze_trajectories(
             [files["trajectory"]], files["structure"], run.path("analysis"), features=["phi_psi"],
             reduce=f"tica:lag={s['tica_lag_frames']},dim=2", cluster=f"kmeans:k={s['clusters']}", msm="none",
