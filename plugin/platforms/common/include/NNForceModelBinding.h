@@ -97,6 +97,52 @@ inline void logPositionalBinding(const std::vector<std::string>& argumentNames) 
 }
 
 /**
+ * The inputs of TorchForce's positional convention, forward(positions[, box][, globals...]), refusing a model whose
+ * argument named after a contract input would receive something else in that order.
+ */
+inline std::vector<ModelInput> positionalInputs(const std::vector<c10::Argument>& arguments, const std::vector<std::string>& argumentNames,
+        bool periodic, int numGlobals, const std::string& missing, const std::vector<std::string>& available) {
+    using std::string;
+    std::vector<string> slots = {"positions"};
+    if (periodic)
+        slots.push_back("box");
+    for (int a = 0; a < (int) argumentNames.size(); a++) {
+        const string& name = argumentNames[a];
+        bool contract = name == "positions" || name == "box" || name == "neighbors" || name == "shifts" || name == "atomic_numbers";
+        if (contract && (a >= (int) slots.size() || slots[a] != name))
+            throw OpenMM::OpenMMException("NNForce: the model's forward(" + joinNames(argumentNames) + ") cannot be bound by name (it needs '" +
+                                          missing + "', which the force does not provide) nor by TorchForce's positional convention "
+                                          "forward(positions[, box][, globals...]), because its argument '" + name +
+                                          "' would receive something else. The force provides: " + joinNames(available) + ".");
+    }
+    auto isFloat = [&](size_t a) { return arguments[a].type()->kind() == c10::TypeKind::FloatType; };
+    std::vector<ModelInput> inputs = {{ModelInput::Positions, -1, c10::IValue()}};
+    if (periodic)
+        inputs.push_back({ModelInput::Box, -1, c10::IValue()});
+    for (int i = 0; i < numGlobals; i++)
+        inputs.push_back({isFloat(inputs.size() + 1) ? ModelInput::GlobalFloat : ModelInput::Global, i, c10::IValue()});  // +1: self
+    return inputs;
+}
+
+/** What to say when forward() needs an argument the force does not provide, with the call that provides it. */
+inline std::string missingArgumentMessage(const std::string& missing, const std::vector<std::string>& available, int expected, int numArguments) {
+    std::string hint;
+    if (missing == "box")
+        hint = " The force is not periodic: call setUsesPeriodicBoundaryConditions(True).";
+    else if (missing == "neighbors" || missing == "shifts")
+        hint = " The force has no neighbor list: call setNeighborList(cutoff_nm).";
+    else if (missing == "atomic_numbers")
+        hint = " Give them with setAtomicNumbers(...).";
+    else
+        hint = " Add it with addGlobalParameter or addPerAtomInput, or name the argument after the model contract. "
+               "TorchForce's positional convention, forward(positions[, box][, globals...]), applies only when no global parameter or "
+               "per-atom input name is an argument of forward(); it would need exactly " + std::to_string(expected) +
+               " arguments for this force, and forward() takes " + std::to_string(numArguments) + ".";
+    return "NNForce: the model's forward() needs the argument '" + missing + "', which the force does not provide. The force provides: " +
+           joinNames(available) + "." + hint;
+}
+
+/**
  * Bind each argument of the model's forward() (after self) to an input of the force, by name, falling back to
  * openmm-torch's positional convention forward(positions[, box][, globals...]) only when no global parameter or
  * per-atom input name is an argument. Throws OpenMMException saying what is missing and how to provide it.
@@ -105,6 +151,7 @@ inline void logPositionalBinding(const std::vector<std::string>& argumentNames) 
  * @param atomicNumbers    whether the force provides "atomic_numbers"
  * @param derivativeIndex  the global parameter index of each name in derivativeNames
  */
+// (About 95 lines: one decision table, by name, then positional, then the errors; split further it would scatter the rules.)
 inline std::vector<ModelInput> bindModelInputs(torch::jit::Module& module, const NNForce& force, bool periodic, bool neighborList,
         bool atomicNumbers, const std::vector<std::string>& globalNames, const std::vector<std::string>& derivativeNames,
         const std::vector<int>& derivativeIndex) {
@@ -174,48 +221,16 @@ inline std::vector<ModelInput> bindModelInputs(torch::jit::Module& module, const
     int expected = 1 + (periodic ? 1 : 0) + (int) globalNames.size();
     bool unusedNames = !namesMatched && !(globalNames.empty() && perAtomNames.empty());
     if ((!unmatched.empty() || unusedNames) && !namesMatched && perAtomNames.empty() && numArguments == expected) {
-        // A contract name in another slot than the positional one would be bound to the wrong value: refuse.
-        std::vector<string> slots = {"positions"};
-        if (periodic)
-            slots.push_back("box");
-        for (int a = 0; a < numArguments; a++) {
-            const string& name = argumentNames[a];
-            bool contract = name == "positions" || name == "box" || name == "neighbors" || name == "shifts" || name == "atomic_numbers";
-            if (contract && (a >= (int) slots.size() || slots[a] != name))
-                throw OpenMMException("NNForce: the model's forward(" + joinNames(argumentNames) + ") cannot be bound by name (it needs '" +
-                                      (unmatched.empty() ? string("?") : unmatched[0]) + "', which the force does not provide) nor by "
-                                      "TorchForce's positional convention forward(positions[, box][, globals...]), because its argument '" +
-                                      name + "' would receive something else. The force provides: " + joinNames(available) + ".");
-        }
-        inputs.clear();
-        inputs.push_back({ModelInput::Positions, -1, c10::IValue()});
-        if (periodic)
-            inputs.push_back({ModelInput::Box, -1, c10::IValue()});
-        for (int i = 0; i < (int) globalNames.size(); i++)
-            inputs.push_back({isFloatArgument(arguments[inputs.size() + 1]) ? ModelInput::GlobalFloat : ModelInput::Global, i, c10::IValue()});
+        inputs = positionalInputs(arguments, argumentNames, periodic, (int) globalNames.size(),
+                                  unmatched.empty() ? string("?") : unmatched[0], available);
         logPositionalBinding(argumentNames);
     }
     else if (!perAtomNames.empty() && !namesMatched)
         throw OpenMMException("NNForce: the model's forward() takes no argument named '" + joinNames(perAtomNames) + "'. Per-atom inputs "
                               "are passed by name only: name forward()'s argument after the input (forward() takes: " +
                               joinNames(argumentNames) + ").");
-    else if (!unmatched.empty()) {
-        string hint;
-        const string& missing = unmatched[0];
-        if (missing == "box")
-            hint = " The force is not periodic: call setUsesPeriodicBoundaryConditions(True).";
-        else if (missing == "neighbors" || missing == "shifts")
-            hint = " The force has no neighbor list: call setNeighborList(cutoff_nm).";
-        else if (missing == "atomic_numbers")
-            hint = " Give them with setAtomicNumbers(...).";
-        else
-            hint = " Add it with addGlobalParameter or addPerAtomInput, or name the argument after the model contract. "
-                   "TorchForce's positional convention, forward(positions[, box][, globals...]), applies only when no global parameter or "
-                   "per-atom input name is an argument of forward(); it would need exactly " + std::to_string(expected) +
-                   " arguments for this force, and forward() takes " + std::to_string(numArguments) + ".";
-        throw OpenMMException("NNForce: the model's forward() needs the argument '" + missing +
-                              "', which the force does not provide. The force provides: " + joinNames(available) + "." + hint);
-    }
+    else if (!unmatched.empty())
+        throw OpenMMException(missingArgumentMessage(unmatched[0], available, expected, numArguments));
     else if (unusedNames)
         throw OpenMMException("NNForce: the model's forward(" + joinNames(argumentNames) + ") takes none of the force's global parameters (" +
                               joinNames(globalNames) + "). Remove them, or name forward()'s arguments after them.");
