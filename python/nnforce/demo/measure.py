@@ -170,11 +170,13 @@ def nnforce_ms_per_step(model_path, topology, positions_nm, steps=100, platform_
     from openmm import unit
 
     integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 0.1 * unit.femtosecond)
-    _nnforce_context(model_path, topology, positions_nm, platform_name, integrator)
+    context = _nnforce_context(model_path, topology, positions_nm, platform_name, integrator)  # keep it alive
     integrator.step(5)  # first calls load the model
     start = time.perf_counter()
     integrator.step(steps)
-    return (time.perf_counter() - start) / steps * 1000.0
+    elapsed = time.perf_counter() - start
+    del context
+    return elapsed / steps * 1000.0
 
 
 def errors(predicted_e, predicted_f, reference_e, reference_f):
