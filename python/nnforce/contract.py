@@ -15,6 +15,8 @@ import json
 import os
 from typing import Any, Dict, List
 
+from ._model_files import BUILTIN_MODELS, builtin_model_bytes, check_model_archive  # noqa: F401 (re-exported)
+
 METADATA_FILE = "nnforce_metadata.json"
 """Name of the extra file (TorchScript ``_extra_files``) that holds a model's JSON metadata."""
 
@@ -67,8 +69,13 @@ def model_bytes(model):
         raise ValueError("the model must be TorchScript: pass torch.jit.script(model) or an exported model file "
                          "(`nnforce export`)")
     path = os.fspath(model)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory, not a model file: give the path of the model file inside it")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file not found: {path} (export one with `nnforce export`)")
+        if path.lower() in BUILTIN_MODELS:
+            return builtin_model_bytes(path.lower())
+        raise FileNotFoundError(f"model file not found: {path} (export one with `nnforce export`, or name a built-in "
+                                f"model: {', '.join(sorted(BUILTIN_MODELS))})")
     with open(path, "rb") as handle:
         return handle.read()
 
@@ -116,11 +123,15 @@ def inspect_model(model) -> Dict[str, Any]:
     import torch
 
     data = model_bytes(model)
+    name = f"'{os.fspath(model)}'" if isinstance(model, (str, os.PathLike)) else "the model"
+    if data[:4] != b"PK\x03\x04":
+        raise ValueError(f"{name} is not a model file (not a zip archive); export models with `nnforce export` "
+                         "or torch.jit.save")
+    check_model_archive(data, name)  # damaged or oversized archives are refused before torch reads them whole
     extra = {METADATA_FILE: ""}
     try:
         module = torch.jit.load(io.BytesIO(data), map_location="cpu", _extra_files=extra)
     except Exception as error:  # torch raises RuntimeError with a long C++ trace
-        name = model if isinstance(model, (str, os.PathLike)) else "the model"
         raise ValueError(f"{name} is not a TorchScript model file ({str(error).splitlines()[0]}); "
                          "export models with `nnforce export` or torch.jit.save") from None
     metadata = _parse_metadata(extra.get(METADATA_FILE) or b"")
