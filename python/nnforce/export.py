@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ._io import atomic_save
+from ._pt2 import is_pt2, read_pt2_metadata, to_pt2  # noqa: F401  (.pt2 AOTInductor packages, nnforce._pt2)
 
 METADATA_FILE = "nnforce_metadata.json"
 
@@ -165,10 +166,12 @@ def export_model(model, path, metadata=None, check=True, structure=None):
 
 
 def read_metadata(path):
-    """The metadata dict stored by :func:`export_model` in a TorchScript file."""
+    """The metadata dict stored by :func:`export_model` in a TorchScript file or by :func:`to_pt2` in a .pt2."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file {path} does not exist")
+    if is_pt2(path):
+        return read_pt2_metadata(path)
     extra = {METADATA_FILE: ""}
     torch.jit.load(path, _extra_files=extra)
     if not extra[METADATA_FILE]:
