@@ -176,8 +176,12 @@ def _cache_key(model, names, tensors, precision, derivatives, bounds, device):
 def _metadata(model, names, derivatives, precision, bounds, device, extra):
     from . import __version__
 
-    elements = [int(z) for z in getattr(model, "elements", [])]
-    cutoff = float(getattr(model, "cutoff", getattr(model, "cutoff_nm", 0.0)))
+    elements, cutoff = [], 0.0
+    for module in model.modules():  # the model or the first submodule that declares them
+        if not elements and getattr(module, "elements", None):
+            elements = [int(z) for z in module.elements]
+        if not cutoff:
+            cutoff = float(getattr(module, "cutoff", getattr(module, "cutoff_nm", 0.0)))
     record = {
         "format": FORMAT, "version": 1, "model_class": type(model).__name__, "inputs": list(names),
         "outputs": ["energy", "forces"] + [f"dE/d{d}" for d in derivatives], "derivatives": list(derivatives),
