@@ -174,23 +174,24 @@ def _cache_key(model, names, tensors, precision, derivatives, bounds, device):
 
 
 def _metadata(model, names, derivatives, precision, bounds, device, extra):
-    from . import __version__
+    """The contract record (:func:`nnforce.contract.model_metadata`) with the package's own entries, and its flat
+    ``nnforce.*`` strings for the C++ kernel."""
+    from .contract import model_metadata
 
-    elements, cutoff = [], 0.0
-    for module in model.modules():  # the model or the first submodule that declares them
-        if not elements and getattr(module, "elements", None):
-            elements = [int(z) for z in module.elements]
-        if not cutoff:
-            cutoff = float(getattr(module, "cutoff", getattr(module, "cutoff_nm", 0.0)))
-    record = {
-        "format": FORMAT, "version": 1, "model_class": type(model).__name__, "inputs": list(names),
+    record = model_metadata(model)
+    for module in model.modules():  # a wrapper: elements and cutoff of the first submodule that declares them
+        if not record["elements"] and getattr(module, "elements", None):
+            record["elements"] = [int(z) for z in module.elements]
+        if not record["cutoff_nm"]:
+            record["cutoff_nm"] = float(getattr(module, "cutoff", getattr(module, "cutoff_nm", 0.0)))
+    record.pop("created_utc", None)  # the package is cached: nothing time-dependent inside
+    record.update({
+        "format": FORMAT, "version": 1, "inputs": list(names),
         "outputs": ["energy", "forces"] + [f"dE/d{d}" for d in derivatives], "derivatives": list(derivatives),
-        "units": {"positions": "nm", "box": "nm", "shifts": "nm", "energy": "kJ/mol", "forces": "kJ/mol/nm"},
-        "elements": elements, "cutoff_nm": cutoff, "precision": precision, "device": device,
-        "min_atoms": MIN_ATOMS, "max_atoms": bounds[0], "min_pairs": MIN_PAIRS if "neighbors" in names else 0,
-        "max_pairs": bounds[1] if "neighbors" in names else 0, "torch_version": torch.__version__,
-        "nnforce_version": __version__,
-    }
+        "precision": precision, "device": device, "min_atoms": MIN_ATOMS, "max_atoms": bounds[0],
+        "min_pairs": MIN_PAIRS if "neighbors" in names else 0, "max_pairs": bounds[1] if "neighbors" in names else 0,
+    })
+    record["units"].update({"box": "nm", "shifts": "nm"})
     if extra:
         record.update(json.loads(json.dumps(extra)))
     flat = {f"nnforce.{key}": (",".join(str(v) for v in value) if isinstance(value, list) else str(value))
@@ -308,11 +309,41 @@ def to_pt2(model, path, example, precision="double", derivatives=(), max_atoms=N
     return record
 
 
+def _package_record(archive):
+    """The nnforce record in an open zip archive: None when it is no AOTInductor package, {} when it is one without
+    nnforce metadata."""
+    names = archive.namelist()
+    if not any("/data/aotinductor/" in n and n.endswith(".so") for n in names):
+        return None
+    for name in names:
+        if "/data/aotinductor/" in name and name.endswith("metadata.json"):
+            entries = json.loads(archive.read(name))
+            if "nnforce.metadata_json" in entries:
+                return json.loads(entries["nnforce.metadata_json"])
+    return {}
+
+
+def package_metadata(data):
+    """The nnforce metadata of a ``.pt2`` package given as bytes; None when the bytes are not an AOTInductor package.
+
+    Raises ValueError for a package without nnforce metadata (it cannot be bound by name).
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            record = _package_record(archive)
+    except zipfile.BadZipFile:
+        return None
+    if record == {}:
+        raise ValueError("the .pt2 package carries no nnforce metadata (not written by nnforce.export.to_pt2); "
+                         "re-export it with nnforce.export.to_pt2(model, path, example) or `nnforce export --format pt2`")
+    return record
+
+
 def is_pt2(path):
     """Whether ``path`` is an AOTInductor package (by its zip entry names)."""
     try:
         with zipfile.ZipFile(os.fspath(path)) as archive:
-            return any("/data/aotinductor/" in n and n.endswith(".so") for n in archive.namelist())
+            return _package_record(archive) is not None
     except (zipfile.BadZipFile, OSError):
         return False
 
@@ -322,14 +353,9 @@ def read_pt2_metadata(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file {path} does not exist")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for name in archive.namelist():
-                if "/data/aotinductor/" in name and name.endswith("metadata.json"):
-                    entries = json.loads(archive.read(name))
-                    if "nnforce.metadata_json" in entries:
-                        return json.loads(entries["nnforce.metadata_json"])
-    except zipfile.BadZipFile as error:
-        raise ValueError(f"{path} is not a zip archive: {error}") from None
-    raise ValueError(f"{path} carries no nnforce metadata (not written by nnforce.export.to_pt2); "
-                     f"re-export it with nnforce.export.to_pt2(model, path, example) or `nnforce export --format pt2`")
+    with open(path, "rb") as handle:
+        record = package_metadata(handle.read())
+    if record is None:
+        raise ValueError(f"{path} carries no nnforce metadata (not a .pt2 package written by nnforce.export.to_pt2); "
+                         f"re-export it with nnforce.export.to_pt2(model, path, example) or `nnforce export --format pt2`")
+    return record
