@@ -121,6 +121,8 @@ void NNForceProxy::serialize(const void* object, SerializationNode& node) const 
     node.setIntProperty("neighborCapacity", force.getNeighborListCapacity());
     node.setStringProperty("atoms", joinInts(force.getAtoms()));
     node.setStringProperty("atomicNumbers", joinInts(force.getAtomicNumbers()));
+    if (!force.getAtomReplicas().empty())
+        node.setStringProperty("atomReplicas", joinInts(force.getAtomReplicas()));
     SerializationNode& globals = node.createChildNode("GlobalParameters");
     for (int i = 0; i < force.getNumGlobalParameters(); i++)
         globals.createChildNode("Parameter").setStringProperty("name", force.getGlobalParameterName(i))
@@ -152,6 +154,7 @@ void* NNForceProxy::deserialize(const SerializationNode& node) const {
                                node.getIntProperty("neighborCapacity"));
         force->setAtoms(splitInts(node.getStringProperty("atoms")));
         force->setAtomicNumbers(splitInts(node.getStringProperty("atomicNumbers")));
+        force->setAtomReplicas(splitInts(node.getStringProperty("atomReplicas", "")));
         for (auto& p : node.getChildNode("GlobalParameters").getChildren())
             force->addGlobalParameter(p.getStringProperty("name"), p.getDoubleProperty("default"));
         for (auto& p : node.getChildNode("EnergyParameterDerivatives").getChildren())

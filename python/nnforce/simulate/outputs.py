@@ -177,6 +177,11 @@ class TrajectoryWriter:
         self._file.writeModel(state.getPositions(asNumpy=True), periodicBoxVectors=box)
         self.frames += 1
 
+    def write_positions(self, positions, box=None):
+        """Append one frame from positions (a Quantity, [n, 3]) and, when periodic, the box vectors."""
+        self._file.writeModel(positions, periodicBoxVectors=box)
+        self.frames += 1
+
     def sync(self):
         """Flush the frames written so far to disk (before a checkpoint records their count)."""
         if self._handle is not None:

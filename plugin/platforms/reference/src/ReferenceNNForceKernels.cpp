@@ -52,6 +52,8 @@ void ReferenceCalcNNForceKernel::initialize(const System& system, const NNForce&
     skin = force.getNeighborListSkin();
     capacity = force.getNeighborListCapacity();
     neighborListValid = false;
+    replicaOfAtom = force.getAtomReplicas();
+    replica = torch::tensor(vector<int64_t>(replicaOfAtom.begin(), replicaOfAtom.end()), torch::kInt64);
     loadParameters(force);
     bindInputs(force);
 }
@@ -99,7 +101,7 @@ void ReferenceCalcNNForceKernel::updateNeighborList(const vector<Vec3>& position
         if (!rebuild)
             return;
     }
-    neighborList.build(positions, box, cutoff + skin);
+    neighborList.build(positions, box, cutoff + skin, replicaOfAtom);
     positionsAtBuild = positions;
     if (box != nullptr)
         for (int k = 0; k < 3; k++)
@@ -168,6 +170,7 @@ double ReferenceCalcNNForceKernel::execute(ContextImpl& context, bool includeFor
         case ModelInput::Global: arguments.push_back(globals[input.index]); break;
         case ModelInput::GlobalFloat: arguments.push_back(context.getParameter(globalNames[input.index])); break;
         case ModelInput::PerAtom: arguments.push_back(perAtomValues[input.index]); break;
+        case ModelInput::Replica: arguments.push_back(replica); break;
         case ModelInput::Default: arguments.push_back(input.value); break;
         }
     }
