@@ -29,7 +29,7 @@ RESULT = "ensemble_result.json"
 # settings a resumed ensemble must share with the run that wrote the checkpoints
 _FINGERPRINT = ("replicas", "steps", "timestep_fs", "temperature_k", "friction_per_ps", "seed", "trajectory_interval",
                 "checkpoint_interval", "platform", "model_precision", "neighbor_cutoff_nm", "neighbor_skin_nm",
-                "minimize", "suffix")
+                "minimize", "minimize_max_iterations", "suffix")
 
 
 @dataclass
@@ -72,6 +72,7 @@ class EnsembleConfig:
     neighbor_cutoff_nm: Optional[float] = None
     neighbor_skin_nm: float = 0.0
     minimize: bool = True
+    minimize_max_iterations: int = 500
     suffix: str = ".dcd"
     starts: Optional[List[str]] = None
     start_clusters: Optional[int] = None
@@ -213,7 +214,10 @@ def _monitor(client, specs, config):
                disable=not config.progress, smoothing=0.1)
     try:
         while running:
-            done, _ = wait(list(running), timeout=0.5, return_when="FIRST_COMPLETED")
+            try:
+                done, _ = wait(list(running), timeout=0.5, return_when="FIRST_COMPLETED")
+            except TimeoutError:  # none finished in this half second
+                done = []
             bar.n = _steps_done(config.output_dir, config.replicas)
             bar.refresh()
             for future in done:

@@ -94,55 +94,68 @@ def _molecule(spec):
     return system, topology
 
 
-def _advance(spec, system, topology, group, states, target):
-    """Run the replicas in ``group`` (all at the same step) to step ``target`` in one Context."""
+def _context(spec, system, topology, group, states):
+    """A Context for the replicas in ``group`` at their states, its Langevin noise seeded by the ensemble seed,
+    their step and the replicas (a new Context per stretch between checkpoints: a run resumed from a checkpoint
+    repeats the uninterrupted run)."""
     import openmm
     from openmm import unit
 
     from ..replicas import replicate
-    from .outputs import TrajectoryWriter
 
-    out = spec["output_dir"]
     start = states[group[0]]["step"]
     batch = replicate(system, topology, [states[k]["positions"] for k in group])
     integrator = openmm.LangevinMiddleIntegrator(spec["temperature_k"] * unit.kelvin,
                                                  spec["friction_per_ps"] / unit.picosecond,
                                                  spec["timestep_fs"] * unit.femtoseconds)
     integrator.setRandomNumberSeed(_noise_seed(spec["seed"], start, group))
-    platform = openmm.Platform.getPlatformByName(spec["platform"])
-    context = openmm.Context(batch.system, integrator, platform)
+    context = openmm.Context(batch.system, integrator, openmm.Platform.getPlatformByName(spec["platform"]))
     context.setPositions(batch.positions)
     if start == 0 and spec["minimize"] and not any(states[k].get("minimized") for k in group):
-        openmm.LocalEnergyMinimizer.minimize(context, 10.0, 0)
+        openmm.LocalEnergyMinimizer.minimize(context, 10.0, int(spec.get("minimize_max_iterations", 500)))
     masses = [system.getParticleMass(i).value_in_unit(unit.dalton) for i in range(system.getNumParticles())]
     velocities = [states[k]["velocities"] if states[k].get("velocities") is not None
                   else _initial_velocities(masses, spec["temperature_k"], spec["seed"], k) for k in group]
     context.setVelocities(batch.join(velocities) / unit.picosecond)
+    return batch, context
+
+
+def _advance(spec, system, topology, group, states, target):
+    """Run the replicas in ``group`` (all at the same step) to step ``target``, one Context at a time."""
+    from openmm import unit
+
+    from .outputs import TrajectoryWriter
+
+    out = spec["output_dir"]
     interval, every = spec["trajectory_interval"], spec["checkpoint_interval"]
+    periodic = topology.getPeriodicBoxVectors() is not None
     writers = [TrajectoryWriter(os.path.join(out, replica_file_name(k, spec["suffix"])), topology,
                                 spec["timestep_fs"] / FS_PER_PS, interval, 0) for k in group]
     try:
         for k, writer in zip(group, writers):
             writer.start(frames_kept=states[k]["frames"])
-        step = start
+        step = states[group[0]]["step"]
         while step < target:
-            stop = min(target, (step // interval + 1) * interval, (step // every + 1) * every)
-            integrator.step(stop - step)
-            step = stop
-            state = context.getState(getPositions=True, getVelocities=True)
-            if step % interval == 0:
-                box = state.getPeriodicBoxVectors() if topology.getPeriodicBoxVectors() is not None else None
-                for writer, frame in zip(writers, batch.split(state.getPositions(asNumpy=True))):
-                    writer.write_positions(frame, box)
-            if step % every == 0 or step == target:
-                positions = batch.split(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
-                speeds = batch.split(state.getVelocities(asNumpy=True).value_in_unit(unit.nanometer / unit.picosecond))
-                for writer in writers:
-                    writer.sync()
-                for j, (k, writer) in enumerate(zip(group, writers)):
-                    states[k].update(step=step, frames=writer.frames, positions=positions[j].tolist(),
-                                     velocities=speeds[j].tolist(), minimized=True)
-                    _write_checkpoint(out, k, states[k])
+            batch, context = _context(spec, system, topology, group, states)
+            end = min(target, (step // every + 1) * every)
+            while step < end:
+                stop = min(end, (step // interval + 1) * interval)
+                context.getIntegrator().step(stop - step)
+                step = stop
+                state = context.getState(getPositions=True, getVelocities=True)
+                if step % interval == 0:
+                    box = state.getPeriodicBoxVectors() if periodic else None
+                    for writer, frame in zip(writers, batch.split(state.getPositions(asNumpy=True))):
+                        writer.write_positions(frame, box)
+            positions = batch.split(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+            speeds = batch.split(state.getVelocities(asNumpy=True).value_in_unit(unit.nanometer / unit.picosecond))
+            del context
+            for writer in writers:
+                writer.sync()  # the frames are on disk before a checkpoint counts them
+            for j, (k, writer) in enumerate(zip(group, writers)):
+                states[k].update(step=step, frames=writer.frames, positions=positions[j].tolist(),
+                                 velocities=speeds[j].tolist(), minimized=True)
+                _write_checkpoint(out, k, states[k])
     finally:
         for writer in writers:
             writer.close()
@@ -157,7 +170,7 @@ def run_batch(spec: Dict[str, Any]) -> Dict[int, Dict[str, Any]]:
         Made by :func:`nnforce.simulate.ensemble.run_ensemble`: output_dir, model_bytes, pdb_text, replicas,
         starts (positions nm per replica), steps, timestep_fs, temperature_k, friction_per_ps, seed,
         trajectory_interval, checkpoint_interval, platform, model_precision, neighbor_cutoff_nm,
-        neighbor_skin_nm, minimize, threads, suffix.
+        neighbor_skin_nm, minimize, minimize_max_iterations, threads, suffix.
 
     Returns
     -------
@@ -176,6 +189,7 @@ def run_batch(spec: Dict[str, Any]) -> Dict[int, Dict[str, Any]]:
 
     torch.set_num_threads(int(spec.get("threads") or 1))
     out = spec["output_dir"]
+    os.makedirs(out, exist_ok=True)
     system, topology = _molecule(spec)
     states: Dict[int, Dict[str, Any]] = {}
     for k in spec["replicas"]:
