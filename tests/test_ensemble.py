@@ -178,7 +178,7 @@ def test_bad_input(inputs, tmp_path):
 
 
 def _limit_file_size():
-    resource.setrlimit(resource.RLIMIT_FSIZE, (4000, resource.RLIM_INFINITY))  # Python ignores SIGXFSZ: EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (3400, resource.RLIM_INFINITY))  # Python ignores SIGXFSZ: EFBIG
 
 
 def test_full_disk_stops_cleanly_and_resumes(inputs, reference, tmp_path):

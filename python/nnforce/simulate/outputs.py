@@ -166,8 +166,10 @@ class TrajectoryWriter:
         if present < frames_kept:
             raise ValueError(f"resume: {self.path} has {present} frames but the checkpoint expects {frames_kept}; "
                              "start again without --resume")
-        if present > frames_kept:  # frames written after the checkpoint: drop them, they will be recomputed
-            self._rewrite(frames_kept)
+        # Frames written after the checkpoint (they will be recomputed), or the bytes of a frame torn by a crash or a
+        # full disk (the frame count may not show them): keep exactly the first frames_kept frames, written again,
+        # so that appending starts on a frame boundary.
+        self._rewrite(frames_kept)
         self.frames = frames_kept
         self._file, self._handle = self._writer(self.path, append=True)
 
