@@ -15,6 +15,7 @@ import json
 import math
 import os
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -200,14 +201,18 @@ def _steps_done(output_dir, replicas):
 def _monitor(client, specs, config):
     """Run every batch to completion, resubmitting failed ones; returns the per-replica results."""
     from distributed import wait
+    from openmm import OpenMMException
     from tqdm.auto import tqdm
 
     results: Dict[int, Dict[str, Any]] = {}
     attempts = [0] * len(specs)
 
+    token = uuid.uuid4().hex[:12]  # keys unique to this run: a scheduler may still hold an earlier run's results
+
     def submit(b):
         first, last = specs[b]["replicas"][0], specs[b]["replicas"][-1]
-        return client.submit(run_batch, specs[b], key=f"nnforce-replicas-{first}-{last}-try{attempts[b]}", pure=False)
+        return client.submit(run_batch, specs[b], key=f"nnforce-replicas-{first}-{last}-try{attempts[b]}-{token}",
+                             pure=False)
 
     running = {submit(b): b for b in range(len(specs))}
     bar = tqdm(total=config.replicas * config.steps, unit="step", desc=f"{config.replicas} replicas",
@@ -226,8 +231,8 @@ def _monitor(client, specs, config):
                     results.update(future.result())
                     continue
                 error = future.exception()
-                if isinstance(error, (DiskFullError, ValueError, FileNotFoundError)):
-                    raise error
+                if isinstance(error, (DiskFullError, ValueError, FileNotFoundError, OpenMMException)):
+                    raise error  # the same again would fail the same way
                 attempts[b] += 1
                 if attempts[b] > config.max_retries:
                     raise RuntimeError(f"replicas {specs[b]['replicas']} failed {attempts[b]} times; last error: "
@@ -265,12 +270,15 @@ def run_ensemble(config: EnsembleConfig, client=None) -> Dict[str, Any]:
     --------
     >>> run_ensemble(EnsembleConfig("model.pt", "mol.pdb", replicas=16, steps=20000))  # doctest: +SKIP
     """
-    from ..contract import check_elements, inspect_model
-    from ..contract import atomic_numbers_of
+    from ..contract import atomic_numbers_of, check_elements, inspect_model, neighbor_cutoff
 
     info = inspect_model(config.model)
     pdb_text, topology, starts, starts_info = _read_structures(config)
     check_elements(info["elements"], atomic_numbers_of(topology), "the structure")
+    if neighbor_cutoff(info, config.neighbor_cutoff_nm) is None and "replica" not in info["arguments"]:
+        raise ValueError("the model takes no neighbor list with a known cutoff and no 'replica' input, so replicas "
+                         "batched in one Context would interact: export the model with its cutoff (nnforce export), "
+                         "give --neighbor-cutoff, or use a model taking 'replica'")
     manifest = _manifest(config, info, starts_info)
     os.makedirs(config.output_dir, exist_ok=True)
     _prepare_output(config, manifest)
