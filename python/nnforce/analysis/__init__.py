@@ -7,7 +7,9 @@ import importlib
 
 _EXPORTS = {
     "features": ("Featurizer", "Distances", "ResidueDistances", "Contacts", "Torsions", "Angles", "RMSD", "DSSP",
-                 "Coordinates", "Custom", "parse_features"),
+                 "Coordinates", "Custom", "parse_features", "compute_torsions", "compute_distances", "compute_contacts",
+                 "compute_angles"),
+    "specs": ("parse_spec",),
     "stream": ("featurize", "featurize_file", "featurize_dask", "save_features", "load_features", "iter_chunks"),
     "reduce": ("PCA", "TICA", "Covariances", "vamp2_score"),
     "cluster": ("KMeans", "MiniBatchKMeans", "RegularSpace", "KCenters", "HDBSCAN", "KMedoidsRMSD", "make_clusterer"),
