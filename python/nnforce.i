@@ -11,6 +11,9 @@ import openmm as _openmm
 class ModelFileNotFoundError(FileNotFoundError, _openmm.OpenMMException):
     """A model file that does not exist: both a FileNotFoundError and an openmm.OpenMMException."""
 
+class ModelIsADirectoryError(IsADirectoryError, _openmm.OpenMMException):
+    """A directory given as a model file: both an IsADirectoryError and an openmm.OpenMMException."""
+
 def _model_argument(args):
     """Turn the first constructor argument (path, os.PathLike, bytes or a torch.jit.ScriptModule) into what C++ takes."""
     if not args:
@@ -19,6 +22,8 @@ def _model_argument(args):
     if isinstance(model, _os.PathLike):
         model = _os.fspath(model)
     if isinstance(model, str):
+        if _os.path.isdir(model):
+            raise ModelIsADirectoryError(f"NNForce: {model!r} is a directory, not a model file: give the path of the model file inside it.")
         if not _os.path.exists(model):
             raise ModelFileNotFoundError(f"NNForce: no model file at {model!r}; pass the path of a TorchScript file written by "
                                     "torch.jit.save, or the scripted module itself.")
@@ -56,6 +61,7 @@ static bool isNumpyAvailable() {
 
 %{
 #include "NNForce.h"
+#include "NNForceModelArchive.h"
 #include "internal/NNNeighborList.h"
 #include "OpenMM.h"
 #include "OpenMMAmoeba.h"
@@ -120,6 +126,13 @@ namespace std {
 
 #define NNFORCE_EXPORT
 %include "NNForce.h"
+
+// Archive checks and hashes for the Python helpers (the same code NNForce runs on every model it is given).
+%ignore NNForcePlugin::ModelArchiveEntry;
+%ignore NNForcePlugin::ModelArchiveLimits;
+%ignore NNForcePlugin::verifyModelArchive;
+%include <stdint.i>
+%include "NNForceModelArchive.h"
 
 %extend NNForcePlugin::NNForce {
     /** Return force as an NNForce (for a Force taken from System.getForce or XmlSerializer); throws if it is not one. */

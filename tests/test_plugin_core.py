@@ -189,8 +189,15 @@ def test_constructors_and_get_module(tmp_path, positions):
         nnforce.NNForce(LennardJones())
 
 
+class ScaledCharged(torch.nn.Module):
+    """Scaled plus a per-atom charge term: every name the round trip restores is an argument (binding is strict)."""
+
+    def forward(self, positions: Tensor, scale: Tensor, offset: Tensor, charges: Tensor) -> Tensor:
+        return scale * scale * (positions * positions).sum() + offset + (charges * positions[:, 0]).sum()
+
+
 def test_xml_round_trip_restores_every_setting(positions):
-    force = nnforce.NNForce(torch.jit.script(Scaled()))
+    force = nnforce.NNForce(torch.jit.script(ScaledCharged()))
     force.addGlobalParameter("scale", 1.25)
     force.addGlobalParameter("offset", -2.0)
     force.addEnergyParameterDerivative("offset")

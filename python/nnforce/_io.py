@@ -79,3 +79,46 @@ def atomic_save(path, writer):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def make_output_dir(path, what="output folder"):
+    """Create the folder ``path`` (and its parents) for writing, or say in one line why it cannot be.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    what : str
+        How to name the folder in messages.
+
+    Returns
+    -------
+    str
+        The path.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` or one of its parents is a file, or the folder cannot be created or written.
+
+    Examples
+    --------
+    >>> make_output_dir("/etc/hostname/run")  # doctest: +SKIP
+    Traceback (most recent call last):
+    ValueError: cannot use /etc/hostname/run as the output folder: /etc/hostname is a file, not a folder
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"cannot use {path} as the {what}: it is a file; choose another folder")
+    parent = os.path.dirname(os.path.abspath(path))
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise ValueError(f"cannot use {path} as the {what}: {parent} is a file, not a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".nnforce-write-test.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise ValueError(f"cannot write to the {what} {path}: {error.strerror or error}") from None
+    return path

@@ -67,10 +67,88 @@ def model_bytes(model):
         raise ValueError("the model must be TorchScript: pass torch.jit.script(model) or an exported model file "
                          "(`nnforce export`)")
     path = os.fspath(model)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory, not a model file: give the path of the model file inside it")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file not found: {path} (export one with `nnforce export`)")
+        if path.lower() in BUILTIN_MODELS:
+            return builtin_model_bytes(path.lower())
+        raise FileNotFoundError(f"model file not found: {path} (export one with `nnforce export`, or name a built-in "
+                                f"model: {', '.join(sorted(BUILTIN_MODELS))})")
     with open(path, "rb") as handle:
         return handle.read()
+
+
+# Models known by name (when no file of that name exists): name -> (description, builder of the eager module).
+BUILTIN_MODELS = {"ani1x": "ANI-1x (Smith et al. 2018), H C N O, 8-network ensemble, from the torchani 2.1.1 files"}
+
+
+def builtin_model_bytes(name):
+    """The TorchScript bytes of a built-in model (see :data:`BUILTIN_MODELS`).
+
+    Parameters
+    ----------
+    name : str
+        ``"ani1x"``.
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    FileNotFoundError
+        When the model's parameter files are not installed (the message says how to get them).
+
+    Examples
+    --------
+    >>> builtin_model_bytes("ani1x")[:2]  # doctest: +SKIP
+    b'PK'
+    """
+    import torch
+
+    if name != "ani1x":
+        raise ValueError(f"unknown built-in model {name!r}; known: {', '.join(sorted(BUILTIN_MODELS))}")
+    from .models.ani1x import ani1x
+
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(ani1x()), buffer)
+    return buffer.getvalue()
+
+
+def check_model_archive(data, name):
+    """Verify a model archive before torch reads it: the zip structure, every entry's CRC-32 and the size limits
+    (the plugin's own check, :func:`nnforce.plugin.checkModelArchive`).
+
+    Parameters
+    ----------
+    data : bytes
+        The model file's bytes.
+    name : str
+        How to name the model in messages.
+
+    Raises
+    ------
+    ValueError
+        Naming the damaged entry or the exceeded limit (and the environment variable that raises it).
+
+    Examples
+    --------
+    >>> check_model_archive(b"PK\\x03\\x04 cut short", "model.pt")  # doctest: +SKIP
+    Traceback (most recent call last):
+    ValueError: NNForce: 'model.pt' is not a valid model archive: it has no zip end record ...
+    """
+    try:
+        from . import plugin
+    except ImportError:  # a source tree without the compiled plugin: torch's own reader is all there is
+        return
+    import openmm
+
+    try:
+        plugin.checkModelArchive(data, name)
+    except openmm.OpenMMException as error:
+        raise ValueError(str(error).replace("NNForce: ", "", 1)) from None
 
 
 def _parse_metadata(raw):
@@ -116,11 +194,15 @@ def inspect_model(model) -> Dict[str, Any]:
     import torch
 
     data = model_bytes(model)
+    name = f"'{os.fspath(model)}'" if isinstance(model, (str, os.PathLike)) else "the model"
+    if data[:4] != b"PK\x03\x04":
+        raise ValueError(f"{name} is not a model file (not a zip archive); export models with `nnforce export` "
+                         "or torch.jit.save")
+    check_model_archive(data, name)  # damaged or oversized archives are refused before torch reads them whole
     extra = {METADATA_FILE: ""}
     try:
         module = torch.jit.load(io.BytesIO(data), map_location="cpu", _extra_files=extra)
     except Exception as error:  # torch raises RuntimeError with a long C++ trace
-        name = model if isinstance(model, (str, os.PathLike)) else "the model"
         raise ValueError(f"{name} is not a TorchScript model file ({str(error).splitlines()[0]}); "
                          "export models with `nnforce export` or torch.jit.save") from None
     metadata = _parse_metadata(extra.get(METADATA_FILE) or b"")

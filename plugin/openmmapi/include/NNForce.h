@@ -69,13 +69,18 @@ public:
      * more than skin/2 (or the box changed). capacity > 0 pads the list to a fixed number of pairs (grown when
      * exceeded, never dropping pairs); padding entries are pairs (0, 0) whose shift is
      * (2 (cutoff + skin) + 10 nm, 0, 0), so a model applying its own cutoff sees nothing from them.
-     * cutoff <= 0 removes the neighbor list.
+     * cutoff <= 0 removes the neighbor list. capacity may not exceed getMaxNeighborCapacity().
      */
     void setNeighborList(double cutoff, double skin = 0.0, int capacity = 0);
     bool usesNeighborList() const { return neighborCutoff > 0; }
     double getNeighborListCutoff() const { return neighborCutoff; }
     double getNeighborListSkin() const { return neighborSkin; }
     int getNeighborListCapacity() const { return neighborCapacity; }
+    /**
+     * The largest capacity setNeighborList accepts: 2^26 pairs (67,108,864), or the value of the environment
+     * variable NNFORCE_MAX_NEIGHBOR_CAPACITY. The list itself still grows past it when more pairs are in range.
+     */
+    static long long getMaxNeighborCapacity();
 
     /** Let the model see only these particles (in this order); empty means all particles of the System. */
     void setAtoms(const std::vector<int>& atoms);

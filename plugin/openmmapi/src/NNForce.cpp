@@ -1,12 +1,15 @@
 #include "NNForce.h"
+#include "NNForceModelArchive.h"
 #include "internal/NNForceImpl.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/internal/AssertionUtilities.h"
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <sys/stat.h>
 
 using namespace NNForcePlugin;
 using namespace OpenMM;
@@ -18,6 +21,9 @@ const vector<string>& NNForce::getKnownProperties() {
 }
 
 NNForce::NNForce(const string& file, const map<string, string>& properties) : file(file) {
+    struct stat status;
+    if (stat(file.c_str(), &status) == 0 && S_ISDIR(status.st_mode))
+        throw OpenMMException("NNForce: '" + file + "' is a directory, not a model file: give the path of the model file inside it.");
     ifstream in(file, ios::binary);
     if (!in)
         throw OpenMMException("NNForce: cannot open the model file '" + file +
@@ -35,13 +41,15 @@ NNForce::NNForce(const vector<char>& modelBytes, const map<string, string>& prop
 }
 
 void NNForce::checkModelBytes() const {
-    string where = file.empty() ? string("the model bytes") : "'" + file + "'";
+    string where = file.empty() ? string("the model (given as bytes)") : "'" + file + "'";
     if (modelBytes.empty())
         throw OpenMMException("NNForce: " + where + " is empty; expected a TorchScript archive written by torch.jit.save.");
     static const char zipMagic[] = {'P', 'K', 3, 4};
     if (modelBytes.size() < 4 || !equal(zipMagic, zipMagic + 4, modelBytes.begin()))
         throw OpenMMException("NNForce: " + where + " is not a TorchScript archive (not a zip file). "
                               "Save the model with torch.jit.save(torch.jit.script(model), path).");
+    // Every entry's CRC, the zip structure and the size limits, before libtorch (which checks none of them) reads it.
+    verifyModelArchive(modelBytes, where, ModelArchiveLimits::fromEnvironment());
     // TorchScript archives carry constants.pkl and code/; torch.save() archives of weights do not.
     static const string marker = "constants.pkl";
     if (search(modelBytes.begin(), modelBytes.end(), marker.begin(), marker.end()) == modelBytes.end())
@@ -114,9 +122,25 @@ void NNForce::setNeighborList(double cutoff, double skin, int capacity) {
         throw OpenMMException("NNForce::setNeighborList: cutoff must be finite and skin >= 0 (both in nm).");
     if (capacity < 0)
         throw OpenMMException("NNForce::setNeighborList: capacity must be >= 0 (0 means no padding).");
+    long long limit = getMaxNeighborCapacity();
+    if (capacity > limit)
+        throw OpenMMException("NNForce::setNeighborList: capacity " + to_string(capacity) + " pairs is more than the limit of " +
+                              to_string(limit) + " (each pair costs 40 bytes or more). Use a capacity near the expected number of pairs "
+                              "(the list grows when needed), or raise the limit with the environment variable NNFORCE_MAX_NEIGHBOR_CAPACITY.");
     neighborCutoff = max(cutoff, 0.0);
     neighborSkin = cutoff > 0 ? skin : 0.0;
     neighborCapacity = cutoff > 0 ? capacity : 0;
+}
+
+long long NNForce::getMaxNeighborCapacity() {
+    const char* text = getenv("NNFORCE_MAX_NEIGHBOR_CAPACITY");
+    if (text == nullptr || *text == '\0')
+        return 1LL << 26;
+    char* end = nullptr;
+    long long value = strtoll(text, &end, 10);
+    if (*end != '\0' || value < 1)
+        throw OpenMMException(string("NNForce: the environment variable NNFORCE_MAX_NEIGHBOR_CAPACITY must be a whole number >= 1, not '") + text + "'.");
+    return value;
 }
 
 void NNForce::setAtoms(const vector<int>& atoms) {

@@ -1,8 +1,15 @@
 #include "NNForceProxy.h"
 #include "NNForce.h"
+#include "NNForceModelArchive.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/serialization/SerializationNode.h"
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 #include <typeinfo>
 
@@ -46,14 +53,19 @@ vector<char> NNForcePlugin::base64Decode(const string& text) {
     out.reserve(3 * text.size() / 4);
     unsigned buffer = 0;
     int bits = 0;
+    size_t symbols = 0, padding = 0;
     for (char ch : text) {
-        if (ch == '=')
-            break;
         if (ch == '\n' || ch == '\r' || ch == ' ' || ch == '\t')
             continue;
+        if (ch == '=') {
+            padding++;
+            continue;
+        }
         int v = value[(unsigned char) ch];
-        if (v < 0)
-            throw OpenMMException("NNForce: the serialized model is not valid base64 (unexpected character).");
+        if (v < 0 || padding > 0)
+            throw OpenMMException(string("NNForce XML: the attribute 'model' is not valid base64 (") +
+                                  (v < 0 ? "unexpected character" : "data after the '=' padding") + "): the XML was edited or damaged.");
+        symbols++;
         buffer = (buffer << 6) | v;
         bits += 6;
         if (bits >= 8) {
@@ -61,6 +73,9 @@ vector<char> NNForcePlugin::base64Decode(const string& text) {
             out.push_back((char) ((buffer >> bits) & 0xFF));
         }
     }
+    if ((symbols + padding) % 4 != 0 || padding > 2 || (padding > 0 && (symbols + padding) % 4 != 0))
+        throw OpenMMException("NNForce XML: the attribute 'model' is not valid base64 (its length is not a multiple of 4): "
+                              "the XML was cut short, edited or damaged.");
     return out;
 }
 
@@ -69,15 +84,6 @@ static string joinInts(const vector<int>& values) {
     for (size_t i = 0; i < values.size(); i++)
         out += (i ? " " : "") + to_string(values[i]);
     return out;
-}
-
-static vector<int> splitInts(const string& text) {
-    vector<int> values;
-    istringstream in(text);
-    int v;
-    while (in >> v)
-        values.push_back(v);
-    return values;
 }
 
 static string joinDoubles(const vector<double>& values) {
@@ -90,16 +96,98 @@ static string joinDoubles(const vector<double>& values) {
     return out;
 }
 
-static vector<double> splitDoubles(const string& text) {
+// Strict reading of the XML attributes: the whole text must be the value asked for, else an error names the
+// attribute, what it holds and what was expected (OpenMM's getIntProperty & co. read "abc" as 0 and "12abc" as 12).
+
+static string shortened(const string& text) {
+    return text.size() <= 40 ? text : text.substr(0, 37) + "...";
+}
+
+[[noreturn]] static void badAttribute(const SerializationNode& node, const string& name, const string& text, const string& expected) {
+    throw OpenMMException("NNForce XML: attribute '" + name + "' of <" + node.getName() + "> is '" + shortened(text) + "'; expected " +
+                          expected + ". The XML was edited or damaged: serialize the force again.");
+}
+
+static string attribute(const SerializationNode& node, const string& name) {
+    if (!node.hasProperty(name))
+        throw OpenMMException("NNForce XML: <" + node.getName() + "> lacks the attribute '" + name +
+                              "'. The XML was edited or damaged: serialize the force again.");
+    return node.getStringProperty(name);
+}
+
+static vector<string> tokens(const string& text) {
+    vector<string> out;
+    istringstream in(text);
+    string token;
+    while (in >> token)
+        out.push_back(token);
+    return out;
+}
+
+static bool parseLong(const string& token, long long minimum, long long maximum, long long& value) {
+    if (token.empty() || isspace((unsigned char) token[0]))
+        return false;
+    errno = 0;
+    char* end = nullptr;
+    value = strtoll(token.c_str(), &end, 10);
+    return *end == '\0' && errno == 0 && value >= minimum && value <= maximum;
+}
+
+static bool parseFinite(const string& token, double& value) {
+    if (token.empty() || isspace((unsigned char) token[0]))
+        return false;
+    errno = 0;
+    char* end = nullptr;
+    value = strtod(token.c_str(), &end);
+    return *end == '\0' && errno == 0 && isfinite(value);
+}
+
+static long long intAttribute(const SerializationNode& node, const string& name, long long minimum, long long maximum) {
+    string text = attribute(node, name);
+    long long value;
+    if (!parseLong(text, minimum, maximum, value))
+        badAttribute(node, name, text, "an integer from " + to_string(minimum) + " to " + to_string(maximum));
+    return value;
+}
+
+static double doubleAttribute(const SerializationNode& node, const string& name) {
+    string text = attribute(node, name);
+    double value;
+    if (!parseFinite(text, value))
+        badAttribute(node, name, text, "a finite number");
+    return value;
+}
+
+static bool boolAttribute(const SerializationNode& node, const string& name) {
+    string text = attribute(node, name);
+    if (text == "1" || text == "true")
+        return true;
+    if (text == "0" || text == "false")
+        return false;
+    badAttribute(node, name, text, "1/true or 0/false");
+}
+
+static vector<int> intListAttribute(const SerializationNode& node, const string& name, long long minimum, long long maximum) {
+    string text = attribute(node, name);
+    vector<int> values;
+    for (auto& token : tokens(text)) {
+        long long value;
+        if (!parseLong(token, minimum, maximum, value))
+            badAttribute(node, name, text, "integers from " + to_string(minimum) + " to " + to_string(maximum) +
+                         " separated by spaces ('" + shortened(token) + "' is not one)");
+        values.push_back((int) value);
+    }
+    return values;
+}
+
+static vector<double> doubleListAttribute(const SerializationNode& node, const string& name) {
+    string text = attribute(node, name);
     vector<double> values;
-    const char* p = text.c_str();
-    char* end;
-    while (true) {
-        double v = strtod(p, &end);
-        if (end == p)
-            break;
-        values.push_back(v);
-        p = end;
+    for (auto& token : tokens(text)) {
+        double value;
+        if (!parseFinite(token, value))
+            badAttribute(node, name, text, "finite numbers separated by spaces ('" + shortened(token) + "' is not one)");
+        values.push_back(value);
     }
     return values;
 }
@@ -108,10 +196,11 @@ NNForceProxy::NNForceProxy() : SerializationProxy("NNForce") {
 }
 
 void NNForceProxy::serialize(const void* object, SerializationNode& node) const {
-    node.setIntProperty("version", 1);
+    node.setIntProperty("version", 2);
     const NNForce& force = *reinterpret_cast<const NNForce*>(object);
     node.setStringProperty("file", force.getFile());
     node.setStringProperty("model", base64Encode(force.getModelBytes()));
+    node.setStringProperty("modelSha256", sha256Hex(force.getModelBytes()));
     node.setIntProperty("forceGroup", force.getForceGroup());
     node.setStringProperty("name", force.getName());
     node.setBoolProperty("usesPeriodic", force.usesPeriodicBoundaryConditions());
@@ -141,28 +230,38 @@ void NNForceProxy::serialize(const void* object, SerializationNode& node) const 
 }
 
 void* NNForceProxy::deserialize(const SerializationNode& node) const {
-    int version = node.getIntProperty("version");
-    if (version != 1)
+    long long version = intAttribute(node, "version", 1, 1000000);
+    if (version > 2)
         throw OpenMMException("NNForce: unsupported serialization version " + to_string(version) + "; upgrade nnforce.");
-    NNForce* force = new NNForce(base64Decode(node.getStringProperty("model")));
+    vector<char> bytes = base64Decode(attribute(node, "model"));
+    if (version >= 2) {
+        // Version 2 carries the SHA-256 of the model bytes: a changed byte anywhere in them is refused here.
+        string expected = attribute(node, "modelSha256"), found = sha256Hex(bytes);
+        if (expected != found)
+            throw OpenMMException("NNForce XML: the model bytes do not match the SHA-256 stored beside them (modelSha256 " +
+                                  shortened(expected) + ", bytes hash to " + found + "): the XML was changed or damaged after it "
+                                  "was written. Serialize the force again from the original model.");
+    }
+    NNForce* force = new NNForce(bytes);  // verifies the archive: structure, every entry's CRC, size limits
     try {
-        force->setForceGroup(node.getIntProperty("forceGroup", 0));
-        force->setName(node.getStringProperty("name", "NNForce"));
-        force->setUsesPeriodicBoundaryConditions(node.getBoolProperty("usesPeriodic"));
-        force->setOutputsForces(node.getBoolProperty("outputsForces"));
-        force->setNeighborList(node.getDoubleProperty("neighborCutoff"), node.getDoubleProperty("neighborSkin"),
-                               node.getIntProperty("neighborCapacity"));
-        force->setAtoms(splitInts(node.getStringProperty("atoms")));
-        force->setAtomicNumbers(splitInts(node.getStringProperty("atomicNumbers")));
-        force->setAtomReplicas(splitInts(node.getStringProperty("atomReplicas", "")));
+        force->setForceGroup((int) intAttribute(node, "forceGroup", 0, 31));
+        force->setName(node.hasProperty("name") ? node.getStringProperty("name") : "NNForce");
+        force->setUsesPeriodicBoundaryConditions(boolAttribute(node, "usesPeriodic"));
+        force->setOutputsForces(boolAttribute(node, "outputsForces"));
+        force->setNeighborList(doubleAttribute(node, "neighborCutoff"), doubleAttribute(node, "neighborSkin"),
+                               (int) intAttribute(node, "neighborCapacity", 0, min<long long>(NNForce::getMaxNeighborCapacity(), INT_MAX)));
+        force->setAtoms(intListAttribute(node, "atoms", 0, INT_MAX));
+        force->setAtomicNumbers(intListAttribute(node, "atomicNumbers", 1, 118));
+        if (node.hasProperty("atomReplicas"))
+            force->setAtomReplicas(intListAttribute(node, "atomReplicas", 0, INT_MAX));
         for (auto& p : node.getChildNode("GlobalParameters").getChildren())
-            force->addGlobalParameter(p.getStringProperty("name"), p.getDoubleProperty("default"));
+            force->addGlobalParameter(attribute(p, "name"), doubleAttribute(p, "default"));
         for (auto& p : node.getChildNode("EnergyParameterDerivatives").getChildren())
-            force->addEnergyParameterDerivative(p.getStringProperty("name"));
+            force->addEnergyParameterDerivative(attribute(p, "name"));
         for (auto& p : node.getChildNode("Properties").getChildren())
-            force->setProperty(p.getStringProperty("name"), p.getStringProperty("value"));
+            force->setProperty(attribute(p, "name"), attribute(p, "value"));
         for (auto& p : node.getChildNode("PerAtomInputs").getChildren())
-            force->addPerAtomInput(p.getStringProperty("name"), splitDoubles(p.getStringProperty("values")), p.getIntProperty("width"));
+            force->addPerAtomInput(attribute(p, "name"), doubleListAttribute(p, "values"), (int) intAttribute(p, "width", 1, INT_MAX));
     }
     catch (...) {
         delete force;

@@ -12,12 +12,13 @@ import os
 import numpy as np
 
 from .. import _html
-from .._io import atomic_save, atomic_write
+from .._io import atomic_save, atomic_write, make_output_dir
 from . import plots
 from .cluster import make_clusterer
 from .features import Torsions, parse_features
 from .msm import MSM, ck_test, implied_timescales
 from .reduce import PCA, TICA
+from .adapt import adapt_to_data, flag_timescales, histogram_bins
 from .specs import parse_spec
 from .stream import featurize, featurize_dask, iter_chunks, load_topology, save_features, trajectory_paths
 from .structures import representative_frames, write_state_structures
@@ -28,9 +29,14 @@ parse_options = parse_spec  # the old name of the one spec parser
 
 
 def _frame_interval_ps(path, top):
-    """Time between saved frames from the file's own time stamps; None for formats that do not store time
-    reliably (DCD: mdtraj reports frame numbers), so reports then use frames as the unit."""
-    if str(path).lower().endswith((".dcd", ".pdb", ".gro")):
+    """Time between saved frames from the file's own header (DCD: NSAVC x DELTA, which OpenMM and nnforce
+    simulate write) or time stamps; None when the file does not say, so reports then use frames as the unit."""
+    from .trajfile import trajectory_layout
+
+    if str(path).lower().endswith(".dcd"):
+        layout = trajectory_layout(path)
+        return None if layout is None else layout["frame_interval_ps"]
+    if str(path).lower().endswith((".pdb", ".gro")):
         return None
     try:
         chunk = next(iter_chunks(path, top, chunk=2))
@@ -96,8 +102,9 @@ def _phi_psi_from_features(data, labels):
     return None
 
 
-def write_html(path, title, sections, numbers):
-    """A self-contained HTML page: a table of key numbers and the figures embedded as base64 PNG.
+def write_html(path, title, sections, numbers, structures=None):
+    """A self-contained HTML page: a table of key numbers, the figures embedded as base64 PNG, and links to the
+    structure files written beside it.
 
     Parameters
     ----------
@@ -106,10 +113,14 @@ def write_html(path, title, sections, numbers):
     sections : list of (heading, png path, caption)
     numbers : dict
         Shown as a two-column table.
+    structures : dict, optional
+        ``{heading: {name: {"representative": path, "samples": path}}}`` (from ``write_state_structures``); each
+        file is linked relative to the page.
 
     Returns
     -------
-    path : str
+    str
+        ``path``.
 
     Examples
     --------
@@ -120,6 +131,15 @@ def write_html(path, title, sections, numbers):
             _html.table([(k, str(v)) for k, v in numbers.items()])]
     for heading, png, caption in sections:
         body.append(f"<section><h2>{_html.esc(heading)}</h2>{_html.figure(png, heading, caption)}</section>")
+    for heading, written in (structures or {}).items():
+        rows = []
+        for name, kinds in sorted(written.items(), key=lambda item: str(item[0])):
+            links = [f'<a href="{_html.esc(os.path.relpath(file, os.path.dirname(os.path.abspath(path))))}">{_html.esc(kind)}</a>'
+                     for kind, file in sorted(kinds.items()) if isinstance(file, str)]
+            rows.append(f"<li>{_html.esc(name)}: {' '.join(links)}</li>")
+        if rows:
+            body.append(f"<section><h2>{_html.esc(heading)}</h2><p>PDB files (open in a molecular viewer):</p>"
+                        f"<ul>{''.join(rows)}</ul></section>")
     return _html.write_page(path, title, "\n".join(body))
 
 
@@ -133,6 +153,7 @@ class _Report:
         self.files, self.numbers = self.result["files"], self.result["numbers"]
         self.sections = []
         self.dt, self.unit = 1.0, "frames"
+        self.longest_time = None  # the longest trajectory in report units (for flagging timescales)
 
     def path(self, name):
         return os.path.join(self.out_dir, name)
@@ -141,16 +162,18 @@ class _Report:
         self.sections.append((heading, self.files[key], caption))
 
 
-def _features(report, features, top, chunk, scheduler, n_workers, dt_ps, progress):
+def _features(report, features, top, chunk, scheduler, n_workers, dt_ps, progress, complete_frames_only=False):
     """Featurize every trajectory (in-process or with Dask) and save ``features.npz``."""
     reference = top if isinstance(top, (str, os.PathLike)) else None
     featurizer = parse_features(list(features), reference=reference)
     files, stride = report.traj_files, report.stride
     if scheduler:
         data = featurize_dask(files, report.topology, featurizer, chunk=chunk, stride=stride,
-                              scheduler=None if scheduler == "local" else scheduler, n_workers=n_workers)
+                              scheduler=None if scheduler == "local" else scheduler, n_workers=n_workers,
+                              complete_frames_only=complete_frames_only)
     else:
-        data = featurize(files, report.topology, featurizer, chunk=chunk, stride=stride, progress=progress)
+        data = featurize(files, report.topology, featurizer, chunk=chunk, stride=stride, progress=progress,
+                         complete_frames_only=complete_frames_only)
     labels = featurizer.labels
     if dt_ps is None:
         dt_ps = _frame_interval_ps(files[0], report.topology)
@@ -161,6 +184,7 @@ def _features(report, features, top, chunk, scheduler, n_workers, dt_ps, progres
                            "features": len(labels), "frame interval": f"{report.dt:g} {report.unit}"})
     if report.numbers["frames"] == 0:
         raise ValueError("the trajectories contain no frames")
+    report.longest_time = max(len(d) for d in data) * report.dt
     report.result.update({"features": data, "labels": labels})
     return data, labels
 
@@ -173,7 +197,8 @@ def _phi_psi_and_series(report, data, labels):
     if angles is not None:  # reuse the sin/cos torsion columns instead of reading the files again
         residue, phi, psi = angles
         report.files["phi_psi"] = plots.plot_phi_psi(report.path("phi_psi.png"), phi, psi, temperature_k=t,
-                                                     title=f"{residue} phi/psi free energy, T = {t:g} K")
+                                                     title=f"{residue} phi/psi free energy, T = {t:g} K",
+                                                     bins=histogram_bins(len(phi), 72))
     else:
         try:
             report.files["phi_psi"], phi, psi = phi_psi_free_energy_png(
@@ -199,8 +224,8 @@ def _reduce(report, data, spec):
         lag = options.pop("lag", 10)
         options.setdefault("dim", 2)
         reducer = TICA(lag, **options).fit(data)
-        numbers["TICA lag"] = f"{lag} frames"
-        numbers["TICA timescales"] = ", ".join(f"{t * dt:.4g}" for t in reducer.timescales[:5]) + f" {unit}"
+        numbers["TICA lag"] = f"{lag} frames ({lag * dt:g} {unit})"
+        numbers["TICA timescales"] = flag_timescales([t * dt for t in reducer.timescales[:5]], report.longest_time, unit)
         report.result["tica"] = reducer
         return reducer.transform(data), "TIC"
     if method == "pca":
@@ -229,7 +254,7 @@ def _cluster(report, projected, axis, spec):
         centers = clusterer.centers[:, :2] if clusterer is not None else None
         report.files["fes"] = plots.plot_free_energy(
             report.path("fes.png"), stacked[:, 0], stacked[:, 1], xlabel=f"{axis} 1", ylabel=f"{axis} 2",
-            temperature_k=report.temperature_k, points=centers)
+            temperature_k=report.temperature_k, points=centers, bins=histogram_bins(len(stacked)))
         report.section(f"free energy on {axis} 1/2", "fes", "-kT ln p on the first two coordinates; dots: cluster centers.")
     arrays = {f"projection_{i:05d}": p for i, p in enumerate(projected)}
     if dtrajs is not None:
@@ -270,7 +295,7 @@ def _msm(report, dtrajs, n_clusters, options):
     dt, unit = report.dt, report.unit
     report.numbers["MSM lag"] = f"{lag} frames ({lag * dt:g} {unit})"
     report.numbers["MSM active states"] = f"{len(model.active_set)} of {n_clusters}"
-    report.numbers["MSM timescales"] = ", ".join(f"{t * dt:.4g}" for t in model.timescales(5)) + f" {unit}"
+    report.numbers["MSM timescales"] = flag_timescales([t * dt for t in model.timescales(5)], report.longest_time, unit)
     longest = max(len(d) for d in dtrajs)
     lags = options.get("lags") or [l for l in (1, 2, 5, 10, 20, 50, 100, 200) if l < longest // 2] or [lag]
     lags = [int(l) for l in (lags if isinstance(lags, list) else [lags]) if int(l) < longest]
@@ -282,14 +307,23 @@ def _msm(report, dtrajs, n_clusters, options):
     return model.cluster_populations(), f"MSM stationary populations (lag {lag})"
 
 
-def _populations_and_structures(report, clusterer, dtrajs, projected, msm):
-    """Populations (MSM stationary, or frame counts without an MSM) and representative cluster structures."""
+def _populations_and_structures(report, clusterer, dtrajs, projected, msm, msm_lag_given=True):
+    """Populations (MSM stationary, or frame counts without an MSM) and representative cluster structures.
+
+    An MSM whose lag was chosen from the data (``msm_lag_given`` False) and still fails (too few transitions,
+    say) is reported as skipped, and the rest of the report is written."""
     _, options = parse_spec(msm, "msm") if msm and str(msm).lower() != "none" else (None, None)
     populations = np.bincount(np.concatenate(dtrajs)[np.concatenate(dtrajs) >= 0],
                               minlength=clusterer.n_clusters) / sum(len(d) for d in dtrajs)
     title = "cluster populations (frame counts)"
     if options is not None:
-        populations, title = _msm(report, dtrajs, clusterer.n_clusters, options)
+        try:
+            populations, title = _msm(report, dtrajs, clusterer.n_clusters, options)
+        except (ValueError, RuntimeError, np.linalg.LinAlgError) as error:
+            if msm_lag_given:  # the lag asked for does not work: say so instead of a partial report
+                raise
+            text = str(error).strip()
+            report.numbers["MSM"] = f"skipped: {text.splitlines()[0] if text else type(error).__name__}"
     report.files["populations"] = plots.plot_populations(report.path("populations.png"), populations, title=title)
     report.section("populations", "populations", title)
     report.result["populations"] = populations
@@ -299,10 +333,13 @@ def _populations_and_structures(report, clusterer, dtrajs, projected, msm):
         n_samples=report.n_samples, seed=report.seed, representatives=reps, prefix="cluster")
 
 
-def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:lag=10,dim=2", cluster="kmeans:k=50",
-            msm="lag=10", stride=1, chunk=10000, temperature_k=300.0, seed=0, n_samples=5, scheduler=None,
-            n_workers=None, dt_ps=None, progress=False):
+def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:dim=2", cluster="kmeans",
+            msm="n_sets=3", stride=1, chunk=10000, temperature_k=300.0, seed=0, n_samples=5, scheduler=None,
+            n_workers=None, dt_ps=None, progress=False, complete_frames_only=False):
     """Run the analysis pipeline and write the report.
+
+    A TICA or MSM lag and a k-means ``k`` left out of the specs are chosen from the data (:func:`adapt_to_data`)
+    and the report says so; timescales longer than the data are flagged; the report links the structure files.
 
     Parameters
     ----------
@@ -314,9 +351,9 @@ def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:lag=10
         Feature specs (:func:`nnforce.analysis.features.parse_features`), e.g.
         ``["phi_psi", "distances:selection=name CA"]``.
     reduce : str
-        ``"tica:lag=10,dim=2"``, ``"pca:dim=2"`` or ``"none"``.
+        ``"tica:lag=10,dim=2"``, ``"pca:dim=2"`` or ``"none"`` (a TICA lag left out is chosen from the data).
     cluster : str
-        ``"kmeans:k=50"``, ``"regspace:dmin=0.3"``, ... or ``"none"``.
+        ``"kmeans:k=50"``, ``"regspace:dmin=0.3"``, ... or ``"none"`` (a k-means ``k`` left out is chosen).
     msm : str
         ``"lag=10,n_sets=3,lags=1+2+5+10+20"`` or ``"none"``. Lags are in (strided) frames.
     stride, chunk : int
@@ -330,6 +367,8 @@ def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:lag=10
     dt_ps : float, optional
         Time between saved frames (read from the first file when None).
     progress : bool
+    complete_frames_only : bool
+        Analyse the complete frames of a trajectory that was cut short (else it is refused, naming the frame).
 
     Returns
     -------
@@ -346,14 +385,18 @@ def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:lag=10
     """
     traj_files = trajectory_paths(traj_files)
     topology = load_topology(top)
-    os.makedirs(out_dir, exist_ok=True)
+    make_output_dir(out_dir)
     report = _Report(out_dir, traj_files, topology, stride, temperature_k, seed, n_samples)
-    data, labels = _features(report, features, top, chunk, scheduler, n_workers, dt_ps, progress)
+    data, labels = _features(report, features, top, chunk, scheduler, n_workers, dt_ps, progress, complete_frames_only)
+    msm_lag_given = bool(msm) and str(msm).lower() != "none" and "lag" in parse_spec(msm, "msm")[1]
+    reduce, cluster, msm, chosen = adapt_to_data(reduce, cluster, msm, [len(d) for d in data])
+    if chosen:
+        report.numbers["chosen for the data"] = "; ".join(chosen)
     _phi_psi_and_series(report, data, labels)
     projected, axis = _reduce(report, data, reduce)
     clusterer, dtrajs = _cluster(report, projected, axis, cluster)
     if dtrajs is not None:
-        _populations_and_structures(report, clusterer, dtrajs, projected, msm)
+        _populations_and_structures(report, clusterer, dtrajs, projected, msm, msm_lag_given)
     report.result["dtrajs"] = dtrajs
     files, numbers = report.files, report.numbers
     summary = {"numbers": {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in numbers.items()},
@@ -362,5 +405,9 @@ def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:lag=10
     with atomic_write(report.path("summary.json"), "w") as handle:
         json.dump(summary, handle, indent=2, default=str)
     files["summary"] = report.path("summary.json")
-    files["html"] = write_html(report.path("analysis.html"), "nnforce trajectory analysis", report.sections, numbers)
+    structures = {heading: files[key] for heading, key in (("cluster structures", "cluster_structures"),
+                                                           ("metastable-state structures", "state_structures"))
+                  if isinstance(files.get(key), dict)}
+    files["html"] = write_html(report.path("analysis.html"), "nnforce trajectory analysis", report.sections, numbers,
+                               structures)
     return report.result

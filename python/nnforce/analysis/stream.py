@@ -92,8 +92,10 @@ def _trajectory_atoms(path):
     return None
 
 
-def iter_chunks(path, top, chunk=10000, stride=1, atom_indices=None):
-    """Yield md.Trajectory chunks of ``path``; clear errors for a missing file or an atom-count mismatch.
+def iter_chunks(path, top, chunk=10000, stride=1, atom_indices=None, complete_frames_only=False):
+    """Yield md.Trajectory chunks of ``path``; clear errors for a missing file, an atom-count mismatch or a file
+    cut short (see :func:`nnforce.analysis.trajfile.check_trajectory`; ``complete_frames_only`` reads the complete
+    frames of a truncated file instead).
 
     Parameters
     ----------
@@ -112,15 +114,26 @@ def iter_chunks(path, top, chunk=10000, stride=1, atom_indices=None):
     """
     import mdtraj as md
 
+    from .trajfile import check_trajectory
+
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"trajectory {path} is a directory, not a trajectory file")
     if not os.path.exists(path):
         raise FileNotFoundError(f"trajectory file not found: {path}")
     topology = load_topology(top)
     if int(stride) < 1 or int(chunk) < 1:
         raise ValueError(f"stride and chunk must be positive integers (got stride={stride}, chunk={chunk})")
+    limit = check_trajectory(path, complete_frames_only)  # frames to read (strided below), None = all
+    remaining = None if limit is None else (limit + int(stride) - 1) // int(stride)
     try:
         iterator = md.iterload(path, top=topology, chunk=int(chunk), stride=int(stride), atom_indices=atom_indices)
         for piece in iterator:
+            if remaining is not None:
+                if remaining <= 0:
+                    break
+                piece = piece[:remaining] if piece.n_frames > remaining else piece
+                remaining -= piece.n_frames
             yield piece
     except ValueError as error:
         if "xyz must be shape" in str(error) or "number of atoms" in str(error).lower():
@@ -132,7 +145,7 @@ def iter_chunks(path, top, chunk=10000, stride=1, atom_indices=None):
         raise
 
 
-def featurize_file(path, top, featurizer, chunk=10000, stride=1):
+def featurize_file(path, top, featurizer, chunk=10000, stride=1, complete_frames_only=False):
     """Features of one trajectory file, streamed: float32 (n_frames // stride, n_features).
 
     Parameters
@@ -141,6 +154,8 @@ def featurize_file(path, top, featurizer, chunk=10000, stride=1):
     top : str or mdtraj.Topology
     featurizer : Featurizer
     chunk, stride : int
+    complete_frames_only : bool
+        Read the complete frames of a file cut short instead of refusing it.
 
     Returns
     -------
@@ -153,13 +168,14 @@ def featurize_file(path, top, featurizer, chunk=10000, stride=1):
     topology = load_topology(top)
     if featurizer.topology is None or featurizer.topology.n_atoms != topology.n_atoms:
         featurizer.bind(topology)
-    blocks = [featurizer.transform(piece) for piece in iter_chunks(path, topology, chunk, stride)]
+    blocks = [featurizer.transform(piece) for piece in iter_chunks(path, topology, chunk, stride,
+                                                                   complete_frames_only=complete_frames_only)]
     if not blocks:
         return np.zeros((0, featurizer.n_features), dtype=np.float32)
     return np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
 
 
-def featurize(paths, top, featurizer, chunk=10000, stride=1, progress=False):
+def featurize(paths, top, featurizer, chunk=10000, stride=1, progress=False, complete_frames_only=False):
     """Features of each trajectory file, in order, in this process: a list of float32 arrays.
 
     Parameters
@@ -168,6 +184,8 @@ def featurize(paths, top, featurizer, chunk=10000, stride=1, progress=False):
     top : str or mdtraj.Topology
     featurizer : Featurizer
     chunk, stride : int
+    complete_frames_only : bool
+        Read the complete frames of a file cut short instead of refusing it.
     progress : bool
 
     Returns
@@ -183,16 +201,16 @@ def featurize(paths, top, featurizer, chunk=10000, stride=1, progress=False):
     paths = trajectory_paths(paths)
     topology = load_topology(top)
     featurizer.bind(topology)
-    return [featurize_file(p, topology, featurizer, chunk, stride)
-            for p in tqdm(paths, desc="featurize", unit="file", disable=not progress)]
+    with tqdm(paths, desc="featurize", unit="file", disable=not progress) as bar:  # closed (newline) on errors too
+        return [featurize_file(p, topology, featurizer, chunk, stride, complete_frames_only) for p in bar]
 
 
-def _dask_task(path, top, featurizer, chunk, stride):
-    return featurize_file(path, top, featurizer, chunk, stride)
+def _dask_task(path, top, featurizer, chunk, stride, complete_frames_only=False):
+    return featurize_file(path, top, featurizer, chunk, stride, complete_frames_only)
 
 
 def featurize_dask(paths, top, featurizer, chunk=10000, stride=1, scheduler=None, n_workers=None,
-                   threads_per_worker=1, processes=True):
+                   threads_per_worker=1, processes=True, complete_frames_only=False):
     """Featurize files in parallel with Dask: one task per file, results in input order.
 
     ``scheduler``: None starts a local cluster (``n_workers`` processes, default the CPU count, capped by the
@@ -233,7 +251,8 @@ def featurize_dask(paths, top, featurizer, chunk=10000, stride=1, scheduler=None
                                    dashboard_address=None)
         client = Client(own_cluster)
     try:
-        futures = [client.submit(_dask_task, p, topology, featurizer, chunk, stride, pure=False) for p in paths]
+        futures = [client.submit(_dask_task, p, topology, featurizer, chunk, stride, complete_frames_only, pure=False)
+                   for p in paths]
         return client.gather(futures)
     finally:
         if own_cluster is not None or (scheduler and not isinstance(scheduler, Client)):

@@ -19,13 +19,24 @@ COMMANDS = {
     "demo": "nnforce.cli.demo",
 }
 
-EPILOG = """examples:
+EPILOG = """Every failure ends with one line `nnforce COMMAND: error: ...` and exit status 2; add --debug (anywhere) for
+the Python traceback.
+
+examples:
   nnforce train config.yaml                      train a model from a YAML config
   nnforce export run/best.ckpt -o model.pt       script, validate and write a TorchScript model
+  nnforce simulate mol.pdb ani1x --steps 2000    MD with the built-in ANI-1x model (H, C, N, O), no training
   nnforce simulate mol.pdb model.pt --steps 10000 --platform CPU
   nnforce analyze traj.dcd --top mol.pdb --features phi_psi --reduce tica:lag=10 --cluster kmeans:k=50
   nnforce demo                                   the whole flow on alanine dipeptide
 run `nnforce COMMAND --help` for each command's options."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: ``nnforce simulate: error: ... (see `nnforce simulate --help`)``."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def add_command(subparsers, name, help, description, examples):
@@ -66,7 +77,7 @@ def build_parser(only=None):
     >>> build_parser(only="export").parse_args(["export", "m.pt", "--info"]).info
     True
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nnforce", description="Machine-learned potentials in OpenMM: train, export, simulate, analyze.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -96,6 +107,7 @@ def main(argv=None):
     2
     """
     argv = sys.argv[1:] if argv is None else list(argv)
+    argv, debug = _take_debug_flag(argv)
     command = argv[0] if argv and argv[0] in COMMANDS else None
     parser = build_parser(only=command)
     args = parser.parse_args(argv)
@@ -104,6 +116,73 @@ def main(argv=None):
         return 0 if command is None else 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"nnforce {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"nnforce {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # every failure ends as one line; --debug shows the traceback
+        if debug:
+            raise
+        expected = is_expected_failure(error)
+        print(f"nnforce {args.command}: {'error' if expected else 'internal error'}: {one_line(error)}", file=sys.stderr)
+        if not expected:
+            print(f"nnforce {args.command}: this looks like a bug in nnforce: run again with --debug and report the "
+                  "traceback", file=sys.stderr)
+        return 2 if expected else 1
+
+
+def _take_debug_flag(argv):
+    """Remove ``--debug`` from anywhere before a ``--`` (so it works before or after the command)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:end]
+    return [a for i, a in enumerate(argv) if not (i < end and a == "--debug")], debug
+
+
+def is_expected_failure(error):
+    """Whether ``error`` is a failure a user can cause and fix (bad input, a file problem, a model that refuses),
+    as opposed to a bug in nnforce.
+
+    Parameters
+    ----------
+    error : BaseException
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> is_expected_failure(FileNotFoundError("model.pt")), is_expected_failure(TypeError("oops"))
+    (True, False)
+    """
+    if isinstance(error, (ValueError, OSError, MemoryError)):
+        return True
+    openmm = sys.modules.get("openmm")
+    return openmm is not None and isinstance(error, openmm.OpenMMException)
+
+
+def one_line(error):
+    """The message of ``error`` on one line: the first line of text, the file name for OS errors, no C++ trace.
+
+    Parameters
+    ----------
+    error : BaseException
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> one_line(PermissionError(13, "Permission denied", "/root/out"))
+    "permission denied: '/root/out'"
+    """
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        text = f"{error.strerror[0].lower()}{error.strerror[1:]}: {str(error.filename)!r}"
+        if error.filename2 is not None:
+            text += f" -> {str(error.filename2)!r}"
+        return text
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    text = " ".join(lines[:1])
+    return text if len(text) <= 600 else text[:597] + "..."

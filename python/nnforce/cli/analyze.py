@@ -2,8 +2,8 @@
 from . import add_command
 
 EXAMPLES = """examples:
-  nnforce analyze traj.dcd --top ala2.pdb
-      phi/psi features, TICA (lag 10), k-means (50), MSM (lag 10) -> analysis/analysis.html
+  nnforce analyze simulation/trajectory.dcd --top simulation/final.pdb
+      phi/psi features, TICA, k-means, MSM (lags and k chosen from the data) -> analysis/analysis.html
   nnforce analyze run1.xtc run2.xtc --top system.pdb --features phi_psi chi "distances:selection=name CA" \\
       --reduce tica:lag=10,dim=3 --cluster kmeans:k=100 --msm lag=10,n_sets=3 --stride 2 -o out/
   nnforce analyze traj.dcd --top ala2.pdb --reduce none --cluster regspace:dmin=0.6 --msm lag=5,lags=1+2+5+10
@@ -30,10 +30,13 @@ def register(subparsers):
                         help="topology/structure file matching the trajectories (pdb, gro, prmtop, psf)")
     parser.add_argument("--features", nargs="+", default=["phi_psi"], metavar="SPEC",
                         help="feature specs (default phi_psi)")
-    parser.add_argument("--reduce", default="tica:lag=10,dim=2", help="tica:lag=N,dim=D | pca:dim=D | none")
-    parser.add_argument("--cluster", default="kmeans:k=50",
-                        help="kmeans:k=N | minibatch:k=N | kcenters:k=N | regspace:dmin=X | hdbscan:... | none")
-    parser.add_argument("--msm", default="lag=10,n_sets=3", help="lag=N[,n_sets=M][,lags=a+b+c] | none")
+    parser.add_argument("--reduce", default="tica:dim=2",
+                        help="tica:lag=N,dim=D | pca:dim=D | none (default tica:dim=2, lag chosen from the data)")
+    parser.add_argument("--cluster", default="kmeans",
+                        help="kmeans:k=N | minibatch:k=N | kcenters:k=N | regspace:dmin=X | hdbscan:... | none "
+                             "(default kmeans, k chosen from the number of frames)")
+    parser.add_argument("--msm", default="n_sets=3",
+                        help="lag=N[,n_sets=M][,lags=a+b+c] | none (default n_sets=3, lag chosen from the data)")
     parser.add_argument("-o", "--out", default="analysis", help="output folder (default ./analysis)")
     parser.add_argument("--stride", type=int, default=1, help="use every STRIDE-th frame")
     parser.add_argument("--chunk", type=int, default=10000, help="frames read per chunk (memory bound)")
@@ -41,7 +44,10 @@ def register(subparsers):
     parser.add_argument("--seed", type=int, default=0, help="random seed for clustering and structure sampling")
     parser.add_argument("--samples", type=int, default=5, help="structures sampled per cluster/state")
     parser.add_argument("--dt-ps", type=float, default=None,
-                        help="time between saved frames (read from the file if omitted)")
+                        help="time between saved frames (read from the file if omitted: DCD headers written by OpenMM "
+                             "and nnforce simulate, XTC time stamps)")
+    parser.add_argument("--complete-frames-only", action="store_true",
+                        help="analyse the complete frames of a trajectory that was cut short (else it is refused)")
     parser.add_argument("--dask", default=None, metavar="SCHEDULER",
                         help="featurize with Dask: 'local' (a local cluster) or a scheduler address")
     parser.add_argument("--workers", type=int, default=None, help="local Dask workers (default: CPU count)")
@@ -55,7 +61,8 @@ def run(args):
     result = analyze(args.trajectories, args.top, args.out, features=args.features, reduce=args.reduce,
                      cluster=args.cluster, msm=args.msm, stride=args.stride, chunk=args.chunk,
                      temperature_k=args.temperature, seed=args.seed, n_samples=args.samples, scheduler=args.dask,
-                     n_workers=args.workers, dt_ps=args.dt_ps, progress=True)
+                     n_workers=args.workers, dt_ps=args.dt_ps, progress=True,
+                     complete_frames_only=args.complete_frames_only)
     for key, value in result["numbers"].items():
         print(f"{key}: {value}")
     print(f"report: {result['files']['html']}")

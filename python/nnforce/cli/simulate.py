@@ -2,6 +2,7 @@
 from . import add_command
 
 EXAMPLES = """examples:
+  nnforce simulate mol.pdb ani1x --steps 2000     the built-in ANI-1x model (H, C, N, O): no training, no export
   nnforce simulate mol.pdb model.pt --steps 20000 --platform CPU
   nnforce simulate mol.pdb ani1x.pt --integrator verlet --timestep-fs 0.25 --steps 4000   (NVE, prints drift)
   nnforce simulate solvated.pdb model.pt --forcefield amber14-all.xml amber14/tip3p.xml --ml-atoms "resname LIG"
@@ -15,10 +16,12 @@ def register(subparsers):
     parser = add_command(subparsers, "simulate", "run MD with a TorchScript model (NNForce) in OpenMM",
                          "Minimise, equilibrate and run molecular dynamics with an exported model.", EXAMPLES)
     parser.add_argument("structure", help="PDB or PDBx/mmCIF file (its CRYST1 box makes the system periodic)")
-    parser.add_argument("model", help="exported TorchScript model (.pt)")
+    parser.add_argument("model", help="exported TorchScript model (.pt), or a built-in model by name: ani1x")
     parser.add_argument("-o", "--output-dir", default="simulation", help="output folder (default: simulation)")
     parser.add_argument("--steps", type=int, default=10000, help="production steps (default 10000)")
-    parser.add_argument("--equilibration-steps", type=int, default=0)
+    parser.add_argument("--equilibration-steps", type=int, default=None,
+                        help="steps at the target temperature (strong Langevin friction) before production; "
+                             "default: 0.5 ps worth")
     parser.add_argument("--no-minimize", action="store_true", help="skip the energy minimisation")
     parser.add_argument("--integrator", default="langevin-middle", help="langevin-middle (default) or verlet (NVE)")
     parser.add_argument("--temperature", type=float, default=300.0, help="K (default 300)")
@@ -29,9 +32,11 @@ def register(subparsers):
     parser.add_argument("--model-precision", default=None, choices=("single", "double"),
                         help="precision the model runs in (default: double on Reference, single otherwise)")
     parser.add_argument("--seed", type=int, default=1, help="velocities and Langevin noise (default 1)")
-    parser.add_argument("--report-interval", type=int, default=100, help="steps between energy CSV rows")
+    parser.add_argument("--report-interval", type=int, default=None,
+                        help="steps between energy CSV rows (default: steps/200, at least 1)")
     parser.add_argument("--trajectory", default="trajectory.dcd", help="trajectory file (.dcd/.xtc) or 'none'")
-    parser.add_argument("--trajectory-interval", type=int, default=1000, help="steps between frames")
+    parser.add_argument("--trajectory-interval", type=int, default=None,
+                        help="steps between frames (default: steps/100, at least 1)")
     parser.add_argument("--checkpoint-interval", type=int, default=10000, help="steps between checkpoints (0: end)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output folder")
     parser.add_argument("--forcefield", nargs="+", default=None, help="MM force field XMLs for ML/MM")
@@ -64,9 +69,20 @@ def register(subparsers):
 def run(args):
     """Run ``nnforce simulate`` with parsed ``args``; returns 0."""
     import os
+    import sys
 
     from ..simulate import SimulationConfig, run as simulate
+    from ..simulate.config import short_run_defaults
 
+    defaults = short_run_defaults(args.steps, args.timestep_fs, args.output_dir, args.resume)
+    chosen = []
+    for name in ("equilibration_steps", "trajectory_interval", "report_interval"):
+        if getattr(args, name) is None:
+            setattr(args, name, defaults[name])
+            chosen.append(f"{name.replace('_', ' ')} {defaults[name]}")
+    if chosen:
+        print(f"nnforce simulate: for {args.steps} steps: {', '.join(chosen)} (set them with "
+              "--equilibration-steps, --trajectory-interval, --report-interval)", file=sys.stderr)
     if args.replicas is not None:
         return _run_ensemble(args)
     config = SimulationConfig(
@@ -85,6 +101,8 @@ def run(args):
           f"{result['ns_per_day']:.3g} ns/day; final potential {result['final_potential_kj_mol']:.4f} kJ/mol")
     if result["temperature_mean_k"] is not None:
         print(f"mean temperature {result['temperature_mean_k']:.1f} K")
+    if result.get("temperature_warning"):
+        print(f"nnforce simulate: warning: {result['temperature_warning']}", file=sys.stderr)
     if result["energy_drift_kj_mol_ps_atom"] is not None:
         print(f"NVE energy drift {result['energy_drift_kj_mol_ps_atom']:.3e} kJ/mol/ps per atom")
     trajectory = os.path.basename(result["trajectory"]) if result["trajectory"] else "(no trajectory)"
@@ -108,7 +126,7 @@ def _run_ensemble(args):
         model=args.model, pdb=args.structure, replicas=args.replicas, output_dir=args.output_dir, steps=args.steps,
         timestep_fs=args.timestep_fs, temperature_k=args.temperature, friction_per_ps=args.friction, seed=args.seed,
         trajectory_interval=args.trajectory_interval,
-        checkpoint_interval=args.checkpoint_interval or -(-args.steps // args.trajectory_interval) * args.trajectory_interval,
+        checkpoint_interval=-(-(args.checkpoint_interval or args.steps) // args.trajectory_interval) * args.trajectory_interval,
         platform=args.platform or "CPU", model_precision=args.model_precision, neighbor_cutoff_nm=args.neighbor_cutoff,
         neighbor_skin_nm=args.neighbor_skin, minimize=not args.no_minimize,
         suffix=os.path.splitext(trajectory)[1].lower() or ".dcd", starts=args.starts,

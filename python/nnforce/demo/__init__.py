@@ -22,6 +22,7 @@ atomically. See docs/demo.md.
 import os
 import time
 
+from .._io import make_output_dir
 from ..data.label import label_frames
 from . import stages
 from .molecule import ALANINE_PDB, alanine_dipeptide, atomic_numbers, set_backbone  # noqa: F401
@@ -124,7 +125,7 @@ def run_demo(out_dir="demo-output", small=False, seed=0):
         raise ValueError(f"--out {out_dir} is a file; give a directory (it is created if missing)")
     if int(seed) < 0 or int(seed) > 100000:
         raise ValueError(f"seed must be in 0..100000, got {seed}")
-    os.makedirs(out_dir, exist_ok=True)
+    make_output_dir(out_dir)
     run = stages.DemoRun(out_dir, small, int(seed), SETTINGS["small" if small else "full"])
     previous_threads = torch.get_num_threads()
     # small molecules: torch's intra-op threads only add overhead (20x slower measured here with 2 threads)

@@ -16,7 +16,12 @@ CSV_COLUMNS = ("step", "time_ps", "potential_kj_mol", "kinetic_kj_mol", "total_k
 # config fields that change the trajectory: a resume must not silently change them
 DYNAMICS_FIELDS = ("integrator", "temperature_k", "friction_per_ps", "timestep_fs", "seed", "equilibration_steps",
                    "minimize", "platform", "precision", "model_precision", "lambda_ml", "constraints",
-                   "mm_cutoff_nm", "forcefield")
+                   "mm_cutoff_nm", "forcefield", "equilibration_friction_per_ps")
+# Equilibration: Langevin friction while equilibrating (at least this strong), and the CLI's default length.
+EQUILIBRATION_FRICTION_PER_PS = 10.0
+DEFAULT_EQUILIBRATION_PS = 0.5
+DEFAULT_TRAJECTORY_FRAMES = 100     # the CLI's trajectory interval is steps // this (at least 1)
+DEFAULT_REPORT_ROWS = 200           # the CLI's report interval is steps // this (at least 1)
 
 
 @dataclass
@@ -63,6 +68,7 @@ class SimulationConfig:
     output_dir: str = "simulation"
     steps: int = 10000                # production steps
     equilibration_steps: int = 0
+    equilibration_friction_per_ps: Optional[float] = None  # Langevin friction while equilibrating; None = max(10, friction)
     minimize: bool = True
     minimize_tolerance_kj_mol_nm: float = 10.0
     minimize_max_iterations: int = 0  # 0 = until converged
@@ -115,8 +121,73 @@ class SimulationConfig:
             raise ValueError("ML/MM needs both forcefield (MM force field files) and ml_atoms (the ML region)")
 
     @property
+    def equilibration_friction(self):
+        """The Langevin friction (1/ps) during equilibration."""
+        return equilibration_friction(self)
+
+    @property
     def timestep_ps(self):
         """The time step in ps."""
         from ..units import FS_PER_PS
 
         return self.timestep_fs / FS_PER_PS
+
+
+def equilibration_friction(config):
+    """Langevin friction (1/ps) while equilibrating: ``equilibration_friction_per_ps``, or by default the larger of
+    :data:`EQUILIBRATION_FRICTION_PER_PS` and the production friction (a strong coupling brings a freshly
+    minimised structure to temperature in a fraction of a ps).
+
+    Examples
+    --------
+    >>> equilibration_friction(SimulationConfig(model="m.pt", pdb="x.pdb", friction_per_ps=1.0))
+    10.0
+    """
+    if config.equilibration_friction_per_ps is not None:
+        return float(config.equilibration_friction_per_ps)
+    return max(EQUILIBRATION_FRICTION_PER_PS, float(config.friction_per_ps))
+
+
+def short_run_defaults(steps, timestep_fs, output_dir=None, resume=False):
+    """The CLI's defaults scaled to the run: equilibration steps (:data:`DEFAULT_EQUILIBRATION_PS`), a trajectory
+    interval giving about :data:`DEFAULT_TRAJECTORY_FRAMES` frames and a report interval giving about
+    :data:`DEFAULT_REPORT_ROWS` rows. On ``resume`` the intervals the checkpoint was written with are kept.
+
+    Parameters
+    ----------
+    steps : int
+        Production steps.
+    timestep_fs : float
+    output_dir : str, optional
+        Where a checkpoint may be (for ``resume``).
+    resume : bool
+
+    Returns
+    -------
+    dict
+        ``equilibration_steps``, ``trajectory_interval``, ``report_interval``.
+
+    Examples
+    --------
+    >>> short_run_defaults(2000, 0.5)
+    {'equilibration_steps': 1000, 'trajectory_interval': 20, 'report_interval': 10}
+    """
+    import json
+
+    from ..units import FS_PER_PS
+
+    values = {"equilibration_steps": (int(round(DEFAULT_EQUILIBRATION_PS * FS_PER_PS / float(timestep_fs)))
+                                      if float(timestep_fs) > 0 else 0),  # (a bad time step is refused later)
+              "trajectory_interval": max(1, int(steps) // DEFAULT_TRAJECTORY_FRAMES),
+              "report_interval": max(1, int(steps) // DEFAULT_REPORT_ROWS)}
+    state = os.path.join(os.fspath(output_dir), CHECKPOINT_STATE_NAME) if output_dir is not None else None
+    if resume and state is not None and os.path.isfile(state):
+        try:
+            with open(state) as handle:
+                saved = json.load(handle)
+            for key in ("trajectory_interval", "report_interval"):
+                if isinstance(saved.get(key), int) and saved[key] > 0:
+                    values[key] = saved[key]
+        except (OSError, ValueError):
+            pass  # the resume itself reports a damaged checkpoint.json, naming it
+    return values

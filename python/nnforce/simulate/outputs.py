@@ -223,6 +223,126 @@ def fingerprint(config, info, num_atoms):
     return json.loads(json.dumps(values))
 
 
+def read_checkpoint_state(path):
+    """The ``checkpoint.json`` written beside a checkpoint, checked for the fields a resume needs.
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ValueError
+        Naming ``path`` when it is not JSON, not an object, or lacks ``step``, ``fingerprint`` or
+        ``checkpoint_sha256``.
+
+    Examples
+    --------
+    >>> read_checkpoint_state("simulation/checkpoint.json")["step"]  # doctest: +SKIP
+    10000
+    """
+    try:
+        with open(path) as handle:
+            saved = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"resume: {path} is not valid JSON ({error}); it was damaged or cut short: start again "
+                         "without --resume") from None
+    missing = [k for k in ("step", "fingerprint", "checkpoint_sha256") if not isinstance(saved, dict) or k not in saved]
+    if missing:
+        raise ValueError(f"resume: {path} lacks {', '.join(missing)} (damaged, or written by an older nnforce that "
+                         "recorded no checkpoint hash); start again without --resume")
+    if not isinstance(saved["fingerprint"], dict) or not isinstance(saved["step"], int) or saved["step"] < 0:
+        raise ValueError(f"resume: {path} holds a bad step or fingerprint; start again without --resume")
+    return saved
+
+
+def read_checkpoint(path, saved, state_path):
+    """The bytes of ``checkpoint.chk``, only when they hash to the SHA-256 recorded in ``checkpoint.json``.
+
+    Parameters
+    ----------
+    path : str
+        The checkpoint.
+    saved : dict
+        From :func:`read_checkpoint_state`.
+    state_path : str
+        Where ``saved`` came from (named in the message).
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    ValueError
+        Naming the checkpoint when its hash differs (truncated, damaged, or from another run).
+
+    Examples
+    --------
+    >>> read_checkpoint("run/checkpoint.chk", saved, "run/checkpoint.json")  # doctest: +SKIP
+    """
+    import hashlib
+
+    with open(path, "rb") as handle:
+        data = handle.read()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != saved["checkpoint_sha256"]:
+        raise ValueError(f"resume: {path} ({len(data)} bytes) does not match the SHA-256 recorded in {state_path}: it "
+                         "is truncated, damaged or from another run, so it is not loaded. Start again without --resume "
+                         "(or restore the checkpoint that belongs with this checkpoint.json)")
+    return data
+
+
+def temperature_warning(temperatures_k, target_k, degrees_of_freedom, duration_ps=None, friction_per_ps=None):
+    """A warning when the mean production temperature is far from the thermostat's target, else None.
+
+    "Far" allows for the statistical spread of a small system (a heuristic): more than 10 % of the target plus two
+    standard errors of the mean. The instantaneous spread is ``T sqrt(2/dof)``; the rows count as independent
+    samples only up to four per ``1/(2 friction)`` ps (the time a Langevin thermostat takes to renew the total
+    energy; kinetic and potential energy trade faster than that).
+
+    Parameters
+    ----------
+    temperatures_k : sequence of float
+        The instantaneous temperatures of the production rows.
+    target_k : float
+    degrees_of_freedom : int
+    duration_ps, friction_per_ps : float, optional
+        Length of the production and the Langevin friction (1/ps); without them every row counts.
+
+    Returns
+    -------
+    str or None
+
+    Examples
+    --------
+    >>> temperature_warning([213.0] * 20, 300.0, 1000, 20.0, 1.0)[:40]
+    'mean temperature 213.0 K is far from the'
+    >>> temperature_warning([299.0, 301.0], 300.0, 21) is None
+    True
+    """
+    import numpy as np
+
+    values = np.asarray(temperatures_k, dtype=float)
+    if len(values) == 0 or not np.all(np.isfinite(values)):
+        return None
+    mean = float(values.mean())
+    samples = len(values)
+    if duration_ps is not None and friction_per_ps:
+        samples = max(1.0, min(samples, 8.0 * float(friction_per_ps) * float(duration_ps)))
+    spread = target_k * np.sqrt(2.0 / max(int(degrees_of_freedom), 1)) / np.sqrt(samples)
+    if abs(mean - target_k) <= 0.1 * target_k + 2.0 * spread:
+        return None
+    return (f"mean temperature {mean:.1f} K is far from the {target_k:g} K target over {len(values)} rows (expected "
+            f"within {0.1 * target_k + 2.0 * spread:.0f} K): the system "
+            "was not equilibrated (give --equilibration-steps more steps), the run is too short to sample, or the time "
+            "step is too large")
+
+
 def write_json(path, data):
     """Write ``data`` as indented, sorted JSON, atomically.
 

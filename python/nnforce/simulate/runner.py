@@ -1,5 +1,6 @@
 """The run: build (or take) the System, start or resume, integrate in segments between reporting, trajectory and
 checkpoint events, and summarise. :func:`run` is the entry point."""
+import hashlib
 import json
 import math
 import os
@@ -7,11 +8,12 @@ import sys
 import time
 from typing import Any, Dict
 
-from .._io import atomic_write
+from .._io import atomic_write, make_output_dir
 from ..contract import inspect_model
 from ..units import ns_per_day, temperature_k
-from .config import CHECKPOINT_NAME, CHECKPOINT_STATE_NAME, CSV_NAME, SimulationConfig
-from .outputs import EnergyLog, TrajectoryWriter, energy_drift, fingerprint, write_json
+from .config import CHECKPOINT_NAME, CHECKPOINT_STATE_NAME, CSV_NAME, SimulationConfig, equilibration_friction
+from .outputs import (EnergyLog, TrajectoryWriter, energy_drift, fingerprint, read_checkpoint, read_checkpoint_state,
+                      temperature_warning, write_json)
 from .system import build_system, degrees_of_freedom, get_platform, load_structure, make_integrator
 
 
@@ -24,7 +26,7 @@ class _Session:
         self.config = config
         self.topology = topology
         self.output_dir = os.fspath(config.output_dir)
-        os.makedirs(self.output_dir, exist_ok=True)
+        make_output_dir(self.output_dir)
         self.csv_path = os.path.join(self.output_dir, CSV_NAME)
         self.checkpoint_path = os.path.join(self.output_dir, CHECKPOINT_NAME)
         self.state_path = os.path.join(self.output_dir, CHECKPOINT_STATE_NAME)
@@ -48,27 +50,48 @@ class _Session:
                                                self.equilibration)
 
     def resume(self):
-        """Continue from the checkpoint in the output folder; returns its step, or None when there is none."""
+        """Continue from the checkpoint in the output folder; returns its step, or None when there is none.
+
+        The checkpoint is loaded only when its bytes hash to the SHA-256 recorded beside it in
+        ``checkpoint.json``: a truncated, damaged or mismatched ``checkpoint.chk`` is refused, naming the file.
+        """
         if not (os.path.isfile(self.checkpoint_path) and os.path.isfile(self.state_path)):
             print(f"nnforce simulate: no checkpoint in {self.output_dir}, starting from the beginning",
                   file=sys.stderr)
             return None
-        with open(self.state_path) as handle:
-            saved = json.load(handle)
+        saved = read_checkpoint_state(self.state_path)
         changed = {k: (saved["fingerprint"].get(k), v) for k, v in self.fingerprint.items()
                    if saved["fingerprint"].get(k) != v}
         if changed:
             raise ValueError("resume: the checkpoint in {} was written with different settings {}; use the "
                              "original settings or a new output directory".format(
                                  self.output_dir, ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())))
-        with open(self.checkpoint_path, "rb") as handle:
-            self.context.loadCheckpoint(handle.read())
+        data = read_checkpoint(self.checkpoint_path, saved, self.state_path)
+        import openmm
+
+        try:
+            self.context.loadCheckpoint(data)
+        except openmm.OpenMMException as error:
+            raise ValueError(f"resume: {self.checkpoint_path} could not be loaded ({error}); start again without "
+                             "--resume") from None
         step = int(saved["step"])
         self.simulation.currentStep = step
+        self._set_friction(step)
         self.log.load_until(step)
         if self.trajectory is not None:
             self.trajectory.start(int(saved.get("trajectory_frames", 0)) if step > self.equilibration else 0)
         return step
+
+    def _set_friction(self, step):
+        """Langevin friction for the phase ``step`` is in: the equilibration friction before production."""
+        if self.config.integrator != "langevin-middle":
+            return
+        from openmm import unit
+
+        friction = self.config.friction_per_ps
+        if step < self.equilibration:
+            friction = equilibration_friction(self.config)
+        self.integrator.setFriction(friction / unit.picosecond)
 
     def start(self, positions):
         """Set positions, minimise (if asked) and draw velocities."""
@@ -83,6 +106,7 @@ class _Session:
                 int(config.minimize_max_iterations))
         self.context.setVelocitiesToTemperature(config.temperature_k * unit.kelvin, int(config.seed))
         self.simulation.currentStep = 0
+        self._set_friction(0)
         if self.trajectory is not None and self.equilibration == 0:
             self.trajectory.start()
 
@@ -95,7 +119,10 @@ class _Session:
         with atomic_write(self.checkpoint_path, "wb") as handle:
             handle.write(data)
         write_json(self.state_path, {"step": step, "fingerprint": self.fingerprint,
-                                     "trajectory_frames": 0 if self.trajectory is None else self.trajectory.frames})
+                                     "trajectory_frames": 0 if self.trajectory is None else self.trajectory.frames,
+                                     "checkpoint_sha256": hashlib.sha256(data).hexdigest(),
+                                     "trajectory_interval": self.config.trajectory_interval,
+                                     "report_interval": self.config.report_interval})
 
     def report(self, step, speed):
         """One CSV row; a non-finite energy stops the run with an explanation."""
@@ -131,6 +158,7 @@ class _Session:
         config = self.config
         if step == self.equilibration and self.equilibration > 0:
             bar.set_description("production")
+            self._set_friction(step)
             if self.trajectory is not None and not self.trajectory.started:
                 self.trajectory.start()
             self.report(step, speed)
@@ -196,6 +224,10 @@ class _Session:
             "energy_csv": self.csv_path, "trajectory": self.trajectory_path, "checkpoint": self.checkpoint_path,
             "final_pdb": final_pdb,
         }
+        result["temperature_warning"] = (
+            temperature_warning([float(r["temperature_k"]) for r in production], config.temperature_k, self.dof,
+                                (times[-1] - times[0]) if times else 0.0, config.friction_per_ps)
+            if config.integrator == "langevin-middle" else None)
         write_json(os.path.join(self.output_dir, "result.json"), result)
         result["positions_nm"] = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
         return result

@@ -6,6 +6,17 @@ from ..contract import atomic_numbers_of, check_elements, neighbor_cutoff, parse
 from ..force import build_nnforce
 
 
+def _pdb_atom_records(path):
+    """ATOM/HETATM records of a PDB file's first model."""
+    count = 0
+    with open(path, errors="replace") as handle:
+        for line in handle:
+            if line.startswith("ENDMDL"):
+                break
+            count += line.startswith(("ATOM  ", "HETATM"))
+    return count
+
+
 def load_structure(config):
     """The topology and positions of a simulation.
 
@@ -29,10 +40,29 @@ def load_structure(config):
 
     if config.pdb is not None:
         path = os.fspath(config.pdb)
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"structure {path} is a directory, not a PDB or PDBx/mmCIF file")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"structure file not found: {path}")
-        structure = PDBxFile(path) if path.lower().endswith((".cif", ".pdbx")) else PDBFile(path)
-        return structure.topology, structure.getPositions(asNumpy=True)
+        kind = "PDBx/mmCIF" if path.lower().endswith((".cif", ".pdbx")) else "PDB"
+        try:
+            structure = PDBxFile(path) if kind != "PDB" else PDBFile(path)
+            topology, positions = structure.topology, structure.getPositions(asNumpy=True)
+        except Exception as error:  # OpenMM's readers raise ValueError, IndexError, KeyError, ... on bad text
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ValueError(f"structure {path} is not a readable {kind} file ({type(error).__name__}: {first[:160]})") from None
+        if kind == "PDB":
+            records = _pdb_atom_records(path)
+            if records > topology.getNumAtoms():
+                raise ValueError(f"structure {path} has {records} ATOM/HETATM records but OpenMM read "
+                                 f"{topology.getNumAtoms()} atoms: atoms with the same name in one residue are merged; "
+                                 "give every atom of a residue its own name")
+        if topology.getNumAtoms() == 0 or len(positions) != topology.getNumAtoms():
+            raise ValueError(f"structure {path} holds no atoms with coordinates (is it a {kind} file? ATOM/HETATM "
+                             "records are needed)")
+        if not np.all(np.isfinite(positions.value_in_unit(unit.nanometer))):
+            raise ValueError(f"structure {path} has non-finite coordinates")
+        return topology, positions
     positions = config.positions
     if not unit.is_quantity(positions):
         positions = unit.Quantity(np.asarray(positions, dtype=float), unit.nanometer)

@@ -47,7 +47,14 @@ def load_checkpoint(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory, not a training checkpoint (best.ckpt or last.ckpt inside it?)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises RuntimeError/UnpicklingError/EOFError with long texts
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"{path} is not a readable training checkpoint ({first[:200]}); it may be damaged or cut "
+                         "short: use another checkpoint (best.ckpt/last.ckpt) or train again") from None
     if not isinstance(state, dict) or state.get("format") != "nnforce-checkpoint":
         raise ValueError(f"{path} is not an nnforce training checkpoint")
     return state

@@ -135,8 +135,16 @@ def load_yaml(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"config file {path} does not exist")
-    with open(path) as handle:
-        values = yaml.safe_load(handle) or {}
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"config {path} is a directory, not a YAML file")
+    try:
+        with open(path) as handle:
+            values = yaml.safe_load(handle) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"{path} is not valid YAML{line}: {problem}") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path}: the config must be a mapping with keys data, model, train, split, output")
     unknown = sorted(set(values) - {"data", "model", "train", "split", "output", "export"})

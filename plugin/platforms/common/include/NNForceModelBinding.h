@@ -9,6 +9,8 @@
 #include "openmm/OpenMMException.h"
 #include <torch/script.h>
 #include <algorithm>
+#include <atomic>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -22,11 +24,22 @@ struct ModelInput {
     c10::IValue value;   // the default value, for Default
 };
 
-/** libtorch's own messages carry a C++ backtrace we do not want in an OpenMMException. */
+/**
+ * libtorch's own messages carry a C++ backtrace we do not want in an OpenMMException. An error raised inside a
+ * TorchScript model comes as "The following operation failed in the TorchScript interpreter." then the script's
+ * traceback and, last, the model's own message: that line goes first, so that the first line says what happened.
+ */
 inline std::string torchMessage(const std::exception& e) {
+    std::string text = e.what();
     if (auto* error = dynamic_cast<const c10::Error*>(&e))
-        return error->what_without_backtrace();
-    return e.what();
+        text = error->what_without_backtrace();
+    if (text.rfind("The following operation failed in the TorchScript interpreter", 0) == 0) {
+        size_t end = text.find_last_not_of(" \n\r\t");
+        size_t start = end == std::string::npos ? std::string::npos : text.rfind('\n', end);
+        if (end != std::string::npos && start != std::string::npos)
+            return text.substr(start + 1, end - start) + "\n" + text;
+    }
+    return text;
 }
 
 inline std::string joinNames(const std::vector<std::string>& names) {
@@ -68,9 +81,40 @@ inline void checkReplicasKeptApart(const std::vector<ModelInput>& inputs, const 
 }
 
 /**
+ * Names are bound strictly: when any global parameter or per-atom input name is an argument of forward(), every
+ * one must be (one misspelt name must not silently shift the others into TorchForce's positional order). Throws
+ * OpenMMException listing forward()'s arguments and the names given; returns whether any name matched.
+ */
+inline bool checkNamesBindStrictly(const std::vector<std::string>& argumentNames, const std::vector<std::string>& globalNames,
+        const std::vector<std::string>& perAtomNames) {
+    using std::string;
+    std::vector<string> matched, unmatched;
+    for (auto* names : {&globalNames, &perAtomNames})
+        for (auto& name : *names)
+            (std::find(argumentNames.begin(), argumentNames.end(), name) != argumentNames.end() ? matched : unmatched).push_back(name);
+    if (!matched.empty() && !unmatched.empty())
+        throw OpenMM::OpenMMException("NNForce: the model's forward() takes no argument named '" + joinNames(unmatched) +
+                                      "', while the force's other names (" + joinNames(matched) + ") are arguments of forward(). "
+                                      "Global parameters and per-atom inputs are bound by name, and all of them must match when any does. "
+                                      "forward() takes: " + joinNames(argumentNames) + ". The force gives global parameters: " +
+                                      (globalNames.empty() ? string("none") : joinNames(globalNames)) + "; per-atom inputs: " +
+                                      (perAtomNames.empty() ? string("none") : joinNames(perAtomNames)) + ". Rename them to match.");
+    return !matched.empty();
+}
+
+/** Say once per process (on stderr, OpenMM's log) that a model is bound by TorchForce's positional convention. */
+inline void logPositionalBinding(const std::vector<std::string>& argumentNames) {
+    static std::atomic<bool> said(false);
+    if (!said.exchange(true))
+        std::cerr << "NNForce: the model's forward(" << joinNames(argumentNames) << ") arguments are not named after the model "
+                  << "contract, so they are bound by position as openmm-torch's TorchForce does: forward(positions[, box][, globals...]). "
+                  << "(Said once per process.)" << std::endl;
+}
+
+/**
  * Bind each argument of the model's forward() (after self) to an input of the force, by name, falling back to
- * openmm-torch's positional convention forward(positions[, box][, globals...]). Throws OpenMMException saying what
- * is missing and how to provide it.
+ * openmm-torch's positional convention forward(positions[, box][, globals...]) only when no global parameter or
+ * per-atom input name is an argument. Throws OpenMMException saying what is missing and how to provide it.
  *
  * @param neighborList     whether the force has a neighbor list (provides "neighbors" and "shifts")
  * @param atomicNumbers    whether the force provides "atomic_numbers"
@@ -83,6 +127,12 @@ inline std::vector<ModelInput> bindModelInputs(torch::jit::Module& module, const
     using std::string;
     torch::jit::Method forward = module.get_method("forward");
     const auto& arguments = forward.function().getSchema().arguments();
+    std::vector<string> argumentNames, perAtomNames;
+    for (size_t a = 1; a < arguments.size(); a++)  // arguments[0] is self
+        argumentNames.push_back(arguments[a].name());
+    for (int i = 0; i < force.getNumPerAtomInputs(); i++)
+        perAtomNames.push_back(force.getPerAtomInputName(i));
+    bool namesMatched = checkNamesBindStrictly(argumentNames, globalNames, perAtomNames);
     // What the force provides, by name.
     std::vector<string> available = {"positions"};
     if (periodic)
@@ -98,19 +148,20 @@ inline std::vector<ModelInput> bindModelInputs(torch::jit::Module& module, const
         available.push_back("replica");
     for (auto& name : globalNames)
         available.push_back(name);
-    for (int i = 0; i < force.getNumPerAtomInputs(); i++)
-        available.push_back(force.getPerAtomInputName(i));
+    for (auto& name : perAtomNames)
+        available.push_back(name);
 
     auto isFloatArgument = [](const c10::Argument& argument) {
         return argument.type()->kind() == c10::TypeKind::FloatType;
     };
     std::vector<ModelInput> inputs;
     std::vector<string> unmatched;
-    for (size_t a = 1; a < arguments.size(); a++) {  // arguments[0] is self
+    for (size_t a = 1; a < arguments.size(); a++) {
         const c10::Argument& argument = arguments[a];
         const string& name = argument.name();
         ModelInput input{ModelInput::Default, -1, c10::IValue()};
         auto global = std::find(globalNames.begin(), globalNames.end(), name);
+        auto perAtom = std::find(perAtomNames.begin(), perAtomNames.end(), name);
         if (name == "positions")
             input.kind = ModelInput::Positions;
         else if (name == "box" && periodic)
@@ -127,51 +178,67 @@ inline std::vector<ModelInput> bindModelInputs(torch::jit::Module& module, const
             input.kind = isFloatArgument(argument) ? ModelInput::GlobalFloat : ModelInput::Global;
             input.index = global - globalNames.begin();
         }
-        else {
-            int perAtom = -1;
-            for (int i = 0; i < force.getNumPerAtomInputs(); i++)
-                if (force.getPerAtomInputName(i) == name)
-                    perAtom = i;
-            if (perAtom >= 0) {
-                input.kind = ModelInput::PerAtom;
-                input.index = perAtom;
-            }
-            else if (argument.default_value().has_value())
-                input.value = *argument.default_value();
-            else
-                unmatched.push_back(name);
+        else if (perAtom != perAtomNames.end()) {
+            input.kind = ModelInput::PerAtom;
+            input.index = perAtom - perAtomNames.begin();
         }
+        else if (argument.default_value().has_value())
+            input.value = *argument.default_value();
+        else
+            unmatched.push_back(name);
         inputs.push_back(input);
     }
     int numArguments = arguments.size() - 1;
-    if (!unmatched.empty()) {
-        // openmm-torch's TorchForce convention: forward(positions[, box][, globals...]) by position.
-        int expected = 1 + (periodic ? 1 : 0) + (int) globalNames.size();
-        if (numArguments == expected) {
-            inputs.clear();
-            inputs.push_back({ModelInput::Positions, -1, c10::IValue()});
-            if (periodic)
-                inputs.push_back({ModelInput::Box, -1, c10::IValue()});
-            for (int i = 0; i < (int) globalNames.size(); i++)
-                inputs.push_back({isFloatArgument(arguments[inputs.size() + 1]) ? ModelInput::GlobalFloat : ModelInput::Global, i, c10::IValue()});
+    // openmm-torch's TorchForce convention, forward(positions[, box][, globals...]) by position, only when no name
+    // matched: when the force has names and none is an argument, or when an argument is not named after the contract.
+    int expected = 1 + (periodic ? 1 : 0) + (int) globalNames.size();
+    bool unusedNames = !namesMatched && !(globalNames.empty() && perAtomNames.empty());
+    if ((!unmatched.empty() || unusedNames) && !namesMatched && perAtomNames.empty() && numArguments == expected) {
+        // A contract name in another slot than the positional one would be bound to the wrong value: refuse.
+        std::vector<string> slots = {"positions"};
+        if (periodic)
+            slots.push_back("box");
+        for (int a = 0; a < numArguments; a++) {
+            const string& name = argumentNames[a];
+            bool contract = name == "positions" || name == "box" || name == "neighbors" || name == "shifts" || name == "atomic_numbers";
+            if (contract && (a >= (int) slots.size() || slots[a] != name))
+                throw OpenMMException("NNForce: the model's forward(" + joinNames(argumentNames) + ") cannot be bound by name (it needs '" +
+                                      (unmatched.empty() ? string("?") : unmatched[0]) + "', which the force does not provide) nor by "
+                                      "TorchForce's positional convention forward(positions[, box][, globals...]), because its argument '" +
+                                      name + "' would receive something else. The force provides: " + joinNames(available) + ".");
         }
-        else {
-            string hint;
-            const string& missing = unmatched[0];
-            if (missing == "box")
-                hint = " The force is not periodic: call setUsesPeriodicBoundaryConditions(True).";
-            else if (missing == "neighbors" || missing == "shifts")
-                hint = " The force has no neighbor list: call setNeighborList(cutoff_nm).";
-            else if (missing == "atomic_numbers")
-                hint = " Give them with setAtomicNumbers(...).";
-            else
-                hint = " Add it with addGlobalParameter or addPerAtomInput, or name the argument after the model contract. "
-                       "A TorchForce-style model, forward(positions[, box][, globals...]), must take exactly " +
-                       std::to_string(expected) + " arguments for this force but takes " + std::to_string(numArguments) + ".";
-            throw OpenMMException("NNForce: the model's forward() needs the argument '" + missing +
-                                  "', which the force does not provide. The force provides: " + joinNames(available) + "." + hint);
-        }
+        inputs.clear();
+        inputs.push_back({ModelInput::Positions, -1, c10::IValue()});
+        if (periodic)
+            inputs.push_back({ModelInput::Box, -1, c10::IValue()});
+        for (int i = 0; i < (int) globalNames.size(); i++)
+            inputs.push_back({isFloatArgument(arguments[inputs.size() + 1]) ? ModelInput::GlobalFloat : ModelInput::Global, i, c10::IValue()});
+        logPositionalBinding(argumentNames);
     }
+    else if (!perAtomNames.empty() && !namesMatched)
+        throw OpenMMException("NNForce: the model's forward() takes no argument named '" + joinNames(perAtomNames) + "'. Per-atom inputs "
+                              "are passed by name only: name forward()'s argument after the input (forward() takes: " +
+                              joinNames(argumentNames) + ").");
+    else if (!unmatched.empty()) {
+        string hint;
+        const string& missing = unmatched[0];
+        if (missing == "box")
+            hint = " The force is not periodic: call setUsesPeriodicBoundaryConditions(True).";
+        else if (missing == "neighbors" || missing == "shifts")
+            hint = " The force has no neighbor list: call setNeighborList(cutoff_nm).";
+        else if (missing == "atomic_numbers")
+            hint = " Give them with setAtomicNumbers(...).";
+        else
+            hint = " Add it with addGlobalParameter or addPerAtomInput, or name the argument after the model contract. "
+                   "TorchForce's positional convention, forward(positions[, box][, globals...]), applies only when no global parameter or "
+                   "per-atom input name is an argument of forward(); it would need exactly " + std::to_string(expected) +
+                   " arguments for this force, and forward() takes " + std::to_string(numArguments) + ".";
+        throw OpenMMException("NNForce: the model's forward() needs the argument '" + missing +
+                              "', which the force does not provide. The force provides: " + joinNames(available) + "." + hint);
+    }
+    else if (unusedNames)
+        throw OpenMMException("NNForce: the model's forward(" + joinNames(argumentNames) + ") takes none of the force's global parameters (" +
+                              joinNames(globalNames) + "). Remove them, or name forward()'s arguments after them.");
     bool takesPositions = false;
     for (auto& input : inputs)
         takesPositions |= (input.kind == ModelInput::Positions);
