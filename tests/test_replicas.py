@@ -39,7 +39,7 @@ def molecules():
     topology = None
     positions = []
     for phi, psi in CONFORMATIONS:
-        topology, pos = alanine_dipeptide(phi, psi, seed=0)
+        topology, pos = alanine_dipeptide(phi, psi)
         positions.append(np.asarray(pos.value_in_unit(unit.nanometer)) + rng.uniform(-0.3, 0.3, 3))
     return topology, positions
 

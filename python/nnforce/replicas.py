@@ -128,8 +128,9 @@ def _copy_topology(topology, copies):
     return combined
 
 
-def _tile(values, copies, width=1):
-    return [v for _ in range(copies) for v in values] if values else []
+def _tile(values, copies):
+    """``values`` repeated ``copies`` times (per-atom lists of every replica, one after the other)."""
+    return [v for _ in range(copies) for v in values]
 
 
 def _replicated_nnforce(source, copies, num_particles):

@@ -114,10 +114,8 @@ def run(args):
 def _run_ensemble(args):
     """``nnforce simulate --replicas R``: the ensemble on Dask (see :mod:`nnforce.simulate.ensemble`)."""
     import os
-    import sys
 
     from ..simulate.ensemble import EnsembleConfig, run_ensemble
-    from ..simulate.replica_batch import DiskFullError
 
     if args.forcefield is not None or args.integrator.lower() not in ("langevin", "langevin-middle"):
         raise ValueError("--replicas runs pure-ML Langevin dynamics: leave out --forcefield/--ml-atoms and --integrator")
@@ -133,11 +131,7 @@ def _run_ensemble(args):
         start_clusters=args.start_clusters, scheduler=args.scheduler, workers=args.workers,
         batch_size=args.batch_size, threads=args.threads or 1, connect_timeout_s=args.connect_timeout,
         resume=args.resume, progress=not args.no_progress)
-    try:
-        summary = run_ensemble(config)
-    except (ConnectionError, DiskFullError) as error:
-        print(f"nnforce simulate: error: {error}", file=sys.stderr)
-        return 1
+    summary = run_ensemble(config)  # ConnectionError, DiskFullError: OSErrors, reported on one line by the CLI
     print(f"{summary['replicas']} replicas x {summary['steps']} steps in {summary['batches']} tasks "
           f"({summary['wall_s']:.1f} s): {summary['frames_per_replica']} frames each in {config.output_dir}/"
           f"replica_*{config.suffix}")
