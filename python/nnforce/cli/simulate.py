@@ -74,6 +74,8 @@ def run(args):
     from ..simulate import SimulationConfig, run as simulate
     from ..simulate.config import short_run_defaults
 
+    if args.replicas is not None:
+        return _run_ensemble(args)
     defaults = short_run_defaults(args.steps, args.timestep_fs, args.output_dir, args.resume)
     chosen = []
     for name in ("equilibration_steps", "trajectory_interval", "report_interval"):
@@ -83,8 +85,6 @@ def run(args):
     if chosen:
         print(f"nnforce simulate: for {args.steps} steps: {', '.join(chosen)} (set them with "
               "--equilibration-steps, --trajectory-interval, --report-interval)", file=sys.stderr)
-    if args.replicas is not None:
-        return _run_ensemble(args)
     config = SimulationConfig(
         model=args.model, pdb=args.structure, output_dir=args.output_dir, steps=args.steps,
         equilibration_steps=args.equilibration_steps, minimize=not args.no_minimize, integrator=args.integrator,
@@ -115,7 +115,11 @@ def _run_ensemble(args):
     """``nnforce simulate --replicas R``: the ensemble on Dask (see :mod:`nnforce.simulate.ensemble`)."""
     import os
 
+    from ..simulate.config import short_run_defaults
     from ..simulate.ensemble import EnsembleConfig, run_ensemble
+
+    if args.trajectory_interval is None:  # as for one simulation: about as many frames per replica
+        args.trajectory_interval = short_run_defaults(args.steps, args.timestep_fs)["trajectory_interval"]
 
     if args.forcefield is not None or args.integrator.lower() not in ("langevin", "langevin-middle"):
         raise ValueError("--replicas runs pure-ML Langevin dynamics: leave out --forcefield/--ml-atoms and --integrator")

@@ -115,7 +115,7 @@ def connect(scheduler=None, workers=1, timeout_s=10.0):
 
     if scheduler is None:
         cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
+                               silence_logs=logging.CRITICAL)  # task errors reach the user once, from here
         return Client(cluster)
     try:
         return Client(scheduler, timeout=f"{float(timeout_s)}s")
