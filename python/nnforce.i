@@ -181,14 +181,15 @@ namespace std {
 
 %inline %{
 // The plugin's cell-list search, for tests and tools: flat [i, j, sx, sy, sz] per pair.
-std::vector<double> _neighborPairs(const std::vector<double>& flatPositions, const std::vector<double>& flatBox, double cutoff) {
+std::vector<double> _neighborPairs(const std::vector<double>& flatPositions, const std::vector<double>& flatBox, double cutoff,
+                                   const std::vector<int>& replicas = std::vector<int>()) {
     std::vector<OpenMM::Vec3> positions(flatPositions.size() / 3), box(flatBox.size() / 3);
     for (size_t i = 0; i < positions.size(); i++)
         positions[i] = OpenMM::Vec3(flatPositions[3 * i], flatPositions[3 * i + 1], flatPositions[3 * i + 2]);
     for (size_t i = 0; i < box.size(); i++)
         box[i] = OpenMM::Vec3(flatBox[3 * i], flatBox[3 * i + 1], flatBox[3 * i + 2]);
     NNForcePlugin::CellNeighborList list;
-    list.build(positions, box.size() == 3 ? box.data() : NULL, cutoff);
+    list.build(positions, box.size() == 3 ? box.data() : NULL, cutoff, replicas);
     std::vector<double> out;
     out.reserve(5 * list.getNumPairs());
     for (int p = 0; p < list.getNumPairs(); p++) {
@@ -202,16 +203,18 @@ std::vector<double> _neighborPairs(const std::vector<double>& flatPositions, con
 %}
 
 %pythoncode %{
-def neighbor_pairs(positions, cutoff_nm, box=None):
+def neighbor_pairs(positions, cutoff_nm, box=None, replicas=None):
     """All pairs closer than cutoff_nm found by NNForce's cell list: (pairs int64 [P, 2], shifts float64 [P, 3] nm).
 
     positions: [N, 3] nm; box: None (non-periodic) or [3, 3] reduced periodic box vectors (rows), nm.
+    replicas: None, or the replica index of each atom (as NNForce.setAtomReplicas): only pairs within a replica.
     r_ij = positions[j] - positions[i] + shift for each pair (i < j).
     """
     import numpy as np
     positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
     box_flat = [] if box is None else np.asarray(box, dtype=np.float64).reshape(9).tolist()
-    flat = np.asarray(_neighborPairs(positions.reshape(-1).tolist(), box_flat, float(cutoff_nm))).reshape(-1, 5)
+    groups = [] if replicas is None else [int(r) for r in np.asarray(replicas).reshape(-1)]
+    flat = np.asarray(_neighborPairs(positions.reshape(-1).tolist(), box_flat, float(cutoff_nm), groups)).reshape(-1, 5)
     return flat[:, :2].astype(np.int64), flat[:, 2:].copy()
 
 
@@ -223,6 +226,7 @@ def _copy_settings(source, target):
     target.setNeighborList(source.getNeighborListCutoff(), source.getNeighborListSkin(), source.getNeighborListCapacity())
     target.setAtoms(list(source.getAtoms()))
     target.setAtomicNumbers(list(source.getAtomicNumbers()))
+    target.setAtomReplicas(list(source.getAtomReplicas()))
     for i in range(source.getNumGlobalParameters()):
         target.addGlobalParameter(source.getGlobalParameterName(i), source.getGlobalParameterDefaultValue(i))
     for i in range(source.getNumEnergyParameterDerivatives()):

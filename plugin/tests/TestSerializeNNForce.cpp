@@ -19,6 +19,7 @@ int main() {
     force.setNeighborList(0.45, 0.05, 64);
     force.setAtoms({4, 0, 2});
     force.setAtomicNumbers({8, 1, 1});
+    force.setAtomReplicas({0, 3, 3});
     force.addPerAtomInput("charges", {-0.834, 0.417, 0.1 + 0.2});
     force.addPerAtomInput("spin", {1, 2, 3, 4, 5, 6}, 2);
     stringstream buffer;
@@ -33,6 +34,7 @@ int main() {
     CHECK(copy->getProperties() == force.getProperties());
     CHECK(copy->getNeighborListCutoff() == 0.45 && copy->getNeighborListSkin() == 0.05 && copy->getNeighborListCapacity() == 64);
     CHECK(copy->getAtoms() == force.getAtoms() && copy->getAtomicNumbers() == force.getAtomicNumbers());
+    CHECK(copy->getAtomReplicas() == force.getAtomReplicas() && copy->getNumReplicas() == 2);
     CHECK(copy->getNumPerAtomInputs() == 2 && copy->getPerAtomInputName(1) == "spin" && copy->getPerAtomInputWidth(1) == 2);
     CHECK(copy->getPerAtomInputValues(0) == force.getPerAtomInputValues(0));  // exact, 0.1 + 0.2 included
     CHECK(copy->getPerAtomInputValues(1) == force.getPerAtomInputValues(1));
@@ -75,6 +77,14 @@ int main() {
         CHECK(old->getModelBytes() == force.getModelBytes());
         delete old;
     }
+    CHECK_THROWS_WITH(load(edited("atomReplicas=\"0 3 3\"", "atomReplicas=\"0 -3 3\"")), "attribute 'atomReplicas'");
+    NNForce single(modelPath("harmonic"));  // no replicas: one system, nothing written, nothing read back
+    stringstream plain;
+    XmlSerializer::serialize<NNForce>(&single, "Force", plain);
+    CHECK(plain.str().find("atomReplicas") == string::npos);
+    NNForce* singleCopy = XmlSerializer::deserialize<NNForce>(plain);
+    CHECK(singleCopy->getAtomReplicas().empty() && singleCopy->getNumReplicas() == 1);
+    delete singleCopy;
     cout << "Done" << endl;
     return 0;
 }

@@ -89,6 +89,23 @@ public:
     void setAtoms(const std::vector<int>& atoms);
     const std::vector<int>& getAtoms() const { return atoms; }
 
+    /**
+     * Split the model's atoms into independent replicas (non-interacting copies evaluated in one model call).
+     * replicas[k] >= 0 is the replica of model atom k (in the order of getAtoms(), or of the System's particles).
+     * The neighbor list then never pairs atoms of different replicas, periodic images included (each replica sees
+     * the box as if it were alone in it), and the model may take "replica" (int64 [M]) by name to keep its own
+     * all-pairs work within a replica. A force with more than one replica refuses a model that takes neither
+     * "neighbors" (with a neighbor list set) nor "replica", since nothing would keep the replicas apart.
+     * An empty vector (the default) makes all atoms one system.
+     *
+     * @param replicas  the replica index of each model atom, or empty
+     */
+    void setAtomReplicas(const std::vector<int>& replicas);
+    /** The replica index of each model atom (empty when none were set). */
+    const std::vector<int>& getAtomReplicas() const { return atomReplicas; }
+    /** The number of distinct replicas: 1 when none were set. */
+    int getNumReplicas() const;
+
     /** Atomic numbers of the model's atoms (passed as "atomic_numbers"); empty means none given. */
     void setAtomicNumbers(const std::vector<int>& atomicNumbers);
     const std::vector<int>& getAtomicNumbers() const { return atomicNumbers; }
@@ -131,7 +148,7 @@ private:
     std::map<std::string, std::string> properties;
     double neighborCutoff = 0.0, neighborSkin = 0.0;
     int neighborCapacity = 0;
-    std::vector<int> atoms, atomicNumbers;
+    std::vector<int> atoms, atomicNumbers, atomReplicas;
     std::vector<PerAtomInput> perAtomInputs;
 };
 

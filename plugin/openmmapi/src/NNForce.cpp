@@ -153,6 +153,18 @@ void NNForce::setAtoms(const vector<int>& atoms) {
     this->atoms = atoms;
 }
 
+void NNForce::setAtomReplicas(const vector<int>& replicas) {
+    for (int r : replicas)
+        if (r < 0)
+            throw OpenMMException("NNForce::setAtomReplicas: replica index " + to_string(r) + " is negative; give each model atom "
+                                  "the index (0, 1, ...) of the replica it belongs to.");
+    atomReplicas = replicas;
+}
+
+int NNForce::getNumReplicas() const {
+    return atomReplicas.empty() ? 1 : (int) set<int>(atomReplicas.begin(), atomReplicas.end()).size();
+}
+
 void NNForce::setAtomicNumbers(const vector<int>& atomicNumbers) {
     for (int z : atomicNumbers)
         if (z < 1 || z > 118)

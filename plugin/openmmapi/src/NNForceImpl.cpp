@@ -20,6 +20,10 @@ void NNForceImpl::initialize(ContextImpl& context) {
     if (numAtomicNumbers != 0 && numAtomicNumbers != numModelAtoms)
         throw OpenMMException("NNForce: setAtomicNumbers gave " + to_string(numAtomicNumbers) + " atomic numbers but the model sees " +
                               to_string(numModelAtoms) + " atoms.");
+    int numReplicaIndices = owner.getAtomReplicas().size();
+    if (numReplicaIndices != 0 && numReplicaIndices != numModelAtoms)
+        throw OpenMMException("NNForce: setAtomReplicas gave " + to_string(numReplicaIndices) + " replica indices but the model sees " +
+                              to_string(numModelAtoms) + " atoms; give one per model atom.");
     for (int i = 0; i < owner.getNumPerAtomInputs(); i++) {
         int rows = owner.getPerAtomInputValues(i).size() / owner.getPerAtomInputWidth(i);
         if (rows != numModelAtoms)

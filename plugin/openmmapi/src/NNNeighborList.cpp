@@ -2,6 +2,7 @@
 #include "openmm/OpenMMException.h"
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <sstream>
 
 using namespace NNForcePlugin;
@@ -45,7 +46,43 @@ string formatDouble(double x) {
 
 } // namespace
 
-void CellNeighborList::build(const vector<Vec3>& positions, const Vec3* box, double cutoff) {
+void CellNeighborList::build(const vector<Vec3>& positions, const Vec3* box, double cutoff, const vector<int>& groups) {
+    if (groups.empty()) {
+        buildAll(positions, box, cutoff);
+        return;
+    }
+    if (groups.size() != positions.size())
+        throw OpenMMException("NNForce: " + to_string(groups.size()) + " replica indices for " + to_string(positions.size()) + " atoms.");
+    for (int i = 0; i < (int) positions.size(); i++)
+        for (int k = 0; k < 3; k++)
+            if (!isfinite(positions[i][k]))
+                throw OpenMMException("NNForce: the position of particle " + to_string(i) +
+                                      " is not finite (the simulation may have blown up; try a smaller time step or minimize first).");
+    // Each group on its own: indices are collected in increasing order, so the remapped pairs keep i < j.
+    map<int, vector<int>> members;
+    for (int i = 0; i < (int) groups.size(); i++)
+        members[groups[i]].push_back(i);
+    vector<int64_t> allFirst, allSecond;
+    vector<double> allShifts;
+    vector<Vec3> subset;
+    for (auto& group : members) {
+        const vector<int>& index = group.second;
+        subset.resize(index.size());
+        for (size_t k = 0; k < index.size(); k++)
+            subset[k] = positions[index[k]];
+        buildAll(subset, box, cutoff);
+        for (size_t p = 0; p < first.size(); p++) {
+            allFirst.push_back(index[first[p]]);
+            allSecond.push_back(index[second[p]]);
+        }
+        allShifts.insert(allShifts.end(), shifts.begin(), shifts.end());
+    }
+    first.swap(allFirst);
+    second.swap(allSecond);
+    shifts.swap(allShifts);
+}
+
+void CellNeighborList::buildAll(const vector<Vec3>& positions, const Vec3* box, double cutoff) {
     first.clear();
     second.clear();
     shifts.clear();

@@ -210,6 +210,8 @@ void NNForceProxy::serialize(const void* object, SerializationNode& node) const 
     node.setIntProperty("neighborCapacity", force.getNeighborListCapacity());
     node.setStringProperty("atoms", joinInts(force.getAtoms()));
     node.setStringProperty("atomicNumbers", joinInts(force.getAtomicNumbers()));
+    if (!force.getAtomReplicas().empty())
+        node.setStringProperty("atomReplicas", joinInts(force.getAtomReplicas()));
     SerializationNode& globals = node.createChildNode("GlobalParameters");
     for (int i = 0; i < force.getNumGlobalParameters(); i++)
         globals.createChildNode("Parameter").setStringProperty("name", force.getGlobalParameterName(i))
@@ -250,6 +252,8 @@ void* NNForceProxy::deserialize(const SerializationNode& node) const {
                                (int) intAttribute(node, "neighborCapacity", 0, min<long long>(NNForce::getMaxNeighborCapacity(), INT_MAX)));
         force->setAtoms(intListAttribute(node, "atoms", 0, INT_MAX));
         force->setAtomicNumbers(intListAttribute(node, "atomicNumbers", 1, 118));
+        if (node.hasProperty("atomReplicas"))
+            force->setAtomReplicas(intListAttribute(node, "atomReplicas", 0, INT_MAX));
         for (auto& p : node.getChildNode("GlobalParameters").getChildren())
             force->addGlobalParameter(attribute(p, "name"), doubleAttribute(p, "default"));
         for (auto& p : node.getChildNode("EnergyParameterDerivatives").getChildren())

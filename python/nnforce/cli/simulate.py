@@ -6,7 +6,9 @@ EXAMPLES = """examples:
   nnforce simulate mol.pdb model.pt --steps 20000 --platform CPU
   nnforce simulate mol.pdb ani1x.pt --integrator verlet --timestep-fs 0.25 --steps 4000   (NVE, prints drift)
   nnforce simulate solvated.pdb model.pt --forcefield amber14-all.xml amber14/tip3p.xml --ml-atoms "resname LIG"
-  nnforce simulate mol.pdb model.pt -o run1 --checkpoint-interval 5000 --resume   (continue a stopped run)"""
+  nnforce simulate mol.pdb model.pt -o run1 --checkpoint-interval 5000 --resume   (continue a stopped run)
+  nnforce simulate mol.pdb model.pt --replicas 16 --starts train.dcd -o ens   (16 replicas as Dask tasks, local)
+  nnforce simulate mol.pdb model.pt --replicas 64 --scheduler tcp://10.0.0.5:8786 -o /shared/ens"""
 
 
 def register(subparsers):
@@ -47,6 +49,19 @@ def register(subparsers):
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for the model (default: torch's; 1 is often fastest on busy CPUs)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = parser.add_argument_group(
+        "ensembles", "--replicas R runs R replicas, batched in one Context per Dask task, one trajectory file per "
+        "replica (replica_0000.dcd ...), per-replica checkpoints; Langevin, pure ML only")
+    group.add_argument("--replicas", type=int, default=None, help="number of replicas R (>= 1)")
+    group.add_argument("--scheduler", default=None,
+                       help="address of a running Dask scheduler (default: a local cluster); the output folder "
+                            "must be reachable by every worker")
+    group.add_argument("--workers", type=int, default=None, help="local cluster worker processes (default: CPUs)")
+    group.add_argument("--batch-size", type=int, default=None, help="replicas per task (default: R / workers)")
+    group.add_argument("--starts", nargs="+", default=None,
+                       help="trajectory or PDB files of the molecule to pick starting structures from (clustered)")
+    group.add_argument("--start-clusters", type=int, default=None, help="clusters for picking starts (default R)")
+    group.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for the scheduler")
     parser.set_defaults(func=run)
     return parser
 
@@ -54,12 +69,13 @@ def register(subparsers):
 def run(args):
     """Run ``nnforce simulate`` with parsed ``args``; returns 0."""
     import os
-
     import sys
 
     from ..simulate import SimulationConfig, run as simulate
     from ..simulate.config import short_run_defaults
 
+    if args.replicas is not None:
+        return _run_ensemble(args)
     defaults = short_run_defaults(args.steps, args.timestep_fs, args.output_dir, args.resume)
     chosen = []
     for name in ("equilibration_steps", "trajectory_interval", "report_interval"):
@@ -92,4 +108,35 @@ def run(args):
     trajectory = os.path.basename(result["trajectory"]) if result["trajectory"] else "(no trajectory)"
     print(f"outputs in {config.output_dir}: {os.path.basename(result['energy_csv'])}, {trajectory}, "
           f"{os.path.basename(result['checkpoint'])}, final.pdb, result.json")
+    return 0
+
+
+def _run_ensemble(args):
+    """``nnforce simulate --replicas R``: the ensemble on Dask (see :mod:`nnforce.simulate.ensemble`)."""
+    import os
+
+    from ..simulate.config import short_run_defaults
+    from ..simulate.ensemble import EnsembleConfig, run_ensemble
+
+    if args.trajectory_interval is None:  # as for one simulation: about as many frames per replica
+        args.trajectory_interval = short_run_defaults(args.steps, args.timestep_fs)["trajectory_interval"]
+
+    if args.forcefield is not None or args.integrator.lower() not in ("langevin", "langevin-middle"):
+        raise ValueError("--replicas runs pure-ML Langevin dynamics: leave out --forcefield/--ml-atoms and --integrator")
+    trajectory = "trajectory.dcd" if args.trajectory.lower() == "none" else args.trajectory
+    config = EnsembleConfig(
+        model=args.model, pdb=args.structure, replicas=args.replicas, output_dir=args.output_dir, steps=args.steps,
+        timestep_fs=args.timestep_fs, temperature_k=args.temperature, friction_per_ps=args.friction, seed=args.seed,
+        trajectory_interval=args.trajectory_interval,
+        checkpoint_interval=-(-(args.checkpoint_interval or args.steps) // args.trajectory_interval) * args.trajectory_interval,
+        platform=args.platform or "CPU", model_precision=args.model_precision, neighbor_cutoff_nm=args.neighbor_cutoff,
+        neighbor_skin_nm=args.neighbor_skin, minimize=not args.no_minimize,
+        suffix=os.path.splitext(trajectory)[1].lower() or ".dcd", starts=args.starts,
+        start_clusters=args.start_clusters, scheduler=args.scheduler, workers=args.workers,
+        batch_size=args.batch_size, threads=args.threads or 1, connect_timeout_s=args.connect_timeout,
+        resume=args.resume, progress=not args.no_progress)
+    summary = run_ensemble(config)  # ConnectionError, DiskFullError: OSErrors, reported on one line by the CLI
+    print(f"{summary['replicas']} replicas x {summary['steps']} steps in {summary['batches']} tasks "
+          f"({summary['wall_s']:.1f} s): {summary['frames_per_replica']} frames each in {config.output_dir}/"
+          f"replica_*{config.suffix}")
     return 0

@@ -166,8 +166,10 @@ class TrajectoryWriter:
         if present < frames_kept:
             raise ValueError(f"resume: {self.path} has {present} frames but the checkpoint expects {frames_kept}; "
                              "start again without --resume")
-        if present > frames_kept:  # frames written after the checkpoint: drop them, they will be recomputed
-            self._rewrite(frames_kept)
+        # Frames written after the checkpoint (they will be recomputed), or the bytes of a frame torn by a crash or a
+        # full disk (the frame count may not show them): keep exactly the first frames_kept frames, written again,
+        # so that appending starts on a frame boundary.
+        self._rewrite(frames_kept)
         self.frames = frames_kept
         self._file, self._handle = self._writer(self.path, append=True)
 
@@ -175,6 +177,11 @@ class TrajectoryWriter:
         """Append the positions (and box, when periodic) of an OpenMM ``State``."""
         box = state.getPeriodicBoxVectors() if self.topology.getPeriodicBoxVectors() is not None else None
         self._file.writeModel(state.getPositions(asNumpy=True), periodicBoxVectors=box)
+        self.frames += 1
+
+    def write_positions(self, positions, box=None):
+        """Append one frame from positions (a Quantity, [n, 3]) and, when periodic, the box vectors."""
+        self._file.writeModel(positions, periodicBoxVectors=box)
         self.frames += 1
 
     def sync(self):

@@ -19,12 +19,18 @@ public:
     /**
      * Find all pairs within cutoff (nm). box is null for a non-periodic system, else the three reduced box
      * vectors; throws OpenMMException if 2 * cutoff exceeds the smallest box height or a position is not finite.
+     * groups, when not empty, holds a group (replica) index per particle: only pairs within one group are found,
+     * each group searched on its own as if it were alone in the box, so a group's pairs are exactly those of a
+     * separate list over its particles.
      */
-    void build(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, double cutoff);
+    void build(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, double cutoff,
+               const std::vector<int>& groups = std::vector<int>());
     /** Number of pairs found. */
     int getNumPairs() const { return (int) first.size(); }
     std::vector<int64_t> first, second;  // i and j of each pair
     std::vector<double> shifts;          // 3 per pair, nm
+private:
+    void buildAll(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, double cutoff);
 };
 
 } // namespace NNForcePlugin

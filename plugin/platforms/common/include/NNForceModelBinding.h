@@ -18,7 +18,7 @@ namespace NNForcePlugin {
 
 /** Where the value of one forward() argument comes from. */
 struct ModelInput {
-    enum Kind { Positions, Box, Neighbors, Shifts, AtomicNumbers, Global, GlobalFloat, PerAtom, Default };
+    enum Kind { Positions, Box, Neighbors, Shifts, AtomicNumbers, Global, GlobalFloat, PerAtom, Replica, Default };
     Kind kind;
     int index;           // global parameter or per-atom input index
     c10::IValue value;   // the default value, for Default
@@ -76,6 +76,21 @@ inline void convertModelPrecision(torch::jit::Module& module, torch::Dtype dtype
         if (buffer.value.is_floating_point() && buffer.value.scalar_type() != dtype)
             buffer.value.set_data(buffer.value.to(dtype));
     }
+}
+
+/**
+ * A force holding several replicas needs a model that can keep them apart: one taking the neighbor list (built per
+ * replica) or the "replica" index of each atom. Throws OpenMMException otherwise.
+ */
+inline void checkReplicasKeptApart(const std::vector<ModelInput>& inputs, const NNForce& force) {
+    if (force.getNumReplicas() < 2)
+        return;
+    for (auto& input : inputs)
+        if (input.kind == ModelInput::Neighbors || input.kind == ModelInput::Replica)
+            return;
+    throw OpenMM::OpenMMException("NNForce: the force holds " + std::to_string(force.getNumReplicas()) + " replicas (setAtomReplicas) "
+        "but the model's forward() takes neither 'neighbors' (with setNeighborList) nor 'replica', so it would make atoms of "
+        "different replicas interact. Set a neighbor list, or give forward() a 'replica' argument (int64 [M]) and use it.");
 }
 
 /**
@@ -188,6 +203,9 @@ inline std::vector<ModelInput> bindModelInputs(torch::jit::Module& module, const
     }
     if (atomicNumbers)
         available.push_back("atomic_numbers");
+    bool replicas = !force.getAtomReplicas().empty();
+    if (replicas)
+        available.push_back("replica");
     for (auto& name : globalNames)
         available.push_back(name);
     for (auto& name : perAtomNames)
@@ -214,6 +232,8 @@ inline std::vector<ModelInput> bindModelInputs(torch::jit::Module& module, const
             input.kind = ModelInput::Shifts;
         else if (name == "atomic_numbers" && atomicNumbers)
             input.kind = ModelInput::AtomicNumbers;
+        else if (name == "replica" && replicas)
+            input.kind = ModelInput::Replica;
         else if (global != globalNames.end()) {
             input.kind = isFloatArgument(argument) ? ModelInput::GlobalFloat : ModelInput::Global;
             input.index = global - globalNames.begin();
@@ -252,6 +272,7 @@ inline std::vector<ModelInput> bindModelInputs(torch::jit::Module& module, const
         takesPositions |= (input.kind == ModelInput::Positions);
     if (!takesPositions)
         throw OpenMMException("NNForce: the model's forward() takes no 'positions' argument; its arguments must include positions.");
+    checkReplicasKeptApart(inputs, force);
     for (size_t d = 0; d < derivativeNames.size(); d++) {
         bool bound = false;
         for (auto& input : inputs)

@@ -37,9 +37,11 @@ void launchNeighborCheck(const void* positions, const void* positionsAtBuild, in
  * ([2, capacity] int64, row 0 = i, row 1 = j) and shifts ([capacity, 3]) with r_ij = x_j - x_i + shift the minimum
  * image. box is the device [3,3] reduced box (rows a, b, c) or null when not periodic. count receives the total
  * number of pairs found, which may exceed capacity: pairs beyond capacity are not written and the caller must grow.
+ * replicas, when not null, holds the replica index of each atom (device int32): pairs across replicas are skipped.
  */
 void launchNeighborBuild(const void* positions, int numAtoms, const void* box, double cutoff, const int* flag, int* count,
-                         int capacity, int64_t* neighbors, void* shifts, bool useDouble, cudaStream_t stream);
+                         int capacity, int64_t* neighbors, void* shifts, bool useDouble, cudaStream_t stream,
+                         const int* replicas = nullptr);
 
 /**
  * Step 3 (does nothing unless flag is nonzero): fill entries [min(count, capacity), capacity) with padding pairs

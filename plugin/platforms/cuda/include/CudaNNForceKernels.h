@@ -68,6 +68,7 @@ private:
 
     // Persistent device tensors (torch, primary context). Their addresses never change while graphs exist.
     torch::Tensor atomsDevice, slotOf, positions, box, atomicNumbers, status;
+    torch::Tensor replicaDevice, replica;          // setAtomReplicas: int32 for the neighbor search, int64 for the model
     std::vector<torch::Tensor> perAtomValues, globalTensors;
     std::vector<double> globalValues;             // the values in globalTensors
     bool haveGlobalValues = false;

@@ -138,6 +138,11 @@ void CudaCalcNNForceKernel::initialize(const System& system, const NNForce& forc
     perAtomValues.clear();
     for (auto& t : perAtomTensors(force, atoms.size(), dtype, -1))
         perAtomValues.push_back(t.to(device));
+    const vector<int>& replicaOfAtom = force.getAtomReplicas();
+    if (!replicaOfAtom.empty()) {
+        replicaDevice = torch::tensor(replicaOfAtom, torch::kInt32).to(device);  // for the neighbor search
+        replica = replicaDevice.to(torch::kInt64);                                // the model's "replica" input
+    }
     inputs = bindModelInputs(module, force, periodic, cutoff > 0, atomicNumbers.defined(), globalNames, derivativeNames, derivativeIndex);
     for (auto& name : derivativeNames)
         cu.addEnergyParameterDerivative(name);
@@ -277,7 +282,7 @@ void CudaCalcNNForceKernel::runInputs() {
                                   neighborFlag.data_ptr<int>(), neighborCount.data_ptr<int>(), useDouble, s);
         cuda::launchNeighborBuild(positions.data_ptr(), numModelAtoms, periodic ? box.data_ptr() : nullptr, list,
                                   neighborFlag.data_ptr<int>(), neighborCount.data_ptr<int>(), capacity, neighbors.data_ptr<int64_t>(),
-                                  shifts.data_ptr(), useDouble, s);
+                                  shifts.data_ptr(), useDouble, s, replicaDevice.defined() ? replicaDevice.data_ptr<int>() : nullptr);
         cuda::launchNeighborFinalize(neighborFlag.data_ptr<int>(), neighborCount.data_ptr<int>(), capacity, neighbors.data_ptr<int64_t>(),
                                      shifts.data_ptr(), 2 * list + 10.0, positions.data_ptr(), positionsAtBuild.data_ptr(), numModelAtoms,
                                      useDouble, s);
@@ -299,6 +304,7 @@ void CudaCalcNNForceKernel::runModel(bool includeForces) {
         case ModelInput::Global: arguments.push_back(globalTensors[input.index]); break;
         case ModelInput::GlobalFloat: arguments.push_back(globalValues[input.index]); break;
         case ModelInput::PerAtom: arguments.push_back(perAtomValues[input.index]); break;
+        case ModelInput::Replica: arguments.push_back(replica); break;
         case ModelInput::Default: arguments.push_back(input.value); break;
         }
     }

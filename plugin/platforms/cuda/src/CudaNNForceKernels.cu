@@ -76,7 +76,7 @@ __global__ void neighborCheckKernel(const T* __restrict__ positions, const T* __
 template <class T>
 __global__ void neighborBuildKernel(const T* __restrict__ positions, int numAtoms, const T* __restrict__ box, T cutoff2,
                                     const int* __restrict__ flag, int* __restrict__ count, int capacity,
-                                    long long* __restrict__ neighbors, T* __restrict__ shifts) {
+                                    long long* __restrict__ neighbors, T* __restrict__ shifts, const int* __restrict__ replicas) {
     if (*flag == 0 || blockIdx.y < blockIdx.x)
         return;
     __shared__ T tile[3 * TileSize];
@@ -102,8 +102,8 @@ __global__ void neighborBuildKernel(const T* __restrict__ positions, int numAtom
     int jEnd = min(TileSize, numAtoms - jStart);
     for (int t = 0; t < jEnd; t++) {
         int j = jStart + t;
-        if (j <= i)
-            continue;
+        if (j <= i || (replicas != nullptr && replicas[i] != replicas[j]))
+            continue;  // never pair atoms of different replicas
         T dx = tile[3 * t] - xi, dy = tile[3 * t + 1] - yi, dz = tile[3 * t + 2] - zi;
         T sx = 0, sy = 0, sz = 0;
         if (box != nullptr) {
@@ -239,16 +239,16 @@ void launchNeighborCheck(const void* positions, const void* positionsAtBuild, in
 }
 
 void launchNeighborBuild(const void* positions, int numAtoms, const void* box, double cutoff, const int* flag, int* count,
-                         int capacity, int64_t* neighbors, void* shifts, bool useDouble, cudaStream_t stream) {
+                         int capacity, int64_t* neighbors, void* shifts, bool useDouble, cudaStream_t stream, const int* replicas) {
     int tiles = (numAtoms + TileSize - 1) / TileSize;
     dim3 grid(tiles, tiles);
     long long* n = (long long*) neighbors;
     if (useDouble)
         neighborBuildKernel<double><<<grid, TileSize, 0, stream>>>((const double*) positions, numAtoms, (const double*) box, cutoff * cutoff,
-                                                                    flag, count, capacity, n, (double*) shifts);
+                                                                    flag, count, capacity, n, (double*) shifts, replicas);
     else
         neighborBuildKernel<float><<<grid, TileSize, 0, stream>>>((const float*) positions, numAtoms, (const float*) box, (float) (cutoff * cutoff),
-                                                                   flag, count, capacity, n, (float*) shifts);
+                                                                   flag, count, capacity, n, (float*) shifts, replicas);
 }
 
 void launchNeighborFinalize(const int* flag, const int* count, int capacity, int64_t* neighbors, void* shifts, double padShift,

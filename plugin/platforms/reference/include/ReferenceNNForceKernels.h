@@ -43,6 +43,8 @@ private:
     std::vector<int> derivativeIndex;               // global parameter index of each requested derivative
     bool periodic, outputsForces;
     torch::Tensor atomicNumbers;
+    std::vector<int> replicaOfAtom;                 // empty, or the replica of each model atom (setAtomReplicas)
+    torch::Tensor replica;                          // the same as int64 [M], for a model taking "replica"
     std::vector<torch::Tensor> perAtomValues;
     // neighbor list (Verlet list with skin, optional fixed capacity)
     double cutoff = 0, skin = 0;

@@ -29,6 +29,8 @@ void ReferenceCalcNNForceKernel::initialize(const System& system, const NNForce&
     capacity = setup.capacity;
     modelPositions.resize(atoms.size());
     neighborListValid = false;
+    replicaOfAtom = force.getAtomReplicas();
+    replica = torch::tensor(vector<int64_t>(replicaOfAtom.begin(), replicaOfAtom.end()), torch::kInt64);
     loadModel(force, setup);
     loadParameters(force);
     bindInputs(force);
@@ -68,8 +70,10 @@ void ReferenceCalcNNForceKernel::loadModel(const NNForce& force, const KernelSet
 }
 
 void ReferenceCalcNNForceKernel::bindInputs(const NNForce& force) {
-    if (package)
+    if (package) {
         inputs = bindPackageInputs(*package, force, periodic, cutoff > 0, atomicNumbers.defined(), globalNames, derivativeNames);
+        checkReplicasKeptApart(inputs, force);
+    }
     else
         inputs = bindModelInputs(module, force, periodic, cutoff > 0, atomicNumbers.defined(), globalNames, derivativeNames, derivativeIndex);
 }
@@ -103,7 +107,7 @@ void ReferenceCalcNNForceKernel::updateNeighborList(const vector<Vec3>& position
         if (!rebuild)
             return;
     }
-    neighborList.build(positions, box, cutoff + skin);
+    neighborList.build(positions, box, cutoff + skin, replicaOfAtom);
     positionsAtBuild = positions;
     if (box != nullptr)
         for (int k = 0; k < 3; k++)
@@ -169,6 +173,7 @@ double ReferenceCalcNNForceKernel::execute(ContextImpl& context, bool includeFor
         case ModelInput::Global: arguments.push_back(globals[input.index]); break;
         case ModelInput::GlobalFloat: arguments.push_back(context.getParameter(globalNames[input.index])); break;
         case ModelInput::PerAtom: arguments.push_back(perAtomValues[input.index]); break;
+        case ModelInput::Replica: arguments.push_back(replica); break;
         case ModelInput::Default: arguments.push_back(input.value); break;
         }
     }
