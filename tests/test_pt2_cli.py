@@ -41,7 +41,7 @@ def test_cli_pt2_metadata_and_energy(exported):
     assert meta["format"] == "nnforce-pt2" and meta["precision"] == "single" and meta["model_spec"]["type"] == "pair"
     assert meta["inputs"] == ["positions", "neighbors", "shifts", "atomic_numbers"]
     force = nnforce.NNForce(str(out))
-    force.setAtomicNumbers(ETHANOL_Z)
+    force.setAtomicNumbers([int(v) for v in ETHANOL_Z])
     force.setNeighborList(model.cutoff, 0.05)
     system = openmm.System()
     for _ in ETHANOL_Z:

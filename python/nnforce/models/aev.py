@@ -118,6 +118,8 @@ class AEV(torch.nn.Module):
         v = vectors.index_select(0, pair) * sign.unsqueeze(1)
         d = r.index_select(0, pair)
         owner, first, second = triplets(centre, n)
+        if not torch.compiler.is_compiling() and owner.shape[0] == 0:  # no triplets (TorchScript's backward dislikes empties)
+            return torch.zeros(n, self.angular_length, dtype=dtype, device=vectors.device)
         v1 = v.index_select(0, first)
         v2 = v.index_select(0, second)
         r1 = d.index_select(0, first)

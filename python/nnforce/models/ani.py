@@ -39,8 +39,10 @@ class ElementNetworks(torch.nn.Module):
     def forward(self, features: Tensor, species: Tensor) -> Tensor:
         out = torch.zeros(features.shape[0], dtype=features.dtype, device=features.device)
         for k, net in enumerate(self.nets):
-            index = torch.nonzero(species == k).squeeze(1)  # may be empty: no branch on it, so it exports
-            out = out.index_put((index,), net(features.index_select(0, index)).squeeze(1))
+            index = torch.nonzero(species == k).squeeze(1)
+            # skip absent elements (TorchScript's backward fails on empty matmuls); no value branch when traced
+            if torch.compiler.is_compiling() or index.shape[0] > 0:
+                out = out.index_put((index,), net(features.index_select(0, index)).squeeze(1))
         return out
 
 
@@ -102,8 +104,8 @@ class ANIModel(AtomisticModel):
         for member in self.members:
             total = total + member(aev, species)
         energies = total * (self.energy_scale / len(self.members))
-        if include_self:
-            energies = energies + self.self_energies.index_select(0, species)
+        if include_self:  # explicit cast: TorchScript's autodiff mishandles dtype promotion in the backward
+            energies = energies.to(self.self_energies.dtype) + self.self_energies.index_select(0, species)
         return energies
 
 

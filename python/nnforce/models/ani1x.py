@@ -181,8 +181,10 @@ class ANI(Float64SelfEnergies, torch.nn.Module):
         features = self.aev(positions, species, neighbors, shifts, box)
         energy = self.self_energies.index_select(0, species).sum()
         for index, network in enumerate(self.networks):
-            atoms = torch.nonzero(species == index).flatten()  # may be empty: no branch on it, so it exports
-            energy = energy + network(features.index_select(0, atoms)).to(torch.float64).sum() / self.num_members
+            atoms = torch.nonzero(species == index).flatten()
+            # skip absent elements (TorchScript's backward fails on empty matmuls); no value branch when traced
+            if torch.compiler.is_compiling() or atoms.numel() > 0:
+                energy = energy + network(features.index_select(0, atoms)).to(torch.float64).sum() / self.num_members
         return energy
 
     def forward(self, positions: Tensor, atomic_numbers: Tensor, neighbors: Optional[Tensor] = None,

@@ -67,7 +67,7 @@ class ANIEncoder(AtomisticModel):
         species, aev, onehot, latent = self._encode(positions, atomic_numbers, neighbors, shifts, box)
         energies = self.head(latent, species) * self.energy_scale
         if include_self:
-            energies = energies + self.self_energies.index_select(0, species)
+            energies = energies.to(self.self_energies.dtype) + self.self_energies.index_select(0, species)
         return energies
 
     @torch.jit.export

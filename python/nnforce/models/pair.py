@@ -97,5 +97,5 @@ class PairPotential(AtomisticModel):
         energies = torch.zeros(n, dtype=positions.dtype, device=positions.device)
         energies = energies.index_add(0, i, pair).index_add(0, j, pair) * self.energy_scale
         if include_self:
-            energies = energies + self.self_energies.index_select(0, species)
+            energies = energies.to(self.self_energies.dtype) + self.self_energies.index_select(0, species)
         return energies

@@ -81,5 +81,5 @@ class SchNetModel(AtomisticModel):
             h = block(h, rbf, fc, i, j)
         energies = self.output(h).squeeze(1) * self.energy_scale
         if include_self:
-            energies = energies + self.self_energies.index_select(0, species)
+            energies = energies.to(self.self_energies.dtype) + self.self_energies.index_select(0, species)
         return energies
