@@ -14,7 +14,8 @@
 namespace NNForcePlugin {
 
 /**
- * An OpenMM Force whose energy (and forces) come from a TorchScript model evaluated in C++ with libtorch.
+ * An OpenMM Force whose energy (and forces) come from a model evaluated in C++ with libtorch: a TorchScript
+ * archive or an AOTInductor package (.pt2, written by nnforce.export.to_pt2), told apart by the archive's contents.
  *
  * The model's forward() arguments are bound by name (see docs/model-contract.md): "positions" (nm), "box"
  * (nm, rows are the reduced periodic box vectors; periodic forces only), "neighbors"/"shifts" (when a
@@ -27,15 +28,17 @@ namespace NNForcePlugin {
  */
 class NNFORCE_EXPORT NNForce : public OpenMM::Force {
 public:
-    /** Load the model from a TorchScript file (written by torch.jit.save). */
+    /** Load the model from a TorchScript file (torch.jit.save) or a .pt2 AOTInductor package (nnforce.export.to_pt2). */
     explicit NNForce(const std::string& file, const std::map<std::string, std::string>& properties = std::map<std::string, std::string>());
-    /** Use the model held in memory as the bytes of a TorchScript archive. */
+    /** Use the model held in memory as the bytes of a TorchScript archive or a .pt2 package. */
     explicit NNForce(const std::vector<char>& modelBytes, const std::map<std::string, std::string>& properties = std::map<std::string, std::string>());
 
     /** The file the model was read from ("" when constructed from bytes). */
     const std::string& getFile() const { return file; }
-    /** The bytes of the TorchScript archive. */
+    /** The bytes of the model archive (TorchScript or .pt2). */
     const std::vector<char>& getModelBytes() const { return modelBytes; }
+    /** The model's format, told from the archive's contents: "torchscript" or "pt2" (an AOTInductor package). */
+    std::string getModelFormat() const { return modelFormat == 1 ? "pt2" : "torchscript"; }
 
     void setUsesPeriodicBoundaryConditions(bool periodic) { this->periodic = periodic; }
     bool usesPeriodicBoundaryConditions() const override { return periodic; }
@@ -113,9 +116,10 @@ private:
         std::vector<double> values;
         int width;
     };
-    void checkModelBytes() const;
+    void checkModelBytes();
     std::string file;
     std::vector<char> modelBytes;
+    int modelFormat = 0;  // ModelFormat (internal/NNModelArchive.h): 0 TorchScript, 1 AOTInductor
     bool periodic = false, outputsForces = false;
     std::vector<GlobalParameter> globalParameters;
     std::vector<std::string> energyParameterDerivatives;

@@ -1,5 +1,6 @@
 #include "NNForce.h"
 #include "internal/NNForceImpl.h"
+#include "internal/NNModelArchive.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/internal/AssertionUtilities.h"
 #include <algorithm>
@@ -34,19 +35,17 @@ NNForce::NNForce(const vector<char>& modelBytes, const map<string, string>& prop
         setProperty(p.first, p.second);
 }
 
-void NNForce::checkModelBytes() const {
+void NNForce::checkModelBytes() {
     string where = file.empty() ? string("the model bytes") : "'" + file + "'";
     if (modelBytes.empty())
-        throw OpenMMException("NNForce: " + where + " is empty; expected a TorchScript archive written by torch.jit.save.");
+        throw OpenMMException("NNForce: " + where + " is empty; expected a TorchScript archive written by torch.jit.save "
+                              "or an AOTInductor package (.pt2) written by nnforce.export.to_pt2.");
     static const char zipMagic[] = {'P', 'K', 3, 4};
     if (modelBytes.size() < 4 || !equal(zipMagic, zipMagic + 4, modelBytes.begin()))
-        throw OpenMMException("NNForce: " + where + " is not a TorchScript archive (not a zip file). "
+        throw OpenMMException("NNForce: " + where + " is not a TorchScript archive or .pt2 package (not a zip file). "
                               "Save the model with torch.jit.save(torch.jit.script(model), path).");
-    // TorchScript archives carry constants.pkl and code/; torch.save() archives of weights do not.
-    static const string marker = "constants.pkl";
-    if (search(modelBytes.begin(), modelBytes.end(), marker.begin(), marker.end()) == modelBytes.end())
-        throw OpenMMException("NNForce: " + where + " is a PyTorch archive but not a TorchScript module (was it written "
-                              "by torch.save?). Save the model with torch.jit.save(torch.jit.script(model), path).");
+    // Told apart by the archive's entry names; a torch.save pickle is rejected with the fix.
+    modelFormat = detectModelFormat(modelBytes, where) == ModelFormat::AOTInductor ? 1 : 0;
 }
 
 int NNForce::addGlobalParameter(const string& name, double defaultValue) {

@@ -37,7 +37,17 @@ inline std::string joinNames(const std::vector<std::string>& names) {
 }
 
 /**
- * Convert the model's floating-point parameters and buffers to dtype, leaving integer buffers (lookup tables) alone,
+ * Whether a buffer keeps float64 whatever the model's precision: a float64 buffer named "self_energies" (per-element
+ * energies, large next to the interactions; the model contract adds them to the energy in float64).
+ */
+inline bool isFloat64Buffer(const std::string& name, const torch::Tensor& value) {
+    static const std::string keep = "self_energies";
+    bool named = name == keep || (name.size() > keep.size() && name.compare(name.size() - keep.size() - 1, keep.size() + 1, "." + keep) == 0);
+    return named && value.scalar_type() == torch::kFloat64;
+}
+
+/**
+ * Convert the model's floating-point parameters and buffers (except float64 self energies) to dtype, leaving integer buffers (lookup tables) alone,
  * which Module::to(dtype) would turn into floats, and switch off gradients of the parameters: only gradients with
  * respect to inputs are ever needed.
  */
@@ -47,9 +57,12 @@ inline void convertModelPrecision(torch::jit::Module& module, torch::Dtype dtype
             parameter.set_data(parameter.detach().to(dtype));
         parameter.set_requires_grad(false);
     }
-    for (auto buffer : module.buffers())
-        if (buffer.is_floating_point() && buffer.scalar_type() != dtype)
-            buffer.set_data(buffer.to(dtype));
+    for (auto buffer : module.named_buffers()) {
+        if (isFloat64Buffer(buffer.name, buffer.value))
+            continue;
+        if (buffer.value.is_floating_point() && buffer.value.scalar_type() != dtype)
+            buffer.value.set_data(buffer.value.to(dtype));
+    }
 }
 
 /**

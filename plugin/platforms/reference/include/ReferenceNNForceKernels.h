@@ -3,9 +3,12 @@
 
 #include "NNForceKernels.h"
 #include "NNForceModelBinding.h"
+#include "NNForceKernelSetup.h"
+#include "NNForceModelPackage.h"
 #include "internal/NNNeighborList.h"
 #include "openmm/Vec3.h"
 #include <torch/script.h>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,7 +16,9 @@ namespace NNForcePlugin {
 
 /**
  * Evaluates an NNForce with libtorch on the host, for the Reference platform (float64) and the CPU platform
- * (float32 unless the "precision" property says "double").
+ * (float32 unless the "precision" property says "double"). A TorchScript model runs through torch::jit with autograd
+ * for the forces; a .pt2 AOTInductor package runs its one compiled function, which returns the energy, the forces and
+ * the parameter derivatives together (its precision is the one it was compiled for).
  */
 class ReferenceCalcNNForceKernel : public CalcNNForceKernel {
 public:
@@ -25,7 +30,12 @@ private:
     void bindInputs(const NNForce& force);
     void loadParameters(const NNForce& force);
     void updateNeighborList(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box);
+    void loadModel(const NNForce& force, const KernelSetup& setup);
+    double executePackage(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy, torch::Tensor positions, const OpenMM::Vec3* box);
+    void addForces(OpenMM::ContextImpl& context, const torch::Tensor& forces);
+    torch::Tensor boxTensor(const OpenMM::Vec3* box) const;
     torch::jit::Module module;
+    std::unique_ptr<ModelPackage> package;          // set for a .pt2 model (module unused then)
     torch::Dtype dtype;
     std::vector<ModelInput> inputs;
     std::vector<int> atoms;                         // the model's atoms (all particles when the force names none)
@@ -37,6 +47,7 @@ private:
     // neighbor list (Verlet list with skin, optional fixed capacity)
     double cutoff = 0, skin = 0;
     int capacity = 0;
+    int64_t minPairs = 0;                           // a .pt2's compiled lower bound on the pair dimension
     CellNeighborList neighborList;
     bool neighborListValid = false;
     std::vector<OpenMM::Vec3> positionsAtBuild;

@@ -17,6 +17,42 @@ static ReferencePlatform::PlatformData& platformData(ContextImpl& context) {
 }
 
 void ReferenceCalcNNForceKernel::initialize(const System& system, const NNForce& force) {
+    KernelSetup setup(system, force);
+    periodic = setup.periodic;
+    outputsForces = setup.outputsForces;
+    atoms = setup.atoms;
+    globalNames = setup.globalNames;
+    derivativeNames = setup.derivativeNames;
+    derivativeIndex = setup.derivativeIndex;
+    cutoff = setup.cutoff;
+    skin = setup.skin;
+    capacity = setup.capacity;
+    modelPositions.resize(atoms.size());
+    neighborListValid = false;
+    loadModel(force, setup);
+    loadParameters(force);
+    bindInputs(force);
+}
+
+void ReferenceCalcNNForceKernel::loadModel(const NNForce& force, const KernelSetup& setup) {
+    bool isReference = getPlatform().getName() == "Reference";
+    if (force.getModelFormat() == "pt2") {
+        package.reset(new ModelPackage(force.getModelBytes(), "cpu", -1));
+        dtype = package->dtype;
+        string compiled = dtype == torch::kFloat64 ? "double" : "single";
+        if (!setup.precision.empty() && setup.precision != compiled)
+            throw OpenMMException("NNForce: the property precision=" + setup.precision + " asks for " + setup.precision + " precision but the .pt2 "
+                                  "package was compiled in " + compiled + " precision. Export it with nnforce.export.to_pt2(..., precision=\"" +
+                                  setup.precision + "\"), or drop the property.");
+        int64_t numAtoms = atoms.size();
+        if (numAtoms < package->minAtoms || (package->maxAtoms > 0 && numAtoms > package->maxAtoms))
+            throw OpenMMException("NNForce: the .pt2 model was compiled for " + to_string(package->minAtoms) + " to " + to_string(package->maxAtoms) +
+                                  " atoms but the force gives it " + to_string(numAtoms) + ". Re-export it with nnforce.export.to_pt2(..., "
+                                  "max_atoms=...) covering this system.");
+        minPairs = package->minPairs;
+        return;
+    }
+    package.reset();
     const vector<char>& bytes = force.getModelBytes();
     try {
         istringstream stream(string(bytes.begin(), bytes.end()));
@@ -26,38 +62,16 @@ void ReferenceCalcNNForceKernel::initialize(const System& system, const NNForce&
         throw OpenMMException("NNForce: could not load the TorchScript model: " + torchMessage(e));
     }
     module.eval();
-    bool isReference = getPlatform().getName() == "Reference";
-    auto precision = force.getProperties().find("precision");
-    bool useDouble = precision == force.getProperties().end() ? isReference : precision->second == "double";
-    dtype = useDouble ? torch::kFloat64 : torch::kFloat32;
+    dtype = setup.useDouble(isReference) ? torch::kFloat64 : torch::kFloat32;
     convertModelPrecision(module, dtype);  // floating-point parameters and buffers only
-
-    periodic = force.usesPeriodicBoundaryConditions();
-    outputsForces = force.getOutputsForces();
-    atoms = force.getAtoms();
-    if (atoms.empty())
-        for (int i = 0; i < system.getNumParticles(); i++)
-            atoms.push_back(i);
-    modelPositions.resize(atoms.size());
-    globalNames.clear();
-    for (int i = 0; i < force.getNumGlobalParameters(); i++)
-        globalNames.push_back(force.getGlobalParameterName(i));
-    derivativeNames.clear();
-    derivativeIndex.clear();
-    for (int i = 0; i < force.getNumEnergyParameterDerivatives(); i++) {
-        derivativeNames.push_back(force.getEnergyParameterDerivativeName(i));
-        derivativeIndex.push_back(find(globalNames.begin(), globalNames.end(), derivativeNames.back()) - globalNames.begin());
-    }
-    cutoff = force.getNeighborListCutoff();
-    skin = force.getNeighborListSkin();
-    capacity = force.getNeighborListCapacity();
-    neighborListValid = false;
-    loadParameters(force);
-    bindInputs(force);
+    minPairs = 0;
 }
 
 void ReferenceCalcNNForceKernel::bindInputs(const NNForce& force) {
-    inputs = bindModelInputs(module, force, periodic, cutoff > 0, atomicNumbers.defined(), globalNames, derivativeNames, derivativeIndex);
+    if (package)
+        inputs = bindPackageInputs(*package, force, periodic, cutoff > 0, atomicNumbers.defined(), globalNames, derivativeNames);
+    else
+        inputs = bindModelInputs(module, force, periodic, cutoff > 0, atomicNumbers.defined(), globalNames, derivativeNames, derivativeIndex);
 }
 
 void ReferenceCalcNNForceKernel::copyParametersToContext(ContextImpl& context, const NNForce& force) {
@@ -65,27 +79,17 @@ void ReferenceCalcNNForceKernel::copyParametersToContext(ContextImpl& context, c
 }
 
 void ReferenceCalcNNForceKernel::loadParameters(const NNForce& force) {
-    const vector<int>& z = force.getAtomicNumbers();
-    if (!z.empty()) {
-        if (z.size() != atoms.size())
-            throw OpenMMException("NNForce: " + to_string(z.size()) + " atomic numbers given for " + to_string(atoms.size()) + " model atoms.");
-        atomicNumbers = torch::tensor(vector<int64_t>(z.begin(), z.end()), torch::kInt64);
-    }
-    else if (atomicNumbers.defined())
-        throw OpenMMException("NNForce: the atomic numbers cannot be removed from a Context; create a new Context.");
-    int count = force.getNumPerAtomInputs();
-    if (!perAtomValues.empty() && count != (int) perAtomValues.size())
-        throw OpenMMException("NNForce: per-atom inputs cannot be added to a Context after it was created; create a new Context.");
-    perAtomValues.resize(count);
-    for (int i = 0; i < count; i++) {
-        const vector<double>& values = force.getPerAtomInputValues(i);
-        int width = force.getPerAtomInputWidth(i);
-        if (values.size() != atoms.size() * width)
-            throw OpenMMException("NNForce: per-atom input '" + force.getPerAtomInputName(i) + "' has " + to_string(values.size() / width) +
-                                  " rows but the model sees " + to_string(atoms.size()) + " atoms.");
-        torch::Tensor t = torch::tensor(values, torch::kFloat64).to(dtype);
-        perAtomValues[i] = width == 1 ? t : t.view({(int64_t) atoms.size(), width});
-    }
+    atomicNumbers = atomicNumberTensor(force, atoms.size(), atomicNumbers.defined());
+    if (package && atomicNumbers.defined() && !package->elements.empty())
+        for (int z : force.getAtomicNumbers())
+            if (find(package->elements.begin(), package->elements.end(), z) == package->elements.end()) {
+                vector<string> known;
+                for (int e : package->elements)
+                    known.push_back(to_string(e));
+                throw OpenMMException("NNForce: atomic number " + to_string(z) + " is not among the .pt2 model's elements (" + joinNames(known) +
+                                      "); the model was not trained on it.");
+            }
+    perAtomValues = perAtomTensors(force, atoms.size(), dtype, perAtomValues.empty() ? -1 : (int) perAtomValues.size());
 }
 
 void ReferenceCalcNNForceKernel::updateNeighborList(const vector<Vec3>& positions, const Vec3* box) {
@@ -111,6 +115,7 @@ void ReferenceCalcNNForceKernel::updateNeighborList(const vector<Vec3>& position
             capacity = max(capacity + 1, (int) (1.5 * capacity));  // grow, never drop pairs
         size = capacity;
     }
+    size = max(size, minPairs);  // a .pt2 is compiled for at least minPairs pairs: pad with far-away pairs
     neighbors = torch::zeros({2, size}, torch::kInt64);
     auto* n = neighbors.data_ptr<int64_t>();
     copy(neighborList.first.begin(), neighborList.first.end(), n);
@@ -134,6 +139,9 @@ double ReferenceCalcNNForceKernel::execute(ContextImpl& context, bool includeFor
     const Vec3* box = periodic ? data.periodicBoxVectors : nullptr;
     if (cutoff > 0)
         updateNeighborList(modelPositions, box);
+    if (package)
+        return executePackage(context, includeForces, includeEnergy,
+                              torch::from_blob(modelPositions.data(), {numAtoms, 3}, torch::kFloat64).to(dtype, false, true), box);
     bool needGradients = includeForces && !outputsForces;
 
     torch::Tensor positions = torch::from_blob(modelPositions.data(), {numAtoms, 3}, torch::kFloat64).to(dtype, false, true);
@@ -154,14 +162,7 @@ double ReferenceCalcNNForceKernel::execute(ContextImpl& context, bool includeFor
     for (auto& input : inputs) {
         switch (input.kind) {
         case ModelInput::Positions: arguments.push_back(positions); break;
-        case ModelInput::Box: {
-            double b[9];
-            for (int k = 0; k < 3; k++)
-                for (int m = 0; m < 3; m++)
-                    b[3 * k + m] = box[k][m];
-            arguments.push_back(torch::from_blob(b, {3, 3}, torch::kFloat64).to(dtype, false, true));
-            break;
-        }
+        case ModelInput::Box: arguments.push_back(boxTensor(box)); break;
         case ModelInput::Neighbors: arguments.push_back(neighbors); break;
         case ModelInput::Shifts: arguments.push_back(shifts); break;
         case ModelInput::AtomicNumbers: arguments.push_back(atomicNumbers); break;
@@ -206,20 +207,75 @@ double ReferenceCalcNNForceKernel::execute(ContextImpl& context, bool includeFor
             if (needGradients)
                 forces = gradients[0].defined() ? -gradients[0] : torch::Tensor();
         }
-        if (forces.defined()) {
-            torch::Tensor f = forces.detach().to(torch::kFloat64).contiguous();
-            const double* fp = f.data_ptr<double>();
-            for (int i = 0; i < 3 * numAtoms; i++)
-                if (!isfinite(fp[i]))
-                    throw OpenMMException(nonFiniteForceMessage(atoms[i / 3]));
-            vector<Vec3>& allForces = *data.forces;
-            for (int i = 0; i < numAtoms; i++)
-                allForces[atoms[i]] += Vec3(fp[3 * i], fp[3 * i + 1], fp[3 * i + 2]);
-        }
+        if (forces.defined())
+            addForces(context, forces);
         map<string, double>& derivatives = *data.energyParameterDerivatives;
         for (size_t d = 0; d < derivativeIndex.size(); d++) {
             const torch::Tensor& g = gradients[d + 1];
             derivatives[derivativeNames[d]] += g.defined() ? g.item<double>() : 0.0;
+        }
+    }
+    return includeEnergy ? energyValue : 0.0;
+}
+
+torch::Tensor ReferenceCalcNNForceKernel::boxTensor(const Vec3* box) const {
+    double b[9];
+    for (int k = 0; k < 3; k++)
+        for (int m = 0; m < 3; m++)
+            b[3 * k + m] = box[k][m];
+    return torch::from_blob(b, {3, 3}, torch::kFloat64).to(dtype, false, true);
+}
+
+void ReferenceCalcNNForceKernel::addForces(ContextImpl& context, const torch::Tensor& forces) {
+    torch::Tensor f = forces.detach().to(torch::kFloat64).contiguous();
+    const double* fp = f.data_ptr<double>();
+    int numAtoms = atoms.size();
+    for (int i = 0; i < 3 * numAtoms; i++)
+        if (!isfinite(fp[i]))
+            throw OpenMMException(nonFiniteForceMessage(atoms[i / 3]));
+    vector<Vec3>& allForces = *platformData(context).forces;
+    for (int i = 0; i < numAtoms; i++)
+        allForces[atoms[i]] += Vec3(fp[3 * i], fp[3 * i + 1], fp[3 * i + 2]);
+}
+
+/**
+ * A .pt2 package is one compiled function returning (energy, forces, dE/dp...): an energy-only request runs the same
+ * function and drops the forces (see docs/architecture.md).
+ */
+double ReferenceCalcNNForceKernel::executePackage(ContextImpl& context, bool includeForces, bool includeEnergy, torch::Tensor positions, const Vec3* box) {
+    if (cutoff > 0 && package->maxPairs > 0 && neighbors.size(1) > package->maxPairs)
+        throw OpenMMException("NNForce: the neighbor list has " + to_string(neighbors.size(1)) + " pairs but the .pt2 model was compiled for at most " +
+                              to_string(package->maxPairs) + ". Re-export it with nnforce.export.to_pt2(..., max_pairs=...) covering this system.");
+    vector<torch::Tensor> arguments;
+    arguments.reserve(inputs.size());
+    for (auto& input : inputs) {
+        switch (input.kind) {
+        case ModelInput::Positions: arguments.push_back(positions); break;
+        case ModelInput::Box: arguments.push_back(boxTensor(box)); break;
+        case ModelInput::Neighbors: arguments.push_back(neighbors); break;
+        case ModelInput::Shifts: arguments.push_back(shifts); break;
+        case ModelInput::AtomicNumbers: arguments.push_back(atomicNumbers); break;
+        case ModelInput::Global:
+        case ModelInput::GlobalFloat:
+            arguments.push_back(torch::tensor(context.getParameter(globalNames[input.index]), torch::TensorOptions().dtype(dtype)));
+            break;
+        case ModelInput::PerAtom: arguments.push_back(perAtomValues[input.index]); break;
+        case ModelInput::Default: break;
+        }
+    }
+    vector<torch::Tensor> outputs = package->run(arguments);
+    if (outputs.size() != package->outputNames.size())
+        throw OpenMMException("NNForce: the .pt2 model returned " + to_string(outputs.size()) + " outputs but its metadata lists " +
+                              to_string(package->outputNames.size()) + ".");
+    double energyValue = outputs[0].item<double>();
+    if (!isfinite(energyValue))
+        throw OpenMMException(nonFiniteEnergyMessage(energyValue));
+    if (includeForces) {
+        addForces(context, outputs[1]);
+        map<string, double>& derivatives = *platformData(context).energyParameterDerivatives;
+        for (auto& name : derivativeNames) {
+            size_t k = find(package->derivativeNames.begin(), package->derivativeNames.end(), name) - package->derivativeNames.begin();
+            derivatives[name] += outputs[2 + k].item<double>();
         }
     }
     return includeEnergy ? energyValue : 0.0;
