@@ -6,9 +6,10 @@ from .ani import AEVComputer, ANIModel, ani_ensemble
 from .schnet import SchNetModel
 from .pair_fit import PairPotential
 from .aniencoder import ANIEncoder, uncertainty_weighted_loss
+from .committee import Committee
 
 __all__ = ["LennardJones", "RadialMLP", "AEVComputer", "ANIModel", "ani_ensemble", "SchNetModel", "PairPotential",
-           "ANIEncoder", "uncertainty_weighted_loss"]
+           "ANIEncoder", "uncertainty_weighted_loss", "Committee"]
 
 try:  # written by another engineer (NeuroChem loader); optional here
     from .ani1x import ani1x  # noqa: F401

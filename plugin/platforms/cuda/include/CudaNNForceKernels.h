@@ -3,6 +3,7 @@
 
 #include "NNForceKernels.h"
 #include "NNForceModelBinding.h"
+#include "NNForceModelOutputs.h"
 #include "CudaNNForceDevice.h"
 #include "openmm/cuda/CudaContext.h"
 #include <ATen/cuda/CUDAGraph.h>
@@ -37,6 +38,8 @@ public:
     void initialize(const OpenMM::System& system, const NNForce& force) override;
     double execute(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy) override;
     void copyParametersToContext(OpenMM::ContextImpl& context, const NNForce& force) override;
+    std::vector<std::string> getOutputNames() override;
+    void getOutput(const std::string& name, std::vector<double>& values, std::vector<int>& shape) override;
 private:
     void setUpDevice();
     void allocateNeighborList(int capacity);
@@ -75,6 +78,9 @@ private:
     // Outputs of the last model evaluation (kept alive: graphs write into them)
     torch::Tensor energyOut, forcesOut, derivsOut;
     torch::Tensor derivSlotsDevice;
+    // What forward() returned, per includeForces (each captured graph writes into its own tensors), for getOutput.
+    std::map<bool, ModelOutputs> modelOutputs;
+    bool lastIncludeForces = false;
 
     // Neighbor list
     double cutoff = 0, skin = 0;
