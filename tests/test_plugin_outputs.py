@@ -29,6 +29,8 @@ class PairWithExtras(torch.nn.Module):
 
     def forward(self, positions: Tensor) -> Dict[str, Tensor]:
         self.calls.add_(1)
+        if self.return_forces:  # the model differentiates itself: NNForce passes positions without gradients
+            positions = positions.detach().requires_grad_(True)
         d = positions.unsqueeze(0) - positions.unsqueeze(1)
         r2 = (d * d).sum(-1) + torch.eye(positions.shape[0], dtype=positions.dtype)
         pair = torch.exp(-r2 / 0.05) * (1 - torch.eye(positions.shape[0], dtype=positions.dtype))
@@ -38,7 +40,8 @@ class PairWithExtras(torch.nn.Module):
         out = {"energy": energy, "atomic_energies": atomic, "charges": charges,
                "dipole": (charges.unsqueeze(1) * positions).sum(0), "calls": self.calls.clone()}
         if self.return_forces:
-            (grad,) = torch.autograd.grad([energy], [positions], create_graph=False)
+            grad = torch.autograd.grad([energy], [positions])[0]
+            assert grad is not None
             out["forces"] = -grad
         return out
 
@@ -95,12 +98,13 @@ def test_outputs_follow_integrator_steps(positions, one_torch_thread):
     context = context_for(make_system(N, force))
     context.setPositions(positions)
     context.getIntegrator().step(3)
-    # Verlet evaluates forces once at the start and once per step: the outputs are those at the current positions.
-    current = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(openmm.unit.nanometer)
     calls = force.getOutput(context, "calls")
+    assert calls >= 3  # the steps evaluated the model; their outputs are readable without another call
+    state = context.getState(getPositions=True, getEnergy=True)  # one more evaluation, at the current positions
+    current = state.getPositions(asNumpy=True).value_in_unit(openmm.unit.nanometer)
     expected = direct(PairWithExtras(), np.asarray(current), torch.float64)
+    assert force.getOutput(context, "calls") == calls + 1
     assert rel_err(force.getOutput(context, "atomic_energies"), expected["atomic_energies"]) < 1e-12
-    assert force.getOutput(context, "calls") == calls
 
 
 def test_plain_models_report_energy_and_forces(positions, one_torch_thread):
