@@ -1,5 +1,7 @@
 """The MD stability check of nnforce.train: a real potential keeps ethanol's bonds at 500 K, a broken one does not;
 the bond table and the NVE drift are checked against independent numbers."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -38,14 +40,15 @@ def test_covalent_bonds_of_ethanol():
 
 def test_real_potential_is_stable_at_500K(ani1x_member):
     z, x = ethanol()
-    report = md_stability(ani1x_member, z, x, temperature_k=500.0, time_ps=0.2, nve_ps=0.05, platform="Reference",
+    report = md_stability(ani1x_member, z, x, temperature_k=500.0, time_ps=0.1, nve_ps=0.025, platform="CPU",
                           seed=1)
     assert report["stable"] and report["broken_bond"] is None
-    assert report["simulated_ps"] == pytest.approx(0.2)
+    assert report["simulated_ps"] == pytest.approx(0.1)
     assert 0.8 < report["min_ratio"] < 1.0 < report["max_ratio"] < 1.3  # the bonds did vibrate
-    assert abs(report["nve_drift_kj_mol_ps_atom"]) < 0.05
-    again = md_stability(ani1x_member, z, x, temperature_k=500.0, time_ps=0.05, nve_ps=0.0, platform="Reference", seed=1)
-    first = md_stability(ani1x_member, z, x, temperature_k=500.0, time_ps=0.05, nve_ps=0.0, platform="Reference", seed=1)
+    # a slope over 25 fs is noisy; forces inconsistent with the energy drift by kJ/mol/ps per atom
+    assert abs(report["nve_drift_kj_mol_ps_atom"]) < 0.3
+    again = md_stability(ani1x_member, z, x, temperature_k=500.0, time_ps=0.02, nve_ps=0.0, platform="CPU", seed=1)
+    first = md_stability(ani1x_member, z, x, temperature_k=500.0, time_ps=0.02, nve_ps=0.0, platform="CPU", seed=1)
     assert again["max_ratio"] == first["max_ratio"]  # seeded: the same trajectory
 
 
@@ -63,7 +66,24 @@ class Inverted(torch.nn.Module):
 def test_broken_potential_is_caught(ani1x_member):
     z, x = ethanol()
     report = md_stability(torch.jit.script(Inverted(ani1x_member)), z, x, temperature_k=500.0, time_ps=2.0,
-                          platform="Reference", check_interval=10)
+                          platform="CPU", check_interval=10)
     assert not report["stable"]
     assert report["failed_at_ps"] < 2.0 and report["broken_bond"] is not None
     assert np.isnan(report["nve_drift_kj_mol_ps_atom"])
+
+
+MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "results", "models")
+
+
+@pytest.mark.parametrize("name", ["ethanol_ani.pt", "ethanol_schnet.pt"])
+def test_committed_ethanol_models_hold_their_bonds_at_500K(name):
+    """The benched models (bench/train_accuracy.py) in a short seeded 500 K run; bench/md_stability.py runs longer."""
+    from nnforce.contract import read_metadata
+
+    path = os.path.join(MODELS, name)
+    metadata = read_metadata(path)
+    assert metadata["elements"] == [1, 6, 8] and "test-500K" in metadata["test_metrics"]
+    z, x = ethanol()
+    report = md_stability(path, z, x, temperature_k=500.0, time_ps=0.1, nve_ps=0.0, platform="CPU", seed=0)
+    assert report["stable"], report
+    assert 0.8 < report["min_ratio"] < 1.0 < report["max_ratio"] < 1.3
