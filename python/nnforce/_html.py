@@ -29,6 +29,14 @@ def esc(value):
     --------
     >>> esc("a < b")
     'a &lt; b'
+
+    Parameters
+    ----------
+    value : object
+
+    Returns
+    -------
+    str
     """
     return html.escape(str(value))
 
@@ -40,6 +48,14 @@ def fmt(value):
     --------
     >>> fmt(12345), fmt(3.14159), fmt(123.456), fmt(1e-5)
     ('12,345', '3.142', '123.5', '1e-05')
+
+    Parameters
+    ----------
+    value : int or float
+
+    Returns
+    -------
+    str
     """
     import numpy as np
 
@@ -54,7 +70,21 @@ def fmt(value):
 
 
 def png_data_uri(path):
-    """A ``data:image/png;base64,...`` URI holding the PNG file ``path``."""
+    """A ``data:image/png;base64,...`` URI holding the PNG file ``path``.
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> png_data_uri("fes.png")[:22]  # doctest: +SKIP
+    'data:image/png;base64,'
+    """
     with open(path, "rb") as handle:
         return "data:image/png;base64," + base64.b64encode(handle.read()).decode("ascii")
 
@@ -66,6 +96,15 @@ def figure(path, alt, caption):
     --------
     >>> figure("fes.png", "free energy", "-kT ln p")  # doctest: +SKIP
     '<figure><img src="data:image/png;base64,..." alt="free energy"><figcaption>-kT ln p</figcaption></figure>'
+
+    Parameters
+    ----------
+    path : str
+    alt, caption : str
+
+    Returns
+    -------
+    str
     """
     return f'<figure><img src="{png_data_uri(path)}" alt="{esc(alt)}"><figcaption>{esc(caption)}</figcaption></figure>'
 
@@ -124,6 +163,10 @@ def page(title, body, style=STYLE, icon=False):
     --------
     >>> page("t", "<p>x</p>").startswith("<!DOCTYPE html>")
     True
+
+    Returns
+    -------
+    str
     """
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -141,14 +184,38 @@ def page(title, body, style=STYLE, icon=False):
 
 
 def write_page(path, title, body, style=STYLE, icon=False):
-    """Write :func:`page` to ``path`` atomically; returns ``path``."""
+    """Write :func:`page` to ``path`` atomically; returns ``path``.
+
+    Parameters
+    ----------
+    path, title, body, style, icon
+        As for :func:`page`.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> write_page("report.html", "results", table([("frames", 100)]))  # doctest: +SKIP
+    'report.html'
+    """
     with atomic_write(path, "w") as handle:
         handle.write(page(title, body, style, icon))
     return path
 
 
 def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend (no display needed)."""
+    """``matplotlib.pyplot`` on the Agg backend (no display needed).
+
+    Returns
+    -------
+    module
+
+    Examples
+    --------
+    >>> fig, ax = pyplot().subplots()  # doctest: +SKIP
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -158,7 +225,23 @@ def pyplot():
 
 
 def save_figure(fig, path, dpi=100):
-    """Write a matplotlib figure as PNG atomically, close it, and return ``path``."""
+    """Write a matplotlib figure as PNG atomically, close it, and return ``path``.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : str
+    dpi : int
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> plt = pyplot(); fig, ax = plt.subplots(); save_figure(fig, "plot.png")  # doctest: +SKIP
+    'plot.png'
+    """
     atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight"))
     pyplot().close(fig)
     return path

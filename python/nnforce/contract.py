@@ -247,6 +247,14 @@ def metadata_extra_files(metadata):
     --------
     >>> sorted(metadata_extra_files({"elements": [1]}))
     ['nnforce_metadata.json']
+
+    Parameters
+    ----------
+    metadata : dict
+
+    Returns
+    -------
+    dict
     """
     return {METADATA_FILE: json.dumps(metadata, indent=1, sort_keys=True)}
 

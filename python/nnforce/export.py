@@ -44,7 +44,29 @@ def _energy(model, positions, atomic_numbers, **kwargs):
 
 
 def check_model(model, elements, cutoff_nm, structure=None, fd_step_nm=1e-5, rtol=1e-5):
-    """Run the contract checks on ``model`` (eager module); returns a dict of the measured deviations."""
+    """Run the contract checks on ``model`` (eager module); returns a dict of the measured deviations.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Eager model following the contract.
+    elements : sequence of int
+        The elements the metadata will declare.
+    cutoff_nm : float
+    structure : tuple, optional
+        ``(atomic_numbers, positions_nm)`` to check on (default: a built-in test cluster).
+    fd_step_nm, rtol : float
+
+    Returns
+    -------
+    dict
+        The measured deviations (``force_fd_max_error_kj_mol_nm``, ``float32_vs_float64_kj_mol``, ...).
+
+    Examples
+    --------
+    >>> from nnforce.models import RadialMLP
+    >>> report = check_model(RadialMLP(elements=[1, 8], seed=0), [1, 8], 0.5)  # doctest: +SKIP
+    """
     scripted = torch.jit.script(model)
     if structure is None:
         z, x = _sample_structure(elements, cutoff_nm)

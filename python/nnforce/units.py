@@ -136,6 +136,14 @@ def kt_kj_mol(temperature_k):
     --------
     >>> round(kt_kj_mol(300.0), 4)
     2.4943
+
+    Parameters
+    ----------
+    temperature_k : float
+
+    Returns
+    -------
+    float
     """
     return KB_KJ_MOL_K * float(temperature_k)
 
@@ -147,6 +155,15 @@ def temperature_k(kinetic_kj_mol, degrees_of_freedom):
     --------
     >>> round(temperature_k(1.5 * kt_kj_mol(300.0), 3), 6)
     300.0
+
+    Parameters
+    ----------
+    kinetic_kj_mol : float
+    degrees_of_freedom : int
+
+    Returns
+    -------
+    float
     """
     return 2.0 * float(kinetic_kj_mol) / (degrees_of_freedom * KB_KJ_MOL_K)
 
@@ -158,6 +175,15 @@ def ns_per_day(steps, timestep_ps, seconds):
     --------
     >>> ns_per_day(1000, 0.001, 86.4)
     1.0
+
+    Parameters
+    ----------
+    steps : int
+    timestep_ps, seconds : float
+
+    Returns
+    -------
+    float
     """
     if seconds <= 0:
         return 0.0

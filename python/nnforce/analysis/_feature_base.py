@@ -1,5 +1,7 @@
 """The base of every feature (:class:`Feature`: selections bound to a topology, then ``transform``) and the
 helpers the feature modules share; the features themselves are in :mod:`nnforce.analysis.features`."""
+import itertools
+
 import numpy as np
 
 from . import _geometry
@@ -63,7 +65,21 @@ def _atom_label(topology, index):
 
 
 class Feature:
-    """Base class. Subclasses set ``name`` and implement ``_bind(topology) -> labels`` and ``_compute(frames)``."""
+    """Base class. Subclasses set ``name`` and implement ``_bind(topology) -> labels`` and ``_compute(frames)``.
+
+    Attributes
+    ----------
+    topology : mdtraj.Topology or None
+        The topology it is bound to.
+    labels : list of str or None
+        One per column, after :meth:`bind`.
+
+    Examples
+    --------
+    >>> from nnforce.analysis.features import Torsions
+    >>> Torsions().labels is None  # not bound yet
+    True
+    """
 
     name = "feature"
 
@@ -95,6 +111,8 @@ class Feature:
         return np.asarray(self._compute(_Frames(traj)), dtype=np.float32).reshape(traj.n_frames, -1)
 
     def __add__(self, other):
+        from .features import Featurizer
+
         return Featurizer([self]) + other
 
     def __repr__(self):

@@ -6,7 +6,20 @@ from ._feature_base import Feature, _atom_label, _select
 
 
 class RMSD(Feature):
-    """RMSD (nm) to a reference structure after optimal superposition of ``selection`` (mdtraj's QCP)."""
+    """RMSD (nm) to a reference structure after optimal superposition of ``selection`` (mdtraj's QCP).
+
+    Parameters
+    ----------
+    reference : str or mdtraj.Trajectory
+    selection : str
+    frame : int
+        Frame of the reference.
+    label : str
+
+    Examples
+    --------
+    >>> RMSD("native.pdb").transform(traj)  # doctest: +SKIP
+    """
 
     name = "rmsd"
 
@@ -42,7 +55,17 @@ class RMSD(Feature):
 
 
 class DSSP(Feature):
-    """Secondary structure per residue as one-hot columns: simplified (H, E, C) or full DSSP (8 codes)."""
+    """Secondary structure per residue as one-hot columns: simplified (H, E, C) or full DSSP (8 codes).
+
+    Parameters
+    ----------
+    simplified : bool
+    selection : str, optional
+
+    Examples
+    --------
+    >>> DSSP().transform(traj)  # doctest: +SKIP
+    """
 
     name = "dssp"
 
@@ -74,7 +97,17 @@ class DSSP(Feature):
 
 
 class Coordinates(Feature):
-    """Cartesian coordinates (nm) of the selected atoms, optionally after superposing ``superpose_to``."""
+    """Cartesian coordinates (nm) of the selected atoms, optionally after superposing ``superpose_to``.
+
+    Parameters
+    ----------
+    selection : str
+    superpose_to : mdtraj.Trajectory, optional
+
+    Examples
+    --------
+    >>> Coordinates("name CA").transform(traj)  # doctest: +SKIP
+    """
 
     name = "xyz"
 
@@ -97,7 +130,18 @@ class Coordinates(Feature):
 
 
 class Custom(Feature):
-    """Any function ``fn(traj) -> (n_frames, n_columns)`` with its column ``labels`` (must be picklable for Dask)."""
+    """Any function ``fn(traj) -> (n_frames, n_columns)`` with its column ``labels`` (must be picklable for Dask).
+
+    Parameters
+    ----------
+    fn : callable
+    labels : list of str
+
+    Examples
+    --------
+    >>> import mdtraj
+    >>> radius = Custom(lambda t: mdtraj.compute_rg(t)[:, None], ["rg"])
+    """
 
     name = "custom"
 

@@ -16,7 +16,6 @@ import numpy as np
 from . import _geometry
 from ._feature_base import Feature, _atom_label, _Frames, _residue_summary, _select  # noqa: F401
 from ._structure_features import DSSP, RMSD, Coordinates, Custom
-from .specs import parse_spec
 
 __all__ = ["Feature", "Featurizer", "Distances", "ResidueDistances", "Contacts", "Torsions", "Angles", "RMSD",
            "DSSP", "Coordinates", "Custom", "parse_features", "FEATURE_NAMES", "compute_torsions", "compute_distances",
@@ -29,7 +28,20 @@ class Distances(Feature):
     """Atom-pair distances (nm). Either explicit ``pairs`` or all pairs between ``selection`` and
     ``selection2`` (all pairs within ``selection`` when ``selection2`` is None), skipping pairs of atoms fewer
     than ``exclude_neighbors`` residues apart only when ``exclude_neighbors`` > 0. Minimum image when boxed
-    and ``periodic``."""
+    and ``periodic``.
+
+    Parameters
+    ----------
+    selection, selection2 : str, optional
+        mdtraj selections.
+    pairs : array of int, shape (P, 2), optional
+    periodic : bool
+    exclude_neighbors : int
+
+    Examples
+    --------
+    >>> Distances("name CA").transform(traj).shape  # doctest: +SKIP
+    """
 
     name = "distances"
 
@@ -63,7 +75,21 @@ class Distances(Feature):
 class ResidueDistances(Feature):
     """Residue-pair distances (nm): ``scheme`` 'ca' (C-alpha), 'closest' (any atoms) or 'closest-heavy'.
     ``residues`` is a list of residue indices or an atom selection (residues having a selected atom);
-    pairs ``exclude_neighbors`` or fewer apart in sequence are skipped (mdtraj's convention, default 2)."""
+    pairs ``exclude_neighbors`` or fewer apart in sequence are skipped (mdtraj's convention, default 2).
+
+    Parameters
+    ----------
+    residues : list of int or str, optional
+    scheme : {"ca", "closest", "closest-heavy"}
+    exclude_neighbors : int
+    periodic : bool
+    pairs : array of int, optional
+        Explicit residue pairs.
+
+    Examples
+    --------
+    >>> ResidueDistances(scheme="ca").transform(traj)  # doctest: +SKIP
+    """
 
     name = "residue_distances"
 
@@ -111,7 +137,18 @@ class ResidueDistances(Feature):
 
 
 class Contacts(ResidueDistances):
-    """Residue contacts: 1 where the residue-pair distance is below ``cutoff_nm``, else 0."""
+    """Residue contacts: 1 where the residue-pair distance is below ``cutoff_nm``, else 0.
+
+    Parameters
+    ----------
+    residues, scheme, exclude_neighbors, periodic
+        As for :class:`ResidueDistances`.
+    cutoff_nm : float
+
+    Examples
+    --------
+    >>> Contacts(cutoff_nm=0.5).transform(traj)  # doctest: +SKIP
+    """
 
     name = "contact"
 
@@ -125,7 +162,19 @@ class Contacts(ResidueDistances):
 
 class Torsions(Feature):
     """Backbone and side-chain torsions (``kinds`` from phi, psi, omega, chi1..chi4) of the residues with an
-    atom in ``selection``; each angle becomes two columns, sin and cos (``sincos=True``), or one in radians."""
+    atom in ``selection``; each angle becomes two columns, sin and cos (``sincos=True``), or one in radians.
+
+    Parameters
+    ----------
+    kinds : sequence of str
+    selection : str, optional
+    sincos : bool
+    periodic : bool
+
+    Examples
+    --------
+    >>> Torsions(("phi", "psi"), sincos=False).transform(traj)  # doctest: +SKIP
+    """
 
     name = "torsions"
 
@@ -180,7 +229,18 @@ class Torsions(Feature):
 
 
 class Angles(Feature):
-    """Bond angles (radians, or sin/cos) for explicit ``triples`` or for every bonded triple within ``selection``."""
+    """Bond angles (radians, or sin/cos) for explicit ``triples`` or for every bonded triple within ``selection``.
+
+    Parameters
+    ----------
+    triples : array of int, shape (T, 3), optional
+    selection : str
+    sincos, periodic : bool
+
+    Examples
+    --------
+    >>> Angles(selection="name N CA C").transform(traj)  # doctest: +SKIP
+    """
 
     name = "angles"
 
@@ -218,190 +278,6 @@ class Angles(Feature):
         return np.stack([np.sin(angle), np.cos(angle)], axis=-1).reshape(len(angle), -1)
 
 
-class Featurizer:
-    """An ordered composition of features. ``transform(traj)`` concatenates their columns; ``labels`` names them."""
-
-    def __init__(self, features=()):
-        self.features = list(features)
-        if not self.features:
-            raise ValueError("featurizer: no features given; e.g. Featurizer([Torsions(('phi', 'psi'))])")
-        self.topology = None
-
-    def __add__(self, other):
-        extra = other.features if isinstance(other, Featurizer) else [other]
-        return Featurizer(self.features + list(extra))
-
-    def bind(self, topology):
-        for feature in self.features:
-            feature.bind(topology)
-        self.topology = topology
-        return self
-
-    @property
-    def labels(self):
-        if self.topology is None:
-            raise ValueError("featurizer: call bind(topology) first")
-        return [label for f in self.features for label in f.labels]
-
-    @property
-    def n_features(self):
-        return len(self.labels)
-
-    def transform(self, traj):
-        """Features of every frame of ``traj``: float32 (n_frames, n_features)."""
-        if self.topology is None:
-            self.bind(traj.topology)
-        elif self.topology.n_atoms != traj.n_atoms:
-            raise ValueError(f"featurizer: bound to a topology with {self.topology.n_atoms} atoms but the trajectory has "
-                             f"{traj.n_atoms}; use the topology the trajectory was written with")
-        frames = _Frames(traj)
-        blocks = [np.asarray(f._compute(frames), dtype=np.float32).reshape(traj.n_frames, -1) for f in self.features]
-        return np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
-
-    def describe(self):
-        return list(self.labels)
-
-    def __repr__(self):
-        return f"<Featurizer {[f.name for f in self.features]}>"
-
-
-FEATURE_NAMES = {
-    "phi_psi": lambda **kw: Torsions(("phi", "psi"), **kw),
-    "backbone_torsions": lambda **kw: Torsions(("phi", "psi", "omega"), **kw),
-    "chi": lambda **kw: Torsions(("chi1", "chi2", "chi3", "chi4"), **kw),
-    "torsions": Torsions,
-    "distances": Distances,
-    "residue_distances": ResidueDistances,
-    "contacts": Contacts,
-    "angles": Angles,
-    "rmsd": RMSD,
-    "dssp": DSSP,
-    "xyz": Coordinates,
-}
-
-
-def parse_features(specs, reference=None):
-    """Build a Featurizer from spec strings (:mod:`nnforce.analysis.specs` syntax).
-
-    Parameters
-    ----------
-    specs : str or list of str
-        E.g. ``"phi_psi"``, ``"torsions:kinds=phi+psi+chi1"``, ``"distances:selection=name CA"``,
-        ``"contacts:cutoff_nm=0.5"``, ``"rmsd:selection=backbone"``, ``"dssp"``.
-    reference : str or mdtraj.Trajectory, optional
-        Used by ``rmsd`` when the spec gives no ``reference=``.
-
-    Returns
-    -------
-    Featurizer
-
-    Examples
-    --------
-    >>> parse_features(["phi_psi", "distances:selection=name CA"]).features[1].selection
-    'name CA'
-    """
-    if isinstance(specs, str):
-        specs = [specs]
-    features = []
-    for spec in specs:
-        name, options = parse_spec(spec, "feature")
-        if name not in FEATURE_NAMES:
-            raise ValueError(f"unknown feature {name!r}; choose from {', '.join(FEATURE_NAMES)}")
-        for key in ("kinds", "residues"):  # lists even when one item is given
-            if key in options and not isinstance(options[key], (list, str)):
-                options[key] = [options[key]]
-        if name == "rmsd" and "reference" not in options:
-            if reference is None:
-                raise ValueError("rmsd feature needs a reference structure: rmsd:reference=ref.pdb (or --top is used)")
-            options["reference"] = reference
-        try:
-            features.append(FEATURE_NAMES[name](**options))
-        except TypeError as error:
-            raise ValueError(f"feature {spec!r}: {error}") from None
-    return Featurizer(features)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# flat functions on trajectories, mdtraj-style
-# ----------------------------------------------------------------------------------------------------------
-
-def _flat(feature, traj):
-    values = feature.transform(traj)
-    return list(feature.labels), values
-
-
-def compute_torsions(traj, kinds=("phi", "psi"), selection=None, sincos=False, periodic=True):
-    """Backbone/side-chain torsions of every frame, like ``mdtraj.compute_phi`` but for several kinds at once.
-
-    Parameters
-    ----------
-    traj : mdtraj.Trajectory
-    kinds : sequence of str
-        From ``phi``, ``psi``, ``omega``, ``chi1`` .. ``chi4``.
-    selection : str, optional
-        Only residues with an atom in this mdtraj selection.
-    sincos : bool
-        Two columns (sin, cos) per angle instead of the angle in radians.
-    periodic : bool
-        Use the trajectory's box (minimum image).
-
-    Returns
-    -------
-    labels : list of str
-        ``"phi ALA2"``, ... (with `` sin``/`` cos`` when ``sincos``).
-    values : numpy.ndarray, shape (n_frames, n_columns), float32
-        Radians in (-pi, pi], or sin/cos.
-
-    Examples
-    --------
-    >>> labels, angles = compute_torsions(traj)  # doctest: +SKIP
-    >>> labels
-    ['phi ALA2', 'psi ALA2']
-    """
-    return _flat(Torsions(kinds, selection=selection, sincos=sincos, periodic=periodic), traj)
-
-
-def compute_distances(traj, selection="name CA", selection2=None, pairs=None, periodic=True, exclude_neighbors=0):
-    """Atom-pair distances (nm) of every frame; see :class:`Distances` for the options.
-
-    Returns
-    -------
-    labels : list of str
-    values : numpy.ndarray, shape (n_frames, n_pairs), float32
-
-    Examples
-    --------
-    >>> labels, d = compute_distances(traj, "name CA")  # doctest: +SKIP
-    """
-    return _flat(Distances(selection, selection2, pairs, periodic, exclude_neighbors), traj)
-
-
-def compute_contacts(traj, residues=None, cutoff_nm=0.45, scheme="closest-heavy", exclude_neighbors=2,
-                     periodic=True):
-    """Residue-residue contacts (1 within ``cutoff_nm``, else 0) of every frame; see :class:`Contacts`.
-
-    Returns
-    -------
-    labels : list of str
-    values : numpy.ndarray, shape (n_frames, n_pairs), float32
-
-    Examples
-    --------
-    >>> labels, c = compute_contacts(traj, cutoff_nm=0.5)  # doctest: +SKIP
-    """
-    return _flat(Contacts(residues, cutoff_nm, scheme, exclude_neighbors, periodic), traj)
-
-
-def compute_angles(traj, triples=None, selection="backbone", sincos=False, periodic=True):
-    """Bond angles (radians, or sin/cos) of every frame; see :class:`Angles`.
-
-    Returns
-    -------
-    labels : list of str
-    values : numpy.ndarray, shape (n_frames, n_columns), float32
-
-    Examples
-    --------
-    >>> labels, a = compute_angles(traj, selection="name N CA C")  # doctest: +SKIP
-    """
-    return _flat(Angles(triples, selection, sincos, periodic), traj)
+# the composition, the spec parser and the flat functions live in featurizer.py; importable from here too
+from .featurizer import (FEATURE_NAMES, Featurizer, compute_angles, compute_contacts, compute_distances,  # noqa: E402
+                         compute_torsions, parse_features)

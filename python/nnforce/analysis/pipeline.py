@@ -19,7 +19,7 @@ from .features import Torsions, parse_features
 from .msm import MSM, ck_test, implied_timescales
 from .reduce import PCA, TICA
 from .specs import parse_spec
-from .stream import featurize, featurize_dask, iter_chunks, load_topology, save_features
+from .stream import featurize, featurize_dask, iter_chunks, load_topology, save_features, trajectory_paths
 from .structures import representative_frames, write_state_structures
 
 __all__ = ["analyze", "phi_psi_free_energy_png", "parse_options", "write_html"]
@@ -45,7 +45,21 @@ def phi_psi_free_energy_png(traj_files, top, path, temperature_k=300.0, stride=1
     """Ramachandran free-energy surface (-kT ln p of phi/psi) of all trajectories, written as a PNG.
 
     ``residue``: an mdtraj selection restricting which residue's phi/psi is used (default: the first residue
-    with both). Returns (path, phi_rad, psi_rad)."""
+    with both). Returns (path, phi_rad, psi_rad).
+
+    Parameters
+    ----------
+    traj_files : list of str
+    top : str or mdtraj.Topology
+    path : str
+    temperature_k : float
+    stride : int
+    residue : str, optional
+
+    Examples
+    --------
+    >>> path, phi, psi = phi_psi_free_energy_png(["traj.dcd"], "ala2.pdb", "phi_psi.png")  # doctest: +SKIP
+    """
     from .stream import featurize as _featurize
 
     feat = Torsions(("phi", "psi"), selection=residue, sincos=False)
@@ -95,8 +109,7 @@ def write_html(path, title, sections, numbers):
 
     Returns
     -------
-    str
-        ``path``.
+    path : str
 
     Examples
     --------
@@ -110,174 +123,244 @@ def write_html(path, title, sections, numbers):
     return _html.write_page(path, title, "\n".join(body))
 
 
-def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:lag=10,dim=2", cluster="kmeans:k=50",
-            msm="lag=10", stride=1, chunk=10000, temperature_k=300.0, seed=0, n_samples=5, scheduler=None,
-            n_workers=None, dt_ps=None, progress=False):
-    """Run the analysis pipeline and write the report; returns a dict of paths and key numbers.
+class _Report:
+    """What the pipeline has produced so far: the result dict, its files and numbers, the HTML sections."""
 
-    traj_files: trajectory paths (any mdtraj format); top: topology/structure file (or md.Topology).
-    features: feature specs (see ``features.parse_features``), e.g. ``["phi_psi", "distances:selection=name CA"]``.
-    reduce: ``"tica:lag=10,dim=2"``, ``"pca:dim=2"`` or ``"none"``. cluster: ``"kmeans:k=50"``, ``"regspace:dmin=0.3"``, ...
-    msm: ``"lag=10,n_sets=3,lags=1+2+5+10+20"`` or ``"none"``. Lags are in (strided) frames.
-    scheduler/n_workers: featurize with Dask (``scheduler="local"`` or an address) instead of in-process.
-    dt_ps: time between saved frames (read from the first file when None).
-    """
-    traj_files = [os.fspath(p) for p in ([traj_files] if isinstance(traj_files, (str, os.PathLike)) else traj_files)]
-    if not traj_files:
-        raise ValueError("no trajectory files given")
-    for p in traj_files:
-        if not os.path.exists(p):
-            raise FileNotFoundError(f"trajectory file not found: {p}")
-    topology = load_topology(top)
-    os.makedirs(out_dir, exist_ok=True)
-    result = {"out_dir": out_dir, "files": {}, "numbers": {}}
-    files, numbers = result["files"], result["numbers"]
-    sections = []
+    def __init__(self, out_dir, traj_files, topology, stride, temperature_k, seed, n_samples):
+        self.out_dir, self.traj_files, self.topology = out_dir, traj_files, topology
+        self.stride, self.temperature_k, self.seed, self.n_samples = stride, temperature_k, seed, n_samples
+        self.result = {"out_dir": out_dir, "files": {}, "numbers": {}}
+        self.files, self.numbers = self.result["files"], self.result["numbers"]
+        self.sections = []
+        self.dt, self.unit = 1.0, "frames"
 
-    # -- features --------------------------------------------------------------------------------------
+    def path(self, name):
+        return os.path.join(self.out_dir, name)
+
+    def section(self, heading, key, caption):
+        self.sections.append((heading, self.files[key], caption))
+
+
+def _features(report, features, top, chunk, scheduler, n_workers, dt_ps, progress):
+    """Featurize every trajectory (in-process or with Dask) and save ``features.npz``."""
     reference = top if isinstance(top, (str, os.PathLike)) else None
     featurizer = parse_features(list(features), reference=reference)
+    files, stride = report.traj_files, report.stride
     if scheduler:
-        data = featurize_dask(traj_files, topology, featurizer, chunk=chunk, stride=stride,
+        data = featurize_dask(files, report.topology, featurizer, chunk=chunk, stride=stride,
                               scheduler=None if scheduler == "local" else scheduler, n_workers=n_workers)
     else:
-        data = featurize(traj_files, topology, featurizer, chunk=chunk, stride=stride, progress=progress)
+        data = featurize(files, report.topology, featurizer, chunk=chunk, stride=stride, progress=progress)
     labels = featurizer.labels
     if dt_ps is None:
-        dt_ps = _frame_interval_ps(traj_files[0], topology)
-    dt = (dt_ps or 1.0) * stride
-    unit = "ps" if dt_ps else "frames"
-    files["features"] = save_features(os.path.join(out_dir, "features.npz"), data, labels, traj_files, stride=stride,
-                                      dt_ps=dt_ps or np.nan)
-    numbers.update({"trajectories": len(data), "frames": int(sum(len(d) for d in data)), "features": len(labels),
-                    "frame interval": f"{dt:g} {unit}"})
-    if numbers["frames"] == 0:
+        dt_ps = _frame_interval_ps(files[0], report.topology)
+    report.dt, report.unit = (dt_ps or 1.0) * stride, "ps" if dt_ps else "frames"
+    report.files["features"] = save_features(report.path("features.npz"), data, labels, files, stride=stride,
+                                             dt_ps=dt_ps or np.nan)
+    report.numbers.update({"trajectories": len(data), "frames": int(sum(len(d) for d in data)),
+                           "features": len(labels), "frame interval": f"{report.dt:g} {report.unit}"})
+    if report.numbers["frames"] == 0:
         raise ValueError("the trajectories contain no frames")
+    report.result.update({"features": data, "labels": labels})
+    return data, labels
 
-    # phi/psi free energy when the topology has backbone torsions
+
+def _phi_psi_and_series(report, data, labels):
+    """The phi/psi free energy (when the topology has backbone torsions) and the feature time series."""
     phi = psi = None
+    t = report.temperature_k
     angles = _phi_psi_from_features(data, labels)
     if angles is not None:  # reuse the sin/cos torsion columns instead of reading the files again
         residue, phi, psi = angles
-        files["phi_psi"] = plots.plot_phi_psi(os.path.join(out_dir, "phi_psi.png"), phi, psi, temperature_k=temperature_k,
-                                              title=f"{residue} phi/psi free energy, T = {temperature_k:g} K")
+        report.files["phi_psi"] = plots.plot_phi_psi(report.path("phi_psi.png"), phi, psi, temperature_k=t,
+                                                     title=f"{residue} phi/psi free energy, T = {t:g} K")
     else:
         try:
-            files["phi_psi"], phi, psi = phi_psi_free_energy_png(traj_files, topology,
-                                                                 os.path.join(out_dir, "phi_psi.png"), temperature_k,
-                                                                 stride)
+            report.files["phi_psi"], phi, psi = phi_psi_free_energy_png(
+                report.traj_files, report.topology, report.path("phi_psi.png"), t, report.stride)
         except ValueError:
             pass
     if phi is not None:
-        sections.append(("phi/psi free energy", files["phi_psi"], "-kT ln p(phi, psi) over all frames."))
-    files["time_series"] = plots.plot_time_series(os.path.join(out_dir, "features_time_series.png"), data[0], labels,
-                                                  dt, unit)
-    sections.append(("feature time series", files["time_series"], f"First features of {os.path.basename(traj_files[0])}."))
+        report.section("phi/psi free energy", "phi_psi", "-kT ln p(phi, psi) over all frames.")
+    report.result["phi_psi"] = (phi, psi)
+    report.files["time_series"] = plots.plot_time_series(report.path("features_time_series.png"), data[0], labels,
+                                                         report.dt, report.unit)
+    report.section("feature time series", "time_series",
+                   f"First features of {os.path.basename(report.traj_files[0])}.")
 
-    # -- reduction ---------------------------------------------------------------------------------------
-    method, options = parse_spec(reduce or "none", "reduce")
+
+def _reduce(report, data, spec):
+    """PCA, TICA or nothing; returns (projected data, axis name)."""
+    method, options = parse_spec(spec or "none", "reduce")
+    numbers, dt, unit = report.numbers, report.dt, report.unit
     if method in (None, "none"):
-        projected, axis = data, "feature"
-    elif method == "tica":
+        return data, "feature"
+    if method == "tica":
         lag = options.pop("lag", 10)
         options.setdefault("dim", 2)
         reducer = TICA(lag, **options).fit(data)
-        projected, axis = reducer.transform(data), "TIC"
         numbers["TICA lag"] = f"{lag} frames"
         numbers["TICA timescales"] = ", ".join(f"{t * dt:.4g}" for t in reducer.timescales[:5]) + f" {unit}"
-        result["tica"] = reducer
-    elif method == "pca":
+        report.result["tica"] = reducer
+        return reducer.transform(data), "TIC"
+    if method == "pca":
         options.setdefault("dim", 2)
         reducer = PCA(**options).fit(data)
-        projected, axis = reducer.transform(data), "PC"
         numbers["PCA explained variance"] = ", ".join(f"{v:.3f}" for v in reducer.explained_variance_ratio)
-        result["pca"] = reducer
-    else:
-        raise ValueError(f"unknown reduction {method!r}: use tica:lag=N, pca or none")
-    stacked = np.concatenate(projected)
+        report.result["pca"] = reducer
+        return reducer.transform(data), "PC"
+    raise ValueError(f"unknown reduction {method!r}: use tica:lag=N, pca or none")
 
-    # -- clustering ----------------------------------------------------------------------------------------
-    clusterer = None
-    dtrajs = None
-    if cluster and str(cluster).lower() != "none":
-        clusterer = make_clusterer(cluster, seed=seed)
+
+def _cluster(report, projected, axis, spec):
+    """Cluster the projection (unless ``spec`` is none), plot the free energy of the first two coordinates and
+    save ``projection.npz``; returns (clusterer, dtrajs) or (None, None)."""
+    clusterer = dtrajs = None
+    if spec and str(spec).lower() != "none":
+        clusterer = make_clusterer(spec, seed=report.seed)
         if clusterer.name == "kmedoids":
             raise ValueError("kmedoids clusters structures, not features; use it from Python (KMedoidsRMSD)")
         clusterer.fit(projected)
         dtrajs = clusterer.labels
-        numbers["clusters"] = clusterer.n_clusters
-        result["clusterer"] = clusterer
+        report.numbers["clusters"] = clusterer.n_clusters
+        report.result["clusterer"] = clusterer
+    stacked = np.concatenate(projected)
     if stacked.shape[1] >= 2:
         centers = clusterer.centers[:, :2] if clusterer is not None else None
-        files["fes"] = plots.plot_free_energy(os.path.join(out_dir, "fes.png"), stacked[:, 0], stacked[:, 1],
-                                              xlabel=f"{axis} 1", ylabel=f"{axis} 2", temperature_k=temperature_k,
-                                              points=centers)
-        sections.append((f"free energy on {axis} 1/2", files["fes"],
-                         "-kT ln p on the first two coordinates; dots: cluster centers."))
+        report.files["fes"] = plots.plot_free_energy(
+            report.path("fes.png"), stacked[:, 0], stacked[:, 1], xlabel=f"{axis} 1", ylabel=f"{axis} 2",
+            temperature_k=report.temperature_k, points=centers)
+        report.section(f"free energy on {axis} 1/2", "fes", "-kT ln p on the first two coordinates; dots: cluster centers.")
     arrays = {f"projection_{i:05d}": p for i, p in enumerate(projected)}
     if dtrajs is not None:
         arrays.update({f"dtraj_{i:05d}": d for i, d in enumerate(dtrajs)})
-    atomic_save(os.path.join(out_dir, "projection.npz"),
-                lambda tmp: np.savez_compressed(tmp, **arrays))
-    files["projection"] = os.path.join(out_dir, "projection.npz")
+    atomic_save(report.path("projection.npz"), lambda tmp: np.savez_compressed(tmp, **arrays))
+    report.files["projection"] = report.path("projection.npz")
+    report.result["projection"] = projected
+    return clusterer, dtrajs
 
-    # -- MSM -----------------------------------------------------------------------------------------------
-    _, msm_options = parse_spec(msm, "msm") if msm and str(msm).lower() != "none" else (None, None)
+
+def _metastable_sets(report, model, dtrajs, lag, options):
+    """PCCA+ sets, their structures and the Chapman-Kolmogorov test, when ``n_sets`` >= 2 asks for them."""
+    n_sets = int(options.get("n_sets", 0) or 0)
+    if n_sets < 2 or len(model.active_set) < n_sets:
+        return
+    sets = model.pcca(n_sets)
+    report.result["pcca"] = sets
+    report.numbers["metastable populations"] = ", ".join(f"{p:.3f}" for p in sets["populations"])
+    state_dtrajs = [np.where(d >= 0, sets["assignment"][np.maximum(d, 0)], -1) for d in dtrajs]
+    report.files["state_structures"] = write_state_structures(
+        report.traj_files, report.topology, state_dtrajs, report.path("structures"), stride=report.stride,
+        n_samples=report.n_samples, seed=report.seed, prefix="state")
+    try:
+        lt, pred, est = ck_test(dtrajs, lag, n_sets, mlags=int(options.get("mlags", 4)))
+        report.files["ck_test"] = plots.plot_ck_test(report.path("ck_test.png"), lt, pred, est, report.dt,
+                                                     report.unit)
+        report.section("Chapman-Kolmogorov test", "ck_test",
+                       "Metastable-set transition probabilities: MSM prediction vs direct estimate.")
+    except ValueError as error:
+        report.numbers["CK test"] = f"skipped: {error}"
+
+
+def _msm(report, dtrajs, n_clusters, options):
+    """An MSM with implied timescales and metastable sets; returns (stationary populations, title)."""
+    lag = int(options.get("lag", 10))
+    model = MSM(dtrajs, lag, reversible=bool(options.get("reversible", 1)), n_states=n_clusters)
+    report.result["msm"] = model
+    dt, unit = report.dt, report.unit
+    report.numbers["MSM lag"] = f"{lag} frames ({lag * dt:g} {unit})"
+    report.numbers["MSM active states"] = f"{len(model.active_set)} of {n_clusters}"
+    report.numbers["MSM timescales"] = ", ".join(f"{t * dt:.4g}" for t in model.timescales(5)) + f" {unit}"
+    longest = max(len(d) for d in dtrajs)
+    lags = options.get("lags") or [l for l in (1, 2, 5, 10, 20, 50, 100, 200) if l < longest // 2] or [lag]
+    lags = [int(l) for l in (lags if isinstance(lags, list) else [lags]) if int(l) < longest]
+    lags, its = implied_timescales(dtrajs, lags, n_its=min(5, max(len(model.active_set) - 1, 1)))
+    report.files["timescales"] = plots.plot_timescales(report.path("timescales.png"), lags, its, dt, unit)
+    report.section("implied timescales", "timescales", "MSM implied timescales vs lag; converged where flat.")
+    report.result["implied_timescales"] = (lags, its)
+    _metastable_sets(report, model, dtrajs, lag, options)
+    return model.cluster_populations(), f"MSM stationary populations (lag {lag})"
+
+
+def _populations_and_structures(report, clusterer, dtrajs, projected, msm):
+    """Populations (MSM stationary, or frame counts without an MSM) and representative cluster structures."""
+    _, options = parse_spec(msm, "msm") if msm and str(msm).lower() != "none" else (None, None)
+    populations = np.bincount(np.concatenate(dtrajs)[np.concatenate(dtrajs) >= 0],
+                              minlength=clusterer.n_clusters) / sum(len(d) for d in dtrajs)
+    title = "cluster populations (frame counts)"
+    if options is not None:
+        populations, title = _msm(report, dtrajs, clusterer.n_clusters, options)
+    report.files["populations"] = plots.plot_populations(report.path("populations.png"), populations, title=title)
+    report.section("populations", "populations", title)
+    report.result["populations"] = populations
+    reps = representative_frames(projected, dtrajs, clusterer.centers)
+    report.files["cluster_structures"] = write_state_structures(
+        report.traj_files, report.topology, dtrajs, report.path("structures"), stride=report.stride,
+        n_samples=report.n_samples, seed=report.seed, representatives=reps, prefix="cluster")
+
+
+def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:lag=10,dim=2", cluster="kmeans:k=50",
+            msm="lag=10", stride=1, chunk=10000, temperature_k=300.0, seed=0, n_samples=5, scheduler=None,
+            n_workers=None, dt_ps=None, progress=False):
+    """Run the analysis pipeline and write the report.
+
+    Parameters
+    ----------
+    traj_files : str or list of str
+        Trajectories (any mdtraj format).
+    top : str or mdtraj.Topology
+        Topology/structure file.
+    features : list of str
+        Feature specs (:func:`nnforce.analysis.features.parse_features`), e.g.
+        ``["phi_psi", "distances:selection=name CA"]``.
+    reduce : str
+        ``"tica:lag=10,dim=2"``, ``"pca:dim=2"`` or ``"none"``.
+    cluster : str
+        ``"kmeans:k=50"``, ``"regspace:dmin=0.3"``, ... or ``"none"``.
+    msm : str
+        ``"lag=10,n_sets=3,lags=1+2+5+10+20"`` or ``"none"``. Lags are in (strided) frames.
+    stride, chunk : int
+        Every ``stride``-th frame, read ``chunk`` frames at a time.
+    temperature_k : float
+        For the free energies -kT ln p.
+    seed, n_samples : int
+        Clustering and structure sampling; structures written per cluster/state.
+    scheduler, n_workers : optional
+        Featurize with Dask (``scheduler="local"`` or an address) instead of in-process.
+    dt_ps : float, optional
+        Time between saved frames (read from the first file when None).
+    progress : bool
+
+    Returns
+    -------
+    dict
+        ``files`` (paths, ``html`` the report), ``numbers`` (the report's key numbers), ``features``, ``labels``,
+        ``projection``, ``dtrajs``, ``phi_psi``, and the fitted ``tica``/``pca``, ``clusterer``, ``msm``,
+        ``pcca``, ``populations``, ``implied_timescales`` where they were made.
+
+    Examples
+    --------
+    >>> result = analyze(["traj.dcd"], "mol.pdb", "analysis", msm="none")  # doctest: +SKIP
+    >>> result["files"]["html"]  # doctest: +SKIP
+    'analysis/analysis.html'
+    """
+    traj_files = trajectory_paths(traj_files)
+    topology = load_topology(top)
+    os.makedirs(out_dir, exist_ok=True)
+    report = _Report(out_dir, traj_files, topology, stride, temperature_k, seed, n_samples)
+    data, labels = _features(report, features, top, chunk, scheduler, n_workers, dt_ps, progress)
+    _phi_psi_and_series(report, data, labels)
+    projected, axis = _reduce(report, data, reduce)
+    clusterer, dtrajs = _cluster(report, projected, axis, cluster)
     if dtrajs is not None:
-        populations = np.bincount(np.concatenate(dtrajs)[np.concatenate(dtrajs) >= 0],
-                                  minlength=clusterer.n_clusters) / sum(len(d) for d in dtrajs)
-        title = "cluster populations (frame counts)"
-        if msm_options is not None:
-            lag = int(msm_options.get("lag", 10))
-            model = MSM(dtrajs, lag, reversible=bool(msm_options.get("reversible", 1)), n_states=clusterer.n_clusters)
-            result["msm"] = model
-            populations, title = model.cluster_populations(), f"MSM stationary populations (lag {lag})"
-            numbers["MSM lag"] = f"{lag} frames ({lag * dt:g} {unit})"
-            numbers["MSM active states"] = f"{len(model.active_set)} of {clusterer.n_clusters}"
-            ts = model.timescales(5)
-            numbers["MSM timescales"] = ", ".join(f"{t * dt:.4g}" for t in ts) + f" {unit}"
-            longest = max(len(d) for d in dtrajs)
-            lags = msm_options.get("lags") or [l for l in (1, 2, 5, 10, 20, 50, 100, 200) if l < longest // 2] or [lag]
-            lags = [int(l) for l in (lags if isinstance(lags, list) else [lags]) if int(l) < longest]
-            lags, its = implied_timescales(dtrajs, lags, n_its=min(5, max(len(model.active_set) - 1, 1)))
-            files["timescales"] = plots.plot_timescales(os.path.join(out_dir, "timescales.png"), lags, its, dt, unit)
-            sections.append(("implied timescales", files["timescales"],
-                             "MSM implied timescales vs lag; converged where flat."))
-            result["implied_timescales"] = (lags, its)
-            n_sets = int(msm_options.get("n_sets", 0) or 0)
-            if n_sets >= 2 and len(model.active_set) >= n_sets:
-                sets = model.pcca(n_sets)
-                result["pcca"] = sets
-                numbers["metastable populations"] = ", ".join(f"{p:.3f}" for p in sets["populations"])
-                state_dtrajs = [np.where(d >= 0, sets["assignment"][np.maximum(d, 0)], -1) for d in dtrajs]
-                files["state_structures"] = write_state_structures(
-                    traj_files, topology, state_dtrajs, os.path.join(out_dir, "structures"), stride=stride,
-                    n_samples=n_samples, seed=seed, prefix="state")
-                try:
-                    lt, pred, est = ck_test(dtrajs, lag, n_sets, mlags=int(msm_options.get("mlags", 4)))
-                    files["ck_test"] = plots.plot_ck_test(os.path.join(out_dir, "ck_test.png"), lt, pred, est, dt, unit)
-                    sections.append(("Chapman-Kolmogorov test", files["ck_test"],
-                                     "Metastable-set transition probabilities: MSM prediction vs direct estimate."))
-                except ValueError as error:
-                    numbers["CK test"] = f"skipped: {error}"
-        files["populations"] = plots.plot_populations(os.path.join(out_dir, "populations.png"), populations, title=title)
-        sections.append(("populations", files["populations"], title))
-        result["populations"] = populations
-        reps = representative_frames(projected, dtrajs, clusterer.centers)
-        files["cluster_structures"] = write_state_structures(
-            traj_files, topology, dtrajs, os.path.join(out_dir, "structures"), stride=stride,
-            n_samples=n_samples, seed=seed, representatives=reps, prefix="cluster")
-    result["dtrajs"] = dtrajs
-    result["projection"] = projected
-    result["features"] = data
-    result["labels"] = labels
-    result["phi_psi"] = (phi, psi)
-
+        _populations_and_structures(report, clusterer, dtrajs, projected, msm)
+    report.result["dtrajs"] = dtrajs
+    files, numbers = report.files, report.numbers
     summary = {"numbers": {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in numbers.items()},
                "files": {k: v for k, v in files.items() if isinstance(v, str)}, "trajectories": traj_files,
                "features": list(features), "reduce": reduce, "cluster": cluster, "msm": msm, "stride": stride}
-    with atomic_write(os.path.join(out_dir, "summary.json"), "w") as handle:
+    with atomic_write(report.path("summary.json"), "w") as handle:
         json.dump(summary, handle, indent=2, default=str)
-    files["summary"] = os.path.join(out_dir, "summary.json")
-    files["html"] = write_html(os.path.join(out_dir, "analysis.html"), "nnforce trajectory analysis", sections, numbers)
-    return result
+    files["summary"] = report.path("summary.json")
+    files["html"] = write_html(report.path("analysis.html"), "nnforce trajectory analysis", report.sections, numbers)
+    return report.result

@@ -17,6 +17,14 @@ def parse_value(text):
     --------
     >>> parse_value("1+2+5"), parse_value("0.45"), parse_value("name CA"), parse_value("None")
     ([1, 2, 5], 0.45, 'name CA', None)
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    int, float, bool, None, str or list
     """
     text = str(text).strip()
     if "+" in text and not text.startswith("+") and "e+" not in text.lower():

@@ -30,6 +30,26 @@ EPILOG = """examples:
 run `nnforce COMMAND --help` for each command's options."""
 
 
+def add_command(subparsers, name, help, description, examples):
+    """Add sub-command ``name`` with its help line, description and examples epilog; returns its parser.
+
+    Examples
+    --------
+    >>> parser = add_command(argparse.ArgumentParser().add_subparsers(), "x", "h", "d", "examples: ...")
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+    name, help, description, examples : str
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    return subparsers.add_parser(name, help=help, description=description, epilog=examples,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def build_parser(only=None):
     """The argument parser with every sub-command (or, with ``only``, that one's full options and the others'
     names).

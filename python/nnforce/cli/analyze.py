@@ -1,5 +1,5 @@
 """``nnforce analyze``: featurize trajectories, reduce, cluster, build an MSM, write plots and an HTML report."""
-import argparse
+from . import add_command
 
 EXAMPLES = """examples:
   nnforce analyze traj.dcd --top ala2.pdb
@@ -22,11 +22,9 @@ msm: lag=N[,n_sets=M][,lags=1+2+5+10][,mlags=4], none   (lags in strided frames)
 
 def register(subparsers):
     """Add ``nnforce analyze`` to ``subparsers``."""
-    parser = subparsers.add_parser(
-        "analyze", help="featurize, reduce (TICA/PCA), cluster, MSM; plots + HTML report",
-        description="Trajectory analysis: mdtraj featurization streamed chunk by chunk, PCA/TICA, clustering, "
-                    "Markov state models, free-energy plots and a self-contained HTML report.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = add_command(subparsers, "analyze", "featurize, reduce (TICA/PCA), cluster, MSM; plots + HTML report",
+                         "Trajectory analysis: mdtraj featurization streamed chunk by chunk, PCA/TICA, clustering, "
+                         "Markov state models, free-energy plots and a self-contained HTML report.", EXAMPLES)
     parser.add_argument("trajectories", nargs="+", metavar="TRAJ", help="trajectory files (dcd, xtc, nc, h5, ...)")
     parser.add_argument("--top", required=True,
                         help="topology/structure file matching the trajectories (pdb, gro, prmtop, psf)")

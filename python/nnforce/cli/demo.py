@@ -1,5 +1,5 @@
 """``nnforce demo``: the whole flow on alanine dipeptide, into one self-contained HTML report."""
-import argparse
+from . import add_command
 
 EXAMPLES = """examples:
   nnforce demo                         the full demo (11-12 minutes on 2 CPU cores) into demo-output/
@@ -9,12 +9,10 @@ EXAMPLES = """examples:
 
 def register(subparsers):
     """Add ``nnforce demo`` to ``subparsers``."""
-    parser = subparsers.add_parser(
-        "demo", help="the whole flow on alanine dipeptide: data, train, export, simulate, analyze, report",
-        description="Alanine dipeptide in vacuum: amber14 sampling labelled with ANI-1x -> train a small model -> "
-                    "export -> simulate with NNForce -> phi/psi, TICA, clustering -> a self-contained HTML report "
-                    "(OUT/report.html). The full mode takes 11-12 minutes on 2 CPU cores.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = add_command(subparsers, "demo", "the whole flow on alanine dipeptide: data, train, export, simulate, analyze, report",
+                         "Alanine dipeptide in vacuum: amber14 sampling labelled with ANI-1x -> train a small model -> "
+                         "export -> simulate with NNForce -> phi/psi, TICA, clustering -> a self-contained HTML report "
+                         "(OUT/report.html). The full mode takes 11-12 minutes on 2 CPU cores.", EXAMPLES)
     parser.add_argument("--out", default="demo-output", help="output directory (default demo-output)")
     parser.add_argument("--small", action="store_true", help="fast mode (1.5-2 minutes; what the test runs)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for every stage (default 0)")

@@ -1,5 +1,5 @@
 """``nnforce export``: script, check and write a trained model; or print an exported model's metadata."""
-import argparse
+from . import add_command
 
 EXAMPLES = """examples:
   nnforce export run/best.ckpt -o ethanol.pt                script, check and write the model of a training run
@@ -9,12 +9,10 @@ EXAMPLES = """examples:
 
 def register(subparsers):
     """Add ``nnforce export`` to ``subparsers``."""
-    parser = subparsers.add_parser(
-        "export", help="script, check and write a trained model (TorchScript for NNForce)",
-        description="Turn a training checkpoint into a TorchScript model file for NNForce, after checking the "
-                    "model contract (finite-difference forces, float32 vs float64, periodic behaviour, element "
-                    "coverage). Metadata goes into the file's extra files.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = add_command(subparsers, "export", "script, check and write a trained model (TorchScript for NNForce)",
+                         "Turn a training checkpoint into a TorchScript model file for NNForce, after checking the "
+                         "model contract (finite-difference forces, float32 vs float64, periodic behaviour, element "
+                         "coverage). Metadata goes into the file's extra files.", EXAMPLES)
     parser.add_argument("checkpoint", help="best.ckpt/last.ckpt from `nnforce train` (or a model .pt with --info)")
     parser.add_argument("-o", "--output", help="TorchScript file to write")
     parser.add_argument("--data", help="check on the first frame of this dataset (.npz) instead of a test cluster")

@@ -1,5 +1,5 @@
 """``nnforce label``: energies and forces for the frames of a trajectory (GFN2-xTB or a teacher model)."""
-import argparse
+from . import add_command
 
 EXAMPLES = """examples:
   nnforce label traj.xyz -o ethanol_xtb.npz                     GFN2-xTB energies+forces for every frame
@@ -12,11 +12,9 @@ requires: tblite (pip install tblite) for GFN2-xTB; set OMP_NUM_THREADS=1 for sm
 
 def register(subparsers):
     """Add ``nnforce label`` to ``subparsers``."""
-    parser = subparsers.add_parser(
-        "label", help="label trajectory frames with GFN2-xTB (tblite) or a teacher model",
-        description="Compute reference energies and forces for the frames of a trajectory and write an nnforce "
-                    "dataset (.npz: positions nm, energies kJ/mol, forces kJ/mol/nm).",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = add_command(subparsers, "label", "label trajectory frames with GFN2-xTB (tblite) or a teacher model",
+                         "Compute reference energies and forces for the frames of a trajectory and write an nnforce "
+                         "dataset (.npz: positions nm, energies kJ/mol, forces kJ/mol/nm).", EXAMPLES)
     parser.add_argument("trajectory", help="frames to label (.xyz via ASE; .dcd/.xtc/.pdb/... via mdtraj)")
     parser.add_argument("-o", "--output", required=True, help="output dataset (.npz)")
     parser.add_argument("--top", help="topology for mdtraj formats (e.g. a PDB)")

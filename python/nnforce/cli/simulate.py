@@ -1,5 +1,5 @@
 """``nnforce simulate``: minimise, equilibrate and run MD with an exported model (NNForce), pure ML or ML/MM."""
-import argparse
+from . import add_command
 
 EXAMPLES = """examples:
   nnforce simulate mol.pdb model.pt --steps 20000 --platform CPU
@@ -10,10 +10,8 @@ EXAMPLES = """examples:
 
 def register(subparsers):
     """Add ``nnforce simulate`` to ``subparsers``."""
-    parser = subparsers.add_parser(
-        "simulate", help="run MD with a TorchScript model (NNForce) in OpenMM",
-        description="Minimise, equilibrate and run molecular dynamics with an exported model.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = add_command(subparsers, "simulate", "run MD with a TorchScript model (NNForce) in OpenMM",
+                         "Minimise, equilibrate and run molecular dynamics with an exported model.", EXAMPLES)
     parser.add_argument("structure", help="PDB or PDBx/mmCIF file (its CRYST1 box makes the system periodic)")
     parser.add_argument("model", help="exported TorchScript model (.pt)")
     parser.add_argument("-o", "--output-dir", default="simulation", help="output folder (default: simulation)")

@@ -1,5 +1,5 @@
 """``nnforce train``: train a model from a YAML config or flags, test it on a held-out split, optionally export."""
-import argparse
+from . import add_command
 
 EXAMPLES = """examples:
   nnforce train config.yaml
@@ -20,11 +20,9 @@ writes: OUTPUT/best.ckpt, last.ckpt, history.csv, tensorboard/, metrics.json (te
 
 def register(subparsers):
     """Add ``nnforce train`` to ``subparsers``."""
-    parser = subparsers.add_parser(
-        "train", help="train a model on labelled frames (YAML config or flags)",
-        description="Train an ANI-style, SchNet-style, pair or ANIEncoder model with early stopping on a "
-                    "validation split and report metrics on a test split that training never sees.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = add_command(subparsers, "train", "train a model on labelled frames (YAML config or flags)",
+                         "Train an ANI-style, SchNet-style, pair or ANIEncoder model with early stopping on a "
+                         "validation split and report metrics on a test split that training never sees.", EXAMPLES)
     parser.add_argument("config", nargs="?", help="YAML config (flags below override it)")
     parser.add_argument("--data", help="dataset: native .npz, MD17 .npz, .xyz, .db or ANI .h5")
     parser.add_argument("--energy-unit", help="energy unit of a non-native file (eV, kcal/mol, kJ/mol, hartree)")

@@ -21,7 +21,26 @@ def _tblite():
 
 
 def xtb_label(dataset, method="GFN2-xTB", charge=0.0, uhf=0, progress=False):
-    """Energies (kJ/mol) and forces (kJ/mol/nm) from tblite for every frame of ``dataset``; returns a new Dataset."""
+    """Energies (kJ/mol) and forces (kJ/mol/nm) from tblite for every frame of ``dataset``; returns a new Dataset.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    method : str
+        ``GFN2-xTB`` or ``GFN1-xTB``.
+    charge : float
+    uhf : int
+        Unpaired electrons.
+    progress : bool
+
+    Returns
+    -------
+    Dataset
+
+    Examples
+    --------
+    >>> labelled = xtb_label(read_frames("traj.xyz"))  # doctest: +SKIP
+    """
     Calculator = _tblite()
     energies = np.empty(len(dataset))
     forces = np.empty_like(dataset.positions_nm)
@@ -114,7 +133,7 @@ def label_frames(model, atomic_numbers, frames_nm, batch_frames=64):
     """
     import torch
 
-    from .splits import block_pairs
+    from .batch import block_pairs
 
     numbers = np.asarray(atomic_numbers, dtype=np.int64)
     frames_nm = np.asarray(frames_nm, dtype=np.float64)
@@ -184,7 +203,27 @@ def teacher_label(dataset, model, batch_size=1):
 def xtb_md(atomic_numbers, positions_nm, n_frames, interval=10, temperature_K=500.0, timestep_fs=0.5,
            friction_per_fs=0.01, equilibration_steps=2000, method="GFN2-xTB", seed=0, progress=False):
     """Langevin MD on the GFN2-xTB surface (ASE + tblite); returns ``n_frames`` labelled frames every ``interval``
-    steps after ``equilibration_steps``. Energies/forces are those tblite computed at the stored positions."""
+    steps after ``equilibration_steps``. Energies/forces are those tblite computed at the stored positions.
+
+    Parameters
+    ----------
+    atomic_numbers : sequence of int
+    positions_nm : array, shape (N, 3)
+    n_frames, interval, equilibration_steps : int
+    temperature_K, timestep_fs, friction_per_fs : float
+    method : str
+    seed : int
+        Velocities and Langevin noise.
+    progress : bool
+
+    Returns
+    -------
+    Dataset
+
+    Examples
+    --------
+    >>> frames = xtb_md([8, 1, 1], water_nm, 100, temperature_K=400)  # doctest: +SKIP
+    """
     _tblite()
     from ase import Atoms, units
     from ase.md.langevin import Langevin
@@ -214,7 +253,24 @@ def xtb_md(atomic_numbers, positions_nm, n_frames, interval=10, temperature_K=50
 
 
 def read_frames(path, top=None, stride=1):
-    """Unlabelled frames of a trajectory: XYZ through ASE, anything else through mdtraj (needs ``top``)."""
+    """Unlabelled frames of a trajectory: XYZ through ASE, anything else through mdtraj (needs ``top``).
+
+    Parameters
+    ----------
+    path : str
+    top : str, optional
+        Topology for mdtraj formats.
+    stride : int
+
+    Returns
+    -------
+    Dataset
+        Positions only (no labels).
+
+    Examples
+    --------
+    >>> frames = read_frames("traj.dcd", top="mol.pdb", stride=10)  # doctest: +SKIP
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"trajectory {path} does not exist")

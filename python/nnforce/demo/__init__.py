@@ -14,7 +14,7 @@
 7. **report**: ``report.html``, self-contained (PNG figures as base64, no scripts, no external files).
 
 The rooms: :mod:`~nnforce.demo.settings` (what shapes a run), :mod:`~nnforce.demo.molecule`,
-:mod:`~nnforce.demo.stages` (one function per stage), :mod:`~nnforce.demo.figures`, :mod:`~nnforce.demo.report`.
+:mod:`~nnforce.demo.stages` (one function per stage), :mod:`~nnforce.demo.measure`, :mod:`~nnforce.demo.figures`, :mod:`~nnforce.demo.report`.
 ``run_demo(out_dir, small=False, seed=0)`` returns a dict of what was run and measured; ``small=True`` is the
 fast mode the test uses (same code path, fewer frames/epochs/steps). Everything is seeded; all files are written
 atomically. See docs/demo.md.
@@ -26,7 +26,8 @@ from ..data.label import label_frames
 from . import stages
 from .molecule import ALANINE_PDB, alanine_dipeptide, atomic_numbers, set_backbone  # noqa: F401
 from .settings import ELEMENTS, SETTINGS  # noqa: F401
-from .stages import basin, nnforce_energy, nnforce_ms_per_step, phi_psi_of, predict, sample_configurations  # noqa: F401
+from .measure import basin, nnforce_energy, nnforce_ms_per_step, phi_psi_of, predict  # noqa: F401
+from .molecule import sample_configurations  # noqa: F401
 
 
 def label_with_ani1x(model, numbers, frames_nm, batch_frames=64):
@@ -38,12 +39,35 @@ def label_with_ani1x(model, numbers, frames_nm, batch_frames=64):
     --------
     >>> from nnforce.models import ani1x
     >>> energies, forces = label_with_ani1x(ani1x(), numbers, frames)  # doctest: +SKIP
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    numbers : array of int
+    frames_nm : array, shape (F, N, 3)
+    batch_frames : int
+
+    Returns
+    -------
+    tuple
+        ``(energies [F] kJ/mol, forces [F, N, 3] kJ/mol/nm)``.
     """
     return label_frames(model, numbers, frames_nm, batch_frames)
 
 
 def versions():
-    """Versions of Python and the packages the demo ran with."""
+    """Versions of Python and the packages the demo ran with.
+
+    Returns
+    -------
+    dict
+        Package name -> version string.
+
+    Examples
+    --------
+    >>> "torch" in versions()
+    True
+    """
     import importlib.metadata
     import platform
 

@@ -7,7 +7,27 @@ from .._html import pyplot as _pyplot, save_figure as _save_figure
 
 
 def plot_training(path, history, test_reference, test_predicted, baseline):
-    """Training curve (train/validation loss per epoch; validation MAEs) and a test-set parity plot."""
+    """Training curve (train/validation loss per epoch; validation MAEs) and a test-set parity plot.
+
+    Parameters
+    ----------
+    path : str
+    history : list of dict
+        :func:`nnforce.train.fit`'s rows.
+    test_reference, test_predicted : array
+        Test-set energies (kJ/mol).
+    baseline : dict
+        The trivial baselines' errors.
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Examples
+    --------
+    >>> plot_training("training.png", result.history, test_e, predicted, baseline)  # doctest: +SKIP
+    """
     plt = _pyplot()
     epochs = [row["epoch"] + 1 for row in history]
     fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.8))
@@ -42,7 +62,24 @@ def plot_training(path, history, test_reference, test_predicted, baseline):
 
 
 def plot_energy_trace(path, rows, equilibration_steps):
-    """Potential/total energy (minus their means) and temperature against simulation time."""
+    """Potential/total energy (minus their means) and temperature against simulation time.
+
+    Parameters
+    ----------
+    path : str
+    rows : list of dict
+        Rows of ``energies.csv``.
+    equilibration_steps : int
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Examples
+    --------
+    >>> plot_energy_trace("energy.png", rows, 200)  # doctest: +SKIP
+    """
     plt = _pyplot()
     time_ps = np.array([float(r["time_ps"]) for r in rows])
     potential = np.array([float(r["potential_kj_mol"]) for r in rows])
@@ -69,7 +106,25 @@ def plot_energy_trace(path, rows, equilibration_steps):
 
 
 def plot_coverage(path, phi_ref, psi_ref, phi_sim, psi_sim):
-    """Where the training data and the NNForce trajectory lie in the phi/psi plane."""
+    """Where the training data and the NNForce trajectory lie in the phi/psi plane.
+
+    Parameters
+    ----------
+    path : str
+    phi_ref, psi_ref : array
+        Training configurations (radians).
+    phi_sim, psi_sim : array
+        Trajectory frames (radians).
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Examples
+    --------
+    >>> plot_coverage("coverage.png", phi_ref, psi_ref, phi, psi)  # doctest: +SKIP
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 4.4))
     ax.scatter(np.degrees(phi_ref), np.degrees(psi_ref), s=3, c="0.65", label="training data (amber14, hot)")

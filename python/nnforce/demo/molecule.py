@@ -100,6 +100,14 @@ def atomic_numbers(topology):
     --------
     >>> atomic_numbers(alanine_dipeptide()[0])[:5].tolist()
     [6, 1, 1, 1, 6]
+
+    Parameters
+    ----------
+    topology : openmm.app.Topology
+
+    Returns
+    -------
+    numpy.ndarray of int64
     """
     from ..contract import atomic_numbers_of
 
@@ -107,7 +115,23 @@ def atomic_numbers(topology):
 
 
 def write_pdb(path, topology, positions):
-    """Write a PDB file atomically; returns ``path``."""
+    """Write a PDB file atomically; returns ``path``.
+
+    Parameters
+    ----------
+    path : str
+    topology : openmm.app.Topology
+    positions : Quantity
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> write_pdb("ala2.pdb", *alanine_dipeptide())  # doctest: +SKIP
+    'ala2.pdb'
+    """
     from openmm import app
 
     from .._io import atomic_write
@@ -115,3 +139,48 @@ def write_pdb(path, topology, positions):
     with atomic_write(path, "w") as handle:
         app.PDBFile.writeFile(topology, positions, handle)
     return path
+
+
+def sample_configurations(settings, seed):
+    """Frames from amber14 vacuum Langevin MD (CPU platform, one thread), one run per (phi, psi) start.
+
+    Parameters
+    ----------
+    settings : dict
+        ``sample_*`` entries of the demo settings.
+    seed : int
+
+    Returns
+    -------
+    tuple
+        ``(topology, positions of the first start, frames nm [F, N, 3], start index of each frame [F])``.
+
+    Examples
+    --------
+    >>> from nnforce.demo.settings import SETTINGS
+    >>> topology, positions, frames, origin = sample_configurations(SETTINGS["small"], 0)  # doctest: +SKIP
+    """
+    import openmm
+    from openmm import app, unit
+
+    forcefield = app.ForceField("amber14-all.xml")
+    frames, origin, first = [], [], None
+    temperature = settings["sample_temperature_k"] * unit.kelvin
+    for k, (phi, psi) in enumerate(settings["sample_starts_deg"]):
+        topology, positions = alanine_dipeptide(phi, psi)
+        first = first or (topology, positions)
+        system = forcefield.createSystem(topology, nonbondedMethod=app.NoCutoff, constraints=None)
+        integrator = openmm.LangevinMiddleIntegrator(temperature, settings["sample_friction_per_ps"] / unit.picosecond,
+                                                     settings["sample_timestep_fs"] * unit.femtosecond)
+        integrator.setRandomNumberSeed(1 + 1000 * seed + k)
+        context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+        context.setPositions(positions)
+        openmm.LocalEnergyMinimizer.minimize(context, 10.0, 500)
+        context.setVelocitiesToTemperature(temperature, 1 + 1000 * seed + k)
+        integrator.step(settings["sample_equilibration_steps"])
+        for _ in range(settings["sample_frames_per_start"]):
+            integrator.step(settings["sample_interval_steps"])
+            frames.append(context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+            origin.append(k)
+        del context, integrator
+    return first[0], first[1], np.asarray(frames, dtype=np.float64), np.asarray(origin)

@@ -4,7 +4,7 @@ import json
 import os
 
 from .._html import esc, figure, fmt, table, write_page
-from ..units import KJ_PER_KCAL
+from ..units import FS_PER_PS, KJ_PER_KCAL
 
 TITLE = "nnforce demo: alanine dipeptide"
 
@@ -65,7 +65,7 @@ def _simulation(info):
                f"Langevin dynamics (LangevinMiddle, {s['sim_timestep_fs']:g} fs, friction "
                f"{s['sim_friction_per_ps']:g}/ps) at {s['sim_temperature_k']:g} K with the exported model "
                "in NNForce on OpenMM's CPU platform."),
-        table([("production", f"{sim['steps']:,} steps = {sim['steps'] * s['sim_timestep_fs'] / 1000:g} ps "
+        table([("production", f"{sim['steps']:,} steps = {sim['steps'] * s['sim_timestep_fs'] / FS_PER_PS:g} ps "
                               f"(+ {sim['equilibration_steps']:,} equilibration steps)"),
                ("trajectory frames", ana["frames"]),
                ("mean temperature (K)", sim["temperature_mean_k"]),

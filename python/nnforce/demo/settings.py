@@ -29,30 +29,26 @@ SETTINGS = {
         "clusters": 12,
         "phi_psi_bins": 30,
     },
-    "small": {
-        "sample_starts_deg": [(-80.0, 150.0), (-70.0, -40.0), (60.0, 45.0)],
-        "sample_temperature_k": 500.0,
-        "sample_timestep_fs": 1.0,
-        "sample_friction_per_ps": 5.0,
-        "sample_equilibration_steps": 2000,
-        "sample_interval_steps": 100,
-        "sample_frames_per_start": 80,
-        "split": (160, 40, 40),
-        "model": {"type": "ani", "elements": ELEMENTS, "hidden": [32, 16]},
-        "train": {"epochs": 15, "batch_size": 16, "lr": 2e-3, "force_weight": 10.0, "schedule": "plateau",
-                  "plateau_patience": 4, "early_stopping_patience": 10, "max_time_s": None},
-        "sim_temperature_k": 300.0,
-        "sim_timestep_fs": 0.5,
-        "sim_friction_per_ps": 10.0,  # thermalises within the short run
-        "sim_equilibration_steps": 200,
-        "sim_steps": 2000,
-        "sim_time_budget_s": None,  # fixed length: the test checks the frame count
-        "sim_report_interval": 20,
-        "sim_trajectory_interval": 20,
-        "teacher_check_frames": 20,
-        "tica_lag_frames": 5,
-        "clusters": 4,
-        "phi_psi_bins": 20,
-    },
 }
-
+# the fast mode the tests run: the same pipeline with fewer frames, epochs and steps
+SETTINGS["small"] = dict(
+    SETTINGS["full"],
+    sample_starts_deg=[(-80.0, 150.0), (-70.0, -40.0), (60.0, 45.0)],
+    sample_equilibration_steps=2000,
+    sample_frames_per_start=80,
+    split=(160, 40, 40),
+    model={"type": "ani", "elements": ELEMENTS, "hidden": [32, 16]},
+    train={"epochs": 15, "batch_size": 16, "lr": 2e-3, "force_weight": 10.0, "schedule": "plateau",
+           "plateau_patience": 4, "early_stopping_patience": 10, "max_time_s": None},
+    sim_timestep_fs=0.5,
+    sim_friction_per_ps=10.0,  # thermalises within the short run
+    sim_equilibration_steps=200,
+    sim_steps=2000,
+    sim_time_budget_s=None,  # fixed length: the test checks the frame count
+    sim_report_interval=20,
+    sim_trajectory_interval=20,
+    teacher_check_frames=20,
+    tica_lag_frames=5,
+    clusters=4,
+    phi_psi_bins=20,
+)

@@ -14,11 +14,22 @@ import time
 
 import numpy as np
 
-from .molecule import alanine_dipeptide, atomic_numbers, write_pdb
+from ..units import FS_PER_PS
+from .measure import basin, circular_mean_deg, errors, nnforce_energy, nnforce_ms_per_step, phi_psi_of, predict
+from .molecule import alanine_dipeptide, atomic_numbers, sample_configurations, write_pdb
 
 
 def log(message):
-    """One progress line on stderr."""
+    """One progress line on stderr.
+
+    Parameters
+    ----------
+    message : str
+
+    Examples
+    --------
+    >>> log("starting")  # doctest: +SKIP
+    """
     print(f"[nnforce demo] {message}", file=sys.stderr, flush=True)
 
 
@@ -32,6 +43,13 @@ class DemoRun:
     seed : int
     settings : dict
         ``nnforce.demo.settings.SETTINGS["small"|"full"]``.
+
+    Examples
+    --------
+    >>> from nnforce.demo.settings import SETTINGS
+    >>> run = DemoRun("/tmp/demo", True, 0, SETTINGS["small"])
+    >>> run.path("report.html")
+    '/tmp/demo/report.html'
     """
 
     def __init__(self, out_dir, small, seed, settings):
@@ -59,137 +77,16 @@ class DemoRun:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# helpers the stages share
-# ----------------------------------------------------------------------------------------------------------
-
-def sample_configurations(settings, seed):
-    """Frames from amber14 vacuum Langevin MD (CPU platform, one thread), one run per (phi, psi) start.
-
-    Parameters
-    ----------
-    settings : dict
-        ``sample_*`` entries of the demo settings.
-    seed : int
-
-    Returns
-    -------
-    tuple
-        ``(topology, positions of the first start, frames nm [F, N, 3], start index of each frame [F])``.
-    """
-    import openmm
-    from openmm import app, unit
-
-    forcefield = app.ForceField("amber14-all.xml")
-    frames, origin, first = [], [], None
-    temperature = settings["sample_temperature_k"] * unit.kelvin
-    for k, (phi, psi) in enumerate(settings["sample_starts_deg"]):
-        topology, positions = alanine_dipeptide(phi, psi)
-        first = first or (topology, positions)
-        system = forcefield.createSystem(topology, nonbondedMethod=app.NoCutoff, constraints=None)
-        integrator = openmm.LangevinMiddleIntegrator(temperature, settings["sample_friction_per_ps"] / unit.picosecond,
-                                                     settings["sample_timestep_fs"] * unit.femtosecond)
-        integrator.setRandomNumberSeed(1 + 1000 * seed + k)
-        context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
-        context.setPositions(positions)
-        openmm.LocalEnergyMinimizer.minimize(context, 10.0, 500)
-        context.setVelocitiesToTemperature(temperature, 1 + 1000 * seed + k)
-        integrator.step(settings["sample_equilibration_steps"])
-        for _ in range(settings["sample_frames_per_start"]):
-            integrator.step(settings["sample_interval_steps"])
-            frames.append(context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
-            origin.append(k)
-        del context, integrator
-    return first[0], first[1], np.asarray(frames, dtype=np.float64), np.asarray(origin)
-
-
-def predict(model, numbers, frames_nm):
-    """Energies [F] (kJ/mol) and forces [F, N, 3] (kJ/mol/nm) of a contract model, frame by frame, float64
-    (:func:`nnforce.data.label.label_frames`)."""
-    from ..data.label import label_frames
-
-    return label_frames(model, numbers, frames_nm, batch_frames=1)
-
-
-def phi_psi_of(frames_nm, topology):
-    """Alanine's phi (C-N-CA-C) and psi (N-CA-C-N) in radians for frames [F, N, 3]
-    (:func:`nnforce.analysis.features.compute_torsions`)."""
-    import mdtraj
-
-    from ..analysis.features import compute_torsions
-
-    traj = mdtraj.Trajectory(np.asarray(frames_nm, dtype=np.float32), mdtraj.Topology.from_openmm(topology))
-    _, angles = compute_torsions(traj, ("phi", "psi"), periodic=False)
-    return angles[:, 0].astype(np.float64), angles[:, 1].astype(np.float64)
-
-
-def circular_mean_deg(angles_rad):
-    """Circular mean of angles (radians), in degrees."""
-    return float(np.degrees(np.arctan2(np.mean(np.sin(angles_rad)), np.mean(np.cos(angles_rad)))))
-
-
-def basin(phi_deg, psi_deg):
-    """A coarse name for a (phi, psi) point of alanine dipeptide."""
-    if phi_deg > 0:
-        return "alpha_L / C7ax"
-    if -125.0 < psi_deg < 15.0:
-        return "alpha_R"
-    return "C7eq / C5 / beta / PPII"
-
-
-def _nnforce_context(model_path, topology, positions_nm, platform_name, integrator, model_precision=None):
-    import openmm
-    from openmm import unit
-
-    from ..contract import inspect_model
-    from ..simulate import SimulationConfig, build_system
-
-    config = SimulationConfig(model=model_path, topology=topology, positions=positions_nm,
-                              model_precision=model_precision)
-    system = build_system(config, topology, inspect_model(model_path))
-    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform_name))
-    context.setPositions(np.asarray(positions_nm) * unit.nanometer)
-    return context
-
-
-def nnforce_energy(model_path, topology, positions_nm, platform_name="Reference"):
-    """Energy (kJ/mol) and forces (kJ/mol/nm) of ``positions_nm`` with the exported model inside OpenMM."""
-    import openmm
-    from openmm import unit
-
-    context = _nnforce_context(model_path, topology, positions_nm, platform_name, openmm.VerletIntegrator(0.001),
-                               model_precision="double")
-    state = context.getState(getEnergy=True, getForces=True)
-    energy = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
-    forces = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
-    return energy, np.asarray(forces)
-
-
-def nnforce_ms_per_step(model_path, topology, positions_nm, steps=100, platform_name="CPU"):
-    """Wall milliseconds per MD step of the exported model in NNForce (a short probe with a tiny time step)."""
-    import openmm
-    from openmm import unit
-
-    integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 0.1 * unit.femtosecond)
-    _nnforce_context(model_path, topology, positions_nm, platform_name, integrator)
-    integrator.step(5)  # first calls load the model
-    start = time.perf_counter()
-    integrator.step(steps)
-    return (time.perf_counter() - start) / steps * 1000.0
-
-
-def errors(predicted_e, predicted_f, reference_e, reference_f):
-    """Energy and force MAE/RMSE of predictions against references (kJ/mol, kJ/mol/nm)."""
-    de, df = np.asarray(predicted_e) - reference_e, np.asarray(predicted_f) - reference_f
-    return {"energy_mae_kj_mol": float(np.abs(de).mean()), "energy_rmse_kj_mol": float(np.sqrt((de ** 2).mean())),
-            "force_mae_kj_mol_nm": float(np.abs(df).mean()), "force_rmse_kj_mol_nm": float(np.sqrt((df ** 2).mean()))}
-
-
-# ----------------------------------------------------------------------------------------------------------
 # the stages
 # ----------------------------------------------------------------------------------------------------------
 
 def molecule(run):
-    """1. Alanine dipeptide at the first sampling start, written as ``alanine_dipeptide.pdb``."""
+    """1. Alanine dipeptide at the first sampling start, written as ``alanine_dipeptide.pdb``.
+
+    Parameters
+    ----------
+    run : DemoRun
+    """
     with run.stage("molecule", "alanine dipeptide (ACE-ALA-NME) from the checked-in structure"):
         phi0, psi0 = run.settings["sample_starts_deg"][0]
         run.topology, positions = alanine_dipeptide(phi0, psi0)
@@ -199,7 +96,12 @@ def molecule(run):
 
 
 def reference_data(run):
-    """2. amber14 sampling labelled with the ANI-1x ensemble (batched teacher labels); ``data/ani1x_labels.npz``."""
+    """2. amber14 sampling labelled with the ANI-1x ensemble (batched teacher labels); ``data/ani1x_labels.npz``.
+
+    Parameters
+    ----------
+    run : DemoRun
+    """
     from ..data import Dataset
     from ..data.label import label_frames
     from ..models import ani1x
@@ -219,7 +121,12 @@ def reference_data(run):
 
 
 def train(run):
-    """3. A small ANI-style model (energies + forces, seeded, time-capped), tested against the trivial baselines."""
+    """3. A small ANI-style model (energies + forces, seeded, time-capped), tested against the trivial baselines.
+
+    Parameters
+    ----------
+    run : DemoRun
+    """
     import torch
 
     from ..data import split
@@ -254,7 +161,12 @@ def train(run):
 
 
 def export(run):
-    """4. TorchScript + metadata with the contract checks on a test frame; the plugin's energy vs Python's."""
+    """4. TorchScript + metadata with the contract checks on a test frame; the plugin's energy vs Python's.
+
+    Parameters
+    ----------
+    run : DemoRun
+    """
     from ..export import export_model
 
     with run.stage("export", "TorchScript + metadata, contract checks on a test frame"):
@@ -286,9 +198,13 @@ def _production_steps(run):
 
 
 def simulate(run):
-    """5. NNForce Langevin MD on OpenMM's CPU platform (one torch thread); energy trace figure."""
+    """5. NNForce Langevin MD on OpenMM's CPU platform (one torch thread); energy trace figure.
+
+    Parameters
+    ----------
+    run : DemoRun
+    """
     from ..simulate import SimulationConfig, run as run_simulation
-    from ..units import FS_PER_PS
     from .figures import plot_energy_trace
 
     s = run.settings
@@ -332,7 +248,12 @@ def _cluster_table(labels, phi, psi, n_clusters):
 
 def analyze(run):
     """6. phi/psi, TICA and k-means (:func:`nnforce.analysis.analyze`); the model against ANI-1x on frames of its
-    own trajectory."""
+    own trajectory.
+
+    Parameters
+    ----------
+    run : DemoRun
+    """
     import mdtraj
 
     from ..analysis import analyze as analyze_trajectories, plots
@@ -341,7 +262,7 @@ def analyze(run):
 
     s, files = run.settings, run.files
     with run.stage("analyze", "phi/psi, TICA, k-means; the model vs ANI-1x on trajectory frames"):
-        dt_ps = s["sim_trajectory_interval"] * s["sim_timestep_fs"] / 1000.0
+        dt_ps = s["sim_trajectory_interval"] * s["sim_timestep_fs"] / FS_PER_PS
         analysis = analyze_trajectories(
             [files["trajectory"]], files["structure"], run.path("analysis"), features=["phi_psi"],
             reduce=f"tica:lag={s['tica_lag_frames']},dim=2", cluster=f"kmeans:k={s['clusters']}", msm="none",
@@ -371,7 +292,14 @@ def analyze(run):
 
 
 def report(run, versions):
-    """7. ``report.html`` (self-contained) and ``summary.json``."""
+    """7. ``report.html`` (self-contained) and ``summary.json``.
+
+    Parameters
+    ----------
+    run : DemoRun
+    versions : dict
+        Package versions for the report.
+    """
     import json
 
     from .._io import atomic_write

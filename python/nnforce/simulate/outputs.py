@@ -204,6 +204,17 @@ def fingerprint(config, info, num_atoms):
     --------
     >>> fingerprint(config, {"sha256": "..."}, 22)["timestep_fs"]  # doctest: +SKIP
     0.5
+
+    Parameters
+    ----------
+    config : SimulationConfig
+    info : dict
+        From :func:`nnforce.contract.inspect_model` (its ``sha256``).
+    num_atoms : int
+
+    Returns
+    -------
+    dict
     """
     values = {name: getattr(config, name) for name in DYNAMICS_FIELDS}
     values["model_sha256"] = info["sha256"]
@@ -213,7 +224,17 @@ def fingerprint(config, info, num_atoms):
 
 
 def write_json(path, data):
-    """Write ``data`` as indented, sorted JSON, atomically."""
+    """Write ``data`` as indented, sorted JSON, atomically.
+
+    Parameters
+    ----------
+    path : str
+    data : dict
+
+    Examples
+    --------
+    >>> write_json("result.json", {"steps": 100})  # doctest: +SKIP
+    """
     with atomic_write(path, "w") as handle:
         json.dump(data, handle, indent=2, sort_keys=True)
         handle.write("\n")

@@ -50,6 +50,18 @@ def make_nnforce(info, topology, atoms=None, neighbor_cutoff_nm=None, neighbor_s
     Examples
     --------
     >>> force = make_nnforce(inspect_model("model.pt"), topology)  # doctest: +SKIP
+
+    Parameters
+    ----------
+    info : dict
+    topology : openmm.app.Topology
+    atoms : sequence of int, optional
+    neighbor_cutoff_nm, neighbor_skin_nm : float, optional
+    model_precision : {"single", "double"}, optional
+
+    Returns
+    -------
+    nnforce.NNForce
     """
     return build_nnforce(info, topology, atoms, neighbor_cutoff_nm=neighbor_cutoff(info, neighbor_cutoff_nm),
                          neighbor_skin_nm=neighbor_skin_nm, precision=model_precision)
@@ -182,6 +194,14 @@ def make_integrator(config):
     --------
     >>> make_integrator(SimulationConfig(model="m", pdb="x.pdb", integrator="nve")).getStepSize()  # doctest: +SKIP
     Quantity(value=0.0005, unit=picosecond)
+
+    Parameters
+    ----------
+    config : SimulationConfig
+
+    Returns
+    -------
+    openmm.Integrator
     """
     import openmm
     from openmm import unit
@@ -204,6 +224,14 @@ def degrees_of_freedom(system):
     >>> system = openmm.System(); _ = [system.addParticle(1.0) for _ in range(3)]
     >>> degrees_of_freedom(system)
     9
+
+    Parameters
+    ----------
+    system : openmm.System
+
+    Returns
+    -------
+    int
     """
     import openmm
 
