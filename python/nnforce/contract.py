@@ -83,7 +83,7 @@ def _parse_metadata(raw):
 
 
 def inspect_model(model) -> Dict[str, Any]:
-    """Load a TorchScript model and describe it: forward argument names, metadata, elements, cutoff.
+    """Describe a TorchScript model or a ``.pt2`` package: input names, metadata, elements, cutoff, format.
 
     Parameters
     ----------
@@ -116,6 +116,13 @@ def inspect_model(model) -> Dict[str, Any]:
     import torch
 
     data = model_bytes(model)
+    from ._pt2 import package_metadata
+
+    package = package_metadata(data)  # a .pt2 AOTInductor package: its inputs and metadata come from the archive
+    if package is not None:
+        return {"bytes": data, "arguments": list(package["inputs"]), "metadata": package,
+                "elements": package.get("elements") or None, "cutoff_nm": package.get("cutoff_nm"),
+                "sha256": hashlib.sha256(data).hexdigest(), "format": "pt2"}
     extra = {METADATA_FILE: ""}
     try:
         module = torch.jit.load(io.BytesIO(data), map_location="cpu", _extra_files=extra)
@@ -133,7 +140,8 @@ def inspect_model(model) -> Dict[str, Any]:
         cutoff = float(module.cutoff_nm)
     return {"bytes": data, "arguments": arguments, "metadata": metadata,
             "elements": None if elements is None else [int(z) for z in elements],
-            "cutoff_nm": None if cutoff is None else float(cutoff), "sha256": hashlib.sha256(data).hexdigest()}
+            "cutoff_nm": None if cutoff is None else float(cutoff), "sha256": hashlib.sha256(data).hexdigest(),
+            "format": "torchscript"}
 
 
 def read_metadata(path):

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ._io import atomic_save
+from ._pt2 import is_pt2, read_pt2_metadata, to_pt2  # noqa: F401  (.pt2 AOTInductor packages, nnforce._pt2)
 from .contract import METADATA_FILE, metadata_extra_files, model_metadata, read_metadata  # noqa: F401
 
 

@@ -1,14 +1,15 @@
-"""Model library: every model is ``torch.jit.script``-able and follows the model contract
-(positions in nm, energy in kJ/mol, optional ``neighbors``/``shifts``/``box``/``atomic_numbers``)."""
-from .pair import LennardJones
+"""Model library: every model is ``torch.jit.script``-able, compiles to a ``.pt2`` (``nnforce.export.to_pt2``) and
+follows the model contract (positions in nm, energy in kJ/mol, optional ``neighbors``/``shifts``/``box``/
+``atomic_numbers``)."""
+from .pair import LennardJones, PairPotential
 from .radial import RadialMLP
+from .aev import AEV
 from .ani import AEVComputer, ANIModel, ani_ensemble
 from .schnet import SchNetModel
-from .pair_fit import PairPotential
 from .aniencoder import ANIEncoder, uncertainty_weighted_loss
 from .committee import Committee
 
-__all__ = ["LennardJones", "RadialMLP", "AEVComputer", "ANIModel", "ani_ensemble", "SchNetModel", "PairPotential",
+__all__ = ["AEV", "LennardJones", "RadialMLP", "AEVComputer", "ANIModel", "ani_ensemble", "SchNetModel", "PairPotential",
            "ANIEncoder", "uncertainty_weighted_loss", "Committee"]
 
 try:  # written by another engineer (NeuroChem loader); optional here

@@ -37,12 +37,14 @@ def species_of(element_index: Tensor, atomic_numbers: Optional[Tensor], n: int, 
             raise ValueError("this model knows several elements: pass atomic_numbers "
                              "(NNForce.setAtomicNumbers or the topology helpers)")
         return torch.zeros(n, dtype=torch.long, device=device)
-    if atomic_numbers.shape[0] != n:
-        raise ValueError("atomic_numbers must have one entry per atom")
-    if bool((atomic_numbers < 0).any()) or bool((atomic_numbers > 118).any()):
-        raise ValueError("atomic_numbers must lie in 1..118")
+    checking = not torch.compiler.is_compiling()  # a compiled .pt2 is checked at export and by the plugin instead
+    if checking:
+        if atomic_numbers.shape[0] != n:
+            raise ValueError("atomic_numbers must have one entry per atom")
+        if bool((atomic_numbers < 0).any()) or bool((atomic_numbers > 118).any()):
+            raise ValueError("atomic_numbers must lie in 1..118")
     species = element_index.index_select(0, atomic_numbers.to(torch.long))
-    if bool((species < 0).any()):
+    if checking and bool((species < 0).any()):
         raise ValueError("an atomic number is not among the model's elements")
     return species
 
@@ -89,12 +91,26 @@ def init_seeded(module: torch.nn.Module, seed: int):
                 parameter.zero_()
 
 
-class AtomisticModel(torch.nn.Module):
+class Float64SelfEnergies:
+    """Mixin for modules with a ``self_energies`` buffer: it stays float64 through ``.float()``/``.to(dtype)``
+    (only its device follows), so the large per-element energies are added exactly whatever the model's precision.
+    NNForce keeps float64 ``self_energies`` buffers as they are too (docs/model-contract.md)."""
+
+    def _apply(self, fn, recurse=True):
+        kept = self._buffers.get("self_energies")
+        super()._apply(fn, recurse)
+        if kept is not None and kept.dtype == torch.float64:
+            self._buffers["self_energies"] = kept.to(self._buffers["self_energies"].device)
+        return self
+
+
+class AtomisticModel(Float64SelfEnergies, torch.nn.Module):
     """Base of the trainable element-aware models: ``forward`` (the model contract) is the sum of the subclass's
-    ``atomic_energies`` with self energies included, returned in the positions' dtype."""
+    ``atomic_energies`` with self energies included. The atomic energies are computed in the model's dtype and the
+    energy is accumulated (and the float64 self energies added) in float64, which is what ``forward`` returns:
+    a float32 model's energy is then exact to float32 precision of the interaction energy, not of the total."""
 
     def forward(self, positions: Tensor, atomic_numbers: Optional[Tensor] = None,
                 neighbors: Optional[Tensor] = None, shifts: Optional[Tensor] = None,
                 box: Optional[Tensor] = None) -> Tensor:
-        dtype = positions.dtype
-        return self.atomic_energies(positions, atomic_numbers, neighbors, shifts, box, True).sum().to(dtype)
+        return self.atomic_energies(positions, atomic_numbers, neighbors, shifts, box, True).to(torch.float64).sum()

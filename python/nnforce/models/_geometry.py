@@ -43,7 +43,11 @@ def pair_vectors(
             vectors = vectors + shifts.to(positions.dtype)
         return i, j, vectors
     n = positions.shape[0]
-    ij = torch.triu_indices(n, n, 1, device=positions.device)
+    if torch.compiler.is_compiling():  # traced for export: triu_indices would fix the number of atoms
+        atoms = torch.arange(n, device=positions.device)
+        ij = torch.nonzero(atoms.unsqueeze(1) < atoms.unsqueeze(0)).t()
+    else:
+        ij = torch.triu_indices(n, n, 1, device=positions.device)
     i = ij[0]
     j = ij[1]
     vectors = positions.index_select(0, j) - positions.index_select(0, i)

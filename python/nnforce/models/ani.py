@@ -1,6 +1,7 @@
 """ANI-style model: Behler-Parrinello/ANI atomic environment vectors (AEVs) + per-element MLPs + self energies.
 
-AEV of atom i (all lengths in nm; defaults are ANI-1x's parameters converted from Angstrom):
+AEV of atom i (:mod:`nnforce.models.aev`, shared with ANI-1x; all lengths in nm; defaults are ANI-1x's parameters
+converted from Angstrom):
 
 * radial, per neighbour element e and shell k:
   ``G_R[e,k] = sum_{j in e} 0.25 exp(-eta_R (r_ij - R_k)^2) f_c(r_ij; Rc_R)``
@@ -14,136 +15,14 @@ The atomic energy is ``energy_scale * MLP_element(AEV) + self_energy[element]`` 
 averages several independent networks over one shared AEV (build trained members into one model with
 :func:`ani_ensemble`; ``member_energies`` gives the spread, a cheap uncertainty).
 """
-import math
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import torch
 from torch import Tensor
 
 from ._atomistic import AtomisticModel, element_lookup, init_seeded, mlp, species_of
-from ._geometry import cosine_cutoff, pair_vectors
-
-
-class AEVComputer(torch.nn.Module):
-    """Radial + angular AEVs for concatenated atoms from a pair list ``(i, j, r_ij)`` (each pair once)."""
-
-    def __init__(self, num_elements: int, radial_cutoff: float = 0.52, angular_cutoff: float = 0.35,
-                 radial_eta: float = 1600.0, radial_shifts: Optional[List[float]] = None,
-                 angular_eta: float = 800.0, angular_shifts: Optional[List[float]] = None, zeta: float = 32.0,
-                 num_angle_sections: int = 8):
-        super().__init__()
-        if angular_cutoff > radial_cutoff:
-            raise ValueError("angular_cutoff must not exceed radial_cutoff")
-        if radial_shifts is None:
-            radial_shifts = [0.09 + 0.026875 * k for k in range(16)]
-        if angular_shifts is None:
-            angular_shifts = [0.09 + 0.065 * k for k in range(4)]
-        self.num_elements = int(num_elements)
-        self.radial_cutoff = float(radial_cutoff)
-        self.angular_cutoff = float(angular_cutoff)
-        self.radial_eta = float(radial_eta)
-        self.angular_eta = float(angular_eta)
-        self.zeta = float(zeta)
-        self.register_buffer("radial_shifts", torch.tensor(radial_shifts, dtype=torch.float64))
-        self.register_buffer("angular_shifts", torch.tensor(angular_shifts, dtype=torch.float64))
-        sections = [(2 * k + 1) * math.pi / (2 * num_angle_sections) for k in range(num_angle_sections)]
-        self.register_buffer("angle_sections", torch.tensor(sections, dtype=torch.float64))
-        self.num_radial = len(radial_shifts)
-        self.num_angular = num_angle_sections * len(angular_shifts)
-        self.num_pairs = self.num_elements * (self.num_elements + 1) // 2
-        pair_index = torch.zeros(self.num_elements, self.num_elements, dtype=torch.long)
-        p = 0
-        for a in range(self.num_elements):
-            for b in range(a, self.num_elements):
-                pair_index[a, b] = p
-                pair_index[b, a] = p
-                p += 1
-        self.register_buffer("pair_index", pair_index)
-        self.radial_length = self.num_elements * self.num_radial
-        self.angular_length = self.num_pairs * self.num_angular
-        self.length = self.radial_length + self.angular_length
-
-    def forward(self, species: Tensor, i: Tensor, j: Tensor, vectors: Tensor) -> Tensor:
-        n = species.shape[0]
-        dtype = vectors.dtype
-        distances = torch.sqrt((vectors * vectors).sum(dim=1) + 1e-30)
-        keep = distances < self.radial_cutoff
-        i = i[keep]
-        j = j[keep]
-        vectors = vectors[keep]
-        distances = distances[keep]
-        radial = self._radial(species, i, j, distances, n, dtype)
-        near = distances < self.angular_cutoff
-        angular = self._angular(species, i[near], j[near], vectors[near], distances[near], n, dtype)
-        return torch.cat([radial, angular], dim=1)
-
-    def _radial(self, species: Tensor, i: Tensor, j: Tensor, r: Tensor, n: int, dtype: torch.dtype) -> Tensor:
-        shifts = self.radial_shifts.to(dtype)
-        fc = cosine_cutoff(r, self.radial_cutoff)
-        terms = 0.25 * torch.exp(-self.radial_eta * (r.unsqueeze(1) - shifts.unsqueeze(0)) ** 2) * fc.unsqueeze(1)
-        width = self.radial_length
-        columns = torch.arange(self.num_radial, device=r.device)
-        col_i = (species.index_select(0, j) * self.num_radial).unsqueeze(1) + columns
-        col_j = (species.index_select(0, i) * self.num_radial).unsqueeze(1) + columns
-        flat = torch.zeros(n * width, dtype=dtype, device=r.device)
-        flat = flat.index_add(0, (i.unsqueeze(1) * width + col_i).reshape(-1), terms.reshape(-1))
-        flat = flat.index_add(0, (j.unsqueeze(1) * width + col_j).reshape(-1), terms.reshape(-1))
-        return flat.view(n, width)
-
-    def _angular(self, species: Tensor, i: Tensor, j: Tensor, vectors: Tensor, r: Tensor, n: int,
-                 dtype: torch.dtype) -> Tensor:
-        width = self.angular_length
-        # directed pairs: centre c sees neighbour o along v
-        centre = torch.cat([i, j])
-        other = torch.cat([j, i])
-        v = torch.cat([vectors, -vectors])
-        d = torch.cat([r, r])
-        centres, first, second = triplets(centre, n)
-        if centres.shape[0] == 0:
-            return torch.zeros(n, width, dtype=dtype, device=vectors.device)
-        v1 = v.index_select(0, first)
-        v2 = v.index_select(0, second)
-        r1 = d.index_select(0, first)
-        r2 = d.index_select(0, second)
-        cos = 0.95 * (v1 * v2).sum(dim=1) / (r1 * r2)
-        theta = torch.acos(cos)
-        sections = self.angle_sections.to(dtype)
-        shifts = self.angular_shifts.to(dtype)
-        angle_part = 2.0 * ((1.0 + torch.cos(theta.unsqueeze(1) - sections.unsqueeze(0))) * 0.5) ** self.zeta
-        mean_r = 0.5 * (r1 + r2)
-        radial_part = torch.exp(-self.angular_eta * (mean_r.unsqueeze(1) - shifts.unsqueeze(0)) ** 2)
-        fc = cosine_cutoff(r1, self.angular_cutoff) * cosine_cutoff(r2, self.angular_cutoff)
-        terms = (angle_part.unsqueeze(2) * radial_part.unsqueeze(1)).reshape(-1, self.num_angular) * fc.unsqueeze(1)
-        pair = self.pair_index[species.index_select(0, other.index_select(0, first)),
-                               species.index_select(0, other.index_select(0, second))]
-        columns = torch.arange(self.num_angular, device=vectors.device)
-        index = (centres.unsqueeze(1) * width + (pair * self.num_angular).unsqueeze(1) + columns).reshape(-1)
-        flat = torch.zeros(n * width, dtype=dtype, device=vectors.device)
-        flat = flat.index_add(0, index, terms.reshape(-1))
-        return flat.view(n, width)
-
-
-def triplets(centre: Tensor, n: int) -> Tuple[Tensor, Tensor, Tensor]:
-    """For directed pairs with centres ``centre``, all unordered pairs of pairs that share a centre:
-    returns (centre atom, index of first pair, index of second pair). Vectorised via a padded [n, max] table."""
-    count = centre.shape[0]
-    if count == 0:
-        empty = torch.zeros(0, dtype=torch.long, device=centre.device)
-        return empty, empty, empty
-    order = torch.argsort(centre, stable=True)
-    sorted_centre = centre.index_select(0, order)
-    counts = torch.bincount(sorted_centre, minlength=n)
-    width = int(counts.max())
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(count, device=centre.device) - starts.index_select(0, sorted_centre)
-    table = torch.full((n, width), -1, dtype=torch.long, device=centre.device)
-    table[sorted_centre, rank] = order
-    tri = torch.triu_indices(width, width, 1, device=centre.device)
-    a = table[:, tri[0]]
-    b = table[:, tri[1]]
-    valid = (a >= 0) & (b >= 0)
-    atoms = torch.arange(n, device=centre.device).unsqueeze(1).expand(n, tri.shape[1])
-    return atoms[valid], a[valid], b[valid]
+from ._geometry import pair_vectors
+from .aev import AEVComputer, triplets  # noqa: F401  (AEVComputer, triplets: public names kept here)
 
 
 class ElementNetworks(torch.nn.Module):
@@ -160,9 +39,8 @@ class ElementNetworks(torch.nn.Module):
     def forward(self, features: Tensor, species: Tensor) -> Tensor:
         out = torch.zeros(features.shape[0], dtype=features.dtype, device=features.device)
         for k, net in enumerate(self.nets):
-            index = torch.nonzero(species == k).squeeze(1)
-            if index.shape[0] > 0:
-                out = out.index_put((index,), net(features.index_select(0, index)).squeeze(1))
+            index = torch.nonzero(species == k).squeeze(1)  # may be empty: no branch on it, so it exports
+            out = out.index_put((index,), net(features.index_select(0, index)).squeeze(1))
         return out
 
 

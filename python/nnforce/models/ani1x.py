@@ -29,6 +29,8 @@ from torch import Tensor
 
 from . import neurochem
 from ._geometry import pair_vectors
+from ._atomistic import Float64SelfEnergies
+from .aev import AEV
 
 ANGSTROM_PER_NM = 10.0
 # CODATA 2018: E_h = 4.3597447222071e-18 J, N_A = 6.02214076e23 / mol
@@ -76,14 +78,14 @@ class _ElementEnsemble(torch.nn.Module):
         return x.squeeze(-1)
 
 
-class ANI(torch.nn.Module):
+class ANI(Float64SelfEnergies, torch.nn.Module):
     """An ANI ensemble (AEV + one network per element, averaged over members) following the model contract.
 
     ``forward(positions, atomic_numbers, neighbors=None, shifts=None, box=None)``: positions in nm, energy in
     kJ/mol. Without ``neighbors`` all pairs are formed (minimum image when ``box`` is given, which needs
     box heights >= 2 x 0.52 nm); with the plugin's neighbor list its cutoff must be at least ``cutoff_nm``.
-    Parameters are stored in ``dtype``; positions of another dtype are converted and the energy is returned
-    in the positions' dtype.
+    Parameters are stored in ``dtype``; positions of another dtype are converted. The energy is accumulated
+    over atoms, and the self energies added, in float64, and returned as float64.
     """
 
     elements: List[int]
@@ -111,32 +113,20 @@ class ANI(torch.nn.Module):
         def buffer(values):
             return torch.tensor(values, dtype=dtype)
 
-        self.register_buffer("radial_eta", buffer(aev.radial_eta))
-        self.register_buffer("radial_shifts", buffer(aev.radial_shifts))
-        self.register_buffer("zeta", buffer(aev.zeta))
-        self.register_buffer("angle_shifts", buffer(aev.angle_shifts))
-        self.register_buffer("angular_eta", buffer(aev.angular_eta))
-        self.register_buffer("angular_shifts", buffer(aev.angular_shifts))
+        self.environment = AEV(self.num_species, self.radial_cutoff, self.angular_cutoff, list(aev.radial_eta),
+                               list(aev.radial_shifts), list(aev.angular_eta), list(aev.angular_shifts),
+                               list(aev.zeta), list(aev.angle_shifts)).to(dtype)
         self.radial_length = len(aev.radial_eta) * len(aev.radial_shifts)
-        self.angular_length = len(aev.angular_eta) * len(aev.zeta) * len(aev.angular_shifts) * len(aev.angle_shifts)
-        num_pairs = self.num_species * (self.num_species + 1) // 2
-        self.aev_length = self.num_species * self.radial_length + num_pairs * self.angular_length
+        self.angular_length = self.environment.angular_block
+        self.aev_length = self.environment.length
 
         lookup = torch.full((119,), -1, dtype=torch.long)
         for index, z in enumerate(self.elements):
             lookup[z] = index
         self.register_buffer("species_of_z", lookup)
-        # species pair (a, b), a <= b, in row-major upper-triangle order -> angular block index
-        pair_index = torch.zeros(self.num_species, self.num_species, dtype=torch.long)
-        block = 0
-        for a in range(self.num_species):
-            for b in range(a, self.num_species):
-                pair_index[a, b] = block
-                pair_index[b, a] = block
-                block += 1
-        self.register_buffer("pair_index", pair_index)
         energies = [ensemble.self_energies_hartree[s] if include_self_energies else 0.0 for s in aev.symbols]
-        self.register_buffer("self_energies", torch.tensor(energies, dtype=dtype))
+        # float64 whatever dtype is (Float64SelfEnergies): the energy is accumulated in float64
+        self.register_buffer("self_energies", torch.tensor(energies, dtype=torch.float64))
 
         networks = []
         for symbol in aev.symbols:
@@ -157,92 +147,27 @@ class ANI(torch.nn.Module):
         self.networks = torch.nn.ModuleList(networks)
 
     def species(self, atomic_numbers: Tensor) -> Tensor:
-        if bool((atomic_numbers < 0).any()) or bool((atomic_numbers > 118).any()):
+        checking = not torch.compiler.is_compiling()  # a compiled .pt2 is checked at export and by the plugin
+        if checking and (bool((atomic_numbers < 0).any()) or bool((atomic_numbers > 118).any())):
             raise ValueError("atomic_numbers must lie in 1..118")
         # .long(): a host that casts every buffer to its float dtype (libtorch's Module::to does) must not break us
         species = self.species_of_z.long().index_select(0, atomic_numbers.long())
-        if bool((species < 0).any()):
+        if checking and bool((species < 0).any()):
             raise ValueError(f"this ANI model only knows the elements with atomic numbers {self.elements}")
         return species
 
     def aev(self, positions: Tensor, species: Tensor, neighbors: Optional[Tensor] = None,
             shifts: Optional[Tensor] = None, box: Optional[Tensor] = None) -> Tensor:
-        """Atomic environment vectors [N, aev_length] (positions in nm, computed in Angstrom)."""
-        n = positions.shape[0]
+        """Atomic environment vectors [N, aev_length] (positions in nm, computed in Angstrom by
+        :class:`nnforce.models.aev.AEV`, the implementation the ANI-style model uses too)."""
         i, j, vectors = pair_vectors(positions, neighbors, shifts, box)
-        vectors = vectors * self.angstrom_per_nm
-        r2 = (vectors * vectors).sum(dim=1)
-        keep = torch.nonzero(r2 < self.radial_cutoff * self.radial_cutoff).flatten()
-        i = i.index_select(0, keep)
-        j = j.index_select(0, keep)
-        vectors = vectors.index_select(0, keep)
-        distances = torch.sqrt(r2.index_select(0, keep))
-
-        # radial part: 0.25 exp(-eta (r - shift)^2) fc(r), channel = the neighbour's species
-        fc = 0.5 * torch.cos(distances * (torch.pi / self.radial_cutoff)) + 0.5
-        radial = 0.25 * torch.exp(-self.radial_eta.view(1, -1, 1)
-                                  * (distances.view(-1, 1, 1) - self.radial_shifts.view(1, 1, -1)) ** 2)
-        radial = (radial * fc.view(-1, 1, 1)).reshape(-1, self.radial_length)
-        width = self.num_species * self.radial_length
-        columns = torch.arange(self.radial_length, device=positions.device)
-        radial_aev = torch.zeros(n * width, dtype=positions.dtype, device=positions.device)
-        rows_i = i.unsqueeze(1) * width + (species.index_select(0, j) * self.radial_length).unsqueeze(1) + columns
-        rows_j = j.unsqueeze(1) * width + (species.index_select(0, i) * self.radial_length).unsqueeze(1) + columns
-        radial_aev = radial_aev.index_add(0, rows_i.reshape(-1), radial.reshape(-1))
-        radial_aev = radial_aev.index_add(0, rows_j.reshape(-1), radial.reshape(-1)).view(n, width)
-
-        # angular part: every unordered pair (j, k) of neighbours of a centre within the angular cutoff
-        close = torch.nonzero(distances < self.angular_cutoff).flatten()
-        centre = torch.cat([i.index_select(0, close), j.index_select(0, close)])
-        other = torch.cat([j.index_select(0, close), i.index_select(0, close)])
-        close_vectors = vectors.index_select(0, close)
-        directed = torch.cat([close_vectors, -close_vectors])
-        directed_r = torch.cat([distances.index_select(0, close), distances.index_select(0, close)])
-        num_pairs = self.num_species * (self.num_species + 1) // 2
-        angular_width = num_pairs * self.angular_length
-        angular_aev = torch.zeros(n * angular_width, dtype=positions.dtype, device=positions.device)
-        if centre.numel() > 0:
-            order = torch.argsort(centre, stable=True)
-            sorted_centre = centre.index_select(0, order)
-            counts = torch.bincount(sorted_centre, minlength=n)
-            starts = torch.cumsum(counts, 0) - counts
-            rank = torch.arange(sorted_centre.numel(), device=positions.device) - starts.index_select(0, sorted_centre)
-            most = int(counts.max())
-            table = torch.full((n * most,), -1, dtype=torch.long, device=positions.device)
-            table = table.index_put((sorted_centre * most + rank,), order).view(n, most)
-            ab = torch.triu_indices(most, most, 1, device=positions.device)
-            first = table.index_select(1, ab[0]).reshape(-1)
-            second = table.index_select(1, ab[1]).reshape(-1)
-            valid = torch.nonzero((first >= 0) & (second >= 0)).flatten()
-            first = first.index_select(0, valid)
-            second = second.index_select(0, valid)
-            v1 = directed.index_select(0, first)
-            v2 = directed.index_select(0, second)
-            r1 = directed_r.index_select(0, first)
-            r2_ = directed_r.index_select(0, second)
-            cosines = (v1 * v2).sum(dim=1) / (r1 * r2_)
-            angles = torch.acos(0.95 * cosines)  # the 0.95 keeps acos away from its singular ends
-            fc1 = 0.5 * torch.cos(r1 * (torch.pi / self.angular_cutoff)) + 0.5
-            fc2 = 0.5 * torch.cos(r2_ * (torch.pi / self.angular_cutoff)) + 0.5
-            # [T, Zeta, ShfZ] and [T, EtaA, ShfA]
-            angle_term = ((1.0 + torch.cos(angles.view(-1, 1, 1) - self.angle_shifts.view(1, 1, -1))) * 0.5) \
-                ** self.zeta.view(1, -1, 1)
-            radius_term = torch.exp(-self.angular_eta.view(1, -1, 1) * (
-                (0.5 * (r1 + r2_)).view(-1, 1, 1) - self.angular_shifts.view(1, 1, -1)) ** 2)
-            terms = 2.0 * radius_term.unsqueeze(2).unsqueeze(4) * angle_term.unsqueeze(1).unsqueeze(3)
-            terms = terms.reshape(-1, self.angular_length) * (fc1 * fc2).unsqueeze(1)
-            owner = centre.index_select(0, first)
-            block = self.pair_index.long()[species.index_select(0, other.index_select(0, first)),
-                                    species.index_select(0, other.index_select(0, second))]
-            columns = torch.arange(self.angular_length, device=positions.device)
-            rows = (owner * angular_width + block * self.angular_length).unsqueeze(1) + columns
-            angular_aev = angular_aev.index_add(0, rows.reshape(-1), terms.reshape(-1))
-        return torch.cat([radial_aev, angular_aev.view(n, angular_width)], dim=1)
+        return self.environment(species, i, j, vectors * self.angstrom_per_nm)
 
     def energy_hartree(self, positions: Tensor, atomic_numbers: Tensor, neighbors: Optional[Tensor] = None,
                        shifts: Optional[Tensor] = None, box: Optional[Tensor] = None) -> Tensor:
-        """Ensemble-mean energy in Hartree, in the parameters' dtype (positions in nm)."""
-        dtype = self.self_energies.dtype
+        """Ensemble-mean energy in Hartree (positions in nm): networks in the parameters' dtype, the sum over atoms
+        and the self energies in float64."""
+        dtype = self.environment.radial_shifts.dtype
         positions = positions.to(dtype)
         if box is not None:
             box = box.to(dtype)
@@ -256,15 +181,14 @@ class ANI(torch.nn.Module):
         features = self.aev(positions, species, neighbors, shifts, box)
         energy = self.self_energies.index_select(0, species).sum()
         for index, network in enumerate(self.networks):
-            atoms = torch.nonzero(species == index).flatten()
-            if atoms.numel() > 0:
-                energy = energy + network(features.index_select(0, atoms)).sum() / self.num_members
+            atoms = torch.nonzero(species == index).flatten()  # may be empty: no branch on it, so it exports
+            energy = energy + network(features.index_select(0, atoms)).to(torch.float64).sum() / self.num_members
         return energy
 
     def forward(self, positions: Tensor, atomic_numbers: Tensor, neighbors: Optional[Tensor] = None,
                 shifts: Optional[Tensor] = None, box: Optional[Tensor] = None) -> Tensor:
         energy = self.energy_hartree(positions, atomic_numbers, neighbors, shifts, box)
-        return (energy * self.kj_mol_per_hartree).to(positions.dtype)
+        return energy * self.kj_mol_per_hartree  # float64: accumulated in float64 (see energy_hartree)
 
 
 def resource_directory(path=None):

@@ -32,6 +32,7 @@ class RadialMLP(torch.nn.Module):
         elements = [1] if elements is None else list(elements)
         if len(elements) == 0:
             raise ValueError("elements must list at least one atomic number")
+        self.elements = [int(z) for z in elements]
         self.cutoff = float(cutoff)
         self.eta = float(eta)
         self.num_elements = len(elements)

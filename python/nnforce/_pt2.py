@@ -1,0 +1,361 @@
+"""Compile a model into a ``.pt2`` AOTInductor package that NNForce runs from C++ (``nnforce.export.to_pt2``).
+
+The package holds ONE compiled function of tensors: it takes the contract inputs named in the example (positions,
+box, neighbors, shifts, atomic_numbers, global parameters, per-atom inputs; in a fixed order recorded in the
+metadata) and returns ``(energy, forces, dE/d derivative_1, ...)``. The forces and derivatives are traced into the
+graph: a call of the model followed by ``torch.autograd.grad`` is traced with ``make_fx(tracing_mode="symbolic")``,
+exported with ``torch.export.export`` with the number of atoms and of pairs dynamic, and compiled with
+``torch._inductor.aoti_compile_and_package``. (A plain ``torch.export`` of a module that calls ``autograd.grad``
+fails in both strict and non-strict mode.) An energy-only request runs the same function: one compiled graph, the
+forces cost about as much as the energy again, and MD asks for forces at every step.
+
+The contract metadata is compiled into the package as flat ``nnforce.*`` strings (AOTInductor's
+``aot_inductor.metadata``), which the C++ kernel reads with ``AOTIModelPackageLoader``; the full JSON record is in
+``nnforce.metadata_json``. :func:`read_pt2_metadata` reads it back without loading the compiled library.
+
+Compiling takes tens of seconds, so packages are cached by a hash of the model's state, its source code, the example's
+names/shapes/dtypes, precision, derivatives, bounds and the torch version, under ``$NNFORCE_CACHE`` or
+``~/.cache/nnforce`` (``pt2/<hash>.pt2``).
+"""
+import contextlib
+import copy
+import hashlib
+import inspect
+import io
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+
+import torch
+
+from ._io import atomic_save
+
+FORMAT = "nnforce-pt2"
+KNOWN_ORDER = ("positions", "box", "neighbors", "shifts", "atomic_numbers")
+PAIR_INPUTS = ("neighbors", "shifts")
+DEFAULT_MAX_ATOMS = 1_000_000
+DEFAULT_MAX_PAIRS = 200_000_000
+MIN_ATOMS = 2   # torch.export specializes dimensions of size 0 and 1; NNForce pads pair lists up to MIN_PAIRS
+MIN_PAIRS = 2
+
+
+def cache_dir():
+    """The directory holding compiled packages: ``$NNFORCE_CACHE/pt2`` or ``~/.cache/nnforce/pt2``."""
+    root = os.environ.get("NNFORCE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "nnforce")
+    return os.path.join(root, "pt2")
+
+
+@contextlib.contextmanager
+def exporting():
+    """Mark a trace for export: models skip their value checks (``torch.compiler.is_compiling()`` is True), which
+    ``to_pt2`` runs eagerly at export time and the plugin runs on the force's inputs instead."""
+    previous = torch.compiler._is_compiling_flag
+    torch.compiler._is_compiling_flag = True
+    try:
+        yield
+    finally:
+        torch.compiler._is_compiling_flag = previous
+
+
+def _convert_precision(model, dtype):
+    """Floating-point parameters and buffers to ``dtype`` (float64 ``self_energies`` buffers stay float64, as in the
+    plugin); gradients of the weights off."""
+    model = copy.deepcopy(model).eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+        if parameter.is_floating_point():
+            parameter.data = parameter.data.to(dtype)
+    for module in model.modules():
+        for name, buffer in list(module._buffers.items()):
+            if buffer is None or not buffer.is_floating_point():
+                continue
+            if name == "self_energies" and buffer.dtype == torch.float64:
+                continue
+            module._buffers[name] = buffer.to(dtype)
+    return model
+
+
+def _ordered_inputs(example, dtype):
+    """(names, tensors) in the package's input order: the contract names first, then globals/per-atom in given order."""
+    if "positions" not in example:
+        raise ValueError("example must contain 'positions' (a [N, 3] tensor in nm)")
+    names = [n for n in KNOWN_ORDER if n in example] + [n for n in example if n not in KNOWN_ORDER]
+    if ("neighbors" in example) != ("shifts" in example):
+        raise ValueError("give both 'neighbors' and 'shifts' in the example, or neither (NNForce passes them together)")
+    tensors = []
+    for name in names:
+        value = torch.as_tensor(example[name])
+        if name in ("neighbors", "atomic_numbers"):
+            value = value.to(torch.long)
+        elif value.is_floating_point() or value.dim() == 0:
+            value = value.to(dtype)
+        tensors.append(value.contiguous())
+    positions = tensors[0]
+    if positions.dim() != 2 or positions.shape[1] != 3:
+        raise ValueError(f"example['positions'] must have shape [N, 3], not {list(positions.shape)}")
+    if positions.shape[0] < MIN_ATOMS:
+        raise ValueError(f"the example needs at least {MIN_ATOMS} atoms (it has {positions.shape[0]})")
+    if "neighbors" in example:
+        pairs = tensors[names.index("neighbors")]
+        if pairs.dim() != 2 or pairs.shape[0] != 2 or pairs.shape[1] < MIN_PAIRS:
+            raise ValueError(f"example['neighbors'] must have shape [2, P] with P >= {MIN_PAIRS}, not {list(pairs.shape)}")
+    return names, tensors
+
+
+def _dynamic_shapes(names, tensors, max_atoms, max_pairs):
+    from torch.export import Dim
+
+    atoms = Dim("atoms", min=MIN_ATOMS, max=max_atoms)
+    pairs = Dim("pairs", min=MIN_PAIRS, max=max_pairs)
+    n = tensors[0].shape[0]
+    shapes = []
+    for name, tensor in zip(names, tensors):
+        if name == "neighbors":
+            shapes.append({1: pairs})
+        elif name == "shifts":
+            shapes.append({0: pairs})
+        elif name in ("box",) or tensor.dim() == 0:
+            shapes.append(None)
+        elif tensor.shape[0] == n:  # positions, atomic_numbers, per-atom inputs
+            shapes.append({0: atoms})
+        else:
+            raise ValueError(f"example[{name!r}] has {tensor.shape[0]} rows but there are {n} atoms: per-atom inputs "
+                             f"need one row per atom, global parameters must be scalars")
+    return tuple(shapes)
+
+
+def _energy_and_gradients(model, names, derivatives):
+    """The traced function: (energy, forces, dE/d each derivative) from the inputs in ``names`` order."""
+    wrt = [names.index(d) for d in derivatives]
+
+    def compute(*inputs):
+        with torch.enable_grad():
+            inputs = list(inputs)
+            for k in [0] + wrt:
+                inputs[k] = inputs[k].detach().requires_grad_(True)
+            energy = model(**dict(zip(names, inputs)))
+            if energy.numel() != 1:
+                raise ValueError(f"the model returned an energy of shape {list(energy.shape)}; sum it to a scalar")
+            energy = energy.reshape(())
+            gradients = torch.autograd.grad(energy, [inputs[k] for k in [0] + wrt], allow_unused=True)
+        outputs = [energy.detach()]
+        for k, gradient in zip([0] + wrt, gradients):
+            if gradient is None:
+                gradient = torch.zeros_like(inputs[k])
+            outputs.append(gradient.detach())
+        outputs[1] = -outputs[1]
+        return tuple(outputs)
+
+    return compute
+
+
+def _source_hash(model):
+    digest = hashlib.sha256()
+    files = sorted({inspect.getsourcefile(type(m)) or "" for m in model.modules()})
+    for name in files + [inspect.getsourcefile(_energy_and_gradients)]:
+        if name and os.path.exists(name):
+            with open(name, "rb") as handle:
+                digest.update(handle.read())
+    return digest.hexdigest()
+
+
+def _cache_key(model, names, tensors, precision, derivatives, bounds, device):
+    digest = hashlib.sha256()
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+    digest.update(buffer.getvalue())
+    digest.update(_source_hash(model).encode())
+    spec = [type(model).__qualname__, names, [(list(t.shape), str(t.dtype)) for t in tensors], precision,
+            list(derivatives), list(bounds), device, torch.__version__, FORMAT]
+    digest.update(json.dumps(spec).encode())
+    return digest.hexdigest()[:32]
+
+
+def _metadata(model, names, derivatives, precision, bounds, device, extra):
+    """The contract record (:func:`nnforce.contract.model_metadata`) with the package's own entries, and its flat
+    ``nnforce.*`` strings for the C++ kernel."""
+    from .contract import model_metadata
+
+    record = model_metadata(model)
+    for module in model.modules():  # a wrapper: elements and cutoff of the first submodule that declares them
+        if not record["elements"] and getattr(module, "elements", None):
+            record["elements"] = [int(z) for z in module.elements]
+        if not record["cutoff_nm"]:
+            record["cutoff_nm"] = float(getattr(module, "cutoff", getattr(module, "cutoff_nm", 0.0)))
+    record.pop("created_utc", None)  # the package is cached: nothing time-dependent inside
+    record.update({
+        "format": FORMAT, "version": 1, "inputs": list(names),
+        "outputs": ["energy", "forces"] + [f"dE/d{d}" for d in derivatives], "derivatives": list(derivatives),
+        "precision": precision, "device": device, "min_atoms": MIN_ATOMS, "max_atoms": bounds[0],
+        "min_pairs": MIN_PAIRS if "neighbors" in names else 0, "max_pairs": bounds[1] if "neighbors" in names else 0,
+    })
+    record["units"].update({"box": "nm", "shifts": "nm"})
+    if extra:
+        record.update(json.loads(json.dumps(extra)))
+    flat = {f"nnforce.{key}": (",".join(str(v) for v in value) if isinstance(value, list) else str(value))
+            for key, value in record.items() if key in (
+                "format", "inputs", "derivatives", "precision", "torch_version", "min_atoms", "max_atoms",
+                "min_pairs", "max_pairs", "elements", "cutoff_nm")}
+    flat["nnforce.outputs"] = ",".join(["energy", "forces"] + list(derivatives))
+    flat["nnforce.metadata_json"] = json.dumps(record, sort_keys=True)
+    return record, flat
+
+
+def compile_pt2(model, example, precision="double", derivatives=(), max_atoms=None, max_pairs=None,
+                device="cpu", metadata=None, cache=True):
+    """Compile ``model`` into a ``.pt2`` package and return ``(path in the cache or a temporary file, metadata)``.
+
+    See :func:`to_pt2` for the parameters.
+    """
+    if precision not in ("double", "single"):
+        raise ValueError(f"precision must be 'double' or 'single', not {precision!r}")
+    if device != "cpu" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} needs a CUDA build of torch and a GPU; compile for device='cpu'")
+    dtype = torch.float64 if precision == "double" else torch.float32
+    model = _convert_precision(model, dtype).to(device)
+    names, tensors = _ordered_inputs(example, dtype)
+    tensors = [t.to(device) for t in tensors]
+    derivatives = [str(d) for d in derivatives]
+    for d in derivatives:
+        if d not in names or tensors[names.index(d)].dim() != 0:
+            raise ValueError(f"derivative {d!r} must name a global parameter given in the example as a scalar")
+    bounds = (int(max_atoms or DEFAULT_MAX_ATOMS), int(max_pairs or DEFAULT_MAX_PAIRS))
+    if tensors[0].shape[0] > bounds[0]:
+        raise ValueError(f"the example has {tensors[0].shape[0]} atoms, more than max_atoms={bounds[0]}")
+    record, flat = _metadata(model, names, derivatives, precision, bounds, device, metadata)
+    key = _cache_key(model, names, tensors, precision, derivatives, bounds, device)
+    cached = os.path.join(cache_dir(), key + ".pt2")
+    if cache and os.path.exists(cached):
+        return cached, read_pt2_metadata(cached)
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    compute = _energy_and_gradients(model, names, derivatives)
+    with torch.no_grad():
+        compute(*tensors)  # eager run first: a model's own checks raise here with their own message
+    with exporting():
+        graph = make_fx(compute, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*tensors)
+    program = torch.export.export(graph, tuple(tensors),
+                                  dynamic_shapes=_dynamic_shapes(names, tensors, bounds[0], bounds[1]))
+    work = tempfile.mkdtemp(prefix="nnforce-pt2-")
+    try:
+        target = os.path.join(work, "model.pt2")
+        torch._inductor.aoti_compile_and_package(program, package_path=target,
+                                                 inductor_configs={"aot_inductor.metadata": flat})
+        if not cache:
+            keep = tempfile.NamedTemporaryFile(suffix=".pt2", delete=False)
+            keep.close()
+            shutil.move(target, keep.name)
+            return keep.name, record
+        os.makedirs(cache_dir(), exist_ok=True)
+        atomic_save(cached, lambda tmp: shutil.copyfile(target, tmp))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return cached, record
+
+
+def to_pt2(model, path, example, precision="double", derivatives=(), max_atoms=None, max_pairs=None,
+           device="cpu", metadata=None, cache=True, check=True):
+    """Compile a model-contract module into a ``.pt2`` AOTInductor package for NNForce, written atomically to ``path``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Follows the model contract: ``forward`` takes inputs by name and returns the energy (kJ/mol).
+    path : str or os.PathLike
+        The ``.pt2`` file to write.
+    example : dict
+        Contract inputs by name: ``positions`` ([N, 3] nm) and any of ``box``, ``neighbors``/``shifts``,
+        ``atomic_numbers``, global parameters (scalars) and per-atom inputs ([N] or [N, k]). The package takes
+        exactly these inputs; the number of atoms and of pairs are dynamic.
+    precision : {"double", "single"}
+        The dtype the model is compiled in (the energy is accumulated as the model does, float64 for the library's
+        models).
+    derivatives : sequence of str
+        Global parameters whose energy derivative the package returns (for ``addEnergyParameterDerivative``).
+    max_atoms, max_pairs : int, optional
+        Upper bounds of the dynamic dimensions (defaults 1e6 atoms, 2e8 pairs).
+    device : {"cpu", "cuda"}
+        The device the package runs on (NNForce's CPU/Reference platforms need "cpu", CUDA needs "cuda").
+    metadata : dict, optional
+        Extra JSON-able entries stored in the package's metadata.
+    cache : bool
+        Reuse a package compiled before from the same model, example shapes, precision and torch.
+    check : bool
+        Compare the compiled package with the eager model on the example (energy, forces, derivatives) and its
+        forces with finite differences of its energy (float64).
+
+    Returns
+    -------
+    dict
+        The metadata stored in the package (with ``checks`` when ``check`` is true).
+
+    Examples
+    --------
+    >>> to_pt2(LennardJones(), "lj.pt2", {"positions": x, "neighbors": pairs, "shifts": shifts})  # doctest: +SKIP
+    """
+    built, record = compile_pt2(model, example, precision, derivatives, max_atoms, max_pairs, device, metadata, cache)
+    try:
+        if check:
+            from ._pt2_checks import check_package
+
+            record = dict(record)
+            record["checks"] = check_package(built, model, example, precision, derivatives)
+        atomic_save(os.fspath(path), lambda tmp: shutil.copyfile(built, tmp))
+    finally:
+        if not cache:
+            os.remove(built)
+    return record
+
+
+def _package_record(archive):
+    """The nnforce record in an open zip archive: None when it is no AOTInductor package, {} when it is one without
+    nnforce metadata."""
+    names = archive.namelist()
+    if not any("/data/aotinductor/" in n and n.endswith(".so") for n in names):
+        return None
+    for name in names:
+        if "/data/aotinductor/" in name and name.endswith("metadata.json"):
+            entries = json.loads(archive.read(name))
+            if "nnforce.metadata_json" in entries:
+                return json.loads(entries["nnforce.metadata_json"])
+    return {}
+
+
+def package_metadata(data):
+    """The nnforce metadata of a ``.pt2`` package given as bytes; None when the bytes are not an AOTInductor package.
+
+    Raises ValueError for a package without nnforce metadata (it cannot be bound by name).
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            record = _package_record(archive)
+    except zipfile.BadZipFile:
+        return None
+    if record == {}:
+        raise ValueError("the .pt2 package carries no nnforce metadata (not written by nnforce.export.to_pt2); "
+                         "re-export it with nnforce.export.to_pt2(model, path, example) or `nnforce export --format pt2`")
+    return record
+
+
+def is_pt2(path):
+    """Whether ``path`` is an AOTInductor package (by its zip entry names)."""
+    try:
+        with zipfile.ZipFile(os.fspath(path)) as archive:
+            return _package_record(archive) is not None
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def read_pt2_metadata(path):
+    """The nnforce metadata record of a ``.pt2`` package (read from the archive; nothing is loaded)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model file {path} does not exist")
+    with open(path, "rb") as handle:
+        record = package_metadata(handle.read())
+    if record is None:
+        raise ValueError(f"{path} carries no nnforce metadata (not a .pt2 package written by nnforce.export.to_pt2); "
+                         f"re-export it with nnforce.export.to_pt2(model, path, example) or `nnforce export --format pt2`")
+    return record
