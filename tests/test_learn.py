@@ -1,4 +1,4 @@
-"""``nnforce learn`` end to end on ethanol with a real teacher (one ANI-1x network): rounds add the frames the
+"""``nnforce learn`` end to end on ethanol with a real teacher (the committed GFN2-xTB-trained ethanol model): rounds add the frames the
 committee disagrees on, labelled by the teacher; an interrupted run resumes; a failed label is skipped."""
 import json
 import os
@@ -15,13 +15,13 @@ from nnforce.learn import LearnConfig, label_frames, select
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    from nnforce.models.ani1x import ani1x
+TEACHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "results", "models", "ethanol_ani.pt")
 
-    path = tmp_path_factory.mktemp("teacher") / "ani1x0.pt"
-    torch.jit.script(ani1x(members=[0])).save(str(path))
-    return str(path)
+
+@pytest.fixture(scope="module")
+def teacher():
+    """A real teacher: the committed ANI-style ethanol model trained on GFN2-xTB labels (bench/train_accuracy.py)."""
+    return TEACHER
 
 
 def ethanol_frames(teacher, n, seed, scale_nm):

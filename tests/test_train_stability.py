@@ -20,10 +20,10 @@ def ethanol():
 
 
 @pytest.fixture(scope="module")
-def ani1x_member():
-    from nnforce.models.ani1x import ani1x
-
-    return torch.jit.script(ani1x(members=[0]))
+def real_potential():
+    """A real potential: the committed ANI-style ethanol model trained on GFN2-xTB labels."""
+    return torch.jit.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "results", "models",
+                                       "ethanol_ani.pt"))
 
 
 def test_covalent_bonds_of_ethanol():
@@ -38,22 +38,22 @@ def test_covalent_bonds_of_ethanol():
         covalent_bonds([92, 1], [[0, 0, 0], [0.1, 0, 0]])
 
 
-def test_real_potential_is_stable_at_500K(ani1x_member):
+def test_real_potential_is_stable_at_500K(real_potential):
     z, x = ethanol()
-    report = md_stability(ani1x_member, z, x, temperature_k=500.0, time_ps=0.1, nve_ps=0.025, platform="CPU",
+    report = md_stability(real_potential, z, x, temperature_k=500.0, time_ps=0.1, nve_ps=0.025, platform="CPU",
                           seed=1)
     assert report["stable"] and report["broken_bond"] is None
     assert report["simulated_ps"] == pytest.approx(0.1)
     assert 0.8 < report["min_ratio"] < 1.0 < report["max_ratio"] < 1.3  # the bonds did vibrate
     # a slope over 25 fs is noisy; forces inconsistent with the energy drift by kJ/mol/ps per atom
     assert abs(report["nve_drift_kj_mol_ps_atom"]) < 0.3
-    again = md_stability(ani1x_member, z, x, temperature_k=500.0, time_ps=0.02, nve_ps=0.0, platform="CPU", seed=1)
-    first = md_stability(ani1x_member, z, x, temperature_k=500.0, time_ps=0.02, nve_ps=0.0, platform="CPU", seed=1)
+    again = md_stability(real_potential, z, x, temperature_k=500.0, time_ps=0.02, nve_ps=0.0, platform="CPU", seed=1)
+    first = md_stability(real_potential, z, x, temperature_k=500.0, time_ps=0.02, nve_ps=0.0, platform="CPU", seed=1)
     assert again["max_ratio"] == first["max_ratio"]  # seeded: the same trajectory
 
 
 class Inverted(torch.nn.Module):
-    """ANI-1x with its interaction energy turned upside down: atoms fly apart."""
+    """The real potential turned upside down: atoms fly apart."""
 
     def __init__(self, model):
         super().__init__()
@@ -63,9 +63,9 @@ class Inverted(torch.nn.Module):
         return -self.model(positions, atomic_numbers)
 
 
-def test_broken_potential_is_caught(ani1x_member):
+def test_broken_potential_is_caught(real_potential):
     z, x = ethanol()
-    report = md_stability(torch.jit.script(Inverted(ani1x_member)), z, x, temperature_k=500.0, time_ps=2.0,
+    report = md_stability(torch.jit.script(Inverted(real_potential)), z, x, temperature_k=500.0, time_ps=2.0,
                           platform="CPU", check_interval=10)
     assert not report["stable"]
     assert report["failed_at_ps"] < 2.0 and report["broken_bond"] is not None
