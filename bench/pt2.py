@@ -208,7 +208,11 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as directory:
         for name in args.models:
             model, takes_z = models[name]
-            found, compile_s = measure(name, model, takes_z, args.sizes, args.platforms, args.rounds, directory)
+            try:
+                found, compile_s = measure(name, model, takes_z, args.sizes, args.platforms, args.rounds, directory)
+            except Exception as error:  # noqa: BLE001  (recorded in the table's notes, the other models still run)
+                compiles.append(f"{name} FAILED ({type(error).__name__}: {str(error).splitlines()[0][:200]})")
+                continue
             rows += found
             compiles.append(f"{name} {compile_s:.0f} s")
     usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]

@@ -153,7 +153,13 @@ def _energy_and_gradients(model, names, derivatives):
 
 def _source_hash(model):
     digest = hashlib.sha256()
-    files = sorted({inspect.getsourcefile(type(m)) or "" for m in model.modules()})
+    files = set()
+    for module in model.modules():
+        try:
+            files.add(inspect.getsourcefile(type(module)) or "")
+        except TypeError:  # a class without a source file: its name and state still enter the key
+            files.add("")
+    files = sorted(files)
     for name in files + [inspect.getsourcefile(_energy_and_gradients)]:
         if name and os.path.exists(name):
             with open(name, "rb") as handle:
@@ -307,6 +313,26 @@ def to_pt2(model, path, example, precision="double", derivatives=(), max_atoms=N
         if not cache:
             os.remove(built)
     return record
+
+
+def contract_example(atomic_numbers, positions_nm):
+    """An example for :func:`to_pt2` in the form NNForce passes a neighbor list: positions, atomic numbers, every
+    pair once as ``neighbors`` and zero ``shifts`` (the pair count is dynamic, so the example's count does not matter).
+
+    Parameters
+    ----------
+    atomic_numbers : array-like of int
+    positions_nm : array-like, [N, 3]
+
+    Returns
+    -------
+    dict
+    """
+    positions = torch.as_tensor(positions_nm, dtype=torch.float64)
+    n = positions.shape[0]
+    pairs = torch.triu_indices(n, n, 1)
+    return {"positions": positions, "atomic_numbers": torch.as_tensor(atomic_numbers, dtype=torch.long),
+            "neighbors": pairs, "shifts": torch.zeros(pairs.shape[1], 3, dtype=torch.float64)}
 
 
 def _package_record(archive):

@@ -4,7 +4,8 @@ from . import add_command
 EXAMPLES = """examples:
   nnforce export run/best.ckpt -o ethanol.pt                script, check and write the model of a training run
   nnforce export run/best.ckpt -o ethanol.pt --data data.npz   check on real frames (default: a built-in test molecule)
-  nnforce export model.pt --info                            print the metadata of an exported model"""
+  nnforce export run/best.ckpt -o ethanol.pt2 --format pt2  compile an AOTInductor package (faster in NNForce)
+  nnforce export model.pt --info                            print the metadata of an exported model (.pt or .pt2)"""
 
 
 def register(subparsers):
@@ -18,6 +19,11 @@ def register(subparsers):
     parser.add_argument("--data", help="check on the first frame of this dataset (.npz) instead of a test cluster")
     parser.add_argument("--no-check", action="store_true", help="skip the contract checks (not recommended)")
     parser.add_argument("--info", action="store_true", help="print the metadata of an exported model and exit")
+    parser.add_argument("--format", choices=["torchscript", "pt2"], default=None,
+                        help="torchscript (default; a .pt file) or pt2 (an AOTInductor package compiled with forces "
+                             "inside, faster; default when the output ends in .pt2)")
+    parser.add_argument("--precision", choices=["double", "single"], default="double",
+                        help="precision a .pt2 is compiled in (default double)")
     parser.set_defaults(func=run)
 
 
@@ -34,7 +40,9 @@ def run(args):
         raise ValueError("give the output file with -o/--output")
     from ..train.pipeline import export_checkpoint
 
-    info = export_checkpoint(args.checkpoint, args.output, data=args.data, check=not args.no_check)
+    fmt = args.format or ("pt2" if args.output.endswith(".pt2") else "torchscript")
+    info = export_checkpoint(args.checkpoint, args.output, data=args.data, check=not args.no_check, format=fmt,
+                             precision=args.precision)
     print(f"wrote {args.output} ({info['model_class']}, elements {info['elements']}, cutoff {info['cutoff_nm']} nm)")
     for key, value in info.get("checks", {}).items():
         print(f"  check {key}: {value}")

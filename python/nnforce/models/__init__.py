@@ -1,5 +1,6 @@
-"""Model library: every model is ``torch.jit.script``-able, compiles to a ``.pt2`` (``nnforce.export.to_pt2``) and
-follows the model contract (positions in nm, energy in kJ/mol, optional ``neighbors``/``shifts``/``box``/
+"""Model library: every model is ``torch.jit.script``-able, traces for ``.pt2`` export (``nnforce.export.to_pt2``;
+the AEV models' compiled forces are still wrong and refused by its check, see docs/model-contract.md) and follows
+the model contract (positions in nm, energy in kJ/mol, optional ``neighbors``/``shifts``/``box``/
 ``atomic_numbers``)."""
 from .pair import LennardJones, PairPotential
 from .radial import RadialMLP

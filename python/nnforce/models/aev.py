@@ -106,11 +106,17 @@ class AEV(torch.nn.Module):
 
     def _angular(self, species: Tensor, i: Tensor, j: Tensor, vectors: Tensor, r: Tensor, n: int) -> Tensor:
         dtype = vectors.dtype
-        # directed pairs: centre c sees neighbour o along v
-        centre = torch.cat([i, j])
-        other = torch.cat([j, i])
-        v = torch.cat([vectors, -vectors])
-        d = torch.cat([r, r])
+        # directed pairs: centre c sees neighbour o along v. Gathered with index_select, not torch.cat: the backward
+        # of a cat of data-dependent (unbacked) sizes came out wrong in AOTInductor-compiled packages.
+        m = i.shape[0]
+        directed = torch.arange(2 * m, device=vectors.device)
+        pair = directed % m  # empty when m == 0 (no division happens)
+        forward_half = directed < m
+        centre = torch.where(forward_half, i.index_select(0, pair), j.index_select(0, pair))
+        other = torch.where(forward_half, j.index_select(0, pair), i.index_select(0, pair))
+        sign = torch.where(forward_half, 1.0, -1.0).to(dtype)
+        v = vectors.index_select(0, pair) * sign.unsqueeze(1)
+        d = r.index_select(0, pair)
         owner, first, second = triplets(centre, n)
         v1 = v.index_select(0, first)
         v2 = v.index_select(0, second)

@@ -182,7 +182,7 @@ def md_check(model, structure, options, output=None, reference=None):
     return report
 
 
-def export_checkpoint(checkpoint, output, data=None, check=True):
+def export_checkpoint(checkpoint, output, data=None, check=True, format="torchscript", precision="double"):
     """Export the model of a training checkpoint, with the run's metadata and test metrics.
 
     Parameters
@@ -194,7 +194,12 @@ def export_checkpoint(checkpoint, output, data=None, check=True):
     data : str, optional
         A dataset (.npz) whose first frame the contract checks use (default: a built-in test cluster).
     check : bool
-        Run the contract checks (:func:`nnforce.export.check_model`).
+        Run the contract checks (:func:`nnforce.export.check_model`; for a .pt2 also on the compiled package).
+    format : {"torchscript", "pt2"}
+        A TorchScript file, or a ``.pt2`` AOTInductor package (:func:`nnforce.export.to_pt2`; its example is the
+        check structure with every pair as a neighbor list, so NNForce gives it ``neighbors``/``shifts``).
+    precision : {"double", "single"}
+        The precision a ``.pt2`` is compiled in (TorchScript files choose theirs when loaded).
 
     Returns
     -------
@@ -223,4 +228,17 @@ def export_checkpoint(checkpoint, output, data=None, check=True):
 
         frame = Dataset.load(data).frame(0)
         structure = (frame[0], frame[1])
+    if format == "pt2":
+        from ..export import _sample_structure, check_model
+        from .._pt2 import contract_example, to_pt2
+
+        elements = [int(z) for z in model.elements]
+        z, x = structure if structure is not None else _sample_structure(elements, float(model.cutoff))
+        checks = check_model(model, elements, float(model.cutoff), (z, x)) if check else None
+        info = to_pt2(model, output, contract_example(z, x), precision=precision, metadata=metadata, check=check)
+        if checks:
+            info.setdefault("checks", {}).update(checks)
+        return info
+    if format != "torchscript":
+        raise ValueError(f"format must be 'torchscript' or 'pt2', not {format!r}")
     return export_model(model, output, metadata, check=check, structure=structure)

@@ -4,6 +4,7 @@
 #include "NNForceKernels.h"
 #include "NNForceModelBinding.h"
 #include "NNForceModelOutputs.h"
+#include "NNForceKernelSetup.h"
 #include "CudaNNForceDevice.h"
 #include "openmm/cuda/CudaContext.h"
 #include <ATen/cuda/CUDAGraph.h>

@@ -90,58 +90,28 @@ torch::TensorOptions CudaCalcNNForceKernel::realOptions() const {
 }
 
 void CudaCalcNNForceKernel::initialize(const System& system, const NNForce& force) {
-    // Properties (names and values checked by NNForce::setProperty; their combination here).
-    const auto& properties = force.getProperties();
-    auto property = [&](const string& key) {
-        auto found = properties.find(key);
-        return found == properties.end() ? string() : found->second;
-    };
-    string graphs = property("useCUDAGraphs");
-    if (graphs == "true" || graphs == "True" || graphs == "1")
-        useGraphs = true;
-    else if (graphs.empty() || graphs == "false" || graphs == "False" || graphs == "0")
-        useGraphs = false;
-    else
-        throw OpenMMException("NNForce: the property useCUDAGraphs must be \"true\" or \"false\", not \"" + graphs + "\".");
-    string warmup = property("CUDAGraphWarmupSteps");
-    if (!warmup.empty()) {
-        try {
-            size_t used;
-            warmupSteps = stoi(warmup, &used);
-            if (used != warmup.size())
-                warmupSteps = 0;
-        }
-        catch (const std::exception&) {
-            warmupSteps = 0;
-        }
-        if (warmupSteps < 1)
-            throw OpenMMException("NNForce: the property CUDAGraphWarmupSteps must be an integer >= 1, not \"" + warmup + "\".");
-    }
-    string requested = property("precision");
-    useDouble = requested.empty() ? cu.getUseDoublePrecision() : requested == "double";
+    // The set-up shared with the Reference kernel; properties were validated by NNForce::setProperty.
+    KernelSetup setup(system, force);
+    if (force.getModelFormat() == "pt2")
+        throw OpenMMException("NNForce: the CUDA platform does not run .pt2 packages yet; use the TorchScript file of the model "
+                              "on CUDA, or run the .pt2 on the CPU platform.");
+    useGraphs = setup.useCUDAGraphs;
+    warmupSteps = setup.cudaGraphWarmupSteps;
+    useDouble = setup.useDouble(cu.getUseDoublePrecision());
     dtype = useDouble ? torch::kFloat64 : torch::kFloat32;
     precision = cu.getUseDoublePrecision() ? cuda::OpenMMPrecision::Double
               : cu.getUseMixedPrecision() ? cuda::OpenMMPrecision::Mixed : cuda::OpenMMPrecision::Single;
 
-    periodic = force.usesPeriodicBoundaryConditions();
-    outputsForces = force.getOutputsForces();
-    atoms = force.getAtoms();
-    if (atoms.empty())
-        for (int i = 0; i < system.getNumParticles(); i++)
-            atoms.push_back(i);
+    periodic = setup.periodic;
+    outputsForces = setup.outputsForces;
+    atoms = setup.atoms;
     numModelAtoms = atoms.size();
-    globalNames.clear();
-    for (int i = 0; i < force.getNumGlobalParameters(); i++)
-        globalNames.push_back(force.getGlobalParameterName(i));
-    derivativeNames.clear();
-    derivativeIndex.clear();
-    for (int i = 0; i < force.getNumEnergyParameterDerivatives(); i++) {
-        derivativeNames.push_back(force.getEnergyParameterDerivativeName(i));
-        derivativeIndex.push_back(find(globalNames.begin(), globalNames.end(), derivativeNames.back()) - globalNames.begin());
-    }
-    cutoff = force.getNeighborListCutoff();
-    skin = force.getNeighborListSkin();
-    capacity = force.getNeighborListCapacity();
+    globalNames = setup.globalNames;
+    derivativeNames = setup.derivativeNames;
+    derivativeIndex = setup.derivativeIndex;
+    cutoff = setup.cutoff;
+    skin = setup.skin;
+    capacity = setup.capacity;
     fixedCapacity = capacity > 0;
 
     device = torch::Device(torch::kCUDA, (c10::DeviceIndex) cu.getDeviceIndex());
@@ -161,23 +131,13 @@ void CudaCalcNNForceKernel::initialize(const System& system, const NNForce& forc
     stream.reset(new c10::cuda::CUDAStream(c10::cuda::getStreamFromPool(false, device.index())));
     c10::cuda::CUDAStreamGuard streamGuard(*stream);
 
-    // Atomic numbers and per-atom inputs (validated as in the Reference kernel).
-    const vector<int>& z = force.getAtomicNumbers();
-    if (!z.empty()) {
-        if (z.size() != atoms.size())
-            throw OpenMMException("NNForce: " + to_string(z.size()) + " atomic numbers given for " + to_string(atoms.size()) + " model atoms.");
-        atomicNumbers = torch::tensor(vector<int64_t>(z.begin(), z.end()), torch::kInt64).to(device);
-    }
+    // Atomic numbers and per-atom inputs (checked by the shared helpers, as in the Reference kernel).
+    atomicNumbers = atomicNumberTensor(force, atoms.size(), false);
+    if (atomicNumbers.defined())
+        atomicNumbers = atomicNumbers.to(device);
     perAtomValues.clear();
-    for (int i = 0; i < force.getNumPerAtomInputs(); i++) {
-        const vector<double>& values = force.getPerAtomInputValues(i);
-        int width = force.getPerAtomInputWidth(i);
-        if (values.size() != atoms.size() * width)
-            throw OpenMMException("NNForce: per-atom input '" + force.getPerAtomInputName(i) + "' has " + to_string(values.size() / width) +
-                                  " rows but the model sees " + to_string(atoms.size()) + " atoms.");
-        torch::Tensor t = torch::tensor(values, torch::kFloat64).to(device, dtype);
-        perAtomValues.push_back(width == 1 ? t : t.view({(int64_t) atoms.size(), width}));
-    }
+    for (auto& t : perAtomTensors(force, atoms.size(), dtype, -1))
+        perAtomValues.push_back(t.to(device));
     inputs = bindModelInputs(module, force, periodic, cutoff > 0, atomicNumbers.defined(), globalNames, derivativeNames, derivativeIndex);
     for (auto& name : derivativeNames)
         cu.addEnergyParameterDerivative(name);
@@ -245,29 +205,15 @@ void CudaCalcNNForceKernel::copyParametersToContext(ContextImpl& context, const 
     c10::cuda::CUDAGuard guard(device);
     c10::cuda::CUDAStreamGuard streamGuard(*stream);
     torch::NoGradGuard noGrad;
-    const vector<int>& z = force.getAtomicNumbers();
-    if (!z.empty()) {
-        if (z.size() != atoms.size())
-            throw OpenMMException("NNForce: " + to_string(z.size()) + " atomic numbers given for " + to_string(atoms.size()) + " model atoms.");
-        torch::Tensor values = torch::tensor(vector<int64_t>(z.begin(), z.end()), torch::kInt64);
-        if (atomicNumbers.defined())
-            atomicNumbers.copy_(values);  // in place: captured graphs keep reading the same memory
-        else
+    torch::Tensor values = atomicNumberTensor(force, atoms.size(), atomicNumbers.defined());
+    if (values.defined()) {
+        if (!atomicNumbers.defined())
             throw OpenMMException("NNForce: atomic numbers cannot be added to a Context that was created without them; create a new Context.");
+        atomicNumbers.copy_(values);  // in place: captured graphs keep reading the same memory
     }
-    else if (atomicNumbers.defined())
-        throw OpenMMException("NNForce: the atomic numbers cannot be removed from a Context; create a new Context.");
-    int count = force.getNumPerAtomInputs();
-    if (count != (int) perAtomValues.size())
-        throw OpenMMException("NNForce: per-atom inputs cannot be added to a Context after it was created; create a new Context.");
-    for (int i = 0; i < count; i++) {
-        const vector<double>& values = force.getPerAtomInputValues(i);
-        int width = force.getPerAtomInputWidth(i);
-        if (values.size() != atoms.size() * width || perAtomValues[i].numel() != (int64_t) values.size())
-            throw OpenMMException("NNForce: per-atom input '" + force.getPerAtomInputName(i) + "' has " + to_string(values.size() / width) +
-                                  " rows but the model sees " + to_string(atoms.size()) + " atoms.");
-        perAtomValues[i].copy_(torch::tensor(values, torch::kFloat64).to(dtype).view(perAtomValues[i].sizes()));
-    }
+    vector<torch::Tensor> updated = perAtomTensors(force, atoms.size(), dtype, (int) perAtomValues.size());
+    for (size_t i = 0; i < updated.size(); i++)
+        perAtomValues[i].copy_(updated[i]);  // in place, as above
 }
 
 void CudaCalcNNForceKernel::invalidateGraphs() {
