@@ -77,6 +77,7 @@ static bool isNumpyAvailable() {
 namespace std {
     %template(_IntVector) vector<int>;
     %template(_DoubleVector) vector<double>;
+    %template(_StringVector) vector<string>;
     %template(_StringMap) map<string, string>;
 }
 
@@ -123,6 +124,8 @@ namespace std {
 
 // System.addForce takes ownership, as for OpenMM's forces.
 %ignore NNForcePlugin::NNForce::getKnownProperties;
+// getOutput(context, name) returns a numpy array in Python (see the %extend below).
+%ignore NNForcePlugin::NNForce::getOutput;
 
 #define NNFORCE_EXPORT
 %include "NNForce.h"
@@ -145,11 +148,45 @@ namespace std {
     static bool isinstance(OpenMM::Force& force) {
         return dynamic_cast<NNForcePlugin::NNForce*>(&force) != NULL;
     }
+    /** getOutput flattened for Python: [number of dimensions, dimensions..., values...]. */
+    std::vector<double> _getOutputFlat(OpenMM::Context& context, const std::string& name) {
+        std::vector<double> values;
+        std::vector<int> shape;
+        self->getOutput(context, name, values, shape);
+        std::vector<double> flat;
+        flat.reserve(1 + shape.size() + values.size());
+        flat.push_back((double) shape.size());
+        flat.insert(flat.end(), shape.begin(), shape.end());
+        flat.insert(flat.end(), values.begin(), values.end());
+        return flat;
+    }
     %pythoncode %{
     def getModule(self):
         """The model as a torch.jit.ScriptModule (loaded from the bytes this force holds)."""
         import torch
         return torch.jit.load(_io.BytesIO(self.getModelBytes()))
+
+    def getOutput(self, context, name):
+        """The output `name` of the model's last evaluation in `context`, as a float64 numpy array (no second model call).
+
+        Parameters
+        ----------
+        context : openmm.Context
+            A Context this force belongs to; the model must have been evaluated in it (a step or getState).
+        name : str
+            An output's name: "energy" (kJ/mol), "forces" (kJ/mol/nm, with setOutputsForces(True)), or any key of
+            the Dict[str, Tensor] the model's forward returns. getOutputNames(context) lists them.
+
+        Returns
+        -------
+        numpy.ndarray
+            The output with the shape the model gave it (0-d for a scalar), in the model's units.
+        """
+        import numpy as np
+        flat = np.asarray(self._getOutputFlat(context, str(name)), dtype=np.float64)
+        ndim = int(flat[0])
+        shape = tuple(int(d) for d in flat[1:1 + ndim])
+        return flat[1 + ndim:].reshape(shape)
 
     @staticmethod
     def knownProperties():

@@ -181,3 +181,58 @@ def export_model(model, path, metadata=None, check=True, structure=None):
     scripted = torch.jit.script(model.float())
     atomic_save(path, lambda tmp: torch.jit.save(scripted, tmp, _extra_files=metadata_extra_files(info)))
     return info
+
+
+def export_committee(model, path, metadata=None, check=True, structure=None):
+    """Export an ANI-style ensemble as a committee whose ``forward`` returns ``{"energy", "uncertainty",
+    "member_energies"}`` (:class:`nnforce.models.Committee`): NNForce runs it like any model and
+    ``NNForce.getOutput(context, "uncertainty")`` reads the members' energy spread after each evaluation.
+
+    Parameters
+    ----------
+    model : ANIModel or list of ANIModel
+        An ensemble (``ensemble_size >= 2``) or trained members to merge with :func:`nnforce.models.ani_ensemble`.
+    path : str
+        TorchScript file to write (atomically).
+    metadata : dict, optional
+        Extra JSON-able entries; ``outputs`` lists the dict's keys.
+    check : bool
+        Run :func:`check_model` on the ensemble's energy (the committee's ``"energy"`` is that energy) and check
+        that the scripted committee's energy equals it.
+    structure : tuple, optional
+        ``(atomic_numbers, positions_nm)`` for the checks.
+
+    Returns
+    -------
+    dict
+        The metadata written.
+
+    Examples
+    --------
+    >>> from nnforce.models import ANIModel
+    >>> info = export_committee(ANIModel(elements=[1, 8], ensemble_size=4), "committee.pt")  # doctest: +SKIP
+    >>> info["outputs"]  # doctest: +SKIP
+    ['energy', 'uncertainty', 'member_energies']
+    """
+    from .models.committee import Committee
+
+    committee = Committee(copy.deepcopy(model) if not isinstance(model, (list, tuple)) else model).eval()
+    info = model_metadata(committee, metadata)
+    info["outputs"] = ["energy", "uncertainty", "member_energies"]
+    if check:
+        own = model_metadata(committee)
+        info["checks"] = check_model(committee.model, own["elements"], own["cutoff_nm"], structure)
+        z, x = _sample_structure(own["elements"], own["cutoff_nm"]) if structure is None else structure
+        scripted64 = torch.jit.script(copy.deepcopy(committee).double())
+        x64 = torch.as_tensor(np.asarray(x), dtype=torch.float64)
+        z64 = torch.as_tensor(np.asarray(z), dtype=torch.long)
+        with torch.no_grad():
+            out = scripted64(x64, z64)
+            plain = float(copy.deepcopy(committee.model).double()(x64, z64))
+        deviation = abs(float(out["energy"]) - plain)
+        if deviation > 1e-9 * max(1.0, abs(plain)):
+            raise ValueError(f"the committee's energy differs from the ensemble's by {deviation:.3g} kJ/mol")
+        info["checks"]["committee_vs_ensemble_kj_mol"] = deviation
+    scripted = torch.jit.script(committee.float())
+    atomic_save(path, lambda tmp: torch.jit.save(scripted, tmp, _extra_files=metadata_extra_files(info)))
+    return info

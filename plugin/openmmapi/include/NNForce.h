@@ -21,7 +21,9 @@ namespace NNForcePlugin {
  * (nm, rows are the reduced periodic box vectors; periodic forces only), "neighbors"/"shifts" (when a
  * neighbor list is set), "atomic_numbers", each global parameter by its name, and each per-atom input by its
  * name. A model written for openmm-torch's TorchForce, forward(positions[, box][, globals...]), is accepted
- * positionally. forward returns the energy in kJ/mol, or (energy, forces) with setOutputsForces(true).
+ * positionally. forward returns the energy in kJ/mol, or (energy, forces) with setOutputsForces(true), or a
+ * Dict[str, Tensor] holding "energy" (and "forces" with setOutputsForces(true)) plus any other named outputs, which
+ * getOutput reads after each evaluation.
  *
  * The model is held as the bytes of its TorchScript archive: a file is read once at construction, so the
  * force can be copied, serialized (the bytes are embedded) and used after the file is gone.
@@ -123,6 +125,26 @@ public:
     int getPerAtomInputWidth(int index) const;
     /** Copy per-atom inputs and atomic numbers into a Context (global parameters go through Context::setParameter). */
     void updateParametersInContext(OpenMM::Context& context);
+
+    /**
+     * The names of the outputs the model returned at its last evaluation in a Context: "energy" (and "forces" with
+     * setOutputsForces(true)) for a model returning a tensor or a tuple, every key of the dict for a model whose
+     * forward returns a Dict[str, Tensor]. Throws before the model was evaluated in the Context.
+     *
+     * @param context  a Context this force belongs to
+     */
+    std::vector<std::string> getOutputNames(OpenMM::Context& context);
+    /**
+     * Copy an output of the model's last evaluation in a Context (no second model call), converted to float64.
+     * Outputs are in the model's units (the energy in kJ/mol, forces in kJ/mol/nm). Throws when the model returned
+     * no output called name (the message lists those it returned) or was not evaluated yet.
+     *
+     * @param context  a Context this force belongs to
+     * @param name     the output's name (a key of the dict forward returned)
+     * @param values   receives the values, row-major
+     * @param shape    receives the output's dimensions (empty for a scalar)
+     */
+    void getOutput(OpenMM::Context& context, const std::string& name, std::vector<double>& values, std::vector<int>& shape);
 
     /** The property names setProperty accepts. */
     static const std::vector<std::string>& getKnownProperties();

@@ -6,6 +6,7 @@
 #include "openmm/Platform.h"
 #include "openmm/System.h"
 #include <string>
+#include <vector>
 
 namespace NNForcePlugin {
 
@@ -20,6 +21,10 @@ public:
     virtual double execute(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy) = 0;
     /** Copy per-atom inputs and atomic numbers from the force. */
     virtual void copyParametersToContext(OpenMM::ContextImpl& context, const NNForce& force) = 0;
+    /** The names of the outputs the model's last evaluation returned; throws before any evaluation. */
+    virtual std::vector<std::string> getOutputNames() = 0;
+    /** Copy the named output of the last evaluation to the host (float64, row-major) with its shape; throws when unknown. */
+    virtual void getOutput(const std::string& name, std::vector<double>& values, std::vector<int>& shape) = 0;
 };
 
 } // namespace NNForcePlugin

@@ -216,6 +216,14 @@ void NNForce::updateParametersInContext(Context& context) {
     dynamic_cast<NNForceImpl&>(getImplInContext(context)).updateParametersInContext(getContextImpl(context));
 }
 
+vector<string> NNForce::getOutputNames(Context& context) {
+    return dynamic_cast<NNForceImpl&>(getImplInContext(context)).getOutputNames();
+}
+
+void NNForce::getOutput(Context& context, const string& name, vector<double>& values, vector<int>& shape) {
+    dynamic_cast<NNForceImpl&>(getImplInContext(context)).getOutput(name, values, shape);
+}
+
 ForceImpl* NNForce::createImpl() const {
     return new NNForceImpl(*this);
 }

@@ -64,3 +64,11 @@ void NNForceImpl::updateParametersInContext(ContextImpl& context) {
     kernel.getAs<CalcNNForceKernel>().copyParametersToContext(context, owner);
     context.systemChanged();
 }
+
+vector<string> NNForceImpl::getOutputNames() {
+    return kernel.getAs<CalcNNForceKernel>().getOutputNames();
+}
+
+void NNForceImpl::getOutput(const string& name, vector<double>& values, vector<int>& shape) {
+    kernel.getAs<CalcNNForceKernel>().getOutput(name, values, shape);
+}

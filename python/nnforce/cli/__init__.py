@@ -17,6 +17,7 @@ COMMANDS = {
     "simulate": "nnforce.cli.simulate",
     "analyze": "nnforce.cli.analyze",
     "demo": "nnforce.cli.demo",
+    "learn": "nnforce.cli.learn",
 }
 
 EPILOG = """Every failure ends with one line `nnforce COMMAND: error: ...` and exit status 2; add --debug (anywhere) for
@@ -29,6 +30,7 @@ examples:
   nnforce simulate mol.pdb model.pt --steps 10000 --platform CPU
   nnforce analyze traj.dcd --top mol.pdb --features phi_psi --reduce tica:lag=10 --cluster kmeans:k=50
   nnforce demo                                   the whole flow on alanine dipeptide
+  nnforce learn al.yaml                          active learning with a committee
 run `nnforce COMMAND --help` for each command's options."""
 
 

@@ -48,6 +48,10 @@ def register(subparsers):
     parser.add_argument("--neighbor-skin", type=float, default=0.0, help="neighbor list skin, nm")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for the model (default: torch's; 1 is often fastest on busy CPUs)")
+    parser.add_argument("--uncertainty-threshold", type=float, default=None,
+                        help="committee models: flag (or stop at) frames whose energy spread exceeds this, kJ/mol")
+    parser.add_argument("--uncertainty-action", default="flag", choices=("flag", "stop"),
+                        help="past --uncertainty-threshold: flag the CSV row (default) or stop the run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     group = parser.add_argument_group(
         "ensembles", "--replicas R runs R replicas, batched in one Context per Dask task, one trajectory file per "
@@ -95,7 +99,8 @@ def run(args):
         trajectory_interval=args.trajectory_interval, checkpoint_interval=args.checkpoint_interval,
         resume=args.resume, progress=not args.no_progress, forcefield=args.forcefield, ml_atoms=args.ml_atoms,
         lambda_ml=args.lambda_ml, constraints=args.constraints, mm_cutoff_nm=args.mm_cutoff,
-        neighbor_cutoff_nm=args.neighbor_cutoff, neighbor_skin_nm=args.neighbor_skin, threads=args.threads)
+        neighbor_cutoff_nm=args.neighbor_cutoff, neighbor_skin_nm=args.neighbor_skin, threads=args.threads,
+        uncertainty_threshold_kj_mol=args.uncertainty_threshold, uncertainty_action=args.uncertainty_action)
     result = simulate(config)
     print(f"{result['final_step']} steps ({result['time_ps']:.3f} ps) on {result['platform']}: "
           f"{result['ns_per_day']:.3g} ns/day; final potential {result['final_potential_kj_mol']:.4f} kJ/mol")
@@ -105,6 +110,11 @@ def run(args):
         print(f"nnforce simulate: warning: {result['temperature_warning']}", file=sys.stderr)
     if result["energy_drift_kj_mol_ps_atom"] is not None:
         print(f"NVE energy drift {result['energy_drift_kj_mol_ps_atom']:.3e} kJ/mol/ps per atom")
+    if result.get("uncertainty_max_kj_mol") is not None:
+        print(f"committee uncertainty: max {result['uncertainty_max_kj_mol']:.4g} kJ/mol, "
+              f"{result['flagged_frames']} frame(s) flagged"
+              + (f"; stopped at step {result['stopped_by_uncertainty_at_step']}"
+                 if result["stopped_by_uncertainty_at_step"] is not None else ""))
     trajectory = os.path.basename(result["trajectory"]) if result["trajectory"] else "(no trajectory)"
     print(f"outputs in {config.output_dir}: {os.path.basename(result['energy_csv'])}, {trajectory}, "
           f"{os.path.basename(result['checkpoint'])}, final.pdb, result.json")

@@ -8,9 +8,10 @@ from .aev import AEV
 from .ani import AEVComputer, ANIModel, ani_ensemble
 from .schnet import SchNetModel
 from .aniencoder import ANIEncoder, uncertainty_weighted_loss
+from .committee import Committee
 
 __all__ = ["AEV", "LennardJones", "RadialMLP", "AEVComputer", "ANIModel", "ani_ensemble", "SchNetModel", "PairPotential",
-           "ANIEncoder", "uncertainty_weighted_loss"]
+           "ANIEncoder", "uncertainty_weighted_loss", "Committee"]
 
 try:  # written by another engineer (NeuroChem loader); optional here
     from .ani1x import ani1x  # noqa: F401

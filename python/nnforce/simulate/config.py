@@ -13,6 +13,9 @@ CHECKPOINT_STATE_NAME = "checkpoint.json"
 CSV_FLUSH_SECONDS = 10.0
 CSV_COLUMNS = ("step", "time_ps", "potential_kj_mol", "kinetic_kj_mol", "total_kj_mol", "temperature_k",
                "ns_per_day")
+# added when the model returns an "uncertainty" output (a committee, nnforce.models.Committee)
+UNCERTAINTY_COLUMNS = ("uncertainty_kj_mol", "flagged")
+UNCERTAINTY_ACTIONS = ("flag", "stop")
 # config fields that change the trajectory: a resume must not silently change them
 DYNAMICS_FIELDS = ("integrator", "temperature_k", "friction_per_ps", "timestep_fs", "seed", "equilibration_steps",
                    "minimize", "platform", "precision", "model_precision", "lambda_ml", "constraints",
@@ -94,6 +97,8 @@ class SimulationConfig:
     neighbor_cutoff_nm: Optional[float] = None  # NNForce neighbor list; None = from the model if it has one
     neighbor_skin_nm: float = 0.0
     threads: Optional[int] = None     # torch intra-op threads (torch.set_num_threads); None = torch's default
+    uncertainty_threshold_kj_mol: Optional[float] = None  # committee spread past which a frame is flagged / the run stops
+    uncertainty_action: str = "flag"  # "flag" (mark the CSV row) or "stop" (end the run at that report)
 
     def __post_init__(self):
         name = str(self.integrator).lower()
@@ -117,6 +122,11 @@ class SimulationConfig:
             raise ValueError(f"constraints must be 'none' or 'hbonds', got {self.constraints!r}")
         if self.model_precision not in (None, "single", "double"):
             raise ValueError(f"model_precision must be 'single' or 'double', got {self.model_precision!r}")
+        if self.uncertainty_action not in UNCERTAINTY_ACTIONS:
+            raise ValueError(f"uncertainty_action must be one of {UNCERTAINTY_ACTIONS}, got {self.uncertainty_action!r}")
+        if self.uncertainty_threshold_kj_mol is not None and not self.uncertainty_threshold_kj_mol > 0:
+            raise ValueError("uncertainty_threshold_kj_mol must be a positive energy (kJ/mol), got "
+                             f"{self.uncertainty_threshold_kj_mol!r}")
         if (self.forcefield is None) != (self.ml_atoms is None):
             raise ValueError("ML/MM needs both forcefield (MM force field files) and ml_atoms (the ML region)")
 

@@ -19,6 +19,9 @@ class EnergyLog:
     ----------
     path : str
         The CSV file (columns :data:`nnforce.simulate.config.CSV_COLUMNS`).
+    columns : sequence of str, optional
+        The columns (default :data:`~nnforce.simulate.config.CSV_COLUMNS`; a committee model adds
+        :data:`~nnforce.simulate.config.UNCERTAINTY_COLUMNS`).
 
     Examples
     --------
@@ -26,8 +29,9 @@ class EnergyLog:
     >>> log.add({"step": 0, ...}); log.flush()  # doctest: +SKIP
     """
 
-    def __init__(self, path):
+    def __init__(self, path, columns=CSV_COLUMNS):
         self.path = path
+        self.columns = tuple(columns)
         self.rows: List[Dict[str, Any]] = []
         self.last_flush = time.monotonic()
 
@@ -35,7 +39,10 @@ class EnergyLog:
         """On resume: keep the rows written up to ``step`` (the checkpoint) and forget later ones."""
         if os.path.isfile(self.path):
             with open(self.path, newline="") as handle:
-                self.rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= step]
+                reader = csv.DictReader(handle)
+                self.rows = [row for row in reader if int(row["step"]) <= step]
+                if reader.fieldnames and len(reader.fieldnames) > len(self.columns):
+                    self.columns = tuple(reader.fieldnames)  # e.g. a committee's uncertainty columns
 
     def add(self, row):
         """Append a row; the file is rewritten at most every ``CSV_FLUSH_SECONDS``."""
@@ -46,7 +53,7 @@ class EnergyLog:
     def flush(self):
         """Rewrite the file with every row (atomically)."""
         with atomic_write(self.path, "w") as handle:
-            writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, lineterminator="\n")
+            writer = csv.DictWriter(handle, fieldnames=self.columns, lineterminator="\n")
             writer.writeheader()
             writer.writerows(self.rows)
         self.last_flush = time.monotonic()

@@ -11,7 +11,7 @@ from typing import Any, Dict
 from .._io import atomic_write, make_output_dir
 from ..contract import inspect_model
 from ..units import ns_per_day, temperature_k
-from .config import CHECKPOINT_NAME, CHECKPOINT_STATE_NAME, CSV_NAME, SimulationConfig, equilibration_friction
+from .config import CHECKPOINT_NAME, CHECKPOINT_STATE_NAME, CSV_COLUMNS, CSV_NAME, UNCERTAINTY_COLUMNS, SimulationConfig, equilibration_friction
 from .outputs import (EnergyLog, TrajectoryWriter, energy_drift, fingerprint, read_checkpoint, read_checkpoint_state,
                       temperature_warning, write_json)
 from .system import build_system, degrees_of_freedom, get_platform, load_structure, make_integrator
@@ -44,6 +44,7 @@ class _Session:
         self.dof = degrees_of_freedom(system)
         self.periodic = system.usesPeriodicBoundaryConditions()  # (OpenMM would wrap a non-periodic system too)
         self.log = EnergyLog(self.csv_path)
+        self.committee = _Committee(system, config)
         self.trajectory = None
         if self.trajectory_path is not None:
             self.trajectory = TrajectoryWriter(self.trajectory_path, topology, self.dt_ps, config.trajectory_interval,
@@ -131,9 +132,11 @@ class _Session:
         state = self.context.getState(getEnergy=True)
         potential = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
         kinetic = state.getKineticEnergy().value_in_unit(unit.kilojoule_per_mole)
-        self.log.add({"step": step, "time_ps": f"{step * self.dt_ps:.6f}", "potential_kj_mol": repr(potential),
-                      "kinetic_kj_mol": repr(kinetic), "total_kj_mol": repr(potential + kinetic),
-                      "temperature_k": f"{temperature_k(kinetic, self.dof):.4f}", "ns_per_day": f"{speed:.4f}"})
+        row = {"step": step, "time_ps": f"{step * self.dt_ps:.6f}", "potential_kj_mol": repr(potential),
+               "kinetic_kj_mol": repr(kinetic), "total_kj_mol": repr(potential + kinetic),
+               "temperature_k": f"{temperature_k(kinetic, self.dof):.4f}", "ns_per_day": f"{speed:.4f}"}
+        row.update(self.committee.read(self.context, step, self.log))  # the evaluation getState just made
+        self.log.add(row)
         if not math.isfinite(potential):
             raise ValueError(f"the energy became {potential} at step {step}: the simulation blew up (try a "
                              "smaller time step, minimisation, or check the model's elements and units)")
@@ -182,7 +185,7 @@ class _Session:
         try:
             if step == 0 and self.total > 0 and self.equilibration == 0:
                 self.report(0, 0.0)
-            while step < self.total:
+            while step < self.total and self.committee.stopped_at is None:
                 target = self.next_event(step)
                 self.integrator.step(target - step)
                 steps_run += target - step
@@ -228,9 +231,64 @@ class _Session:
             temperature_warning([float(r["temperature_k"]) for r in production], config.temperature_k, self.dof,
                                 (times[-1] - times[0]) if times else 0.0, config.friction_per_ps)
             if config.integrator == "langevin-middle" else None)
+        result.update(self.committee.summary())
         write_json(os.path.join(self.output_dir, "result.json"), result)
         result["positions_nm"] = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
         return result
+
+
+class _Committee:
+    """The committee uncertainty of each reported frame: the ``"uncertainty"`` output of the System's NNForce
+    (a model returning it, :class:`nnforce.models.Committee`), read with ``NNForce.getOutput`` after the
+    evaluation the report made; past ``uncertainty_threshold_kj_mol`` a frame is flagged or the run stops."""
+
+    def __init__(self, system, config):
+        import nnforce
+
+        self.forces = [nnforce.NNForce.cast(f) for f in system.getForces() if nnforce.NNForce.isinstance(f)]
+        self.threshold = config.uncertainty_threshold_kj_mol
+        self.stop = config.uncertainty_action == "stop"
+        self.force = None
+        self.checked = False
+        self.values, self.flagged = [], 0
+        self.stopped_at = None
+
+    def _find(self, context, log):
+        """At the first report: the force returning "uncertainty" (adds the CSV columns), or None."""
+        self.checked = True
+        for force in self.forces:
+            if "uncertainty" in force.getOutputNames(context):
+                self.force = force
+                log.columns = CSV_COLUMNS + UNCERTAINTY_COLUMNS
+                return
+        if self.threshold is not None:
+            raise ValueError("uncertainty_threshold_kj_mol needs a model returning an \"uncertainty\" output "
+                             "(a committee: nnforce.export.export_committee or `nnforce learn`); this model returns "
+                             + (", ".join(self.forces[0].getOutputNames(context)) if self.forces else "no NNForce"))
+
+    def read(self, context, step, log):
+        """The CSV entries of this frame ({} without a committee)."""
+        if not self.checked:
+            self._find(context, log)
+        if self.force is None:
+            return {}
+        value = float(self.force.getOutput(context, "uncertainty"))
+        self.values.append(value)
+        flagged = self.threshold is not None and not value <= self.threshold
+        self.flagged += int(flagged)
+        if flagged and self.stop and self.stopped_at is None:
+            self.stopped_at = step
+            print(f"nnforce simulate: committee uncertainty {value:.4g} kJ/mol > {self.threshold:g} at step {step}: "
+                  "stopping", file=sys.stderr)
+        return {"uncertainty_kj_mol": repr(value), "flagged": int(flagged)}
+
+    def summary(self):
+        """Entries for result.json (none without a committee)."""
+        if self.force is None:
+            return {}
+        return {"uncertainty_max_kj_mol": max(self.values) if self.values else None,
+                "uncertainty_mean_kj_mol": sum(self.values) / len(self.values) if self.values else None,
+                "flagged_frames": self.flagged, "stopped_by_uncertainty_at_step": self.stopped_at}
 
 
 def run(config: SimulationConfig, system=None) -> Dict[str, Any]:

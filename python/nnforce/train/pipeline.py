@@ -103,6 +103,7 @@ def run_training(data_spec, model_spec, train_values, sizes, output, export=None
     model_spec.setdefault("elements", dataset.elements)
     if "force_weight" not in train_values and dataset.has_forces:
         train_values["force_weight"] = 10.0
+    md_options = train_values.pop("md_check", None)
     train_values["log_dir"] = output
     train_values.setdefault("progress", progress)
     config = TrainConfig.from_dict(train_values)
@@ -116,11 +117,69 @@ def run_training(data_spec, model_spec, train_values, sizes, output, export=None
     with atomic_write(os.path.join(output, "metrics.json"), "w") as handle:
         json.dump({"test": metrics, "best_epoch": result.best_epoch, "epochs": len(result.history),
                    "stopped_early": result.stopped_early}, handle, indent=1)
+    stability = None
+    if md_options:
+        stability = md_check(result.model, test_set.frame(0)[:2], md_options, output, reference=train_set)
+        metadata["md_check"] = stability
     if export:
         from ..export import export_model
 
         export_model(result.model, export, {**metadata, "model_spec": model_spec}, structure=test_set.frame(0)[:2])
-    return {"metrics": metrics, "result": result, "export": export}
+    return {"metrics": metrics, "result": result, "export": export, "md_check": stability}
+
+
+def md_check(model, structure, options, output=None, reference=None):
+    """The MD check after training: :func:`nnforce.train.stability.md_stability` of the trained model.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained (eager) model; it is scripted and run through NNForce.
+    structure : tuple
+        ``(atomic_numbers, positions_nm)``: the starting structure (and reference bond lengths).
+    options : dict or True
+        :func:`~nnforce.train.stability.md_stability` keyword arguments (``temperature_k``, ``time_ps``, ...);
+        ``True`` takes the defaults (500 K, 100 ps).
+    output : str, optional
+        Run directory: the report goes to ``md_check.json`` there.
+    reference : nnforce.data.Dataset, optional
+        Frames of the same molecule (same atomic numbers): the reference bond lengths are their means.
+
+    Returns
+    -------
+    dict
+        The stability report.
+
+    Examples
+    --------
+    >>> md_check(model, (z, x), {"temperature_k": 500, "time_ps": 10})["stable"]  # doctest: +SKIP
+    True
+    """
+    import copy
+
+    import torch
+
+    from .stability import md_stability
+
+    import numpy as np
+
+    options = {} if options is True else dict(options)
+    if reference is not None and "reference_positions_nm" not in options:
+        z = np.asarray(structure[0])
+        same = [k for k in range(min(len(reference), 500)) if np.array_equal(reference.frame(k)[0], z)]
+        if same:
+            options["reference_positions_nm"] = np.stack([reference.frame(k)[1] for k in same])
+    scripted = torch.jit.script(copy.deepcopy(model).eval())
+    report = md_stability(scripted, structure[0], structure[1], **options)
+    if output:
+        os.makedirs(output, exist_ok=True)
+        with atomic_write(os.path.join(output, "md_check.json"), "w") as handle:
+            json.dump(report, handle, indent=1)
+    print("MD check: {} ({:.1f} ps at {:g} K; bond length ratio {:.3f}..{:.3f}; NVE drift {:.3g} kJ/mol/ps/atom)".format(
+        "stable" if report["stable"] else f"UNSTABLE at {report['failed_at_ps']:.3f} ps (bond {report['broken_bond']})",
+        report["simulated_ps"], report["temperature_k"], report["min_ratio"], report["max_ratio"],
+        report["nve_drift_kj_mol_ps_atom"]))
+    return report
 
 
 def export_checkpoint(checkpoint, output, data=None, check=True, format="torchscript", precision="double"):

@@ -22,6 +22,8 @@ public:
     std::vector<std::string> getKernelNames() override;
     std::vector<std::pair<int, int>> getBondedParticles() const override { return {}; }
     void updateParametersInContext(OpenMM::ContextImpl& context);
+    std::vector<std::string> getOutputNames();
+    void getOutput(const std::string& name, std::vector<double>& values, std::vector<int>& shape);
 private:
     const NNForce& owner;
     OpenMM::Kernel kernel;

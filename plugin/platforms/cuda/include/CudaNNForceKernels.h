@@ -3,6 +3,7 @@
 
 #include "NNForceKernels.h"
 #include "NNForceModelBinding.h"
+#include "NNForceModelOutputs.h"
 #include "NNForceKernelSetup.h"
 #include "CudaNNForceDevice.h"
 #include "openmm/cuda/CudaContext.h"
@@ -38,6 +39,8 @@ public:
     void initialize(const OpenMM::System& system, const NNForce& force) override;
     double execute(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy) override;
     void copyParametersToContext(OpenMM::ContextImpl& context, const NNForce& force) override;
+    std::vector<std::string> getOutputNames() override;
+    void getOutput(const std::string& name, std::vector<double>& values, std::vector<int>& shape) override;
 private:
     void setUpDevice();
     void allocateNeighborList(int capacity);
@@ -77,6 +80,9 @@ private:
     // Outputs of the last model evaluation (kept alive: graphs write into them)
     torch::Tensor energyOut, forcesOut, derivsOut;
     torch::Tensor derivSlotsDevice;
+    // What forward() returned, per includeForces (each captured graph writes into its own tensors), for getOutput.
+    std::map<bool, ModelOutputs> modelOutputs;
+    bool lastIncludeForces = false;
 
     // Neighbor list
     double cutoff = 0, skin = 0;

@@ -322,7 +322,13 @@ void CudaCalcNNForceKernel::runModel(bool includeForces) {
         }
     }
     torch::Tensor energy, forces;
-    unpackModelOutput(output, outputsForces, numModelAtoms, energy, forces);
+    ModelOutputs& kept = modelOutputs[includeForces];
+    if (output.isGenericDict())
+        unpackDictOutput(output, outputsForces, numModelAtoms, energy, forces, kept);
+    else {
+        unpackModelOutput(output, outputsForces, numModelAtoms, energy, forces);
+        kept.setPlain(energy, forces);
+    }
     double sign = 1.0;
     torch::Tensor derivs;
     if (needGradients || needDerivatives) {
@@ -412,6 +418,20 @@ void runMaybeCaptured(bool useGraphs, int warmup, int& eagerCount, unique_ptr<at
 
 } // namespace
 
+vector<string> CudaCalcNNForceKernel::getOutputNames() {
+    return modelOutputs[lastIncludeForces].getNames();
+}
+
+/** The copy to the host runs on the torch stream, after the model's last evaluation there. */
+void CudaCalcNNForceKernel::getOutput(const string& name, vector<double>& values, vector<int>& shape) {
+    const ModelOutputs& outputs = modelOutputs[lastIncludeForces];
+    outputs.getNames();  // throws before any evaluation
+    PrimaryContextScope scope(primaryContext);
+    c10::cuda::CUDAGuard guard(device);
+    c10::cuda::CUDAStreamGuard streamGuard(*stream);
+    outputs.copy(name, values, shape);
+}
+
 void CudaCalcNNForceKernel::checkStatus(bool wait) {
     if (!statusPending)
         return;
@@ -461,6 +481,7 @@ double CudaCalcNNForceKernel::execute(ContextImpl& context, bool includeForces, 
         }
         runMaybeCaptured(useGraphs, warmupSteps, eagerSteps[includeForces], modelGraphs[includeForces], "the model",
                          [&]() { runModel(includeForces); });
+        lastIncludeForces = includeForces;
         checkRuntime(cudaMemcpyAsync(pinned + 1, status.data_ptr<int>(), 2 * sizeof(int), cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync");
         checkRuntime(cudaEventRecord(modelDone, s), "cudaEventRecord");
         statusPending = true;

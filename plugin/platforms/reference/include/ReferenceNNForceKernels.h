@@ -5,6 +5,7 @@
 #include "NNForceModelBinding.h"
 #include "NNForceKernelSetup.h"
 #include "NNForceModelPackage.h"
+#include "NNForceModelOutputs.h"
 #include "internal/NNNeighborList.h"
 #include "openmm/Vec3.h"
 #include <torch/script.h>
@@ -26,6 +27,8 @@ public:
     void initialize(const OpenMM::System& system, const NNForce& force) override;
     double execute(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy) override;
     void copyParametersToContext(OpenMM::ContextImpl& context, const NNForce& force) override;
+    std::vector<std::string> getOutputNames() override { return lastOutputs.getNames(); }
+    void getOutput(const std::string& name, std::vector<double>& values, std::vector<int>& shape) override { lastOutputs.copy(name, values, shape); }
 private:
     void bindInputs(const NNForce& force);
     void loadParameters(const NNForce& force);
@@ -56,6 +59,7 @@ private:
     OpenMM::Vec3 boxAtBuild[3];
     torch::Tensor neighbors, shifts;
     std::vector<OpenMM::Vec3> modelPositions;
+    ModelOutputs lastOutputs;                       // what forward() returned at the last execute (for getOutput)
 };
 
 } // namespace NNForcePlugin

@@ -186,7 +186,12 @@ double ReferenceCalcNNForceKernel::execute(ContextImpl& context, bool includeFor
         throw OpenMMException("NNForce: the model raised an error in forward(): " + torchMessage(e));
     }
     torch::Tensor energy, forces;
-    unpackModelOutput(output, outputsForces, numAtoms, energy, forces);
+    if (output.isGenericDict())
+        unpackDictOutput(output, outputsForces, numAtoms, energy, forces, lastOutputs);
+    else {
+        unpackModelOutput(output, outputsForces, numAtoms, energy, forces);
+        lastOutputs.setPlain(energy, forces);
+    }
     double energyValue = energy.item<double>();
     if (!isfinite(energyValue))
         throw OpenMMException(nonFiniteEnergyMessage(energyValue));
@@ -272,6 +277,7 @@ double ReferenceCalcNNForceKernel::executePackage(ContextImpl& context, bool inc
     if (outputs.size() != package->outputNames.size())
         throw OpenMMException("NNForce: the .pt2 model returned " + to_string(outputs.size()) + " outputs but its metadata lists " +
                               to_string(package->outputNames.size()) + ".");
+    lastOutputs.setPlain(outputs[0], outputs[1]);  // a .pt2 returns energy and forces only (extra outputs: TorchScript models)
     double energyValue = outputs[0].item<double>();
     if (!isfinite(energyValue))
         throw OpenMMException(nonFiniteEnergyMessage(energyValue));
