@@ -94,7 +94,9 @@ def test_streaming_equals_batch_and_backends_agree(trajectories):
     numpy_backend = TICA(5, backend="numpy").fit(trajectories)
     np.testing.assert_allclose(numpy_backend.components, batch.components, rtol=1e-9)
     single = TICA(5, dtype="float32").fit(trajectories)  # fast path: float32 products, float64 sums
-    np.testing.assert_allclose(single.eigenvalues, batch.eigenvalues, rtol=1e-3)
+    # float32 products carry an absolute error of ~1e-5..1e-4 of the leading eigenvalue (~1), so a near-zero
+    # eigenvalue (here -0.004) cannot hold a relative 1e-3; every eigenvalue must agree to 2e-4 absolute.
+    np.testing.assert_allclose(single.eigenvalues, batch.eigenvalues, rtol=1e-3, atol=2e-4)
 
 
 def test_covariance_blocks_are_exact_across_block_boundaries(monkeypatch):
