@@ -119,6 +119,11 @@ class TorchANIPotential:
         model = copy.deepcopy(self.model).to(dtype).eval()
         for parameter in model.parameters():
             parameter.requires_grad_(False)
+        parts = ("species_converter", "aev_computer", "neural_networks", "energy_shifter")
+        if all(hasattr(model, part) for part in parts):
+            # a torchani BuiltinModel/BuiltinEnsemble computes exactly this chain; its own attributes (a Python
+            # symbol table) do not script under torch 2.13, the chain of torchani modules does
+            model = import_torchani().nn.Sequential(*(getattr(model, part) for part in parts))
         return torch.jit.script(TorchANIAdapter(model))
 
 
