@@ -46,8 +46,10 @@ def _solvated():
 
 def molecule():
     """(topology, positions_nm) of alanine dipeptide alone in vacuum."""
+    import copy
+
     pdb = _peptide_pdb()
-    return pdb.topology, np.array(pdb.positions.value_in_unit(unit.nanometer))
+    return copy.deepcopy(pdb.topology), np.array(pdb.positions.value_in_unit(unit.nanometer))
 
 
 def vacuum_peptide():

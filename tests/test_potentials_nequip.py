@@ -6,6 +6,8 @@ Models: randomly initialised, seeded, built with the packages' own constructors:
 l_max 1, 32 features, r_max 5 A; 224k parameters) and AllegroModel (2 layers, l_max 1, 32 tensor features,
 r_max 5 A). nequip and nequip-allegro must be installed (requirements-potentials.txt): no skip.
 """
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -35,17 +37,31 @@ def build(family):
 
 @pytest.fixture(scope="module", params=["nequip", "allegro"])
 def family(request):
-    model = build(request.param)
+    with nequip_default_dtype():
+        model = build(request.param)
     return request.param, model, MLPotential(request.param, model=model)
+
+
+@contextlib.contextmanager
+def nequip_default_dtype():
+    """nequip's workflows run with torch's default dtype float64 (its global state); nnforce.potentials restores the
+    caller's default after initialising nequip, so the reference evaluation sets it as nequip's own tools do."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
 
 
 def reference(model, numbers, positions_nm, box=None):
     from nequip.data import from_ase
     from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
 
-    data = from_ase(ps.ase_atoms(numbers, positions_nm, box))
-    data = NeighborListTransform(r_max=5.0)(ChemicalSpeciesToAtomTypeMapper(TYPES)(data))
-    out = model(data)
+    with nequip_default_dtype():
+        data = from_ase(ps.ase_atoms(numbers, positions_nm, box))
+        data = NeighborListTransform(r_max=5.0)(ChemicalSpeciesToAtomTypeMapper(TYPES)(data))
+        out = model(data)
     return out["total_energy"].item() * ps.KJ_MOL_PER_EV, out["forces"].detach().numpy() * ps.KJ_MOL_PER_EV * 10.0
 
 

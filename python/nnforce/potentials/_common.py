@@ -3,6 +3,7 @@
 Units: the model contract is nm and kJ/mol; the families work in Angstrom and eV (MACE, NequIP, TorchMD-Net's
 usual datasets) or Angstrom and Hartree (ANI). Every conversion is one of the named constants below.
 """
+import contextlib
 from typing import Optional, Tuple
 
 import torch
@@ -88,3 +89,22 @@ def precision_dtype(precision):
     if precision == "double":
         return torch.float64
     raise ValueError(f"precision must be 'single', 'double' or None, got {precision!r}")
+
+
+@contextlib.contextmanager
+def builtin_torch_functions():
+    """Script with torch's own ``index_select``/``select``.
+
+    torch_geometric (imported by TorchMD-Net) replaces ``torch.index_select`` and ``torch.select`` with Python
+    wrappers for its HashTensor; TorchScript then fails to compile any model that calls them (nequip's does:
+    "Expected a value of type 'int' for argument 'dim' but instead found type 'str'"). The builtins are put back
+    while scripting and the wrappers restored afterwards.
+    """
+    saved = {name: getattr(torch, name) for name in ("index_select", "select")}
+    try:
+        for name in saved:
+            setattr(torch, name, getattr(torch._C._VariableFunctions, name))
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(torch, name, function)

@@ -172,7 +172,10 @@ class MLPotential:
         cutoff = impl.cutoff_nm
         if periodic and cutoff is not None:
             _check_box(box, cutoff, self.name)
-        module = impl.module(numbers, charge=charge, precision=precision, periodic=periodic, **options)
+        from . import _common
+
+        with _common.builtin_torch_functions():
+            module = impl.module(numbers, charge=charge, precision=precision, periodic=periodic, **options)
         force = nnforce.NNForce(module, {})
         dtype = _module_dtype(module)
         force.setProperty("precision", "double" if dtype == "float64" else "single")

@@ -11,6 +11,16 @@ def _forward_arguments(module):
     return [argument.name for argument in schema.arguments[1:]]
 
 
+def _elements_from_lookup(module):
+    """The elements of an nnforce model without metadata, from its atomic-number lookup buffer (-1 = unknown)."""
+    buffers = dict(module.named_buffers())
+    for name in ("element_index", "species_of_z", "index_of_z"):
+        lookup = buffers.get(name)
+        if lookup is not None and lookup.dim() == 1 and lookup.numel() == 119 and not lookup.is_floating_point():
+            return [int(z) for z in torch.nonzero(lookup >= 0).flatten().tolist()]
+    return None
+
+
 class NativePotential:
     """``MLPotential("nnforce", modelPath="model.pt")``: a TorchScript file that follows the model contract.
 
@@ -49,7 +59,7 @@ class NativePotential:
         arguments = _forward_arguments(self.model)
         self.supports_periodic = "box" in arguments or "shifts" in arguments
         self.uses_neighbors = "neighbors" in arguments
-        self.elements = self.metadata.get("elements") or None
+        self.elements = self.metadata.get("elements") or _elements_from_lookup(self.model)
         cutoff = float(self.metadata.get("cutoff_nm") or 0.0)
         self.cutoff_nm = cutoff if (self.uses_neighbors and cutoff > 0) else None
 

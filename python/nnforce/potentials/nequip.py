@@ -53,13 +53,35 @@ class NequIPAdapter(torch.nn.Module):
 
 
 def import_nequip():
+    """Import nequip and initialise its global state without letting that state leak into the process.
+
+    nequip's ``set_global_state`` (required before building or loading a model) seeds every RNG with 123, sets
+    torch's default dtype to float64, the TorchScript fusion strategy and e3nn's optimisation defaults (``jit_mode``
+    "eager" under torch >= 2.10). We let it run once, then restore the caller's RNG states, default dtype and e3nn
+    defaults, so importing a NequIP model does not change what other code in the process computes.
+    """
     try:
+        import e3nn
         from nequip.utils.global_state import global_state_initialized, set_global_state
     except ImportError as error:
         raise ImportError(f"the 'nequip'/'allegro' potentials need nequip, which failed to import ({error}). Install "
                           "it with `pip install -r requirements-potentials.txt` (see docs/potentials.md)") from error
     if not global_state_initialized():
-        set_global_state()
+        import random
+
+        import numpy as np
+
+        dtype = torch.get_default_dtype()
+        rng = (torch.get_rng_state(), np.random.get_state(), random.getstate())
+        e3nn_defaults = e3nn.get_optimization_defaults()
+        try:
+            set_global_state()
+        finally:
+            torch.set_default_dtype(dtype)
+            torch.set_rng_state(rng[0])
+            np.random.set_state(rng[1])
+            random.setstate(rng[2])
+            e3nn.set_optimization_defaults(**e3nn_defaults)
     import nequip
 
     return nequip
