@@ -9,7 +9,7 @@ import argparse
 import os
 import tempfile
 
-from nnforce.analysis.report import analyze
+from nnforce.analysis import analyze
 
 
 def main(argv=None):

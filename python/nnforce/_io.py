@@ -21,6 +21,21 @@ def atomic_write(path, mode="wb"):
     """Open a temporary file beside ``path`` and rename it over ``path`` only if the block succeeds.
 
     A crash or exception part-way leaves any earlier ``path`` untouched and no partial file behind.
+
+    Parameters
+    ----------
+    path : str
+    mode : str
+        ``"wb"`` or ``"w"``.
+
+    Yields
+    ------
+    file object
+
+    Examples
+    --------
+    >>> with atomic_write("out.txt", "w") as handle:  # doctest: +SKIP
+    ...     handle.write("done")
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -39,7 +54,18 @@ def atomic_write(path, mode="wb"):
 
 
 def atomic_save(path, writer):
-    """Call ``writer(tmp_path)`` (for libraries that insist on a file name), then rename onto ``path``."""
+    """Call ``writer(tmp_path)`` (for libraries that insist on a file name), then rename onto ``path``.
+
+    Parameters
+    ----------
+    path : str
+    writer : callable
+        Called with the temporary file name (same extension as ``path``).
+
+    Examples
+    --------
+    >>> atomic_save("traj.dcd", trajectory.save)  # doctest: +SKIP
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)

@@ -10,26 +10,19 @@ Checks (each raises ValueError with what failed):
 * element coverage: every element in the metadata is known to the model and gives finite energies; an unknown
   atomic number raises.
 
-Metadata (elements, cutoff_nm, units, data hash, metrics, model spec, versions) is stored as the TorchScript
-extra file ``nnforce_metadata.json``; read it back with :func:`read_metadata`. The file is written atomically.
+Metadata (elements, cutoff_nm, units, data hash, metrics, model spec, versions; built by
+:func:`nnforce.contract.model_metadata`) is stored as the TorchScript extra file
+:data:`nnforce.contract.METADATA_FILE`; read it back with :func:`read_metadata`. The file is written atomically.
+``nnforce export`` (:mod:`nnforce.cli.export`) exports a training checkpoint through
+:func:`nnforce.train.pipeline.export_checkpoint`.
 """
-import argparse
 import copy
-import datetime
-import json
-import os
 
 import numpy as np
 import torch
 
 from ._io import atomic_save
-
-METADATA_FILE = "nnforce_metadata.json"
-
-EXAMPLES = """examples:
-  nnforce export run/best.ckpt -o ethanol.pt                script, check and write the model of a training run
-  nnforce export run/best.ckpt -o ethanol.pt --data data.npz   check on real frames (default: a built-in test molecule)
-  nnforce export model.pt --info                            print the metadata of an exported model"""
+from .contract import METADATA_FILE, metadata_extra_files, model_metadata, read_metadata  # noqa: F401
 
 
 def _sample_structure(elements, cutoff_nm):
@@ -51,7 +44,29 @@ def _energy(model, positions, atomic_numbers, **kwargs):
 
 
 def check_model(model, elements, cutoff_nm, structure=None, fd_step_nm=1e-5, rtol=1e-5):
-    """Run the contract checks on ``model`` (eager module); returns a dict of the measured deviations."""
+    """Run the contract checks on ``model`` (eager module); returns a dict of the measured deviations.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Eager model following the contract.
+    elements : sequence of int
+        The elements the metadata will declare.
+    cutoff_nm : float
+    structure : tuple, optional
+        ``(atomic_numbers, positions_nm)`` to check on (default: a built-in test cluster).
+    fd_step_nm, rtol : float
+
+    Returns
+    -------
+    dict
+        The measured deviations (``force_fd_max_error_kj_mol_nm``, ``float32_vs_float64_kj_mol``, ...).
+
+    Examples
+    --------
+    >>> from nnforce.models import RadialMLP
+    >>> report = check_model(RadialMLP(elements=[1, 8], seed=0), [1, 8], 0.5)  # doctest: +SKIP
+    """
     scripted = torch.jit.script(model)
     if structure is None:
         z, x = _sample_structure(elements, cutoff_nm)
@@ -134,88 +149,34 @@ def check_model(model, elements, cutoff_nm, structure=None, fd_step_nm=1e-5, rto
 def export_model(model, path, metadata=None, check=True, structure=None):
     """Script ``model``, check it (see the module docstring), and write it with metadata to ``path`` atomically.
 
-    ``metadata``: extra JSON-able entries (e.g. ``data_hash``, ``metrics``, ``model_spec``). Elements, cutoff and
-    units are filled in from the model. Returns the metadata written.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An eager model that follows the contract (``elements`` and ``cutoff`` attributes are recorded).
+    path : str
+        TorchScript file to write.
+    metadata : dict, optional
+        Extra JSON-able entries (e.g. ``data_hash``, ``metrics``, ``model_spec``).
+    check : bool
+        Run :func:`check_model` first (its deviations are stored under ``checks``).
+    structure : tuple, optional
+        ``(atomic_numbers, positions_nm)`` for the checks (default: a built-in test cluster).
+
+    Returns
+    -------
+    dict
+        The metadata written.
+
+    Examples
+    --------
+    >>> from nnforce.models import RadialMLP
+    >>> info = export_model(RadialMLP(elements=[1, 8], seed=0), "water.pt")  # doctest: +SKIP
     """
     model = copy.deepcopy(model).eval()
-    elements = [int(z) for z in getattr(model, "elements", [])]
-    cutoff = float(getattr(model, "cutoff", 0.0))
-    info = {
-        "format": "nnforce-model", "version": 1, "model_class": type(model).__name__,
-        "elements": elements, "cutoff_nm": cutoff,
-        "units": {"positions": "nm", "energy": "kJ/mol", "forces": "kJ/mol/nm"},
-        "inputs": ["positions", "atomic_numbers", "neighbors", "shifts", "box"],
-        "torch_version": torch.__version__,
-        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    try:
-        from . import __version__
-
-        info["nnforce_version"] = __version__
-    except ImportError:
-        pass
-    if metadata:
-        info.update(json.loads(json.dumps(metadata)))
-    if check:
-        info["checks"] = check_model(model, elements, cutoff, structure)
+    info = model_metadata(model, metadata)
+    if check:  # the model's own elements and cutoff, whatever ``metadata`` says
+        own = model_metadata(model)
+        info["checks"] = check_model(model, own["elements"], own["cutoff_nm"], structure)
     scripted = torch.jit.script(model.float())
-    extra = {METADATA_FILE: json.dumps(info, indent=1, sort_keys=True)}
-    atomic_save(path, lambda tmp: torch.jit.save(scripted, tmp, _extra_files=extra))
+    atomic_save(path, lambda tmp: torch.jit.save(scripted, tmp, _extra_files=metadata_extra_files(info)))
     return info
-
-
-def read_metadata(path):
-    """The metadata dict stored by :func:`export_model` in a TorchScript file."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"model file {path} does not exist")
-    extra = {METADATA_FILE: ""}
-    torch.jit.load(path, _extra_files=extra)
-    if not extra[METADATA_FILE]:
-        raise ValueError(f"{path} carries no nnforce metadata (not written by nnforce export)")
-    return json.loads(extra[METADATA_FILE])
-
-
-def register(subparsers):
-    parser = subparsers.add_parser(
-        "export", help="script, check and write a trained model (TorchScript for NNForce)",
-        description="Turn a training checkpoint into a TorchScript model file for NNForce, after checking the "
-                    "model contract (finite-difference forces, float32 vs float64, periodic behaviour, element "
-                    "coverage). Metadata goes into the file's extra files.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", help="best.ckpt/last.ckpt from `nnforce train` (or a model .pt with --info)")
-    parser.add_argument("-o", "--output", help="TorchScript file to write")
-    parser.add_argument("--data", help="check on the first frame of this dataset (.npz) instead of a test cluster")
-    parser.add_argument("--no-check", action="store_true", help="skip the contract checks (not recommended)")
-    parser.add_argument("--info", action="store_true", help="print the metadata of an exported model and exit")
-    parser.set_defaults(func=run)
-
-
-def run(args):
-    if args.info:
-        print(json.dumps(read_metadata(args.checkpoint), indent=1, sort_keys=True))
-        return 0
-    if not args.output:
-        raise ValueError("give the output file with -o/--output")
-    from .train.fit import model_from_checkpoint
-
-    model, state = model_from_checkpoint(args.checkpoint)
-    metadata = dict(state.get("metadata") or {})
-    metadata["model_spec"] = state["model_spec"]
-    metadata["training_epochs"] = len(state.get("history") or [])
-    metrics_path = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "metrics.json")
-    if os.path.exists(metrics_path):  # written by `nnforce train` after testing
-        with open(metrics_path) as handle:
-            metadata["test_metrics"] = json.load(handle).get("test")
-    structure = None
-    if args.data:
-        from .data import Dataset
-
-        frame = Dataset.load(args.data).frame(0)
-        structure = (frame[0], frame[1])
-    info = export_model(model, args.output, metadata, check=not args.no_check, structure=structure)
-    print(f"wrote {args.output} ({info['model_class']}, elements {info['elements']}, cutoff {info['cutoff_nm']} nm)")
-    if "checks" in info:
-        for key, value in info["checks"].items():
-            print(f"  check {key}: {value}")
-    return 0

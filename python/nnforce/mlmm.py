@@ -14,7 +14,9 @@ import itertools
 
 import openmm
 
-COULOMB_KJ_MOL_NM = 138.93545764438198  # 1 / (4 pi eps0) in kJ mol^-1 nm e^-2, the value OpenMM uses
+from .contract import atomic_numbers_of, validate_atoms
+from .force import build_nnforce
+from .units import COULOMB_KJ_MOL_NM
 
 _BONDED = {
     "HarmonicBondForce": (2, "getNumBonds", "getBondParameters"),
@@ -126,15 +128,40 @@ def _strip_custom_nonbonded(force, ml):
 
 def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lambda_name="lambda_ml",
                        neighbor_cutoff_nm=None, neighbor_skin_nm=0.0, properties=None, embedding="mechanical"):
-    """Return a new System in which ``model`` (an NNForce, a TorchScript path/bytes/ScriptModule) acts on ``ml_atoms``.
+    """Return a new System in which ``model`` acts on ``ml_atoms`` and the MM terms inside that region are removed.
 
     Bonded terms with all atoms in the region and all nonbonded pairs inside it are removed; everything else
-    (MM-MM and ML-MM interactions) is kept. The NNForce gets the region's atomic numbers from ``topology``.
-    ``lambda_ml`` (a float) adds the global parameter ``lambda_name`` interpolating MM (0) and ML (1) inside the
-    region, with its exact energy derivative requested. The input System is not modified.
-    """
-    import nnforce
+    (MM-MM and ML-MM interactions) is kept. The input System is not modified.
 
+    Parameters
+    ----------
+    system : openmm.System
+        The MM System of the whole structure (no constraints between ML atoms).
+    topology : openmm.app.Topology
+        The topology ``system`` was created from (atomic numbers of the region).
+    ml_atoms : sequence of int
+        The ML region (validated by :func:`nnforce.contract.validate_atoms`).
+    model : nnforce.NNForce, str, bytes, torch.jit.ScriptModule or dict
+        Anything :func:`nnforce.force.build_nnforce` takes.
+    lambda_ml : float, optional
+        Adds the global parameter ``lambda_name`` interpolating MM (0) and ML (1) inside the region, with its
+        exact energy derivative requested.
+    lambda_name : str
+    neighbor_cutoff_nm, neighbor_skin_nm : float, optional
+        Give the model a neighbor list.
+    properties : dict, optional
+        ``NNForce`` properties (e.g. ``{"precision": "double"}``).
+    embedding : {"mechanical"}
+        Electrostatic embedding is not implemented yet (NotImplementedError).
+
+    Returns
+    -------
+    openmm.System
+
+    Examples
+    --------
+    >>> mlmm = create_mlmm_system(system, topology, ligand_atoms, "model.pt", lambda_ml=1.0)  # doctest: +SKIP
+    """
     if embedding != "mechanical":
         raise NotImplementedError("only mechanical embedding is implemented; electrostatic embedding (MM charges and "
                                   "positions as model inputs) is planned, see docs/mlmm.md")
@@ -142,18 +169,8 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
     if topology.getNumAtoms() != n:
         raise ValueError(f"the topology has {topology.getNumAtoms()} atoms but the System has {n} particles; "
                          "pass the Topology the System was created from")
-    ml = [int(a) for a in ml_atoms]
-    if not ml:
-        raise ValueError("ml_atoms is empty: give the indices of the atoms the model should describe")
-    if len(set(ml)) != len(ml):
-        raise ValueError("ml_atoms contains duplicate indices")
-    bad = [a for a in ml if a < 0 or a >= n]
-    if bad:
-        raise ValueError(f"ml_atoms has indices outside 0..{n - 1}: {bad[:5]}")
-    atoms = list(topology.atoms())
-    missing = [a for a in ml if atoms[a].element is None]
-    if missing:
-        raise ValueError(f"ML atoms {missing[:5]} have no element in the topology (virtual sites cannot be ML atoms)")
+    ml = validate_atoms(ml_atoms, n)
+    atomic_numbers_of(topology, ml)  # every ML atom needs an element (no virtual sites)
     ml_set = set(ml)
     for i in range(system.getNumConstraints()):
         p, q, _ = system.getConstraintParameters(i)
@@ -171,6 +188,33 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
     for i in range(source.getNumConstraints()):
         result.addConstraint(*source.getConstraintParameters(i))
 
+    internal_forces, internal_pairs = _split_forces(source, ml_set, result)
+    ml_force = build_nnforce(model, topology, ml, neighbor_cutoff_nm=neighbor_cutoff_nm,
+                             neighbor_skin_nm=neighbor_skin_nm, properties=properties,
+                             periodic=source.usesPeriodicBoundaryConditions())
+
+    if lambda_ml is None:
+        result.addForce(ml_force)
+        return result
+    result.addForce(_lambda_force(ml_force, internal_forces, internal_pairs, lambda_ml, lambda_name,
+                                  source.usesPeriodicBoundaryConditions()))
+    return result
+
+
+def _num_terms(force):
+    for method in ("getNumBonds", "getNumAngles", "getNumTorsions"):
+        if hasattr(force, method):
+            return getattr(force, method)()
+    return 0
+
+
+def _copy_force(force):
+    return openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(force))
+
+
+def _split_forces(source, ml_set, result):
+    """Add to ``result`` every force of ``source`` without its terms inside the ML region; returns the removed
+    internal terms as forces (bonded, CMAP) and as nonbonded pair parameters."""
     internal_forces = []
     internal_pairs = []
     for index in range(source.getNumForces()):
@@ -207,18 +251,11 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
         else:
             raise ValueError(f"create_mlmm_system does not know how to remove ML-region terms from a {kind}; "
                              "remove them before calling it")
+    return internal_forces, internal_pairs
 
-    ml_force = model if isinstance(model, nnforce.NNForce) else nnforce.NNForce(model, properties or {})
-    ml_force.setAtoms(ml)
-    ml_force.setAtomicNumbers([atoms[a].element.atomic_number for a in ml])
-    if source.usesPeriodicBoundaryConditions():
-        ml_force.setUsesPeriodicBoundaryConditions(True)
-    if neighbor_cutoff_nm is not None:
-        ml_force.setNeighborList(neighbor_cutoff_nm, neighbor_skin_nm)
 
-    if lambda_ml is None:
-        result.addForce(ml_force)
-        return result
+def _lambda_force(ml_force, internal_forces, internal_pairs, lambda_ml, lambda_name, periodic):
+    """A CustomCVForce: lambda E_ML + (1 - lambda) E_MM,internal with its exact dE/dlambda requested."""
     if internal_pairs:
         pairs = openmm.CustomBondForce(
             f"{COULOMB_KJ_MOL_NM}*chargeProd/r + 4*epsilon*((sigma/r)^12 - (sigma/r)^6)")
@@ -227,7 +264,7 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
         for i, j, charge_prod, sigma, epsilon in internal_pairs:
             if charge_prod != 0.0 or epsilon != 0.0:
                 pairs.addBond(i, j, [charge_prod, sigma, epsilon])
-        pairs.setUsesPeriodicBoundaryConditions(source.usesPeriodicBoundaryConditions())
+        pairs.setUsesPeriodicBoundaryConditions(periodic)
         internal_forces.append(pairs)
     names = [f"mm_{k}" for k in range(len(internal_forces))]
     mm_sum = " + ".join(names) if names else "0"
@@ -238,16 +275,4 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
     cv.addGlobalParameter(lambda_name, float(lambda_ml))
     cv.addEnergyParameterDerivative(lambda_name)
     cv.setName("NNForce ML/MM lambda")
-    result.addForce(cv)
-    return result
-
-
-def _num_terms(force):
-    for method in ("getNumBonds", "getNumAngles", "getNumTorsions"):
-        if hasattr(force, method):
-            return getattr(force, method)()
-    return 0
-
-
-def _copy_force(force):
-    return openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(force))
+    return cv

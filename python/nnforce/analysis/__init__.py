@@ -7,13 +7,15 @@ import importlib
 
 _EXPORTS = {
     "features": ("Featurizer", "Distances", "ResidueDistances", "Contacts", "Torsions", "Angles", "RMSD", "DSSP",
-                 "Coordinates", "Custom", "parse_features"),
+                 "Coordinates", "Custom", "parse_features", "compute_torsions", "compute_distances", "compute_contacts",
+                 "compute_angles"),
+    "specs": ("parse_spec",),
     "stream": ("featurize", "featurize_file", "featurize_dask", "save_features", "load_features", "iter_chunks"),
     "reduce": ("PCA", "TICA", "Covariances", "vamp2_score"),
     "cluster": ("KMeans", "MiniBatchKMeans", "RegularSpace", "KCenters", "HDBSCAN", "KMedoidsRMSD", "make_clusterer"),
     "msm": ("MSM", "estimate_msm", "implied_timescales", "ck_test"),
     "structures": ("write_state_structures", "representative_frames", "sample_frames"),
-    "report": ("analyze", "phi_psi_free_energy_png"),
+    "pipeline": ("analyze", "phi_psi_free_energy_png"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

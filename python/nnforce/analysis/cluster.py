@@ -12,6 +12,7 @@ without its full-data k-means++ pass, which dominates the cost for large k.
 import numpy as np
 
 from .reduce import as_trajectory_list
+from .specs import parse_spec
 
 __all__ = ["KMeans", "MiniBatchKMeans", "RegularSpace", "KCenters", "HDBSCAN", "KMedoidsRMSD", "make_clusterer",
            "assign_nearest", "CLUSTER_METHODS"]
@@ -30,7 +31,25 @@ def _split(labels, lengths):
 
 
 def assign_nearest(data, centers, batch=65536):
-    """Index of the nearest center (Euclidean) for each row of ``data``, computed in batches."""
+    """Index of the nearest center (Euclidean) for each row of ``data``, computed in batches.
+
+    Parameters
+    ----------
+    data : array, shape (n, d)
+    centers : array, shape (k, d)
+    batch : int
+        Rows per distance block (memory bound).
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (n,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> assign_nearest(np.array([[0.0], [0.9], [2.1]]), np.array([[0.0], [2.0]])).tolist()
+    [0, 0, 1]
+    """
     from sklearn.metrics import pairwise_distances_argmin
 
     data = np.asarray(data)
@@ -75,7 +94,22 @@ class _Clusterer:
 
 
 class KMeans(_Clusterer):
-    """k-means (Lloyd, scikit-learn) with k-means++ seeding on a subsample; ``seed`` makes it reproducible."""
+    """k-means (Lloyd, scikit-learn) with k-means++ seeding on a subsample; ``seed`` makes it reproducible.
+
+    Parameters
+    ----------
+    k : int
+    seed : int
+    max_iter : int
+    tol : float
+    init_size : int, optional
+        Frames the k-means++ seeding sees (default: a subsample).
+
+    Examples
+    --------
+    >>> km = KMeans(k=50, seed=0).fit(projected)  # doctest: +SKIP
+    >>> km.labels[0][:5], km.centers.shape  # doctest: +SKIP
+    """
 
     name = "kmeans"
 
@@ -103,7 +137,16 @@ class KMeans(_Clusterer):
 
 
 class MiniBatchKMeans(_Clusterer):
-    """scikit-learn's mini-batch k-means (faster, slightly less tight clusters for very large data)."""
+    """scikit-learn's mini-batch k-means (faster, slightly less tight clusters for very large data).
+
+    Parameters
+    ----------
+    k, seed, batch_size, max_iter : int
+
+    Examples
+    --------
+    >>> labels = MiniBatchKMeans(k=200).fit(projected).labels  # doctest: +SKIP
+    """
 
     name = "minibatch"
 
@@ -123,7 +166,18 @@ class MiniBatchKMeans(_Clusterer):
 
 
 class RegularSpace(_Clusterer):
-    """Regular-space clustering (deeptime): a frame farther than ``dmin`` from all centers becomes a center."""
+    """Regular-space clustering (deeptime): a frame farther than ``dmin`` from all centers becomes a center.
+
+    Parameters
+    ----------
+    dmin : float
+        Minimum distance between centers (in the data's units).
+    max_centers : int
+
+    Examples
+    --------
+    >>> labels = RegularSpace(dmin=0.5).fit(projected).labels  # doctest: +SKIP
+    """
 
     name = "regspace"
 
@@ -141,7 +195,16 @@ class RegularSpace(_Clusterer):
 
 
 class KCenters(_Clusterer):
-    """Greedy k-centers (farthest-point sampling): bounds the largest frame-to-center distance."""
+    """Greedy k-centers (farthest-point sampling): bounds the largest frame-to-center distance.
+
+    Parameters
+    ----------
+    k, seed : int
+
+    Examples
+    --------
+    >>> centers = KCenters(k=20).fit(projected).centers  # doctest: +SKIP
+    """
 
     name = "kcenters"
 
@@ -167,7 +230,20 @@ class KCenters(_Clusterer):
 
 class HDBSCAN(_Clusterer):
     """Density-based HDBSCAN (scikit-learn); label -1 is noise. ``predict`` gives a new frame the label of
-    its nearest fitted frame (noise stays noise). ``centers`` are the clusters' mean positions."""
+    its nearest fitted frame (noise stays noise). ``centers`` are the clusters' mean positions.
+
+    Parameters
+    ----------
+    min_cluster_size : int
+    min_samples : int, optional
+    max_fit_frames : int
+        A seeded subset of at most this many frames is clustered; the rest get their nearest fitted frame's label.
+    seed : int
+
+    Examples
+    --------
+    >>> labels = HDBSCAN(min_cluster_size=30).fit(projected).labels  # doctest: +SKIP
+    """
 
     name = "hdbscan"
 
@@ -202,6 +278,17 @@ class KMedoidsRMSD:
     ``fit(traj)`` takes an ``md.Trajectory`` (or a list, one per trajectory); at most ``max_frames`` frames
     (a seeded random subset) enter the O(n^2) RMSD matrix, then every frame is assigned to its nearest medoid.
     ``medoids`` is an md.Trajectory of the cluster structures.
+
+    Parameters
+    ----------
+    k : int
+    selection : str
+        mdtraj selection of the atoms the RMSD uses.
+    seed, max_frames, max_iter : int
+
+    Examples
+    --------
+    >>> medoids = KMedoidsRMSD(k=5).fit(md.load("traj.dcd", top="mol.pdb")).medoids  # doctest: +SKIP
     """
 
     name = "kmedoids"
@@ -274,21 +361,31 @@ CLUSTER_METHODS = {"kmeans": KMeans, "minibatch": MiniBatchKMeans, "regspace": R
 
 
 def make_clusterer(spec, seed=0):
-    """From a string like ``"kmeans:k=100"``, ``"regspace:dmin=0.3"``, ``"hdbscan:min_cluster_size=30"``
-    (options ``key=value`` separated by ``,``)."""
-    name, _, rest = spec.partition(":")
-    name = name.strip().replace("-", "_").replace("mini_batch", "minibatch")
+    """A clusterer from a spec string (:mod:`nnforce.analysis.specs` syntax).
+
+    Parameters
+    ----------
+    spec : str
+        ``"kmeans:k=100"``, ``"minibatch:k=100"``, ``"kcenters:k=50"``, ``"regspace:dmin=0.3"``,
+        ``"hdbscan:min_cluster_size=30"``, ...
+    seed : int
+        Passed to every method that draws random numbers.
+
+    Returns
+    -------
+    An unfitted clusterer of this module.
+
+    Examples
+    --------
+    >>> make_clusterer("kmeans:k=7", seed=3).k
+    7
+    """
+    name, parsed = parse_spec(spec, "clustering")
+    name = (name or "").replace("-", "_").replace("mini_batch", "minibatch")
     if name not in CLUSTER_METHODS:
         raise ValueError(f"unknown clustering method {name!r}; choose from {', '.join(CLUSTER_METHODS)}")
     options = {"seed": seed} if name not in ("regspace",) else {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ValueError(f"clustering option {item!r} in {spec!r} is not key=value")
-        try:
-            options[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
-        except ValueError:
-            options[key.strip()] = value.strip()
+    options.update(parsed)
     try:
         return CLUSTER_METHODS[name](**options)
     except TypeError as error:

@@ -11,7 +11,22 @@ __all__ = ["MSM", "estimate_msm", "implied_timescales", "ck_test", "check_dtrajs
 
 
 def check_dtrajs(dtrajs, lag):
-    """Validate discrete trajectories for a lag; return them as a list of int32 arrays."""
+    """Validate discrete trajectories for a lag; return them as a list of int32 arrays.
+
+    Parameters
+    ----------
+    dtrajs : array or list of arrays of int
+    lag : int
+
+    Returns
+    -------
+    list of numpy.ndarray (int32)
+
+    Examples
+    --------
+    >>> [d.dtype.name for d in check_dtrajs([[0, 1, 1, 0]], 1)]
+    ['int32']
+    """
     if isinstance(dtrajs, np.ndarray) and dtrajs.ndim == 1:
         dtrajs = [dtrajs]
     dtrajs = [np.asarray(d, dtype=np.int32) for d in dtrajs]
@@ -35,15 +50,54 @@ class MSM:
     Attributes: ``lag``, ``transition_matrix`` (active states), ``stationary_distribution``, ``active_set``
     (cluster ids of the active states), ``count_matrix`` (all clusters, sliding window), ``timescales(k)``
     (frames), ``model`` (the deeptime MarkovStateModel).
+
+    Parameters
+    ----------
+    dtrajs : array or list of arrays of int, optional
+        Fit at once (``MSM(dtrajs, lag)``); or call :meth:`fit` later (``MSM(lag=10).fit(dtrajs)``).
+    lag : int
+        Frames.
+    reversible : bool
+    n_states : int, optional
+        Number of clusters (default: the largest state id + 1).
+
+    Examples
+    --------
+    >>> msm = MSM(lag=10).fit(km.labels)  # doctest: +SKIP
+    >>> msm.timescales(3), msm.pcca(2)["populations"]  # doctest: +SKIP
     """
 
-    def __init__(self, dtrajs, lag, reversible=True, n_states=None):
+    def __init__(self, dtrajs=None, lag=None, reversible=True, n_states=None):
+        if lag is None:
+            raise ValueError("MSM needs a lag: MSM(lag=10).fit(dtrajs), or MSM(dtrajs, 10)")
+        self.lag, self.reversible, self.n_states = int(lag), bool(reversible), n_states
+        if dtrajs is not None:  # the old one-step form MSM(dtrajs, lag)
+            self.fit(dtrajs)
+
+    def fit(self, dtrajs):
+        """Estimate the MSM from discrete trajectories (sliding-window counts, largest connected set).
+
+        Parameters
+        ----------
+        dtrajs : array or list of arrays of int
+
+        Returns
+        -------
+        MSM
+            ``self``, fitted.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> msm = MSM(lag=1).fit(np.array([0, 0, 1, 1, 0, 1, 0, 0, 1, 1]))
+        >>> msm.transition_matrix.shape
+        (2, 2)
+        """
         from deeptime.markov import TransitionCountEstimator
         from deeptime.markov.msm import MaximumLikelihoodMSM
 
-        self.dtrajs = check_dtrajs(dtrajs, lag)
-        self.lag, self.reversible = int(lag), bool(reversible)
-        n_states = n_states or int(max(d.max() for d in self.dtrajs if len(d)) + 1)
+        self.dtrajs = check_dtrajs(dtrajs, self.lag)
+        n_states = self.n_states or int(max(d.max() for d in self.dtrajs if len(d)) + 1)
         counts = TransitionCountEstimator(self.lag, "sliding", n_states=n_states).fit_fetch(self.dtrajs)
         self.count_matrix = np.asarray(counts.count_matrix)
         sub = counts.submodel_largest()
@@ -54,6 +108,7 @@ class MSM:
         self.n_clusters = n_states
         self.active_fraction = float(self.count_matrix[np.ix_(self.active_set, self.active_set)].sum()
                                      / max(self.count_matrix.sum(), 1))
+        return self
 
     def timescales(self, k=None):
         """Implied timescales (frames) of the slowest ``k`` processes."""
@@ -80,11 +135,43 @@ class MSM:
 
 
 def estimate_msm(dtrajs, lag, reversible=True, n_states=None):
+    """An :class:`MSM` estimated from discrete trajectories (function form).
+
+    Parameters
+    ----------
+    dtrajs, lag, reversible, n_states
+        As for :class:`MSM`.
+
+    Returns
+    -------
+    MSM
+
+    Examples
+    --------
+    >>> model = estimate_msm(dtrajs, 10)  # doctest: +SKIP
+    """
     return MSM(dtrajs, lag, reversible=reversible, n_states=n_states)
 
 
 def implied_timescales(dtrajs, lags, n_its=5, reversible=True):
-    """Implied timescales (frames) for each lag: array (len(lags), n_its), NaN where a model has fewer."""
+    """Implied timescales (frames) for each lag: array (len(lags), n_its), NaN where a model has fewer.
+
+    Parameters
+    ----------
+    dtrajs : list of arrays of int
+    lags : sequence of int
+    n_its : int
+    reversible : bool
+
+    Returns
+    -------
+    lags : numpy.ndarray
+    timescales : numpy.ndarray, shape (len(lags), n_its)
+
+    Examples
+    --------
+    >>> lags, its = implied_timescales(dtrajs, [1, 2, 5, 10])  # doctest: +SKIP
+    """
     lags = [int(l) for l in lags]
     dtrajs = check_dtrajs(dtrajs, max(lags))
     n_states = int(max(d.max() for d in dtrajs) + 1)
@@ -97,7 +184,18 @@ def implied_timescales(dtrajs, lags, n_its=5, reversible=True):
 
 def ck_test(dtrajs, lag, n_sets, mlags=5, reversible=True):
     """Chapman-Kolmogorov test for PCCA+ sets: predictions of the lag-``lag`` model vs models estimated at
-    k*lag (k = 1..mlags-1). Returns (lagtimes, predictions, estimates), each (mlags, n_sets, n_sets)."""
+    k*lag (k = 1..mlags-1). Returns (lagtimes, predictions, estimates), each (mlags, n_sets, n_sets).
+
+    Parameters
+    ----------
+    dtrajs : list of arrays of int
+    lag, n_sets, mlags : int
+    reversible : bool
+
+    Examples
+    --------
+    >>> lagtimes, predicted, estimated = ck_test(dtrajs, 10, 2)  # doctest: +SKIP
+    """
     dtrajs = check_dtrajs(dtrajs, lag * (mlags - 1))
     n_states = int(max(d.max() for d in dtrajs) + 1)
     base = MSM(dtrajs, lag, reversible=reversible, n_states=n_states)

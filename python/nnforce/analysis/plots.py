@@ -2,32 +2,36 @@
 populations, feature time series, CK test."""
 import numpy as np
 
-from .._io import atomic_save
+from .._html import pyplot as _pyplot, save_figure
+from ..units import KB_KJ_MOL_K
 
 __all__ = ["free_energy", "plot_free_energy", "plot_phi_psi", "plot_timescales", "plot_populations",
            "plot_time_series", "plot_ck_test", "KB_KJ_MOL_K"]
 
-KB_KJ_MOL_K = 0.0083144626  # Boltzmann constant, kJ/(mol K)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 def _save(fig, path, dpi=110):
-    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight"))
-    _pyplot().close(fig)
-    return path
+    return save_figure(fig, path, dpi)
 
 
 def free_energy(x, y, bins=60, temperature_k=300.0, weights=None, range_=None):
     """-kT ln p on a 2-D histogram (kJ/mol), shifted so the minimum is 0; empty bins are NaN.
-    Returns (F, x_edges, y_edges)."""
+    Returns (F, x_edges, y_edges).
+
+    Parameters
+    ----------
+    x, y : array
+    bins : int
+    temperature_k : float
+    weights : array, optional
+    range_ : [[xmin, xmax], [ymin, ymax]], optional
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> energy, xe, ye = free_energy(np.random.default_rng(0).normal(size=1000), np.zeros(1000) + 0.5, bins=5)
+    >>> float(np.nanmin(energy))
+    0.0
+    """
     x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
     if len(x) != len(y) or len(x) == 0:
         raise ValueError("free energy: x and y must be non-empty and of equal length")
@@ -41,7 +45,29 @@ def free_energy(x, y, bins=60, temperature_k=300.0, weights=None, range_=None):
 
 def plot_free_energy(path, x, y, xlabel="x", ylabel="y", title=None, bins=60, temperature_k=300.0, weights=None,
                      range_=None, vmax_kj_mol=None, points=None):
-    """Free-energy surface -kT ln p(x, y) as a filled contour plot; ``points`` (n, 2) are overlaid (centers)."""
+    """Free-energy surface -kT ln p(x, y) as a filled contour plot; ``points`` (n, 2) are overlaid (centers).
+
+    Parameters
+    ----------
+    path : str
+    x, y : array
+    xlabel, ylabel, title : str
+    bins : int
+    temperature_k : float
+    weights, range_ : optional
+        As for :func:`free_energy`.
+    vmax_kj_mol : float, optional
+    points : array, shape (n, 2), optional
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Examples
+    --------
+    >>> plot_free_energy("fes.png", tic[:, 0], tic[:, 1], xlabel="TIC 1", ylabel="TIC 2")  # doctest: +SKIP
+    """
     plt = _pyplot()
     energy, xe, ye = free_energy(x, y, bins, temperature_k, weights, range_)
     fig, ax = plt.subplots(figsize=(5.2, 4.2))
@@ -63,14 +89,51 @@ def plot_free_energy(path, x, y, xlabel="x", ylabel="y", title=None, bins=60, te
 
 
 def plot_phi_psi(path, phi_rad, psi_rad, temperature_k=300.0, bins=72, title=None):
-    """Ramachandran free-energy surface from phi/psi in radians (plotted in degrees, -180..180)."""
+    """Ramachandran free-energy surface from phi/psi in radians (plotted in degrees, -180..180).
+
+    Parameters
+    ----------
+    path : str
+    phi_rad, psi_rad : array
+    temperature_k : float
+    bins : int
+    title : str, optional
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Examples
+    --------
+    >>> plot_phi_psi("phi_psi.png", phi, psi, temperature_k=300)  # doctest: +SKIP
+    """
     return plot_free_energy(path, np.degrees(phi_rad), np.degrees(psi_rad), xlabel="phi (deg)", ylabel="psi (deg)",
                             title=title or f"phi/psi free energy, T = {temperature_k:g} K", bins=bins,
                             temperature_k=temperature_k, range_=[[-180, 180], [-180, 180]])
 
 
 def plot_timescales(path, lags, timescales, dt=1.0, unit="frames"):
-    """Implied timescales vs lag (log scale) with the lag = timescale line (below it: not resolvable)."""
+    """Implied timescales vs lag (log scale) with the lag = timescale line (below it: not resolvable).
+
+    Parameters
+    ----------
+    path : str
+    lags : sequence of int
+    timescales : array, shape (len(lags), n)
+    dt : float
+        Time per frame.
+    unit : str
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Examples
+    --------
+    >>> plot_timescales("its.png", *implied_timescales(dtrajs, [1, 2, 5]))  # doctest: +SKIP
+    """
     plt = _pyplot()
     lags = np.asarray(lags, dtype=float) * dt
     fig, ax = plt.subplots(figsize=(5.2, 4.0))
@@ -90,6 +153,24 @@ def plot_timescales(path, lags, timescales, dt=1.0, unit="frames"):
 
 
 def plot_populations(path, populations, xlabel="cluster", title="stationary populations", log=False):
+    """Bar chart of state populations.
+
+    Parameters
+    ----------
+    path : str
+    populations : array
+    xlabel, title : str
+    log : bool
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Examples
+    --------
+    >>> plot_populations("populations.png", msm.cluster_populations())  # doctest: +SKIP
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(4.0, min(12.0, 0.08 * len(populations) + 3)), 3.4))
     ax.bar(np.arange(len(populations)), populations, color="tab:blue")
@@ -102,7 +183,26 @@ def plot_populations(path, populations, xlabel="cluster", title="stationary popu
 
 
 def plot_time_series(path, series, labels, dt=1.0, unit="frames", max_series=6):
-    """Up to ``max_series`` columns of one trajectory's features against time, stacked."""
+    """Up to ``max_series`` columns of one trajectory's features against time, stacked.
+
+    Parameters
+    ----------
+    path : str
+    series : array, shape (frames, features)
+    labels : list of str
+    dt : float
+    unit : str
+    max_series : int
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Examples
+    --------
+    >>> plot_time_series("features.png", features[0], labels)  # doctest: +SKIP
+    """
     plt = _pyplot()
     series = np.asarray(series)
     n = min(series.shape[1], max_series)
@@ -116,7 +216,25 @@ def plot_time_series(path, series, labels, dt=1.0, unit="frames", max_series=6):
 
 
 def plot_ck_test(path, lagtimes, predictions, estimates, dt=1.0, unit="frames"):
-    """Chapman-Kolmogorov test: P(set j | set i) after k*lag, model prediction (line) vs estimate (dots)."""
+    """Chapman-Kolmogorov test: P(set j | set i) after k*lag, model prediction (line) vs estimate (dots).
+
+    Parameters
+    ----------
+    path : str
+    lagtimes, predictions, estimates : array
+        From :func:`nnforce.analysis.msm.ck_test`.
+    dt : float
+    unit : str
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Examples
+    --------
+    >>> plot_ck_test("ck.png", *ck_test(dtrajs, 10, 2))  # doctest: +SKIP
+    """
     plt = _pyplot()
     n = predictions.shape[1]
     fig, axes = plt.subplots(n, n, figsize=(2.0 * n + 1, 1.8 * n + 0.6), sharex=True, sharey=True, squeeze=False)

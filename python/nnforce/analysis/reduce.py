@@ -1,14 +1,15 @@
 """Dimension reduction: PCA, TICA and VAMP-2 scores from streamed covariance matrices.
 
-The covariances are accumulated trajectory by trajectory (``partial_fit``) in float64 with a fixed shift
-(the first batch's mean) subtracted for numerical stability; the large products run through torch
-(BLAS on the CPU, or a GPU with ``device="cuda"``), which is what makes a 1e6 x 100 TICA take about a second
-rather than deeptime's tens of seconds. The eigenproblems are tiny (n_features^2) and solved in numpy.
+The one hand-written part is the covariance sums (:class:`Covariances`): accumulated trajectory by trajectory
+(``partial_fit``) in float64 with a fixed shift (the first batch's mean) subtracted for numerical stability, the
+large products run through torch (BLAS on the CPU, or a GPU with ``device="cuda"``). That is what makes a
+1e6 x 100 TICA take seconds rather than deeptime's own estimator's tens of seconds (bench/results/analysis.md).
+The sums are then handed to deeptime as a ``CovarianceModel``: TICA is ``deeptime.decomposition.TICA
+.fit_from_covariances`` and the VAMP-2 score ``deeptime.decomposition.VAMP.fit_from_covariances``, so the
+estimators' maths (whitening, eigenvalue order, signs, kinetic/commute map scaling, var_cutoff) is deeptime's.
+PCA (not in deeptime) is the eigendecomposition of the instantaneous covariance.
 
-Conventions follow deeptime so results are interchangeable: TICA uses reversible (symmetrized) covariances
-without Bessel's correction, components are ordered by |eigenvalue|, whitening discards C00 eigenvalues below ``epsilon``, eigenvectors get canonical
-signs (largest-magnitude coefficient positive), ``scaling="kinetic_map"`` multiplies each component by its
-eigenvalue, and the VAMP-2 score includes the constant singular function (+1).
+TICA uses reversible (symmetrized) covariances without Bessel's correction, like deeptime's default.
 """
 import numpy as np
 
@@ -18,7 +19,22 @@ _BLOCK_ROWS = 1 << 16
 
 
 def as_trajectory_list(data):
-    """Accept one array (frames, features) or a list of them; return a list of 2-D float arrays."""
+    """Accept one array (frames, features) or a list of them; return a list of 2-D float arrays.
+
+    Parameters
+    ----------
+    data : array or list of arrays
+
+    Returns
+    -------
+    list of numpy.ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [x.shape for x in as_trajectory_list(np.zeros(5))]
+    [(5, 1)]
+    """
     if isinstance(data, np.ndarray):
         data = [data]
     out = []
@@ -52,6 +68,23 @@ class Covariances:
 
     For lag > 0 every trajectory contributes the pairs (x_t, x_{t+lag}); a trajectory shorter than or equal to
     the lag raises ``ValueError`` (it has no pairs). ``backend="torch"`` (default) or ``"numpy"``.
+
+    Parameters
+    ----------
+    lag : int
+        Frames.
+    backend : {"torch", "numpy"}
+    device : str
+        Torch device for the products.
+    dtype : {"float64", "float32"}
+        Of the products (sums are always float64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mean, c00, c0t = Covariances(1).fit(np.arange(10.0)[:, None]).symmetric()
+    >>> float(mean[0])
+    4.5
     """
 
     def __init__(self, lag=0, backend="torch", device="cpu", dtype="float64"):
@@ -165,16 +198,6 @@ class Covariances:
         return mx + self._shift, my + self._shift, c00, c0t, ctt
 
 
-def _inv_sqrt(c, epsilon):
-    s, v = np.linalg.eigh(c)
-    keep = s > epsilon
-    if not np.any(keep):
-        raise ValueError("all feature variances are below epsilon: the features are constant over the data")
-    s, v = s[keep], v[:, keep]
-    order = np.argsort(s)[::-1]
-    return v[:, order] / np.sqrt(s[order])
-
-
 def _canonical_signs(vectors):
     idx = np.argmax(np.abs(vectors), axis=0)
     signs = np.sign(vectors[idx, np.arange(vectors.shape[1])])
@@ -230,7 +253,23 @@ class _Reducer:
 
 
 class PCA(_Reducer):
-    """Principal components (eigenvectors of the covariance matrix, by decreasing variance)."""
+    """Principal components (eigenvectors of the covariance matrix, by decreasing variance).
+
+    Parameters
+    ----------
+    dim : int, optional
+    var_cutoff : float, optional
+        Keep components up to this fraction of the variance.
+    backend, device, dtype
+        As for :class:`Covariances`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(200, 3)) * [3.0, 1.0, 0.1]
+    >>> PCA(dim=1).fit(x).components.shape
+    (3, 1)
+    """
 
     def __init__(self, dim=None, var_cutoff=None, backend="torch", device="cpu", dtype="float64"):
         super().__init__(0, dim, var_cutoff, backend, device, dtype)
@@ -252,6 +291,23 @@ class TICA(_Reducer):
     ``lag`` in frames; ``scaling`` None, "kinetic_map" (components times eigenvalue, deeptime's default) or
     "commute_map"; ``dim``/``var_cutoff`` (cumulative kinetic variance, sum of lambda^2) pick the output size.
     ``timescales`` are in frames (multiply by the frame interval for time units).
+
+    Parameters
+    ----------
+    lag : int
+    dim : int, optional
+    var_cutoff : float, optional
+    scaling : {"kinetic_map", "commute_map", None}
+    epsilon : float
+    backend, device, dtype
+        As for :class:`Covariances`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(2000, 3)).cumsum(axis=0)
+    >>> TICA(lag=10, dim=2).fit(x).transform(x).shape
+    (2000, 2)
     """
 
     def __init__(self, lag, dim=None, var_cutoff=None, scaling="kinetic_map", epsilon=1e-6, backend="torch",
@@ -264,37 +320,63 @@ class TICA(_Reducer):
         self.lag, self.scaling, self.epsilon = int(lag), scaling, epsilon
 
     def _solve(self):
+        from deeptime.decomposition import TICA as DeeptimeTICA
+
         mean, c00, c0t = self._cov.symmetric()
-        whiten = _inv_sqrt(c00, self.epsilon)
-        koopman = whiten.T @ c0t @ whiten
-        eigenvalues, vectors = np.linalg.eigh((koopman + koopman.T) / 2)
-        order = np.argsort(-np.abs(eigenvalues), kind="stable")  # by |lambda| like deeptime: negative = fast
-        eigenvalues = eigenvalues[order]
-        vectors = _canonical_signs(whiten @ vectors[:, order])
-        d = _choose_dim(eigenvalues ** 2, self.dim, self.var_cutoff)
-        eigenvalues, vectors = eigenvalues[:d], vectors[:, :d]
-        self.eigenvalues = eigenvalues
-        self.timescales = -self.lag / np.log(np.clip(np.abs(eigenvalues), 1e-300, 1 - 1e-15))
-        if self.scaling in ("kinetic_map", "km"):
-            vectors = vectors * eigenvalues
-        elif self.scaling == "commute_map":
-            # commute map (Noe, Banisch & Clementi 2016): scale by sqrt(t/2), with processes faster than the
-            # lag damped smoothly (their section 2.5); t counted as 1 + timescale like deeptime, so the two agree
-            t = 1.0 + self.timescales
-            damped = 0.5 * t * np.maximum(np.tanh(np.pi * (t - self.lag) / self.lag + 1), 0)
-            vectors = vectors * np.sqrt(damped / 2)
-        self.mean, self.components = mean, vectors
+        if self.dim is not None and self.var_cutoff is not None:
+            raise ValueError("give dim or var_cutoff, not both")
+        scaling = "kinetic_map" if self.scaling == "km" else self.scaling
+        estimator = DeeptimeTICA(lagtime=self.lag, epsilon=self.epsilon, dim=self.dim, var_cutoff=self.var_cutoff,
+                                 scaling=scaling)
+        model = estimator.fit_from_covariances(_covariance_model(mean, mean, c00, c0t, c00, self.lag, True))
+        model = model.fetch_model()
+        d = model.output_dimension
+        self.eigenvalues = np.asarray(model.singular_values[:d])
+        self.timescales = np.asarray(model.timescales()[:d])
+        self.mean, self.components = mean, np.asarray(model.instantaneous_coefficients[:, :d])
         self.c00, self.c0t = c00, c0t
 
 
+def _covariance_model(mean_0, mean_t, c00, c0t, ctt, lag, symmetrized):
+    """Our covariance sums as deeptime's ``CovarianceModel`` (no Bessel correction, means already removed)."""
+    from deeptime.covariance import CovarianceModel
+
+    return CovarianceModel(cov_00=c00, cov_0t=c0t, cov_tt=ctt, mean_0=mean_0, mean_t=mean_t,
+                           bessels_correction=False, symmetrized=symmetrized, lagtime=lag, data_mean_removed=True)
+
+
 def vamp2_score(data, lag, dim=None, epsilon=1e-6, backend="torch", device="cpu"):
-    """VAMP-2 score of a feature set at ``lag`` frames: 1 + sum of the squared singular values of
-    C00^-1/2 C0t Ctt^-1/2 (the top ``dim`` when given). Higher = the features resolve more slow dynamics;
-    compare feature sets at the same lag and dim. Scores on the training data (no cross-validation)."""
-    cov = Covariances(lag, backend=backend, device=device).fit(data)
-    _, _, c00, c0t, ctt = cov.plain()
-    k = _inv_sqrt(c00, epsilon).T @ c0t @ _inv_sqrt(ctt, epsilon)
-    s = np.linalg.svd(k, compute_uv=False)
-    if dim is not None:
-        s = s[:dim]
-    return float(1.0 + np.sum(s ** 2))
+    """VAMP-2 score of a feature set at ``lag`` frames (deeptime's VAMP on our covariance sums).
+
+    1 + the sum of the squared singular values of C00^-1/2 C0t Ctt^-1/2 (the top ``dim`` when given). Higher:
+    the features resolve more slow dynamics; compare feature sets at the same lag and dim. Scores on the
+    training data (no cross-validation).
+
+    Parameters
+    ----------
+    data : array (frames, features) or list of them
+    lag : int
+        Frames.
+    dim : int, optional
+    epsilon : float
+        Covariance eigenvalues below this are discarded.
+    backend, device : str
+        Where the covariance sums run (see :class:`Covariances`).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(500, 3)).cumsum(axis=0)
+    >>> vamp2_score(x, 5, dim=1) > 1.9  # 1 (the constant function) + a slow process near 1
+    True
+    """
+    from deeptime.decomposition import VAMP
+
+    mean_0, mean_t, c00, c0t, ctt = Covariances(lag, backend=backend, device=device).fit(data).plain()
+    model = VAMP(lagtime=lag, dim=dim, epsilon=epsilon).fit_from_covariances(
+        _covariance_model(mean_0, mean_t, c00, c0t, ctt, lag, False)).fetch_model()
+    return float(model.score(2))

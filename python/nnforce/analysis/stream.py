@@ -15,7 +15,20 @@ __all__ = ["load_topology", "featurize_file", "featurize", "featurize_dask", "sa
 
 
 def load_topology(top):
-    """An ``md.Topology`` from a file name, an md.Trajectory or an md.Topology."""
+    """An ``md.Topology`` from a file name, an md.Trajectory or an md.Topology.
+
+    Parameters
+    ----------
+    top : str, mdtraj.Trajectory or mdtraj.Topology
+
+    Returns
+    -------
+    mdtraj.Topology
+
+    Examples
+    --------
+    >>> topology = load_topology("mol.pdb")  # doctest: +SKIP
+    """
     import mdtraj as md
 
     if isinstance(top, md.Topology):
@@ -29,6 +42,40 @@ def load_topology(top):
         return md.load_topology(path)
     except Exception as error:
         raise ValueError(f"cannot read a topology from {path}: {error}") from None
+
+
+def trajectory_paths(paths):
+    """One path or a list of paths as a list of strings, each checked to exist.
+
+    Raises
+    ------
+    ValueError
+        For an empty list.
+    FileNotFoundError
+        Naming the first missing file.
+
+    Examples
+    --------
+    >>> trajectory_paths([])
+    Traceback (most recent call last):
+    ...
+    ValueError: no trajectory files given
+
+    Parameters
+    ----------
+    paths : str, os.PathLike or sequence of them
+
+    Returns
+    -------
+    list of str
+    """
+    paths = [os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+    if not paths:
+        raise ValueError("no trajectory files given")
+    for p in paths:
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"trajectory file not found: {p}")
+    return paths
 
 
 def _trajectory_atoms(path):
@@ -46,7 +93,23 @@ def _trajectory_atoms(path):
 
 
 def iter_chunks(path, top, chunk=10000, stride=1, atom_indices=None):
-    """Yield md.Trajectory chunks of ``path``; clear errors for a missing file or an atom-count mismatch."""
+    """Yield md.Trajectory chunks of ``path``; clear errors for a missing file or an atom-count mismatch.
+
+    Parameters
+    ----------
+    path : str
+    top : str or mdtraj.Topology
+    chunk, stride : int
+    atom_indices : array of int, optional
+
+    Yields
+    ------
+    mdtraj.Trajectory
+
+    Examples
+    --------
+    >>> n = sum(c.n_frames for c in iter_chunks("traj.xtc", "mol.pdb", chunk=1000))  # doctest: +SKIP
+    """
     import mdtraj as md
 
     path = os.fspath(path)
@@ -70,7 +133,23 @@ def iter_chunks(path, top, chunk=10000, stride=1, atom_indices=None):
 
 
 def featurize_file(path, top, featurizer, chunk=10000, stride=1):
-    """Features of one trajectory file, streamed: float32 (n_frames // stride, n_features)."""
+    """Features of one trajectory file, streamed: float32 (n_frames // stride, n_features).
+
+    Parameters
+    ----------
+    path : str
+    top : str or mdtraj.Topology
+    featurizer : Featurizer
+    chunk, stride : int
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> x = featurize_file("traj.xtc", "mol.pdb", parse_features("phi_psi"))  # doctest: +SKIP
+    """
     topology = load_topology(top)
     if featurizer.topology is None or featurizer.topology.n_atoms != topology.n_atoms:
         featurizer.bind(topology)
@@ -81,15 +160,27 @@ def featurize_file(path, top, featurizer, chunk=10000, stride=1):
 
 
 def featurize(paths, top, featurizer, chunk=10000, stride=1, progress=False):
-    """Features of each trajectory file, in order, in this process: a list of float32 arrays."""
+    """Features of each trajectory file, in order, in this process: a list of float32 arrays.
+
+    Parameters
+    ----------
+    paths : str or list of str
+    top : str or mdtraj.Topology
+    featurizer : Featurizer
+    chunk, stride : int
+    progress : bool
+
+    Returns
+    -------
+    list of numpy.ndarray
+
+    Examples
+    --------
+    >>> data = featurize(["a.xtc", "b.xtc"], "mol.pdb", parse_features(["phi_psi"]))  # doctest: +SKIP
+    """
     from tqdm.auto import tqdm
 
-    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    if not paths:
-        raise ValueError("no trajectory files given")
-    for p in paths:
-        if not os.path.exists(os.fspath(p)):
-            raise FileNotFoundError(f"trajectory file not found: {p}")
+    paths = trajectory_paths(paths)
     topology = load_topology(top)
     featurizer.bind(topology)
     return [featurize_file(p, topology, featurizer, chunk, stride)
@@ -107,15 +198,28 @@ def featurize_dask(paths, top, featurizer, chunk=10000, stride=1, scheduler=None
     ``scheduler``: None starts a local cluster (``n_workers`` processes, default the CPU count, capped by the
     number of files) for this call; an address (``"tcp://host:8786"``) or an existing
     ``distributed.Client`` uses that cluster. Workers must see the same file paths (shared filesystem).
+
+    Parameters
+    ----------
+    paths : list of str
+    top : str or mdtraj.Topology
+    featurizer : Featurizer
+    chunk, stride : int
+    scheduler : None, str or distributed.Client
+    n_workers, threads_per_worker : int, optional
+    processes : bool
+
+    Returns
+    -------
+    list of numpy.ndarray
+
+    Examples
+    --------
+    >>> data = featurize_dask(files, "mol.pdb", parse_features("phi_psi"), n_workers=4)  # doctest: +SKIP
     """
     from dask.distributed import Client, LocalCluster
 
-    paths = [os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
-    if not paths:
-        raise ValueError("no trajectory files given")
-    for p in paths:
-        if not os.path.exists(p):
-            raise FileNotFoundError(f"trajectory file not found: {p}")
+    paths = trajectory_paths(paths)
     topology = load_topology(top)
     featurizer.bind(topology)
     own_cluster = None
@@ -139,7 +243,26 @@ def featurize_dask(paths, top, featurizer, chunk=10000, stride=1, scheduler=None
 
 
 def save_features(path, features, labels, sources=None, **metadata):
-    """Write features (a list of arrays, one per trajectory) with their labels and sources to ``.npz``."""
+    """Write features (a list of arrays, one per trajectory) with their labels and sources to ``.npz``.
+
+    Parameters
+    ----------
+    path : str
+    features : list of arrays
+    labels : list of str
+    sources : list of str, optional
+    **metadata
+        Stored alongside (JSON-able).
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Examples
+    --------
+    >>> save_features("features.npz", data, featurizer.labels, files)  # doctest: +SKIP
+    """
     features = [np.asarray(f) for f in features]
     labels = list(labels)
     for f in features:
@@ -160,7 +283,21 @@ def save_features(path, features, labels, sources=None, **metadata):
 
 
 def load_features(path):
-    """Read ``save_features`` output: (list of arrays, labels, sources, metadata dict)."""
+    """Read ``save_features`` output: (list of arrays, labels, sources, metadata dict).
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    tuple
+        ``(features, labels, sources, metadata)``.
+
+    Examples
+    --------
+    >>> data, labels, sources, meta = load_features("features.npz")  # doctest: +SKIP
+    """
     if not os.path.exists(path):
         raise FileNotFoundError(f"feature file not found: {path}")
     with np.load(path, allow_pickle=False) as data:

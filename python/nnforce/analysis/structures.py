@@ -12,7 +12,24 @@ __all__ = ["representative_frames", "sample_frames", "write_state_structures"]
 
 def representative_frames(data, dtrajs, centers):
     """For each cluster c, the (trajectory, frame) of the member nearest ``centers[c]`` in the data's space;
-    clusters without members are absent from the returned dict."""
+    clusters without members are absent from the returned dict.
+
+    Parameters
+    ----------
+    data : list of arrays
+        The space the centers live in (e.g. TICA coordinates), one array per trajectory.
+    dtrajs : list of arrays of int
+    centers : array, shape (k, d)
+
+    Returns
+    -------
+    dict
+        cluster -> (trajectory index, frame index).
+
+    Examples
+    --------
+    >>> reps = representative_frames(projected, km.labels, km.centers)  # doctest: +SKIP
+    """
     best = {}
     for t, (x, d) in enumerate(zip(data, dtrajs)):
         x = np.asarray(x)
@@ -28,7 +45,22 @@ def representative_frames(data, dtrajs, centers):
 
 
 def sample_frames(dtrajs, n_samples=5, seed=0):
-    """Seeded random (trajectory, frame) samples per state (without replacement when enough frames)."""
+    """Seeded random (trajectory, frame) samples per state (without replacement when enough frames).
+
+    Parameters
+    ----------
+    dtrajs : list of arrays of int
+    n_samples, seed : int
+
+    Returns
+    -------
+    dict
+        state -> list of (trajectory index, frame index).
+
+    Examples
+    --------
+    >>> samples = sample_frames(km.labels, n_samples=3, seed=0)  # doctest: +SKIP
+    """
     rng = np.random.default_rng(seed)
     where = {}
     for t, d in enumerate(dtrajs):
@@ -56,7 +88,24 @@ def write_state_structures(paths, top, dtrajs, out_dir, stride=1, n_samples=5, s
     """Write ``{prefix}{c:03d}_representative.pdb`` (if ``representatives`` is given, a dict state ->
     (trajectory, frame)) and ``{prefix}{c:03d}_samples.pdb`` (``n_samples`` random members, superposed on
     ``superpose`` atoms of the first) for each state. Frame indices refer to the strided dtrajs.
-    Returns {state: {"representative": path, "samples": path}}."""
+    Returns {state: {"representative": path, "samples": path}}.
+
+    Parameters
+    ----------
+    paths : list of str
+    top : str or mdtraj.Topology
+    dtrajs : list of arrays of int
+    out_dir : str
+    stride, n_samples, seed : int
+    representatives : dict, optional
+    prefix : str
+    superpose : str
+        mdtraj selection used to superpose the samples.
+
+    Examples
+    --------
+    >>> written = write_state_structures(files, "mol.pdb", km.labels, "structures")  # doctest: +SKIP
+    """
     topology = load_topology(top)
     written = {}
     samples = sample_frames(dtrajs, n_samples, seed)

@@ -21,6 +21,22 @@ class Dataset:
     ``atomic_numbers``: int64[total_atoms]; ``positions_nm``: float64[total_atoms, 3]; ``offsets``: int64[F+1] (frame
     f owns atoms ``offsets[f]:offsets[f+1]``); ``energies_kj_mol``: float64[F] or None; ``forces_kj_mol_nm``:
     float64[total_atoms, 3] or None. Construct with :meth:`from_frames` or a reader; the constructor validates.
+
+    Parameters
+    ----------
+    atomic_numbers : array of int, shape (total_atoms,)
+    positions_nm : array, shape (total_atoms, 3)
+    offsets : array of int, shape (F + 1,)
+    energies_kj_mol : array, shape (F,), optional
+    forces_kj_mol_nm : array, shape (total_atoms, 3), optional
+    name : str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> water = Dataset.from_frames([8, 1, 1], [np.zeros((3, 3)) + [[0, 0, 0], [0.1, 0, 0], [0, 0.1, 0]]], [0.0])
+    >>> len(water), water.n_atoms.tolist()
+    (1, [3])
     """
 
     def __init__(self, atomic_numbers, positions_nm, offsets, energies_kj_mol=None, forces_kj_mol_nm=None,
@@ -217,7 +233,21 @@ class Dataset:
 
 
 def concatenate(datasets, name="dataset"):
-    """Join datasets frame-wise (all or none must carry energies / forces)."""
+    """Join datasets frame-wise (all or none must carry energies / forces).
+
+    Parameters
+    ----------
+    datasets : sequence of Dataset
+    name : str
+
+    Returns
+    -------
+    Dataset
+
+    Examples
+    --------
+    >>> both = concatenate([train, extra], name="more")  # doctest: +SKIP
+    """
     datasets = list(datasets)
     if not datasets:
         raise ValueError("concatenate needs at least one dataset")

@@ -24,7 +24,21 @@ _NUMBER = {s: z for z, s in enumerate(_SYMBOLS)}
 
 
 def atomic_number(symbol):
-    """Atomic number of an element symbol (str or bytes); ValueError for an unknown symbol."""
+    """Atomic number of an element symbol (str or bytes); ValueError for an unknown symbol.
+
+    Parameters
+    ----------
+    symbol : str or bytes
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> atomic_number("Cl"), atomic_number(b"H")
+    (17, 1)
+    """
     if isinstance(symbol, bytes):
         symbol = symbol.decode()
     symbol = str(symbol).strip().strip("'\"")
@@ -82,7 +96,25 @@ def _image_value(atoms, key, kind):
 
 def read_xyz(path, *, energy_unit, length_unit, energy_key="energy", forces_key="forces", index=":"):
     """Read an (extended) XYZ file with ASE. Energies from ``atoms.info[energy_key]`` or the stored calculator,
-    forces from ``atoms.arrays[forces_key]``; forces are taken to be in ``energy_unit/length_unit``."""
+    forces from ``atoms.arrays[forces_key]``; forces are taken to be in ``energy_unit/length_unit``.
+
+    Parameters
+    ----------
+    path : str
+    energy_unit, length_unit : str
+        The file's units (see :mod:`nnforce.units`).
+    energy_key, forces_key : str
+    index : str
+        ASE frame selection.
+
+    Returns
+    -------
+    Dataset
+
+    Examples
+    --------
+    >>> data = read_xyz("ethanol.xyz", energy_unit="eV", length_unit="angstrom")  # doctest: +SKIP
+    """
     import ase.io
 
     path = _require(path)
@@ -91,7 +123,23 @@ def read_xyz(path, *, energy_unit, length_unit, energy_key="energy", forces_key=
 
 
 def read_ase_db(path, *, energy_unit="eV", length_unit="Angstrom", selection=None):
-    """Read an ASE database; ASE stores eV and Angstrom, so those are the defaults."""
+    """Read an ASE database; ASE stores eV and Angstrom, so those are the defaults.
+
+    Parameters
+    ----------
+    path : str
+    energy_unit, length_unit : str
+    selection : str, optional
+        An ASE database query.
+
+    Returns
+    -------
+    Dataset
+
+    Examples
+    --------
+    >>> data = read_ase_db("molecules.db")  # doctest: +SKIP
+    """
     import ase.db
 
     path = _require(path)
@@ -105,6 +153,20 @@ def read_md17(path, *, energy_unit, length_unit, max_frames=None):
 
     rMD17 uses ``nuclear_charges``/``coords``/``energies``/``forces``; both spellings are accepted. MD17's own units
     are kcal/mol and Angstrom, but they are not assumed: pass them.
+
+    Parameters
+    ----------
+    path : str
+    energy_unit, length_unit : str
+    max_frames : int, optional
+
+    Returns
+    -------
+    Dataset
+
+    Examples
+    --------
+    >>> data = read_md17("md17_ethanol.npz", energy_unit="kcal/mol", length_unit="angstrom")  # doctest: +SKIP
     """
     path = _require(path)
     with np.load(path, allow_pickle=False) as data:
@@ -151,6 +213,21 @@ def read_ani_h5(path, *, energy_unit="hartree", length_unit="Angstrom", energy_k
     ANI-1 files) or ``atomic_numbers`` (ANI-1x files). Energies come from ``energies`` (ANI-1) or, for ANI-1x,
     pass ``energy_key='wb97x_dz.energy'`` and ``forces_key='wb97x_dz.forces'``. ANI's own units are hartree and
     Angstrom (the defaults here: the format fixes them).
+
+    Parameters
+    ----------
+    path : str
+    energy_unit, length_unit : str
+    energy_key, forces_key, species_key, coordinates_key : str, optional
+    max_conformers : int, optional
+
+    Returns
+    -------
+    Dataset
+
+    Examples
+    --------
+    >>> data = read_ani_h5("ani1x.h5", energy_key="wb97x_dz.energy", forces_key="wb97x_dz.forces")  # doctest: +SKIP
     """
     import h5py
 
@@ -218,6 +295,20 @@ def read_qm9(target="U0", max_molecules=None, cache_dir=None):
     ``target`` is one of U0, U, H, G (hartree in the package, converted). The parsed arrays are cached under
     ``cache_dir`` (default ``$NNFORCE_CACHE`` or ``~/.cache/nnforce``) keyed by the package's CSV files, since
     parsing the 130,831 molecules takes about a minute. Frames keep the package's order (by QM9 index).
+
+    Parameters
+    ----------
+    target : {"U0", "U", "H", "G"}
+    max_molecules : int, optional
+    cache_dir : str, optional
+
+    Returns
+    -------
+    Dataset
+
+    Examples
+    --------
+    >>> qm9 = read_qm9(max_molecules=1000)  # doctest: +SKIP
     """
     if target not in QM9_TARGETS:
         raise ValueError(f"unknown QM9 target {target!r}; use one of {sorted(QM9_TARGETS)}")
@@ -289,7 +380,22 @@ def _parse_qm9(parts, cache, nrows=None):
 
 
 def read_dataset(path, **units):
-    """Read any supported file by its extension (``.npz`` native or MD17, ``.xyz``/``.extxyz``, ``.db``, ``.h5``)."""
+    """Read any supported file by its extension (``.npz`` native or MD17, ``.xyz``/``.extxyz``, ``.db``, ``.h5``).
+
+    Parameters
+    ----------
+    path : str
+    **units
+        ``energy_unit``/``length_unit`` (and reader options) for non-native files.
+
+    Returns
+    -------
+    Dataset
+
+    Examples
+    --------
+    >>> data = read_dataset("ethanol.npz")  # doctest: +SKIP
+    """
     path = os.fspath(path)
     lower = path.lower()
     if lower.endswith(".npz"):

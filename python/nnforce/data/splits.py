@@ -1,6 +1,7 @@
-"""Seeded train/validation/test splits and mini-batches (concatenated molecules, block-diagonal pair lists)."""
+"""Seeded train/validation/test splits (batching lives in :mod:`nnforce.data.batch`)."""
 import numpy as np
-import torch
+
+from .batch import Batch, batches, block_pairs  # noqa: F401  (old imports)
 
 
 def split(dataset, sizes, seed=0):
@@ -8,6 +9,20 @@ def split(dataset, sizes, seed=0):
 
     ``sizes`` lists counts (ints) or fractions (floats summing to at most 1), e.g. ``(950, 50, 1000)`` or
     ``(0.8, 0.1, 0.1)``. Returns one Dataset per size; an empty split raises ValueError.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    sizes : sequence of int or float
+    seed : int
+
+    Returns
+    -------
+    list of Dataset
+
+    Examples
+    --------
+    >>> train, validation, test = split(dataset, (0.8, 0.1, 0.1), seed=0)  # doctest: +SKIP
     """
     sizes = list(sizes)
     n = len(dataset)
@@ -29,48 +44,3 @@ def split(dataset, sizes, seed=0):
         parts.append(dataset.subset(np.sort(order[start:start + count]), name=f"{dataset.name}:{name}"))
         start += count
     return parts
-
-
-def block_pairs(n_atoms):
-    """All intra-molecule pairs (i < j) of concatenated molecules: LongTensor[2, P] (torch, no Python loop)."""
-    n_atoms = torch.as_tensor(n_atoms, dtype=torch.long)
-    pairs_per = n_atoms * (n_atoms - 1) // 2
-    total = int(pairs_per.sum())
-    if total == 0:
-        return torch.zeros(2, 0, dtype=torch.long)
-    start_atom = torch.cumsum(n_atoms, 0) - n_atoms
-    mol = torch.repeat_interleave(torch.arange(n_atoms.shape[0]), pairs_per)
-    local = torch.arange(total) - torch.repeat_interleave(torch.cumsum(pairs_per, 0) - pairs_per, pairs_per)
-    nmax = int(n_atoms.max())
-    tri = torch.triu_indices(nmax, nmax, 1)
-    # enumerate triu pairs of an n-atom molecule as the first n(n-1)/2 entries of an ordering by j
-    order = torch.argsort(tri[1] * nmax + tri[0])
-    tri = tri[:, order]
-    return tri[:, local] + start_atom[mol]
-
-
-class Batch:
-    """Concatenated molecules as torch tensors (float64 positions unless ``dtype`` says otherwise)."""
-
-    def __init__(self, dataset, frames, dtype=torch.float32):
-        frames = np.asarray(frames, dtype=np.int64)
-        rows = dataset.atom_index(frames)
-        counts = dataset.offsets[frames + 1] - dataset.offsets[frames]
-        self.n_molecules = len(frames)
-        self.n_atoms = torch.as_tensor(counts)
-        self.positions = torch.as_tensor(dataset.positions_nm[rows], dtype=dtype)
-        self.atomic_numbers = torch.as_tensor(dataset.atomic_numbers[rows])
-        self.molecule_index = torch.repeat_interleave(torch.arange(len(frames)), self.n_atoms)
-        self.neighbors = block_pairs(counts)
-        self.energies = None if dataset.energies_kj_mol is None else torch.as_tensor(
-            dataset.energies_kj_mol[frames], dtype=torch.float64)
-        self.forces = None if dataset.forces_kj_mol_nm is None else torch.as_tensor(
-            dataset.forces_kj_mol_nm[rows], dtype=dtype)
-
-
-def batches(dataset, batch_size, shuffle=False, seed=0, dtype=torch.float32):
-    """Yield :class:`Batch` objects covering the dataset once (shuffled with ``seed`` when asked)."""
-    n = len(dataset)
-    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
-    for start in range(0, n, int(batch_size)):
-        yield Batch(dataset, order[start:start + int(batch_size)], dtype=dtype)

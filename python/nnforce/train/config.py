@@ -9,7 +9,28 @@ MODEL_TYPES = ("ani", "schnet", "pair", "aniencoder")
 @dataclasses.dataclass
 class TrainConfig:
     """Hyper-parameters of :func:`nnforce.train.fit`. Energies kJ/mol, forces kJ/mol/nm inside; losses are
-    normalised (energy MSE / Var(E_train), force MSE / mean(F_train^2)) so the weights are unitless."""
+    normalised (energy MSE / Var(E_train), force MSE / mean(F_train^2)) so the weights are unitless.
+
+    Parameters
+    ----------
+    epochs, batch_size : int
+    lr, weight_decay : float
+    optimizer : {"adam", "adamw", "sgd"}
+    schedule : {"plateau", "cosine", "none"}
+    energy_weight, force_weight : float
+    early_stopping_patience : int
+    max_time_s : float, optional
+    seed : int
+    log_dir : str, optional
+        CSV, TensorBoard and checkpoints.
+
+    The other fields are documented beside their defaults.
+
+    Examples
+    --------
+    >>> TrainConfig(epochs=300, force_weight=10.0).optimizer
+    'adam'
+    """
 
     epochs: int = 100
     batch_size: int = 32
@@ -62,7 +83,21 @@ class TrainConfig:
 
 
 def build_model(spec):
-    """Model from a spec dict: ``{"type": "ani"|"schnet"|"pair"|"aniencoder", "elements": [...], ...options}``."""
+    """Model from a spec dict: ``{"type": "ani"|"schnet"|"pair"|"aniencoder", "elements": [...], ...options}``.
+
+    Parameters
+    ----------
+    spec : dict
+
+    Returns
+    -------
+    torch.nn.Module
+
+    Examples
+    --------
+    >>> type(build_model({"type": "ani", "elements": [1, 8]})).__name__
+    'ANIModel'
+    """
     from .. import models
 
     spec = dict(spec)
@@ -80,7 +115,21 @@ def build_model(spec):
 
 
 def load_yaml(path):
-    """Read a training YAML file: keys ``data``, ``model``, ``train`` (TrainConfig fields), ``split``, ``output``."""
+    """Read a training YAML file: keys ``data``, ``model``, ``train`` (TrainConfig fields), ``split``, ``output``.
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> load_yaml("config.yaml")["model"]  # doctest: +SKIP
+    {'type': 'schnet', 'elements': [1, 6, 8]}
+    """
     import yaml
 
     path = os.fspath(path)

@@ -11,7 +11,22 @@ from .fit import evaluate, fit
 def learning_curve(build_model, train_set, val_set, test_set, sizes, config=None, seed=0, metric="energy_mae_kcal_mol"):
     """Train a fresh ``build_model()`` on the first ``size`` frames of a seeded permutation of ``train_set`` for each
     size; evaluate on ``test_set`` (never used for early stopping). Returns a list of dicts (size, test metrics,
-    epochs, wall time)."""
+    epochs, wall time).
+
+    Parameters
+    ----------
+    build_model : callable
+        Returns a fresh model.
+    train_set, val_set, test_set : Dataset
+    sizes : sequence of int
+    config : TrainConfig or dict, optional
+    seed : int
+    metric : str
+
+    Examples
+    --------
+    >>> rows = learning_curve(lambda: build_model(spec), train, val, test, [100, 200, 400])  # doctest: +SKIP
+    """
     import time
 
     config = TrainConfig() if config is None else (TrainConfig.from_dict(config) if isinstance(config, dict)
@@ -31,7 +46,26 @@ def learning_curve(build_model, train_set, val_set, test_set, sizes, config=None
 
 
 def plot_learning_curve(rows, path, metric="energy_mae_kcal_mol", label=None):
-    """Log-log plot of ``metric`` against training-set size, written atomically (PNG/SVG/PDF by extension)."""
+    """Log-log plot of ``metric`` against training-set size, written atomically (PNG/SVG/PDF by extension).
+
+    Parameters
+    ----------
+    rows : list of dict
+        From :func:`learning_curve`.
+    path : str
+    metric : str
+    label : str, optional
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Examples
+    --------
+    >>> plot_learning_curve(rows, "curve.png")  # doctest: +SKIP
+    'curve.png'
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -56,6 +90,23 @@ def random_search(build_model, space, train_set, val_set, n_trials=8, config=Non
 
     Names that are :class:`TrainConfig` fields set the training options; the rest go to ``build_model(**params)``.
     Every trial is scored by its best validation loss; returns the trials sorted best first.
+
+    Parameters
+    ----------
+    build_model : callable
+    space : dict
+    train_set, val_set : Dataset
+    n_trials : int
+    config : TrainConfig or dict, optional
+    seed : int
+
+    Returns
+    -------
+    list of dict
+
+    Examples
+    --------
+    >>> trials = random_search(ANIModel, {"lr": (1e-4, 1e-2, "log")}, train, val)  # doctest: +SKIP
     """
     base = TrainConfig() if config is None else (TrainConfig.from_dict(config) if isinstance(config, dict)
                                                  else config)

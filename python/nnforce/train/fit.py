@@ -8,7 +8,6 @@ import copy
 import csv
 import dataclasses
 import io
-import json
 import math
 import os
 import time
@@ -16,40 +15,42 @@ import time
 import numpy as np
 import torch
 
-from .._io import atomic_save, atomic_write
-from ..data.splits import Batch
-from ..data.units import (KCAL_MOL_A_PER_KJ_MOL_NM, KCAL_MOL_PER_KJ_MOL, MEV_A_PER_KJ_MOL_NM, MEV_PER_KJ_MOL)
+from .._io import atomic_write
+from ..data.batch import Batch
+from ..units import KCAL_MOL_A_PER_KJ_MOL_NM, KCAL_MOL_PER_KJ_MOL, MEV_A_PER_KJ_MOL_NM, MEV_PER_KJ_MOL
 from .config import TrainConfig
+from .self_energies import fit_self_energies, self_energy_sum
 
-CHECKPOINT_VERSION = 1
 
 
 @dataclasses.dataclass
 class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+        With the best (lowest validation loss) weights restored.
+    history : list of dict
+        One row per epoch.
+    best_epoch : int
+    best_val_loss : float
+    stopped_early : bool
+    checkpoint : str or None
+        ``best.ckpt`` when a log_dir was given.
+
+    Examples
+    --------
+    >>> result = fit(model, train, val, TrainConfig(epochs=50))  # doctest: +SKIP
+    >>> result.best_epoch, len(result.history)  # doctest: +SKIP
+    """
+
     model: torch.nn.Module  # with the best (lowest validation loss) weights restored
     history: list  # one dict per epoch: epoch, lr, train_loss, val_loss, val_energy_mae_kj_mol, ..., time_s
     best_epoch: int
     best_val_loss: float
     stopped_early: bool
     checkpoint: str = None  # best.ckpt when log_dir was given
-
-
-def fit_self_energies(model, dataset, rcond=None):
-    """Least-squares per-element energies (kJ/mol) from element counts; stored in ``model.self_energies``."""
-    if dataset.energies_kj_mol is None:
-        raise ValueError(f"{dataset.name}: no energy labels to fit self energies")
-    counts = dataset.composition(model.elements).astype(np.float64)
-    solution, *_ = np.linalg.lstsq(counts, dataset.energies_kj_mol, rcond=rcond)
-    # elements absent from the data get 0 (lstsq gives the minimum-norm solution there already)
-    with torch.no_grad():
-        model.self_energies.copy_(torch.as_tensor(solution, dtype=model.self_energies.dtype))
-    return solution
-
-
-def self_energy_sum(model, dataset):
-    """Sum of the model's self energies per frame, float64 [F] (kJ/mol), computed in numpy (exact)."""
-    counts = dataset.composition(model.elements).astype(np.float64)
-    return counts @ model.self_energies.detach().double().numpy()
 
 
 class _Labels:
@@ -80,6 +81,24 @@ def evaluate(model, dataset, batch_size=256, forces=None):
     """Energy MAE/RMSE per molecule and force MAE/RMSE per component, in kJ/mol(/nm), kcal/mol(/A) and meV(/A).
 
     Predictions add the self energies in float64, so large total energies lose no precision.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    dataset : Dataset
+    batch_size : int
+    forces : bool, optional
+        Evaluate forces (default: when the dataset has them).
+
+    Returns
+    -------
+    dict
+        ``energy_mae_kj_mol``, ``energy_rmse_kj_mol``, ``energy_mae_kcal_mol``, ``energy_mae_mev``, the force
+        counterparts and ``n_frames``.
+
+    Examples
+    --------
+    >>> evaluate(model, test_set)["energy_mae_kcal_mol"]  # doctest: +SKIP
     """
     if dataset.energies_kj_mol is None:
         raise ValueError(f"{dataset.name}: no energy labels to evaluate against")
@@ -194,24 +213,6 @@ def _make_scheduler(optimizer, config):
     return None
 
 
-def save_checkpoint(path, state):
-    """torch.save a dict of tensors/primitives atomically (loadable with weights_only=True)."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    with atomic_write(path) as handle:
-        handle.write(buffer.getvalue())
-
-
-def load_checkpoint(path):
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != "nnforce-checkpoint":
-        raise ValueError(f"{path} is not an nnforce training checkpoint")
-    return state
-
-
 def _write_csv(path, history):
     if not history:
         return
@@ -233,6 +234,22 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
     trajectory as an uninterrupted run: batches are shuffled by ``seed + epoch``). With ``config.log_dir`` the run
     writes ``history.csv``, TensorBoard events, ``last.ckpt`` (every epoch) and ``best.ckpt``. ``model_spec`` (the
     dict for :func:`build_model`) and ``metadata`` (e.g. the data hash) are stored in checkpoints for export.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    train_set, val_set : Dataset
+    config : TrainConfig or dict, optional
+    resume : str, optional
+    model_spec, metadata : dict, optional
+
+    Returns
+    -------
+    FitResult
+
+    Examples
+    --------
+    >>> result = fit(build_model({"type": "ani", "elements": [1, 6, 8]}), train, val, {"epochs": 100})  # doctest: +SKIP
     """
     if config is None:
         config = TrainConfig()
@@ -246,32 +263,15 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
     scheduler = _make_scheduler(optimizer, config)
     history, start_epoch, best_val, best_epoch, bad_epochs, best_state = [], 0, math.inf, -1, 0, None
     if resume is not None:
-        state = load_checkpoint(resume)
-        model.load_state_dict(state["model_state"])
-        optimizer.load_state_dict(state["optimizer_state"])
-        if scheduler is not None and state.get("scheduler_state") is not None:
-            scheduler.load_state_dict(state["scheduler_state"])
-        history = list(state["history"])
-        start_epoch = int(state["epoch"]) + 1
-        best_val, best_epoch, bad_epochs = float(state["best_val_loss"]), int(state["best_epoch"]), int(
-            state["bad_epochs"])
-        best_state = state["best_model_state"]
+        history, start_epoch, best_val, best_epoch, bad_epochs, best_state = _resume(model, optimizer, scheduler,
+                                                                                     resume)
     else:
         _prepare(model, train_set, config)
     var_e, mean_f2 = _normalisers(train_set, model)
     train_residual = _Labels(model, train_set).residual
     val_residual = _Labels(model, val_set).residual
     dtype = _model_dtype(model)
-    writer = None
-    if config.log_dir:
-        os.makedirs(config.log_dir, exist_ok=True)
-        if config.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                writer = SummaryWriter(os.path.join(config.log_dir, "tensorboard"), purge_step=start_epoch)
-            except ImportError:
-                writer = None
+    writer = _tensorboard(config, start_epoch)
     multitask = hasattr(model, "combine_losses") and hasattr(model, "reconstruction_loss")
     started = time.time()
     stopped_early = False
@@ -283,37 +283,10 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
         bar = tqdm(total=config.epochs, initial=start_epoch, desc="training", unit="epoch")
     for epoch in epochs:
         t0 = time.time()
-        order = np.random.default_rng(config.seed + 1000003 * epoch).permutation(len(train_set))
-        sums = {"loss": 0.0, "loss_energy": 0.0, "loss_force": 0.0, "loss_reconstruction": 0.0}
-        for start in range(0, len(order), config.batch_size):
-            frames = order[start:start + config.batch_size]
-            batch = Batch(train_set, frames, dtype=dtype)
-            loss, loss_e, loss_f = _batch_loss(model, batch, train_residual[frames], config, var_e, mean_f2)
-            if multitask:
-                recon = model.reconstruction_loss(batch.positions, batch.atomic_numbers, batch.neighbors)
-                sums["loss_reconstruction"] += float(recon.detach()) * len(frames)
-                loss = model.combine_losses(torch.stack([loss, recon]))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the training loss became {float(loss)} at epoch {epoch}; lower lr "
-                                         "or check the labels")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
-            optimizer.step()
-            sums["loss"] += float(loss.detach()) * len(frames)
-            sums["loss_energy"] += float(loss_e.detach()) * len(frames)
-            if loss_f is not None:
-                sums["loss_force"] += float(loss_f.detach()) * len(frames)
+        sums = _train_epoch(model, optimizer, train_set, train_residual, config, var_e, mean_f2, dtype, epoch,
+                            multitask)
         val_loss, val_metrics = _validate(model, val_set, val_residual, config, var_e, mean_f2)
-        lr = optimizer.param_groups[0]["lr"]
-        row = {"epoch": epoch, "lr": lr}
-        row.update({f"train_{k}": v / len(train_set) for k, v in sums.items()})
-        row["val_loss"] = val_loss
-        row.update({f"val_{k}": v for k, v in val_metrics.items() if k != "n_frames"})
-        if multitask:
-            row["sigma_task"], row["sigma_reconstruction"] = [float(v) for v in torch.exp(model.log_sigma.detach())]
-        row["epoch_time_s"] = time.time() - t0
+        row = _history_row(model, optimizer, epoch, sums, len(train_set), val_loss, val_metrics, multitask, t0)
         history.append(row)
         if scheduler is not None:
             if config.schedule == "plateau":
@@ -332,13 +305,11 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
             writer.flush()
         if config.log_dir:
             _write_csv(os.path.join(config.log_dir, "history.csv"), history)
-            save_checkpoint(os.path.join(config.log_dir, "last.ckpt"), _checkpoint_state(
-                model, optimizer, scheduler, epoch, history, best_val, best_epoch, bad_epochs, best_state, config,
-                model_spec, metadata))
-            if best_epoch == epoch:
-                save_checkpoint(os.path.join(config.log_dir, "best.ckpt"), _checkpoint_state(
-                    model, None, None, epoch, history, best_val, best_epoch, bad_epochs, None, config, model_spec,
-                    metadata))
+            for name, full in (("last.ckpt", True), ("best.ckpt", False)):
+                if full or best_epoch == epoch:
+                    save_checkpoint(os.path.join(config.log_dir, name), _checkpoint_state(
+                        model, optimizer if full else None, scheduler if full else None, epoch, history, best_val,
+                        best_epoch, bad_epochs, best_state if full else None, config, model_spec, metadata))
         if bar is not None:
             bar.update(1)
             bar.set_postfix(val_loss=f"{val_loss:.4g}", e_mae=f"{val_metrics['energy_mae_kj_mol']:.3g}")
@@ -356,6 +327,70 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
     model.eval()
     checkpoint = os.path.join(config.log_dir, "best.ckpt") if config.log_dir else None
     return FitResult(model, history, best_epoch, best_val, stopped_early, checkpoint)
+
+
+def _history_row(model, optimizer, epoch, sums, n_train, val_loss, val_metrics, multitask, t0):
+    """One row of ``history.csv``: learning rate, mean training losses, validation loss and metrics, time."""
+    row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
+    row.update({f"train_{k}": v / n_train for k, v in sums.items()})
+    row["val_loss"] = val_loss
+    row.update({f"val_{k}": v for k, v in val_metrics.items() if k != "n_frames"})
+    if multitask:
+        row["sigma_task"], row["sigma_reconstruction"] = [float(v) for v in torch.exp(model.log_sigma.detach())]
+    row["epoch_time_s"] = time.time() - t0
+    return row
+
+
+def _resume(model, optimizer, scheduler, path):
+    """Load ``last.ckpt`` into the model, optimizer and scheduler; returns the loop's saved state."""
+    state = load_checkpoint(path)
+    model.load_state_dict(state["model_state"])
+    optimizer.load_state_dict(state["optimizer_state"])
+    if scheduler is not None and state.get("scheduler_state") is not None:
+        scheduler.load_state_dict(state["scheduler_state"])
+    return (list(state["history"]), int(state["epoch"]) + 1, float(state["best_val_loss"]), int(state["best_epoch"]),
+            int(state["bad_epochs"]), state["best_model_state"])
+
+
+def _tensorboard(config, start_epoch):
+    """A TensorBoard writer in ``log_dir/tensorboard`` (None without a log_dir, when disabled or not installed)."""
+    if not config.log_dir:
+        return None
+    os.makedirs(config.log_dir, exist_ok=True)
+    if not config.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(os.path.join(config.log_dir, "tensorboard"), purge_step=start_epoch)
+
+
+def _train_epoch(model, optimizer, train_set, residual, config, var_e, mean_f2, dtype, epoch, multitask):
+    """One pass over the shuffled training set (order seeded by ``seed + epoch``); returns the summed losses."""
+    order = np.random.default_rng(config.seed + 1000003 * epoch).permutation(len(train_set))
+    sums = {"loss": 0.0, "loss_energy": 0.0, "loss_force": 0.0, "loss_reconstruction": 0.0}
+    for start in range(0, len(order), config.batch_size):
+        frames = order[start:start + config.batch_size]
+        batch = Batch(train_set, frames, dtype=dtype)
+        loss, loss_e, loss_f = _batch_loss(model, batch, residual[frames], config, var_e, mean_f2)
+        if multitask:
+            recon = model.reconstruction_loss(batch.positions, batch.atomic_numbers, batch.neighbors)
+            sums["loss_reconstruction"] += float(recon.detach()) * len(frames)
+            loss = model.combine_losses(torch.stack([loss, recon]))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the training loss became {float(loss)} at epoch {epoch}; lower lr "
+                                     "or check the labels")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+        optimizer.step()
+        sums["loss"] += float(loss.detach()) * len(frames)
+        sums["loss_energy"] += float(loss_e.detach()) * len(frames)
+        if loss_f is not None:
+            sums["loss_force"] += float(loss_f.detach()) * len(frames)
+    return sums
 
 
 def _validate(model, val_set, residual, config, var_e, mean_f2):
@@ -384,29 +419,6 @@ def _validate(model, val_set, residual, config, var_e, mean_f2):
     return total / count, metrics
 
 
-def _checkpoint_state(model, optimizer, scheduler, epoch, history, best_val, best_epoch, bad_epochs, best_state,
-                      config, model_spec, metadata):
-    return {
-        "format": "nnforce-checkpoint", "version": CHECKPOINT_VERSION,
-        "model_state": model.state_dict(),
-        "optimizer_state": None if optimizer is None else optimizer.state_dict(),
-        "scheduler_state": None if scheduler is None else scheduler.state_dict(),
-        "epoch": epoch, "history": history, "best_val_loss": best_val, "best_epoch": best_epoch,
-        "bad_epochs": bad_epochs, "best_model_state": best_state, "config": config.to_dict(),
-        "model_spec": None if model_spec is None else dict(model_spec),
-        "metadata": None if metadata is None else json.loads(json.dumps(metadata)),
-    }
-
-
-def model_from_checkpoint(path):
-    """Rebuild the model stored in a checkpoint (needs the model spec that ``fit`` was given)."""
-    from .config import build_model
-
-    state = load_checkpoint(path)
-    if not state.get("model_spec"):
-        raise ValueError(f"{path} carries no model spec; pass model_spec= to fit() to make exportable checkpoints")
-    model = build_model(state["model_spec"])
-    weights = state["best_model_state"] or state["model_state"]
-    model.load_state_dict(weights)
-    model.eval()
-    return model, state
+# checkpoints live in checkpoint.py; importable from here as before
+from .checkpoint import (CHECKPOINT_VERSION, _checkpoint_state, load_checkpoint, model_from_checkpoint,  # noqa: E402,F401
+                         save_checkpoint)

@@ -1,0 +1,119 @@
+"""The base of every feature (:class:`Feature`: selections bound to a topology, then ``transform``) and the
+helpers the feature modules share; the features themselves are in :mod:`nnforce.analysis.features`."""
+import itertools
+
+import numpy as np
+
+from . import _geometry
+
+
+class _Frames:
+    """One chunk of frames: coordinates (nm) and box vectors built once."""
+
+    def __init__(self, traj):
+        self.traj = traj
+        self.xyz = traj.xyz
+        self._lengths, self._angles = traj.unitcell_lengths, traj.unitcell_angles
+        self._box = False
+
+    @property
+    def box(self):
+        """Box vectors (F, 3, 3) or None; built on first use, validated."""
+        if self._box is False:
+            if self._lengths is None or self._angles is None:
+                self._box = None
+            else:
+                box = _geometry.box_vectors(self._lengths, self._angles)
+                bad = ~np.all(np.isfinite(box), axis=(1, 2))
+                bad |= np.abs(box[:, 0, 0] * box[:, 1, 1] * box[:, 2, 2]) < 1e-9  # volume (lower-triangular box)
+                if np.any(bad):
+                    raise ValueError(f"invalid unit cell in {int(bad.sum())} frame(s) (first: frame {int(np.argmax(bad))}, "
+                                     f"lengths {self._lengths[np.argmax(bad)]}, angles {self._angles[np.argmax(bad)]}); "
+                                     "the file's box is unreadable or degenerate. Use periodic=False for features of "
+                                     "whole molecules, or fix the box in the trajectory")
+                self._box = box.astype(self.xyz.dtype)
+        return self._box
+
+
+def _select(topology, selection, what):
+    if selection is None:
+        return np.arange(topology.n_atoms)
+    if isinstance(selection, str):
+        try:
+            indices = topology.select(selection)
+        except Exception as error:  # mdtraj raises its own parse errors
+            raise ValueError(f"{what}: cannot parse atom selection {selection!r}: {error}") from None
+    else:
+        indices = np.asarray(selection, dtype=np.intp).ravel()
+        if indices.size and (indices.min() < 0 or indices.max() >= topology.n_atoms):
+            raise ValueError(f"{what}: atom indices out of range for a topology with {topology.n_atoms} atoms")
+    if len(indices) == 0:
+        raise ValueError(f"{what}: the selection {selection!r} matches no atoms in this topology "
+                         f"({topology.n_atoms} atoms, residues {_residue_summary(topology)}); "
+                         "check the atom/residue names (mdtraj selection syntax, e.g. 'name CA', 'backbone')")
+    return np.asarray(indices, dtype=np.intp)
+
+
+def _residue_summary(topology, limit=6):
+    names = [str(r) for r in itertools.islice(topology.residues, limit)]
+    return ", ".join(names) + (", ..." if topology.n_residues > limit else "")
+
+
+def _atom_label(topology, index):
+    atom = topology.atom(index)
+    return f"{atom.residue}-{atom.name}"
+
+
+class Feature:
+    """Base class. Subclasses set ``name`` and implement ``_bind(topology) -> labels`` and ``_compute(frames)``.
+
+    Attributes
+    ----------
+    topology : mdtraj.Topology or None
+        The topology it is bound to.
+    labels : list of str or None
+        One per column, after :meth:`bind`.
+
+    Examples
+    --------
+    >>> from nnforce.analysis.features import Torsions
+    >>> Torsions().labels is None  # not bound yet
+    True
+    """
+
+    name = "feature"
+
+    def __init__(self):
+        self.topology = None
+        self.labels = None
+
+    def bind(self, topology):
+        """Resolve selections against ``topology``; returns self. Rebinding to another topology is allowed."""
+        self.topology = topology
+        self.labels = list(self._bind(topology))
+        if not self.labels:
+            raise ValueError(f"{self.name}: no columns for this topology ({_residue_summary(topology)}); "
+                             "the selection or the residue types it needs are missing")
+        return self
+
+    @property
+    def n_features(self):
+        self._require_bound()
+        return len(self.labels)
+
+    def _require_bound(self):
+        if self.labels is None:
+            raise ValueError(f"{self.name}: call bind(topology) before use (Featurizer.transform binds automatically)")
+
+    def transform(self, traj):
+        if self.topology is None or self.topology.n_atoms != traj.n_atoms:
+            self.bind(traj.topology)
+        return np.asarray(self._compute(_Frames(traj)), dtype=np.float32).reshape(traj.n_frames, -1)
+
+    def __add__(self, other):
+        from .features import Featurizer
+
+        return Featurizer([self]) + other
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name}>"

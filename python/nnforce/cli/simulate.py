@@ -1,0 +1,76 @@
+"""``nnforce simulate``: minimise, equilibrate and run MD with an exported model (NNForce), pure ML or ML/MM."""
+from . import add_command
+
+EXAMPLES = """examples:
+  nnforce simulate mol.pdb model.pt --steps 20000 --platform CPU
+  nnforce simulate mol.pdb ani1x.pt --integrator verlet --timestep-fs 0.25 --steps 4000   (NVE, prints drift)
+  nnforce simulate solvated.pdb model.pt --forcefield amber14-all.xml amber14/tip3p.xml --ml-atoms "resname LIG"
+  nnforce simulate mol.pdb model.pt -o run1 --checkpoint-interval 5000 --resume   (continue a stopped run)"""
+
+
+def register(subparsers):
+    """Add ``nnforce simulate`` to ``subparsers``."""
+    parser = add_command(subparsers, "simulate", "run MD with a TorchScript model (NNForce) in OpenMM",
+                         "Minimise, equilibrate and run molecular dynamics with an exported model.", EXAMPLES)
+    parser.add_argument("structure", help="PDB or PDBx/mmCIF file (its CRYST1 box makes the system periodic)")
+    parser.add_argument("model", help="exported TorchScript model (.pt)")
+    parser.add_argument("-o", "--output-dir", default="simulation", help="output folder (default: simulation)")
+    parser.add_argument("--steps", type=int, default=10000, help="production steps (default 10000)")
+    parser.add_argument("--equilibration-steps", type=int, default=0)
+    parser.add_argument("--no-minimize", action="store_true", help="skip the energy minimisation")
+    parser.add_argument("--integrator", default="langevin-middle", help="langevin-middle (default) or verlet (NVE)")
+    parser.add_argument("--temperature", type=float, default=300.0, help="K (default 300)")
+    parser.add_argument("--friction", type=float, default=1.0, help="Langevin friction, 1/ps (default 1)")
+    parser.add_argument("--timestep-fs", type=float, default=0.5, help="time step in fs (default 0.5)")
+    parser.add_argument("--platform", default=None, help="Reference, CPU, CUDA or OpenCL (default: fastest)")
+    parser.add_argument("--precision", default=None, help="single, mixed or double (CUDA/OpenCL)")
+    parser.add_argument("--model-precision", default=None, choices=("single", "double"),
+                        help="precision the model runs in (default: double on Reference, single otherwise)")
+    parser.add_argument("--seed", type=int, default=1, help="velocities and Langevin noise (default 1)")
+    parser.add_argument("--report-interval", type=int, default=100, help="steps between energy CSV rows")
+    parser.add_argument("--trajectory", default="trajectory.dcd", help="trajectory file (.dcd/.xtc) or 'none'")
+    parser.add_argument("--trajectory-interval", type=int, default=1000, help="steps between frames")
+    parser.add_argument("--checkpoint-interval", type=int, default=10000, help="steps between checkpoints (0: end)")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output folder")
+    parser.add_argument("--forcefield", nargs="+", default=None, help="MM force field XMLs for ML/MM")
+    parser.add_argument("--ml-atoms", default=None, help='ML/MM region: "0-21,30" or an mdtraj selection')
+    parser.add_argument("--lambda-ml", type=float, default=None, help="ML/MM coupling (default: full ML)")
+    parser.add_argument("--constraints", default="none", choices=("none", "hbonds"), help="MM constraints (ML/MM)")
+    parser.add_argument("--mm-cutoff", type=float, default=1.0, help="MM nonbonded cutoff, nm (ML/MM; default 1.0)")
+    parser.add_argument("--neighbor-cutoff", type=float, default=None, help="NNForce neighbor list cutoff, nm")
+    parser.add_argument("--neighbor-skin", type=float, default=0.0, help="neighbor list skin, nm")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for the model (default: torch's; 1 is often fastest on busy CPUs)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args):
+    """Run ``nnforce simulate`` with parsed ``args``; returns 0."""
+    import os
+
+    from ..simulate import SimulationConfig, run as simulate
+
+    config = SimulationConfig(
+        model=args.model, pdb=args.structure, output_dir=args.output_dir, steps=args.steps,
+        equilibration_steps=args.equilibration_steps, minimize=not args.no_minimize, integrator=args.integrator,
+        temperature_k=args.temperature, friction_per_ps=args.friction, timestep_fs=args.timestep_fs,
+        platform=args.platform, precision=args.precision, model_precision=args.model_precision, seed=args.seed,
+        report_interval=args.report_interval,
+        trajectory=None if args.trajectory.lower() == "none" else args.trajectory,
+        trajectory_interval=args.trajectory_interval, checkpoint_interval=args.checkpoint_interval,
+        resume=args.resume, progress=not args.no_progress, forcefield=args.forcefield, ml_atoms=args.ml_atoms,
+        lambda_ml=args.lambda_ml, constraints=args.constraints, mm_cutoff_nm=args.mm_cutoff,
+        neighbor_cutoff_nm=args.neighbor_cutoff, neighbor_skin_nm=args.neighbor_skin, threads=args.threads)
+    result = simulate(config)
+    print(f"{result['final_step']} steps ({result['time_ps']:.3f} ps) on {result['platform']}: "
+          f"{result['ns_per_day']:.3g} ns/day; final potential {result['final_potential_kj_mol']:.4f} kJ/mol")
+    if result["temperature_mean_k"] is not None:
+        print(f"mean temperature {result['temperature_mean_k']:.1f} K")
+    if result["energy_drift_kj_mol_ps_atom"] is not None:
+        print(f"NVE energy drift {result['energy_drift_kj_mol_ps_atom']:.3e} kJ/mol/ps per atom")
+    trajectory = os.path.basename(result["trajectory"]) if result["trajectory"] else "(no trajectory)"
+    print(f"outputs in {config.output_dir}: {os.path.basename(result['energy_csv'])}, {trajectory}, "
+          f"{os.path.basename(result['checkpoint'])}, final.pdb, result.json")
+    return 0

@@ -1,0 +1,412 @@
+"""The model contract in Python: the metadata a model file carries, how to read and write it, and the checks
+every caller makes before a model meets a structure.
+
+One home for what used to be repeated: the metadata file name (:data:`METADATA_FILE`), reading a model's bytes
+and metadata (:func:`model_bytes`, :func:`inspect_model`, :func:`read_metadata`), writing it
+(:func:`model_metadata`, :func:`metadata_extra_files`), element coverage (:func:`check_elements`) and the
+validation of ML-atom selections (:func:`validate_atoms`, :func:`parse_atom_selection`,
+:func:`atomic_numbers_of`). ``nnforce.export``, ``nnforce.simulate``, ``nnforce.force`` and ``nnforce.mlmm``
+all use these. The contract itself (argument names, units, outputs) is documented in docs/model-contract.md.
+"""
+import datetime
+import hashlib
+import io
+import json
+import os
+from typing import Any, Dict, List
+
+METADATA_FILE = "nnforce_metadata.json"
+"""Name of the extra file (TorchScript ``_extra_files``) that holds a model's JSON metadata."""
+
+METADATA_FORMAT = "nnforce-model"
+METADATA_VERSION = 1
+CONTRACT_UNITS = {"positions": "nm", "energy": "kJ/mol", "forces": "kJ/mol/nm"}
+CONTRACT_INPUTS = ["positions", "atomic_numbers", "neighbors", "shifts", "box"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# reading
+# ----------------------------------------------------------------------------------------------------------
+
+def model_bytes(model):
+    """The serialized TorchScript bytes of a model given as a path, bytes or ``ScriptModule``.
+
+    Parameters
+    ----------
+    model : str, os.PathLike, bytes or torch.jit.ScriptModule
+        An exported model file, its bytes, or a scripted module.
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    FileNotFoundError
+        If a path does not exist.
+    ValueError
+        For an eager (not scripted) ``torch.nn.Module``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from nnforce.models import LennardJones
+    >>> data = model_bytes(torch.jit.script(LennardJones()))
+    >>> data[:2] == b"PK"  # a TorchScript archive is a zip file
+    True
+    """
+    import torch
+
+    if isinstance(model, (bytes, bytearray)):
+        return bytes(model)
+    if isinstance(model, torch.jit.ScriptModule):
+        buffer = io.BytesIO()
+        torch.jit.save(model, buffer)
+        return buffer.getvalue()
+    if isinstance(model, torch.nn.Module):
+        raise ValueError("the model must be TorchScript: pass torch.jit.script(model) or an exported model file "
+                         "(`nnforce export`)")
+    path = os.fspath(model)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file not found: {path} (export one with `nnforce export`)")
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _parse_metadata(raw):
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"the model's {METADATA_FILE} is not valid JSON: {error}") from None
+
+
+def inspect_model(model) -> Dict[str, Any]:
+    """Load a TorchScript model and describe it: forward argument names, metadata, elements, cutoff.
+
+    Parameters
+    ----------
+    model : str, os.PathLike, bytes or torch.jit.ScriptModule
+        See :func:`model_bytes`.
+
+    Returns
+    -------
+    dict
+        ``bytes`` (the serialized model), ``arguments`` (``forward``'s argument names, ``self`` excluded),
+        ``metadata`` (the :data:`METADATA_FILE` dict, empty if none), ``elements`` (list of atomic numbers or
+        None: from the metadata, else the module's ``elements`` attribute), ``cutoff_nm`` (float or None, likewise
+        from ``cutoff_nm``) and ``sha256`` of the bytes.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a model path does not exist.
+    ValueError
+        If the bytes are not a TorchScript archive or the metadata is not JSON.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from nnforce.models import LennardJones
+    >>> info = inspect_model(torch.jit.script(LennardJones()))
+    >>> info["arguments"]
+    ['positions', 'neighbors', 'shifts', 'box']
+    """
+    import torch
+
+    data = model_bytes(model)
+    extra = {METADATA_FILE: ""}
+    try:
+        module = torch.jit.load(io.BytesIO(data), map_location="cpu", _extra_files=extra)
+    except Exception as error:  # torch raises RuntimeError with a long C++ trace
+        name = model if isinstance(model, (str, os.PathLike)) else "the model"
+        raise ValueError(f"{name} is not a TorchScript model file ({str(error).splitlines()[0]}); "
+                         "export models with `nnforce export` or torch.jit.save") from None
+    metadata = _parse_metadata(extra.get(METADATA_FILE) or b"")
+    arguments = [a.name for a in module.forward.schema.arguments][1:]
+    elements = metadata.get("elements")
+    if elements is None and hasattr(module, "elements"):
+        elements = list(module.elements)
+    cutoff = metadata.get("cutoff_nm")
+    if cutoff is None and hasattr(module, "cutoff_nm"):
+        cutoff = float(module.cutoff_nm)
+    return {"bytes": data, "arguments": arguments, "metadata": metadata,
+            "elements": None if elements is None else [int(z) for z in elements],
+            "cutoff_nm": None if cutoff is None else float(cutoff), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def read_metadata(path):
+    """The metadata dict stored in an exported model file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A model written by :func:`nnforce.export.export_model` (``nnforce export``).
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file carries no nnforce metadata.
+
+    Examples
+    --------
+    >>> read_metadata("model.pt")["cutoff_nm"]  # doctest: +SKIP
+    0.5
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model file {path} does not exist")
+    metadata = inspect_model(path)["metadata"]
+    if not metadata:
+        raise ValueError(f"{path} carries no nnforce metadata (not written by nnforce export)")
+    return metadata
+
+
+def neighbor_cutoff(info, requested_nm=None):
+    """The neighbor-list cutoff (nm) an NNForce should use for a model, or None for no list.
+
+    Parameters
+    ----------
+    info : dict
+        From :func:`inspect_model`.
+    requested_nm : float, optional
+        An explicit cutoff; otherwise the model's own ``cutoff_nm``.
+
+    Returns
+    -------
+    float or None
+        None when the model takes no ``neighbors`` argument or no cutoff is known.
+
+    Examples
+    --------
+    >>> neighbor_cutoff({"arguments": ["positions", "neighbors"], "cutoff_nm": 0.5})
+    0.5
+    >>> neighbor_cutoff({"arguments": ["positions"], "cutoff_nm": 0.5}) is None
+    True
+    """
+    if "neighbors" not in info["arguments"]:
+        return None
+    cutoff = requested_nm if requested_nm is not None else info.get("cutoff_nm")
+    return None if cutoff is None else float(cutoff)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# writing
+# ----------------------------------------------------------------------------------------------------------
+
+def model_metadata(model, extra=None):
+    """The metadata dict an exported model carries: what the model says about itself, plus ``extra``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model (its ``elements`` and ``cutoff`` attributes are read).
+    extra : dict, optional
+        JSON-able entries (``data_hash``, ``metrics``, ``model_spec``, ...); they override the defaults.
+
+    Returns
+    -------
+    dict
+        ``format``, ``version``, ``model_class``, ``elements``, ``cutoff_nm``, ``units``, ``inputs``,
+        ``torch_version``, ``nnforce_version``, ``created_utc`` and the entries of ``extra``.
+
+    Examples
+    --------
+    >>> from nnforce.models import LennardJones
+    >>> model_metadata(LennardJones(), {"note": "argon"})["units"]["energy"]
+    'kJ/mol'
+    """
+    import torch
+
+    from ._version import __version__
+
+    info = {
+        "format": METADATA_FORMAT, "version": METADATA_VERSION, "model_class": type(model).__name__,
+        "elements": [int(z) for z in getattr(model, "elements", [])],
+        "cutoff_nm": float(getattr(model, "cutoff", 0.0)),
+        "units": dict(CONTRACT_UNITS), "inputs": list(CONTRACT_INPUTS),
+        "torch_version": torch.__version__, "nnforce_version": __version__,
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if extra:
+        info.update(json.loads(json.dumps(extra)))
+    return info
+
+
+def metadata_extra_files(metadata):
+    """The ``_extra_files`` mapping that stores ``metadata`` in a TorchScript file (``torch.jit.save``).
+
+    Examples
+    --------
+    >>> sorted(metadata_extra_files({"elements": [1]}))
+    ['nnforce_metadata.json']
+
+    Parameters
+    ----------
+    metadata : dict
+
+    Returns
+    -------
+    dict
+    """
+    return {METADATA_FILE: json.dumps(metadata, indent=1, sort_keys=True)}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# checks: elements and ML atoms
+# ----------------------------------------------------------------------------------------------------------
+
+def _element_name(z):
+    from openmm.app import Element
+
+    try:
+        return f"{Element.getByAtomicNumber(z).symbol} (Z={z})"
+    except KeyError:
+        return f"Z={z}"
+
+
+def check_elements(model_elements, atomic_numbers, what="the structure"):
+    """Raise ValueError if ``atomic_numbers`` contains an element the model was not trained on.
+
+    Parameters
+    ----------
+    model_elements : sequence of int or None
+        The model's elements (None skips the check: nothing is known).
+    atomic_numbers : sequence of int
+        Those of the atoms the model will see.
+    what : str
+        How the error message names those atoms.
+
+    Examples
+    --------
+    >>> check_elements([1, 6, 8], [6, 1, 1, 1, 1])
+    >>> check_elements([1, 6, 8], [6, 17])
+    Traceback (most recent call last):
+    ...
+    ValueError: the structure contains Cl (Z=17), which the model does not know ...
+    """
+    if model_elements is None:
+        return
+    known = set(int(z) for z in model_elements)
+    missing = sorted(set(int(z) for z in atomic_numbers) - known)
+    if missing:
+        raise ValueError(
+            f"{what} contains {', '.join(_element_name(z) for z in missing)}, which the model does not know (it "
+            f"was trained on {', '.join(_element_name(z) for z in sorted(known))}). Use a model trained on these "
+            "elements, or treat those atoms with an MM force field (ML/MM: --forcefield and --ml-atoms).")
+
+
+def validate_atoms(indices, n_atoms, what="ml_atoms") -> List[int]:
+    """Check a list of atom indices for a model region: non-empty, in range, no repeats.
+
+    The one place every caller (``simulate``, ``mlmm``, ``force``) validates ML atoms.
+
+    Parameters
+    ----------
+    indices : sequence of int
+    n_atoms : int
+        Atoms in the system.
+    what : str
+        Name used in the messages.
+
+    Returns
+    -------
+    list of int
+        The indices as ints, in the given order.
+
+    Raises
+    ------
+    ValueError
+        Empty, out of range or repeated indices, saying which.
+
+    Examples
+    --------
+    >>> validate_atoms([2, 0], 5)
+    [2, 0]
+    """
+    indices = [int(i) for i in indices]
+    if not indices:
+        raise ValueError(f"{what} is empty: the selection matches no atom; give the atoms the model should describe")
+    bad = [i for i in indices if i < 0 or i >= n_atoms]
+    if bad:
+        raise ValueError(f"{what} has indices outside 0..{n_atoms - 1}: {bad[:5]} (out of range for {n_atoms} atoms)")
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"{what} lists an atom twice (duplicate indices); list each ML atom once")
+    return indices
+
+
+def parse_atom_selection(selection, topology) -> List[int]:
+    """Atom indices from a list, a range string (``"0-21,30"``) or an mdtraj selection (``"resname LIG"``).
+
+    Parameters
+    ----------
+    selection : str or sequence of int
+    topology : openmm.app.Topology
+
+    Returns
+    -------
+    list of int
+        Sorted, validated with :func:`validate_atoms`.
+
+    Examples
+    --------
+    >>> parse_atom_selection("0-2,4", topology)  # doctest: +SKIP
+    [0, 1, 2, 4]
+    """
+    if isinstance(selection, str):
+        text = selection.strip()
+        if text and all(part.strip().replace("-", "").isdigit() for part in text.split(",")):
+            indices = []
+            for part in text.split(","):
+                if "-" in part.strip():
+                    first, last = part.split("-")
+                    indices.extend(range(int(first), int(last) + 1))
+                else:
+                    indices.append(int(part))
+        else:
+            import mdtraj
+
+            try:
+                indices = mdtraj.Topology.from_openmm(topology).select(text).tolist()
+            except Exception as error:
+                raise ValueError(f"bad ML atom selection {text!r}: {error}") from None
+    else:
+        indices = [int(i) for i in selection]
+    return sorted(validate_atoms(indices, topology.getNumAtoms(), f"the ML atom selection {selection!r}"))
+
+
+def atomic_numbers_of(topology, atoms=None) -> List[int]:
+    """Atomic numbers of (some of) a topology's atoms; ValueError for an atom without an element.
+
+    Parameters
+    ----------
+    topology : openmm.app.Topology
+    atoms : sequence of int, optional
+        Indices; all atoms when omitted.
+
+    Returns
+    -------
+    list of int
+
+    Examples
+    --------
+    >>> atomic_numbers_of(topology, [0, 1])  # doctest: +SKIP
+    [6, 17]
+    """
+    chosen = list(topology.atoms())
+    if atoms is not None:
+        chosen = [chosen[i] for i in atoms]
+    numbers = []
+    for atom in chosen:
+        if atom.element is None:
+            raise ValueError(f"atom {atom.index} ({atom.name} in {atom.residue.name}) has no element; fix the "
+                             "structure file's element column (virtual sites cannot be ML atoms)")
+        numbers.append(atom.element.atomic_number)
+    return numbers

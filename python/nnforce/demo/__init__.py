@@ -1,0 +1,143 @@
+"""``nnforce demo``: the whole flow on alanine dipeptide in vacuum, end to end, into one HTML report.
+
+1. **molecule**: ACE-ALA-NME from the checked-in ``alanine_dipeptide.pdb`` (:mod:`~nnforce.demo.molecule`),
+   written as ``alanine_dipeptide.pdb``.
+2. **reference data**: Langevin MD with amber14 in vacuum at a high temperature from several starting
+   (phi, psi) so the Ramachandran plane is covered; every sampled frame is labelled with energies and forces of
+   the ANI-1x ensemble (``nnforce.models.ani1x()``, float64; the teacher) by
+   :func:`nnforce.data.label.label_frames`. Saved as ``data/ani1x_labels.npz``.
+3. **train**: a small ANI-style model (``nnforce.train.fit``, energies + forces, seeded) with a time cap.
+4. **export**: ``nnforce.export.export_model`` (TorchScript + metadata, contract checks on a real frame).
+5. **simulate**: ``nnforce.simulate.run`` with ``NNForce`` on OpenMM's CPU platform (Langevin), one torch thread.
+6. **analyze**: ``nnforce.analysis.analyze`` (phi/psi features, TICA, k-means, phi/psi free energy, populations);
+   plus the trained model against the ANI-1x teacher on frames of its own trajectory.
+7. **report**: ``report.html``, self-contained (PNG figures as base64, no scripts, no external files).
+
+The rooms: :mod:`~nnforce.demo.settings` (what shapes a run), :mod:`~nnforce.demo.molecule`,
+:mod:`~nnforce.demo.stages` (one function per stage), :mod:`~nnforce.demo.measure`, :mod:`~nnforce.demo.figures`, :mod:`~nnforce.demo.report`.
+``run_demo(out_dir, small=False, seed=0)`` returns a dict of what was run and measured; ``small=True`` is the
+fast mode the test uses (same code path, fewer frames/epochs/steps). Everything is seeded; all files are written
+atomically. See docs/demo.md.
+"""
+import os
+import time
+
+from ..data.label import label_frames
+from . import stages
+from .molecule import ALANINE_PDB, alanine_dipeptide, atomic_numbers, set_backbone  # noqa: F401
+from .settings import ELEMENTS, SETTINGS  # noqa: F401
+from .measure import basin, nnforce_energy, nnforce_ms_per_step, phi_psi_of, predict  # noqa: F401
+from .molecule import sample_configurations  # noqa: F401
+
+
+def label_with_ani1x(model, numbers, frames_nm, batch_frames=64):
+    """ANI-1x energies (kJ/mol, [F]) and forces (kJ/mol/nm, [F, N, 3]) for frames of one molecule, in batches.
+
+    The old name of :func:`nnforce.data.label.label_frames` (which works for any model with per-atom energies).
+
+    Examples
+    --------
+    >>> from nnforce.models import ani1x
+    >>> energies, forces = label_with_ani1x(ani1x(), numbers, frames)  # doctest: +SKIP
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    numbers : array of int
+    frames_nm : array, shape (F, N, 3)
+    batch_frames : int
+
+    Returns
+    -------
+    tuple
+        ``(energies [F] kJ/mol, forces [F, N, 3] kJ/mol/nm)``.
+    """
+    return label_frames(model, numbers, frames_nm, batch_frames)
+
+
+def versions():
+    """Versions of Python and the packages the demo ran with.
+
+    Returns
+    -------
+    dict
+        Package name -> version string.
+
+    Examples
+    --------
+    >>> "torch" in versions()
+    True
+    """
+    import importlib.metadata
+    import platform
+
+    found = {"python": platform.python_version()}
+    for name in ("nnforce", "torch", "openmm", "numpy", "mdtraj", "deeptime", "scikit-learn", "matplotlib"):
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            if name == "nnforce":
+                from .._version import __version__
+
+                found[name] = f"{__version__} (source tree)"
+            elif name == "openmm":
+                import openmm
+
+                found[name] = openmm.__version__
+            else:
+                found[name] = "not installed"
+    return found
+
+
+def run_demo(out_dir="demo-output", small=False, seed=0):
+    """Run the whole flow into ``out_dir`` and write ``out_dir/report.html``.
+
+    Parameters
+    ----------
+    out_dir : str
+        Output folder (created if missing).
+    small : bool
+        The fast mode the tests run (same code path, fewer frames, epochs and steps).
+    seed : int
+        Seeds sampling, splitting, training, k-means and MD (0..100000).
+
+    Returns
+    -------
+    dict
+        ``report``, ``files`` (paths), ``timings_s`` (per step), ``total_time_s``, ``settings``, ``metrics``
+        (``test``: energy/force MAE and RMSE of the trained model on the test split; ``baseline``: mean-energy and
+        zero-force predictions on the same frames; ``trajectory_vs_teacher``: the model against ANI-1x on frames
+        of its own trajectory; ``nnforce_vs_python_kj_mol``), ``simulation`` (``nnforce.simulate.run``'s
+        summary), ``analysis`` (``phi_rad``/``psi_rad`` of every trajectory frame, cluster table, TICA numbers),
+        ``training`` (history, best epoch), ``versions``.
+
+    Examples
+    --------
+    >>> info = run_demo("/tmp/demo", small=True)  # doctest: +SKIP
+    >>> info["report"]  # doctest: +SKIP
+    '/tmp/demo/report.html'
+    """
+    import torch
+
+    out_dir = os.fspath(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"--out {out_dir} is a file; give a directory (it is created if missing)")
+    if int(seed) < 0 or int(seed) > 100000:
+        raise ValueError(f"seed must be in 0..100000, got {seed}")
+    os.makedirs(out_dir, exist_ok=True)
+    run = stages.DemoRun(out_dir, small, int(seed), SETTINGS["small" if small else "full"])
+    previous_threads = torch.get_num_threads()
+    # small molecules: torch's intra-op threads only add overhead (20x slower measured here with 2 threads)
+    torch.set_num_threads(1)
+    try:
+        for stage in (stages.molecule, stages.reference_data, stages.train, stages.export, stages.simulate,
+                      stages.analyze):
+            stage(run)
+        stages.report(run, versions())
+    finally:
+        torch.set_num_threads(previous_threads)
+    info = run.info
+    info["total_time_s"] = time.perf_counter() - run.started
+    info["report"] = run.files["report"]
+    stages.log(f"report: {info['report']} (total {info['total_time_s']:.0f} s)")
+    return info

@@ -1,0 +1,242 @@
+"""From a config to an OpenMM System, platform and integrator: the structure, the NNForce (pure ML) or the
+ML/MM System (:func:`nnforce.mlmm.create_mlmm_system`), and the degrees of freedom for temperatures."""
+import os
+
+from ..contract import atomic_numbers_of, check_elements, neighbor_cutoff, parse_atom_selection
+from ..force import build_nnforce
+
+
+def load_structure(config):
+    """The topology and positions of a simulation.
+
+    Parameters
+    ----------
+    config : SimulationConfig
+        Its ``pdb`` (PDB or PDBx/mmCIF file), or its ``topology`` and ``positions`` (nm).
+
+    Returns
+    -------
+    tuple
+        ``(openmm.app.Topology, positions Quantity)``.
+
+    Examples
+    --------
+    >>> topology, positions = load_structure(SimulationConfig(model="m.pt", pdb="mol.pdb"))  # doctest: +SKIP
+    """
+    import numpy as np
+    from openmm import unit
+    from openmm.app import PDBFile, PDBxFile
+
+    if config.pdb is not None:
+        path = os.fspath(config.pdb)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"structure file not found: {path}")
+        structure = PDBxFile(path) if path.lower().endswith((".cif", ".pdbx")) else PDBFile(path)
+        return structure.topology, structure.getPositions(asNumpy=True)
+    positions = config.positions
+    if not unit.is_quantity(positions):
+        positions = unit.Quantity(np.asarray(positions, dtype=float), unit.nanometer)
+    if len(positions) != config.topology.getNumAtoms():
+        raise ValueError(f"{len(positions)} positions for a topology of {config.topology.getNumAtoms()} atoms")
+    return config.topology, positions
+
+
+def make_nnforce(info, topology, atoms=None, neighbor_cutoff_nm=None, neighbor_skin_nm=0.0, model_precision=None):
+    """An NNForce for the model in ``info`` (:func:`nnforce.contract.inspect_model`), configured from the topology.
+
+    Kept for old callers; it is :func:`nnforce.force.build_nnforce` with the neighbor-list cutoff chosen by
+    :func:`nnforce.contract.neighbor_cutoff` (the model's own unless ``neighbor_cutoff_nm`` is given).
+
+    Examples
+    --------
+    >>> force = make_nnforce(inspect_model("model.pt"), topology)  # doctest: +SKIP
+
+    Parameters
+    ----------
+    info : dict
+    topology : openmm.app.Topology
+    atoms : sequence of int, optional
+    neighbor_cutoff_nm, neighbor_skin_nm : float, optional
+    model_precision : {"single", "double"}, optional
+
+    Returns
+    -------
+    nnforce.NNForce
+    """
+    return build_nnforce(info, topology, atoms, neighbor_cutoff_nm=neighbor_cutoff(info, neighbor_cutoff_nm),
+                         neighbor_skin_nm=neighbor_skin_nm, precision=model_precision)
+
+
+def _mm_system(config, topology, ml_atoms):
+    """The MM System of the whole structure from the config's force field, without constraints inside the ML
+    region (the model describes its bonds)."""
+    from openmm import app, unit
+
+    try:
+        forcefield = app.ForceField(*config.forcefield)
+    except (ValueError, OSError) as error:
+        if "locate" in str(error) or isinstance(error, OSError):
+            raise FileNotFoundError(f"force field file not found ({error}); give a path or one of OpenMM's "
+                                    "bundled files such as amber14-all.xml, amber14/tip3p.xml") from None
+        raise ValueError(f"could not load force field {config.forcefield}: {error}") from None
+    periodic = topology.getPeriodicBoxVectors() is not None
+    system = forcefield.createSystem(
+        topology, nonbondedMethod=app.PME if periodic else app.NoCutoff,
+        nonbondedCutoff=config.mm_cutoff_nm * unit.nanometer,
+        constraints=app.HBonds if config.constraints == "hbonds" else None, rigidWater=True)
+    inside = set(ml_atoms)
+    for index in reversed(range(system.getNumConstraints())):
+        p, q, _ = system.getConstraintParameters(index)
+        if p in inside and q in inside:
+            system.removeConstraint(index)
+    return system
+
+
+def build_system(config, topology, info):
+    """The OpenMM System of a simulation: an NNForce on all atoms, or ML/MM when a force field and ML atoms
+    are given.
+
+    Parameters
+    ----------
+    config : SimulationConfig
+    topology : openmm.app.Topology
+    info : dict
+        The model, from :func:`nnforce.contract.inspect_model`.
+
+    Returns
+    -------
+    openmm.System
+
+    Raises
+    ------
+    ValueError
+        When the structure (or ML region) has an element the model does not know, or an atom without an element.
+
+    Examples
+    --------
+    >>> system = build_system(config, topology, inspect_model(config.model))  # doctest: +SKIP
+    """
+    import openmm
+
+    cutoff = neighbor_cutoff(info, config.neighbor_cutoff_nm)
+    if config.forcefield is None:
+        check_elements(info["elements"], atomic_numbers_of(topology), "the structure")
+        system = openmm.System()
+        for atom in topology.atoms():
+            system.addParticle(atom.element.mass)
+        box = topology.getPeriodicBoxVectors()
+        if box is not None:
+            system.setDefaultPeriodicBoxVectors(*box)
+        system.addForce(build_nnforce(info, topology, neighbor_cutoff_nm=cutoff,
+                                      neighbor_skin_nm=config.neighbor_skin_nm, precision=config.model_precision))
+        return system
+    ml_atoms = parse_atom_selection(config.ml_atoms, topology)
+    check_elements(info["elements"], atomic_numbers_of(topology, ml_atoms), "the ML region")
+    from ..mlmm import create_mlmm_system
+
+    return create_mlmm_system(
+        _mm_system(config, topology, ml_atoms), topology, ml_atoms, info, lambda_ml=config.lambda_ml,
+        neighbor_cutoff_nm=cutoff, neighbor_skin_nm=config.neighbor_skin_nm,
+        properties=None if config.model_precision is None else {"precision": config.model_precision})
+
+
+def get_platform(name=None, precision=None):
+    """An OpenMM platform by name (case-insensitive) and its properties for ``precision``.
+
+    Parameters
+    ----------
+    name : str, optional
+        Reference, CPU, CUDA, OpenCL, ...; None picks OpenMM's fastest.
+    precision : {"single", "mixed", "double"}, optional
+        For CUDA/OpenCL/HIP; the Reference platform only accepts double.
+
+    Returns
+    -------
+    tuple
+        ``(openmm.Platform, properties dict)``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown platform (the message lists the available ones) or precision.
+
+    Examples
+    --------
+    >>> get_platform("reference")[0].getName()
+    'Reference'
+    """
+    import openmm
+
+    platforms = [openmm.Platform.getPlatform(i) for i in range(openmm.Platform.getNumPlatforms())]
+    if name is None:
+        platform = max(platforms, key=lambda p: p.getSpeed())
+    else:
+        matches = [p for p in platforms if p.getName().lower() == str(name).lower()]
+        if not matches:
+            raise ValueError(f"unknown OpenMM platform {name!r}; available here: "
+                             f"{', '.join(p.getName() for p in platforms)}")
+        platform = matches[0]
+    properties = {}
+    if precision is not None:
+        if precision not in ("single", "mixed", "double"):
+            raise ValueError(f"precision must be single, mixed or double, got {precision!r}")
+        if platform.getName() in ("CUDA", "OpenCL", "HIP"):
+            properties["Precision"] = precision
+        elif platform.getName() == "Reference" and precision != "double":
+            raise ValueError("the Reference platform always computes in double precision")
+    return platform, properties
+
+
+def make_integrator(config):
+    """The integrator of a config: ``LangevinMiddleIntegrator`` (seeded) or ``VerletIntegrator`` (NVE).
+
+    Examples
+    --------
+    >>> make_integrator(SimulationConfig(model="m", pdb="x.pdb", integrator="nve")).getStepSize()  # doctest: +SKIP
+    Quantity(value=0.0005, unit=picosecond)
+
+    Parameters
+    ----------
+    config : SimulationConfig
+
+    Returns
+    -------
+    openmm.Integrator
+    """
+    import openmm
+    from openmm import unit
+
+    step = config.timestep_fs * unit.femtoseconds
+    if config.integrator == "verlet":
+        return openmm.VerletIntegrator(step)
+    integrator = openmm.LangevinMiddleIntegrator(config.temperature_k * unit.kelvin,
+                                                 config.friction_per_ps / unit.picosecond, step)
+    integrator.setRandomNumberSeed(int(config.seed))
+    return integrator
+
+
+def degrees_of_freedom(system):
+    """Degrees of freedom of a System: 3 per massive particle, minus constraints and a removed COM motion.
+
+    Examples
+    --------
+    >>> import openmm
+    >>> system = openmm.System(); _ = [system.addParticle(1.0) for _ in range(3)]
+    >>> degrees_of_freedom(system)
+    9
+
+    Parameters
+    ----------
+    system : openmm.System
+
+    Returns
+    -------
+    int
+    """
+    import openmm
+
+    dof = 3 * sum(1 for i in range(system.getNumParticles()) if system.getParticleMass(i)._value > 0)
+    dof -= system.getNumConstraints()
+    if any(isinstance(system.getForce(i), openmm.CMMotionRemover) for i in range(system.getNumForces())):
+        dof -= 3
+    return max(dof, 1)
