@@ -1,7 +1,7 @@
 """What every potential adapter shares: unit constants, the directed edge list, element and input checks.
 
 Units: the model contract is nm and kJ/mol; the families work in Angstrom and eV (MACE, NequIP, TorchMD-Net's
-usual datasets) or Angstrom and Hartree (ANI). Every conversion is one of the named constants below.
+usual datasets) or Angstrom and Hartree (ANI). Every conversion is a named constant of :mod:`nnforce.units`.
 """
 import contextlib
 from typing import Optional, Tuple
@@ -10,12 +10,7 @@ import torch
 from torch import Tensor
 
 from ..models._geometry import minimum_image
-
-ANGSTROM_PER_NM = 10.0
-# CODATA 2018: 1 eV = 1.602176634e-19 J exactly; N_A = 6.02214076e23 / mol exactly
-KJ_MOL_PER_EV = 1.602176634e-19 * 6.02214076e23 / 1000.0  # 96.48533212331...
-# CODATA 2018: E_h = 4.3597447222071e-18 J
-KJ_MOL_PER_HARTREE = 4.3597447222071e-18 * 6.02214076e23 / 1000.0  # 2625.4996394799...
+from ..units import ANGSTROM_PER_NM, KJ_MOL_PER_EV, KJ_MOL_PER_HARTREE  # noqa: F401 - the one place of constants
 
 
 def directed_edges(i: Tensor, j: Tensor, vectors: Tensor, offsets: Tensor,
