@@ -30,8 +30,10 @@ def test_simulate_with_a_potential_name(tmp_path, one_torch_thread):
     assert result["final_potential_kj_mol"] == pytest.approx(expected, rel=1e-9)
 
 
-def test_simulate_refuses_model_and_potential_together(tmp_path):
-    with pytest.raises(SystemExit, match="not both"):
-        main(["simulate", "mol.pdb", "model.pt", "--potential", "mace", "-o", str(tmp_path)])
-    with pytest.raises(SystemExit, match="goes with --potential"):
-        main(["simulate", "mol.pdb", "model.pt", "--model-path", "x.model", "-o", str(tmp_path)])
+def test_simulate_refuses_model_and_potential_together(tmp_path, capsys):
+    assert main(["simulate", "mol.pdb", "model.pt", "--potential", "mace", "-o", str(tmp_path)]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["simulate", "mol.pdb", "model.pt", "--model-path", "x.model", "-o", str(tmp_path)]) == 2
+    assert "goes with --potential" in capsys.readouterr().err
+    assert main(["simulate", "mol.pdb", "--potential", "mace-huge", "-o", str(tmp_path)]) == 2
+    assert "known names" in capsys.readouterr().err

@@ -60,9 +60,9 @@ def run(args):
     from ..simulate import SimulationConfig, run as simulate
 
     if (args.model is None) == (args.potential is None):
-        raise SystemExit("nnforce simulate: give a model file, or --potential NAME [--model-path FILE], not both")
+        raise ValueError("give a model file, or --potential NAME [--model-path FILE], not both")
     if args.model_path is not None and args.potential is None:
-        raise SystemExit("nnforce simulate: --model-path goes with --potential NAME")
+        raise ValueError("--model-path goes with --potential NAME")
     config = SimulationConfig(
         model=args.model if args.potential is None else f"{args.potential}:{args.model_path}", pdb=args.structure, output_dir=args.output_dir, steps=args.steps,
         equilibration_steps=args.equilibration_steps, minimize=not args.no_minimize, integrator=args.integrator,
