@@ -1,6 +1,5 @@
 """``nnforce simulate --potential NAME [--model-path FILE]``: the System comes from nnforce.potentials.MLPotential."""
 import json
-import os
 
 import numpy as np
 import openmm.app as app
