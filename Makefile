@@ -11,12 +11,14 @@ export OMP_NUM_THREADS ?= 1
 .PHONY: venv install inplace test test-cpp test-python demo bench clean chromium
 
 venv: $(VENV)/.deps-stamp
-$(VENV)/.deps-stamp: requirements-test.txt Makefile
+$(VENV)/.deps-stamp: requirements-test.txt requirements-potentials.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q "$(TORCH)" "$(OPENMM)"
 	$(PIP) install -q -r requirements-test.txt "$(TORCH)" "$(OPENMM)"
 	$(PIP) install -q --no-deps torchani==2.1.1  # only for the ANI-1x NeuroChem parameter files it carries
+	$(PIP) install -q -r requirements-potentials.txt "$(TORCH)" "$(OPENMM)"
+	$(PIP) install -q --no-deps mace-torch==0.3.16 "setuptools<81"  # why --no-deps: requirements-potentials.txt
 	$(PY) -c "import torch, openmm; assert torch.__version__.startswith('2.13.0'), torch.__version__; print('torch', torch.__version__, 'openmm', openmm.__version__)"
 	touch $@
 

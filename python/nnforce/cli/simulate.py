@@ -8,7 +8,9 @@ EXAMPLES = """examples:
   nnforce simulate solvated.pdb model.pt --forcefield amber14-all.xml amber14/tip3p.xml --ml-atoms "resname LIG"
   nnforce simulate mol.pdb model.pt -o run1 --checkpoint-interval 5000 --resume   (continue a stopped run)
   nnforce simulate mol.pdb model.pt --replicas 16 --starts train.dcd -o ens   (16 replicas as Dask tasks, local)
-  nnforce simulate mol.pdb model.pt --replicas 64 --scheduler tcp://10.0.0.5:8786 -o /shared/ens"""
+  nnforce simulate mol.pdb model.pt --replicas 64 --scheduler tcp://10.0.0.5:8786 -o /shared/ens
+  nnforce simulate mol.pdb --potential mace --model-path my.model --model-precision single   (the field's models)
+  nnforce simulate mol.pdb --potential ani1x --steps 1000       (ANI-1x from the torchani wheel; no model file)"""
 
 
 def register(subparsers):
@@ -16,7 +18,13 @@ def register(subparsers):
     parser = add_command(subparsers, "simulate", "run MD with a TorchScript model (NNForce) in OpenMM",
                          "Minimise, equilibrate and run molecular dynamics with an exported model.", EXAMPLES)
     parser.add_argument("structure", help="PDB or PDBx/mmCIF file (its CRYST1 box makes the system periodic)")
-    parser.add_argument("model", help="exported TorchScript model (.pt), or a built-in model by name: ani1x")
+    parser.add_argument("model", nargs="?", default=None,
+                        help="exported model (.pt TorchScript or .pt2 package), or a built-in model by name: ani1x; "
+                             "or leave it out and use --potential")
+    parser.add_argument("--potential", default=None,
+                        help="a model family of nnforce.potentials (openmm-ml's names): mace, ani1x, ani2x, "
+                             "nnforce-ani1x, torchmdnet, nequip, allegro, nnforce; see docs/potentials.md")
+    parser.add_argument("--model-path", default=None, help="the --potential's model file (modelPath)")
     parser.add_argument("-o", "--output-dir", default="simulation", help="output folder (default: simulation)")
     parser.add_argument("--steps", type=int, default=10000, help="production steps (default 10000)")
     parser.add_argument("--equilibration-steps", type=int, default=None,
@@ -78,7 +86,13 @@ def run(args):
     from ..simulate import SimulationConfig, run as simulate
     from ..simulate.config import short_run_defaults
 
+    if (args.model is None) == (args.potential is None):
+        raise ValueError("give a model file, or --potential NAME [--model-path FILE], not both")
+    if args.model_path is not None and args.potential is None:
+        raise ValueError("--model-path goes with --potential NAME")
     if args.replicas is not None:
+        if args.potential is not None:
+            raise ValueError("--replicas runs a model file or a built-in model, not --potential")
         return _run_ensemble(args)
     defaults = short_run_defaults(args.steps, args.timestep_fs, args.output_dir, args.resume)
     chosen = []
@@ -90,7 +104,7 @@ def run(args):
         print(f"nnforce simulate: for {args.steps} steps: {', '.join(chosen)} (set them with "
               "--equilibration-steps, --trajectory-interval, --report-interval)", file=sys.stderr)
     config = SimulationConfig(
-        model=args.model, pdb=args.structure, output_dir=args.output_dir, steps=args.steps,
+        model=args.model if args.potential is None else f"{args.potential}:{args.model_path}", pdb=args.structure, output_dir=args.output_dir, steps=args.steps,
         equilibration_steps=args.equilibration_steps, minimize=not args.no_minimize, integrator=args.integrator,
         temperature_k=args.temperature, friction_per_ps=args.friction, timestep_fs=args.timestep_fs,
         platform=args.platform, precision=args.precision, model_precision=args.model_precision, seed=args.seed,
@@ -101,7 +115,7 @@ def run(args):
         lambda_ml=args.lambda_ml, constraints=args.constraints, mm_cutoff_nm=args.mm_cutoff,
         neighbor_cutoff_nm=args.neighbor_cutoff, neighbor_skin_nm=args.neighbor_skin, threads=args.threads,
         uncertainty_threshold_kj_mol=args.uncertainty_threshold, uncertainty_action=args.uncertainty_action)
-    result = simulate(config)
+    result = simulate(config, system=None if args.potential is None else _potential_system(config, args))
     print(f"{result['final_step']} steps ({result['time_ps']:.3f} ps) on {result['platform']}: "
           f"{result['ns_per_day']:.3g} ns/day; final potential {result['final_potential_kj_mol']:.4f} kJ/mol")
     if result["temperature_mean_k"] is not None:
@@ -150,3 +164,21 @@ def _run_ensemble(args):
           f"({summary['wall_s']:.1f} s): {summary['frames_per_replica']} frames each in {config.output_dir}/"
           f"replica_*{config.suffix}")
     return 0
+
+
+def _potential_system(config, args):
+    """The System of ``--potential NAME --model-path FILE``: MLPotential.createSystem, or createMixedSystem for ML/MM."""
+    from ..potentials import MLPotential
+    from ..simulate.system import _mm_system, load_structure, parse_atom_selection
+
+    potential = MLPotential(args.potential, **({} if args.model_path is None else {"modelPath": args.model_path}))
+    topology, _ = load_structure(config)
+    options = {} if args.model_precision is None else {"precision": args.model_precision}
+    if config.forcefield is None:
+        return potential.createSystem(topology, **options)
+    ml_atoms = parse_atom_selection(config.ml_atoms, topology)
+    system = potential.createMixedSystem(topology, _mm_system(config, topology, ml_atoms), ml_atoms,
+                                         interpolate=config.lambda_ml is not None, **options)
+    if config.lambda_ml is not None:
+        system.getForce(system.getNumForces() - 1).setGlobalParameterDefaultValue(0, float(config.lambda_ml))
+    return system

@@ -1,0 +1,106 @@
+"""TorchMD-Net models (TensorNet, ET, ...) behind the model contract.
+
+:class:`TorchMDNetAdapter` wraps a ``torchmdnet.models.model.TorchMD_Net`` loaded from a checkpoint with
+TorchMD-Net's own ``load_model`` (``derivative=False``: NNForce takes the forces by autograd). The model finds
+its own pairs (TorchMD-Net's ``OptimizedDistance``, periodic triclinic boxes included), so no plugin neighbor list
+is requested. ``lengthScale`` (nm per model length unit, default 0.1: Angstrom) and ``energyScale`` (kJ/mol per
+model energy unit, default eV) are openmm-ml's arguments with the same defaults... except that openmm-ml 1.8
+uses 96.4916 for eV, and we use the CODATA value 96.48533 (see _common.py).
+
+TorchMD-Net's neighbor search is a custom operator registered when ``torchmdnet`` is imported: the process that
+runs the simulation must have imported it (MLPotential does); a serialized System reloaded in a fresh process
+must ``import torchmdnet`` first.
+"""
+import os
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import _common
+
+
+class TorchMDNetAdapter(torch.nn.Module):
+    """``forward(positions [nm], atomic_numbers, box=None) -> energy [kJ/mol]`` for a TorchMD-Net model."""
+
+    def __init__(self, model: torch.nn.Module, length_scale: float, energy_scale: float, charge: Optional[float]):
+        super().__init__()
+        self.model = model
+        self.length_scale = float(length_scale)
+        self.energy_scale = float(energy_scale)
+        self.uses_charge = charge is not None
+        self.register_buffer("charge", torch.tensor([0.0 if charge is None else float(charge)]))
+
+    def forward(self, positions: Tensor, atomic_numbers: Tensor, box: Optional[Tensor] = None) -> Tensor:
+        pos = positions / self.length_scale
+        cell: Optional[Tensor] = None
+        if box is not None:
+            cell = box.to(positions.dtype) / self.length_scale
+        q: Optional[Tensor] = None
+        if self.uses_charge:
+            q = self.charge.to(positions.dtype)
+        energy, _ = self.model(atomic_numbers.long(), pos, box=cell, q=q)
+        return energy.sum() * self.energy_scale
+
+
+def import_torchmdnet():
+    try:
+        from torchmdnet.models import model as tmn_model
+    except ImportError as error:
+        raise ImportError(f"the 'torchmdnet' potential needs torchmd-net, which failed to import ({error}). Install "
+                          "it with `pip install -r requirements-potentials.txt` (see docs/potentials.md)") from error
+    return tmn_model
+
+
+def read_checkpoint(path):
+    """The hyperparameters of a TorchMD-Net checkpoint; ValueError if the file is not one."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"TorchMD-Net checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)  # a Lightning checkpoint (pickled dict)
+    except Exception as error:  # noqa: BLE001
+        raise ValueError(f"{path} is not a TorchMD-Net checkpoint (torch.load failed: {error})") from error
+    if not isinstance(ckpt, dict) or "hyper_parameters" not in ckpt or "state_dict" not in ckpt \
+            or "model" not in ckpt["hyper_parameters"]:
+        raise ValueError(f"{path} is not a TorchMD-Net checkpoint (no 'hyper_parameters' with a 'model' and "
+                         "'state_dict'); the 'torchmdnet' potential takes a .ckpt written by torchmd-train")
+    return dict(ckpt["hyper_parameters"])
+
+
+class TorchMDNetPotential:
+    """The ``torchmdnet`` family for :class:`nnforce.potentials.MLPotential` (``modelPath`` = a .ckpt file)."""
+
+    supports_periodic = True
+    cutoff_nm = None  # TorchMD-Net finds its own pairs
+
+    def __init__(self, name, modelPath=None, lengthScale=0.1, energyScale=_common.KJ_MOL_PER_EV,
+                 maxNumNeighbors=128):
+        if modelPath is None:
+            raise ValueError("the 'torchmdnet' potential needs modelPath='model.ckpt' (a TorchMD-Net checkpoint)")
+        self.hparams = read_checkpoint(modelPath)
+        self.path = os.fspath(modelPath)
+        self.length_scale = lengthScale
+        self.energy_scale = energyScale
+        self.max_num_neighbors = int(maxNumNeighbors)
+        self.supports_charge = bool(self.hparams.get("charge", False))
+        self.elements = None  # an embedding over atomic numbers 1..max_z
+        self.max_z = int(self.hparams.get("max_z", 100))
+        self.cutoff_upper_nm = float(self.hparams.get("cutoff_upper", 5.0)) * lengthScale
+
+    def module(self, atomic_numbers, charge=0, precision=None, periodic=False):
+        bad = sorted({int(z) for z in atomic_numbers if int(z) >= self.max_z or int(z) < 1})
+        if bad:
+            raise ValueError(f"the TorchMD-Net model embeds atomic numbers below max_z={self.max_z}; the topology has "
+                             f"{bad}. Use a model trained for these elements")
+        tmn_model = import_torchmdnet()
+        model = tmn_model.load_model(self.path, derivative=False, max_num_neighbors=self.max_num_neighbors)
+        dtype = _common.precision_dtype(precision)
+        if dtype is not None:
+            model = model.to(dtype)
+        model = model.eval()
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        adapter = TorchMDNetAdapter(model, self.length_scale, self.energy_scale,
+                                    float(charge) if self.supports_charge else None)
+        return torch.jit.script(adapter)
