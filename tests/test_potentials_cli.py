@@ -18,7 +18,7 @@ def test_simulate_with_a_potential_name(tmp_path, one_torch_thread):
     with open(pdb, "w") as handle:
         app.PDBFile.writeFile(topology, positions * unit.nanometer, handle)
     out = tmp_path / "run"
-    code = main(["simulate", str(pdb), "--potential", "nnforce-ani1x", "--steps", "0", "--no-minimize",
+    code = main(["simulate", str(pdb), "--potential", "nnforce-ani1x", "--steps", "0", "--equilibration-steps", "0", "--no-minimize",
                  "--platform", "Reference", "--trajectory", "none", "-o", str(out), "--no-progress"])
     assert code == 0
     with open(out / "result.json") as handle:
