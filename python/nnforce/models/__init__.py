@@ -1,5 +1,5 @@
 """Model library: every model is ``torch.jit.script``-able, traces for ``.pt2`` export (``nnforce.export.to_pt2``;
-the AEV models' compiled forces are still wrong and refused by its check, see docs/model-contract.md) and follows
+ANI-1x does not compile to a .pt2 yet, see docs/model-contract.md) and follows
 the model contract (positions in nm, energy in kJ/mol, optional ``neighbors``/``shifts``/``box``/
 ``atomic_numbers``)."""
 from .pair import LennardJones, PairPotential
