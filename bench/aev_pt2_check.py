@@ -1,6 +1,6 @@
 """to_pt2 on the AEV models with its own checks (package vs eager forces to 1e-10 in float64, finite differences).
 
-Usage: python bench/aev_pt2_check.py [ani] [ani1x]   (each compile takes minutes on a loaded 2-core machine)
+Usage: python bench/aev_pt2_check.py [ani] [ani1x] [ani1x8]   (ani1x: one member, ani1x8: the 8-member ensemble)   (each compile takes minutes on a loaded 2-core machine)
 """
 import sys
 import tempfile
@@ -27,6 +27,9 @@ def main(which):
     if "ani1x" in which:
         from nnforce.models.ani1x import ani1x
         models["ani1x"] = lambda: ani1x(members=[0])
+    if "ani1x8" in which:
+        from nnforce.models.ani1x import ani1x
+        models["ani1x8"] = lambda: ani1x()
     for name, build in models.items():
         start = time.time()
         with tempfile.TemporaryDirectory() as tmp:
