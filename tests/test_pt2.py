@@ -3,7 +3,8 @@ file of the same model (Reference and CPU), eager PyTorch and finite differences
 of the System's particles, per-atom inputs and a neighbor list that grows; XML, deepcopy, threads; and bad packages.
 
 One small library model (RadialMLP inside a wrapper adding a global parameter and a per-atom input) is compiled once
-per session (and cached across sessions in ~/.cache/nnforce or $NNFORCE_CACHE).
+per session, and a small ANI-style model once in its own test (both cached across sessions in ~/.cache/nnforce or
+$NNFORCE_CACHE).
 """
 import copy
 import json
@@ -270,3 +271,50 @@ def test_python_side_errors(files, tmp_path):
     torch.save({"w": torch.zeros(2)}, str(tmp_path / "weights.pt"))
     with pytest.raises(ValueError, match="no nnforce metadata"):
         nnforce.export.read_pt2_metadata(tmp_path / "weights.pt")
+
+
+def test_ani_style_pt2(tmp_path):
+    """The ANI-style model (AEV with nonzero-filtered pairs, triplets and per-element networks: data-dependent sizes)
+    compiles to a .pt2 whose energy and forces through NNForce equal its TorchScript file's and eager PyTorch's.
+    (Its forces used to come out wrong: AOTInductor miscompiled the backward of ElementNetworks' index_put.)"""
+    from nnforce.models import ANIModel
+
+    model = ANIModel(ELEMENTS, hidden=[8], seed=2).double().eval()
+    cutoff = model.cutoff
+    positions = _structure(seed=4)
+    x = torch.tensor(positions[MODEL_ATOMS])
+    ij = torch.triu_indices(len(MODEL_ATOMS), len(MODEL_ATOMS), 1)
+    raw = x[ij[1]] - x[ij[0]]
+    wrapped = minimum_image(raw, torch.tensor(BOX))
+    keep = (wrapped * wrapped).sum(1) < cutoff ** 2
+    neighbors, shifts = ij[:, keep], (wrapped - raw)[keep]
+    with torch.no_grad():  # the example has angular (triplet) terms, so the whole AEV path is compiled and checked
+        aev = model.features(x, model.element_index[torch.tensor(Z)], neighbors, shifts)
+    assert float(aev[:, model.aev.radial_length:].abs().sum()) > 0.0
+    example = {"positions": x, "atomic_numbers": torch.tensor(Z), "neighbors": neighbors, "shifts": shifts}
+    info = to_pt2(model, tmp_path / "ani.pt2", example, precision="double", max_atoms=1000)
+    assert info["checks"]["pt2_vs_eager_forces"] < 1e-10
+    torch.jit.save(torch.jit.script(model), str(tmp_path / "ani.pt"))
+    results = []
+    for path in ("ani.pt2", "ani.pt"):
+        force = nnforce.NNForce(str(tmp_path / path))
+        force.setAtoms(MODEL_ATOMS)
+        force.setAtomicNumbers(Z)
+        force.setNeighborList(cutoff, SKIN)
+        force.setUsesPeriodicBoundaryConditions(True)
+        if path.endswith(".pt"):
+            force.setProperty("precision", "double")
+        context = context_for(make_system(N_SYSTEM, force, BOX))
+        context.setPositions(positions)
+        state = context.getState(getEnergy=True, getForces=True)
+        results.append((state.getPotentialEnergy().value_in_unit(openmm.unit.kilojoule_per_mole),
+                        np.asarray(state.getForces(asNumpy=True)._value)))
+    xg = x.clone().requires_grad_(True)
+    energy = model(xg, torch.tensor(Z), neighbors, shifts)
+    eager_forces = np.zeros((N_SYSTEM, 3))
+    eager_forces[MODEL_ATOMS] = -torch.autograd.grad(energy, xg)[0].numpy()
+    assert np.abs(eager_forces).max() > 1.0
+    _close(results[0][0], results[1][0])
+    _close(results[0][1], results[1][1])
+    _close(results[0][0], float(energy), 1e-8)
+    _close(results[0][1], eager_forces, 1e-8)

@@ -40,9 +40,13 @@ class ElementNetworks(torch.nn.Module):
         out = torch.zeros(features.shape[0], dtype=features.dtype, device=features.device)
         for k, net in enumerate(self.nets):
             index = torch.nonzero(species == k).squeeze(1)
-            # skip absent elements (TorchScript's backward fails on empty matmuls); no value branch when traced
+            # skip absent elements (TorchScript's backward fails on empty matmuls); no value branch when traced.
+            # index_add, not index_put: the same numbers (each atom is written once, onto 0.0), but the backward of
+            # index_put writes zeros into the incoming gradient, and when that gradient is the broadcast ones of
+            # ``.sum()`` Inductor (torch 2.13, AOTInductor) stores them into the one-element buffer behind the
+            # broadcast, zeroing every atom's gradient: .pt2 forces were wrong (bench/aev_pt2_repro.py)
             if torch.compiler.is_compiling() or index.shape[0] > 0:
-                out = out.index_put((index,), net(features.index_select(0, index)).squeeze(1))
+                out = out.index_add(0, index, net(features.index_select(0, index)).squeeze(1))
         return out
 
 

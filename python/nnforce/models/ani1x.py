@@ -58,8 +58,14 @@ class _EnsembleLayer(torch.nn.Module):
         self.celu = activation == neurochem.ACTIVATION_CELU
 
     def forward(self, x: Tensor) -> Tensor:
-        # x: [n, in] (first layer, shared input) or [M, n, in]
-        y = torch.matmul(x, self.weight.transpose(1, 2)) + self.bias.unsqueeze(1)
+        # x: [n, in] (first layer, shared input) or [M, n, in]. One mm per member, not a batched matmul: Inductor's
+        # CPU bmm lowering (torch 2.13) guards on whether the data-dependent number of atoms is 1 and fails to
+        # compile a .pt2 (GuardOnDataDependentSymNode); mm has no such guard.
+        outputs: List[Tensor] = []
+        for m in range(self.weight.shape[0]):
+            rows = x if x.dim() == 2 else x[m]
+            outputs.append(torch.mm(rows, self.weight[m].t()) + self.bias[m])
+        y = torch.stack(outputs)
         if self.celu:
             y = torch.nn.functional.celu(y, alpha=0.1)
         return y
