@@ -1,6 +1,6 @@
 """Model library: every model is ``torch.jit.script``-able, exports to a ``.pt2`` (``nnforce.export.to_pt2``,
-whose check compares each compiled package with the eager model) and follows the model contract (positions in nm, energy in kJ/mol, optional ``neighbors``/``shifts``/``box``/
-``atomic_numbers``)."""
+whose check compares each compiled package with the eager model) and follows the model contract (positions in nm,
+energy in kJ/mol, optional ``neighbors``/``shifts``/``box``/``atomic_numbers``)."""
 from .pair import LennardJones, PairPotential
 from .radial import RadialMLP
 from .aev import AEV
