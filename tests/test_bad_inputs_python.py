@@ -198,7 +198,10 @@ def test_readme_snippet_runs_exactly_as_printed(tmp_path):
     snippet = section[start:section.index("\n```", start)]
     script = tmp_path / "snippet.py"
     script.write_text(snippet)
-    environment = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.path.join(ROOT, "python"))
+    import nnforce  # the snippet runs with the nnforce under test (installed by `make test`, or on PYTHONPATH)
+
+    environment = dict(os.environ, OMP_NUM_THREADS="1",
+                       PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(nnforce.__file__))))
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, env=environment,
                             timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -17,7 +17,11 @@ from nnforce.simulate.ensemble import EnsembleConfig, run_ensemble
 from nnforce.simulate.replica_batch import read_checkpoint, run_batch
 
 PYTHON = sys.executable
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
+import nnforce  # noqa: E402
+
+# The workers import the nnforce under test (installed by `make test`, or a source tree on PYTHONPATH), never
+# a source tree that has no compiled plugin.
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(nnforce.__file__)))
 STEPS, FRAME_EVERY, CHECKPOINT_EVERY = 240, 20, 40
 
 
