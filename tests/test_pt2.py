@@ -274,12 +274,13 @@ def test_python_side_errors(files, tmp_path):
 
 
 def test_ani_style_pt2(tmp_path):
-    """The ANI-style model (AEV with nonzero-filtered pairs, triplets and per-element networks: data-dependent sizes)
-    compiles to a .pt2 whose energy and forces through NNForce equal its TorchScript file's and eager PyTorch's.
+    """The ANI-style model (AEV with nonzero-filtered pairs, triplets and per-element networks: data-dependent sizes),
+    as a two-member committee returning a Dict (energy, uncertainty, member energies), compiles to a .pt2 whose energy,
+    forces and extra outputs (NNForce.getOutput) through NNForce equal its TorchScript file's and eager PyTorch's.
     (Its forces used to come out wrong: AOTInductor miscompiled the backward of ElementNetworks' index_put.)"""
-    from nnforce.models import ANIModel
+    from nnforce.models import ANIModel, Committee
 
-    model = ANIModel(ELEMENTS, hidden=[8], seed=2).double().eval()
+    model = Committee(ANIModel(ELEMENTS, hidden=[8], ensemble_size=2, seed=2)).double().eval()
     cutoff = model.cutoff
     positions = _structure(seed=4)
     x = torch.tensor(positions[MODEL_ATOMS])
@@ -289,11 +290,12 @@ def test_ani_style_pt2(tmp_path):
     keep = (wrapped * wrapped).sum(1) < cutoff ** 2
     neighbors, shifts = ij[:, keep], (wrapped - raw)[keep]
     with torch.no_grad():  # the example has angular (triplet) terms, so the whole AEV path is compiled and checked
-        aev = model.features(x, model.element_index[torch.tensor(Z)], neighbors, shifts)
-    assert float(aev[:, model.aev.radial_length:].abs().sum()) > 0.0
+        aev = model.model.features(x, model.model.element_index[torch.tensor(Z)], neighbors, shifts)
+    assert float(aev[:, model.model.aev.radial_length:].abs().sum()) > 0.0
     example = {"positions": x, "atomic_numbers": torch.tensor(Z), "neighbors": neighbors, "shifts": shifts}
     info = to_pt2(model, tmp_path / "ani.pt2", example, precision="double", max_atoms=1000)
-    assert info["checks"]["pt2_vs_eager_forces"] < 1e-10
+    assert info["checks"]["pt2_vs_eager_forces"] < 1e-10 and info["checks"]["pt2_vs_eager_uncertainty"] < 1e-10
+    assert info["extra_outputs"] == ["uncertainty", "member_energies"]
     torch.jit.save(torch.jit.script(model), str(tmp_path / "ani.pt"))
     results = []
     for path in ("ani.pt2", "ani.pt"):
@@ -307,10 +309,15 @@ def test_ani_style_pt2(tmp_path):
         context = context_for(make_system(N_SYSTEM, force, BOX))
         context.setPositions(positions)
         state = context.getState(getEnergy=True, getForces=True)
+        assert list(force.getOutputNames(context)) == ["energy", "forces", "uncertainty", "member_energies"] or \
+            path.endswith(".pt")  # TorchScript lists the Dict's own keys (no forces)
         results.append((state.getPotentialEnergy().value_in_unit(openmm.unit.kilojoule_per_mole),
-                        np.asarray(state.getForces(asNumpy=True)._value)))
+                        np.asarray(state.getForces(asNumpy=True)._value),
+                        np.asarray(force.getOutput(context, "uncertainty")),
+                        np.asarray(force.getOutput(context, "member_energies"))))
     xg = x.clone().requires_grad_(True)
-    energy = model(xg, torch.tensor(Z), neighbors, shifts)
+    out = model(xg, torch.tensor(Z), neighbors, shifts)
+    energy = out["energy"]
     eager_forces = np.zeros((N_SYSTEM, 3))
     eager_forces[MODEL_ATOMS] = -torch.autograd.grad(energy, xg)[0].numpy()
     assert np.abs(eager_forces).max() > 1.0
@@ -318,3 +325,8 @@ def test_ani_style_pt2(tmp_path):
     _close(results[0][1], results[1][1])
     _close(results[0][0], float(energy), 1e-8)
     _close(results[0][1], eager_forces, 1e-8)
+    members = out["member_energies"].detach().numpy()
+    assert abs(members[0] - members[1]) > 1e-3  # two different members: the spread is not zero
+    for k in (0, 1):
+        _close(results[k][2], float(out["uncertainty"]), 1e-8)
+        _close(results[k][3], members, 1e-8)

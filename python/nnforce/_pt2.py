@@ -126,8 +126,28 @@ def _dynamic_shapes(names, tensors, max_atoms, max_pairs):
     return tuple(shapes)
 
 
-def _energy_and_gradients(model, names, derivatives):
-    """The traced function: (energy, forces, dE/d each derivative) from the inputs in ``names`` order."""
+def _extra_outputs(model, names, tensors):
+    """The names of the extra outputs of a model whose forward returns a Dict[str, Tensor] ("energy" required; every
+    other entry but "forces" is returned by the package after the derivatives), [] for a model returning a tensor."""
+    with torch.no_grad():
+        output = model(**dict(zip(names, tensors)))
+    if not isinstance(output, dict):
+        return []
+    if "energy" not in output:
+        raise ValueError(f"the model returned a dict without 'energy' (its keys: {sorted(output)}); "
+                         "a model returning a Dict[str, Tensor] must include the energy as 'energy'")
+    if "forces" in output:
+        raise ValueError("the model returns its own 'forces': a .pt2 package computes the forces from the energy "
+                         "(traced into the graph); export such a model as TorchScript (NNForce.setOutputsForces(True))")
+    for key, value in output.items():
+        if not isinstance(value, torch.Tensor) or not (value.is_floating_point() or value.dtype == torch.long):
+            raise ValueError(f"the model's output {key!r} is not a real tensor; a Dict output holds tensors only")
+    return [key for key in output if key != "energy"]
+
+
+def _energy_and_gradients(model, names, derivatives, extras=()):
+    """The traced function: (energy, forces, dE/d each derivative, each extra output) from the inputs in ``names``
+    order."""
     wrt = [names.index(d) for d in derivatives]
 
     def compute(*inputs):
@@ -135,7 +155,8 @@ def _energy_and_gradients(model, names, derivatives):
             inputs = list(inputs)
             for k in [0] + wrt:
                 inputs[k] = inputs[k].detach().requires_grad_(True)
-            energy = model(**dict(zip(names, inputs)))
+            output = model(**dict(zip(names, inputs)))
+            energy = output["energy"] if isinstance(output, dict) else output
             if energy.numel() != 1:
                 raise ValueError(f"the model returned an energy of shape {list(energy.shape)}; sum it to a scalar")
             energy = energy.reshape(())
@@ -146,6 +167,7 @@ def _energy_and_gradients(model, names, derivatives):
                 gradient = torch.zeros_like(inputs[k])
             outputs.append(gradient.detach())
         outputs[1] = -outputs[1]
+        outputs.extend(output[name].detach() for name in extras)
         return tuple(outputs)
 
     return compute
@@ -179,7 +201,7 @@ def _cache_key(model, names, tensors, precision, derivatives, bounds, device):
     return digest.hexdigest()[:32]
 
 
-def _metadata(model, names, derivatives, precision, bounds, device, extra):
+def _metadata(model, names, derivatives, precision, bounds, device, extra, extras=()):
     """The contract record (:func:`nnforce.contract.model_metadata`) with the package's own entries, and its flat
     ``nnforce.*`` strings for the C++ kernel."""
     from .contract import model_metadata
@@ -193,7 +215,8 @@ def _metadata(model, names, derivatives, precision, bounds, device, extra):
     record.pop("created_utc", None)  # the package is cached: nothing time-dependent inside
     record.update({
         "format": FORMAT, "version": 1, "inputs": list(names),
-        "outputs": ["energy", "forces"] + [f"dE/d{d}" for d in derivatives], "derivatives": list(derivatives),
+        "outputs": ["energy", "forces"] + [f"dE/d{d}" for d in derivatives] + list(extras),
+        "derivatives": list(derivatives), "extra_outputs": list(extras),
         "precision": precision, "device": device, "min_atoms": MIN_ATOMS, "max_atoms": bounds[0],
         "min_pairs": MIN_PAIRS if "neighbors" in names else 0, "max_pairs": bounds[1] if "neighbors" in names else 0,
     })
@@ -202,7 +225,7 @@ def _metadata(model, names, derivatives, precision, bounds, device, extra):
         record.update(json.loads(json.dumps(extra)))
     flat = {f"nnforce.{key}": (",".join(str(v) for v in value) if isinstance(value, list) else str(value))
             for key, value in record.items() if key in (
-                "format", "inputs", "derivatives", "precision", "torch_version", "min_atoms", "max_atoms",
+                "format", "inputs", "derivatives", "extra_outputs", "precision", "torch_version", "min_atoms", "max_atoms",
                 "min_pairs", "max_pairs", "elements", "cutoff_nm")}
     flat["nnforce.outputs"] = ",".join(["energy", "forces"] + list(derivatives))
     flat["nnforce.metadata_json"] = json.dumps(record, sort_keys=True)
@@ -230,14 +253,15 @@ def compile_pt2(model, example, precision="double", derivatives=(), max_atoms=No
     bounds = (int(max_atoms or DEFAULT_MAX_ATOMS), int(max_pairs or DEFAULT_MAX_PAIRS))
     if tensors[0].shape[0] > bounds[0]:
         raise ValueError(f"the example has {tensors[0].shape[0]} atoms, more than max_atoms={bounds[0]}")
-    record, flat = _metadata(model, names, derivatives, precision, bounds, device, metadata)
+    extras = _extra_outputs(model, names, tensors)
+    record, flat = _metadata(model, names, derivatives, precision, bounds, device, metadata, extras)
     key = _cache_key(model, names, tensors, precision, derivatives, bounds, device)
     cached = os.path.join(cache_dir(), key + ".pt2")
     if cache and os.path.exists(cached):
         return cached, read_pt2_metadata(cached)
     from torch.fx.experimental.proxy_tensor import make_fx
 
-    compute = _energy_and_gradients(model, names, derivatives)
+    compute = _energy_and_gradients(model, names, derivatives, extras)
     with torch.no_grad():
         compute(*tensors)  # eager run first: a model's own checks raise here with their own message
     with exporting():

@@ -1,7 +1,7 @@
 """The export checks of :mod:`nnforce.export` run on a compiled ``.pt2`` package (see :func:`check_package`)."""
 import torch
 
-from ._pt2 import _convert_precision, _energy_and_gradients, _ordered_inputs
+from ._pt2 import _convert_precision, _energy_and_gradients, _ordered_inputs, read_pt2_metadata
 
 
 def _relative(a, b):
@@ -22,11 +22,15 @@ def check_package(path, model, example, precision, derivatives=(), fd_step_nm=1e
     dtype = torch.float64 if precision == "double" else torch.float32
     names, tensors = _ordered_inputs(example, dtype)
     eager_model = _convert_precision(model, dtype)
-    expected = _energy_and_gradients(eager_model, names, list(derivatives))(*tensors)
+    extras = read_pt2_metadata(path).get("extra_outputs", [])
+    expected = _energy_and_gradients(eager_model, names, list(derivatives), extras)(*tensors)
     got = package(*tensors)
     report = {}
     tolerance = 1e-10 if precision == "double" else 1e-4
-    for label, a, b in zip(["energy", "forces"] + [f"dE/d{d}" for d in derivatives], got, expected):
+    labels = ["energy", "forces"] + [f"dE/d{d}" for d in derivatives] + list(extras)
+    if len(got) != len(labels):
+        raise ValueError(f"the compiled package returned {len(got)} outputs, expected {len(labels)} ({labels})")
+    for label, a, b in zip(labels, got, expected):
         deviation = _relative(a, b)
         report[f"pt2_vs_eager_{label}"] = deviation
         if deviation > tolerance:
@@ -35,6 +39,8 @@ def check_package(path, model, example, precision, derivatives=(), fd_step_nm=1e
         names64, tensors64 = _ordered_inputs(example, torch.float64)
         with torch.no_grad():
             e64 = _convert_precision(model, torch.float64)(**dict(zip(names64, tensors64)))
+        if isinstance(e64, dict):
+            e64 = e64["energy"]
         deviation = abs(float(got[0]) - float(e64)) / max(1.0, abs(float(e64)))
         report["float32_vs_float64_relative"] = deviation
         if deviation > 1e-5:

@@ -58,7 +58,11 @@ class AEV(torch.nn.Module):
         self.register_buffer("angular_etas", _buffer(angular_eta), persistent=False)
         self.register_buffer("angular_shifts", _buffer(angular_shifts))
         self.register_buffer("zetas", _buffer(zeta), persistent=False)
+        self.zeta_values = [float(z) for z in zeta]
         self.register_buffer("angle_sections", _buffer(angle_sections))
+        # cos and sin of the sections, derived once (compiled code would otherwise evaluate them for every term)
+        self.register_buffer("section_cos", torch.cos(_buffer(angle_sections)), persistent=False)
+        self.register_buffer("section_sin", torch.sin(_buffer(angle_sections)), persistent=False)
         self.sections_first = bool(sections_first)
         self.radial_block = len(radial_eta) * len(radial_shifts)
         self.angular_block = len(angular_eta) * len(zeta) * len(angular_shifts) * len(angle_sections)
@@ -95,14 +99,12 @@ class AEV(torch.nn.Module):
         terms = 0.25 * torch.exp(-self.radial_etas.to(dtype).view(1, -1, 1)
                                  * (r.view(-1, 1, 1) - self.radial_shifts.to(dtype).view(1, 1, -1)) ** 2)
         terms = (terms * fc.view(-1, 1, 1)).reshape(-1, self.radial_block)
-        width = self.radial_length
-        columns = torch.arange(self.radial_block, device=r.device)
-        rows_i = i.unsqueeze(1) * width + (species.index_select(0, j) * self.radial_block).unsqueeze(1) + columns
-        rows_j = j.unsqueeze(1) * width + (species.index_select(0, i) * self.radial_block).unsqueeze(1) + columns
-        flat = torch.zeros(n * width, dtype=dtype, device=r.device)
-        flat = flat.index_add(0, rows_i.reshape(-1), terms.reshape(-1))
-        flat = flat.index_add(0, rows_j.reshape(-1), terms.reshape(-1))
-        return flat.view(n, width)
+        # one row of radial_block columns per (atom, neighbour species): a row-wise index_add, whose contiguous rows
+        # the compiler vectorizes (a flat element-wise scatter compiled to a scalar loop)
+        rows = torch.zeros(n * self.num_species, self.radial_block, dtype=dtype, device=r.device)
+        rows = rows.index_add(0, i * self.num_species + species.index_select(0, j), terms)
+        rows = rows.index_add(0, j * self.num_species + species.index_select(0, i), terms)
+        return rows.view(n, self.radial_length)
 
     def _angular(self, species: Tensor, i: Tensor, j: Tensor, vectors: Tensor, r: Tensor, n: int) -> Tensor:
         dtype = vectors.dtype
@@ -124,12 +126,18 @@ class AEV(torch.nn.Module):
         v2 = v.index_select(0, second)
         r1 = d.index_select(0, first)
         r2 = d.index_select(0, second)
-        angles = torch.acos(0.95 * (v1 * v2).sum(dim=1) / (r1 * r2))
+        # theta = acos(0.95 cos_ijk), so cos(theta - theta_z) = cos(theta) cos(theta_z) + sin(theta) sin(theta_z) with
+        # cos(theta) = 0.95 cos_ijk and sin(theta) = sqrt(1 - cos(theta)^2) >= sqrt(1 - 0.95^2): the same numbers as
+        # acos then cos, without either (compiled code recomputes this term for every shell of every triplet)
+        cos_theta = 0.95 * (v1 * v2).sum(dim=1) / (r1 * r2)
+        sin_theta = torch.sqrt(1.0 - cos_theta * cos_theta)
+        shifted = cos_theta.unsqueeze(1) * self.section_cos.to(dtype).unsqueeze(0) \
+            + sin_theta.unsqueeze(1) * self.section_sin.to(dtype).unsqueeze(0)           # [T, Section]
+        base = (1.0 + shifted) * 0.5
+        angle_term = torch.stack([_power(base, z) for z in self.zeta_values], dim=1)      # [T, Zeta, Section]
         fc = (0.5 * torch.cos(r1 * (math.pi / self.angular_cutoff)) + 0.5) * \
              (0.5 * torch.cos(r2 * (math.pi / self.angular_cutoff)) + 0.5)
         # [T, Zeta, Section] and [T, EtaA, ShfA] -> [T, EtaA, Zeta, ShfA, Section]
-        angle_term = ((1.0 + torch.cos(angles.view(-1, 1, 1) - self.angle_sections.to(dtype).view(1, 1, -1))) * 0.5) \
-            ** self.zetas.to(dtype).view(1, -1, 1)
         radius_term = torch.exp(-self.angular_etas.to(dtype).view(1, -1, 1) * (
             (0.5 * (r1 + r2)).view(-1, 1, 1) - self.angular_shifts.to(dtype).view(1, 1, -1)) ** 2)
         terms = 2.0 * radius_term.unsqueeze(2).unsqueeze(4) * angle_term.unsqueeze(1).unsqueeze(3)
@@ -138,12 +146,27 @@ class AEV(torch.nn.Module):
         terms = terms.reshape(-1, self.angular_block) * fc.unsqueeze(1)
         block = self.pair_index[species.index_select(0, other.index_select(0, first)),
                                 species.index_select(0, other.index_select(0, second))]
-        width = self.angular_length
-        columns = torch.arange(self.angular_block, device=vectors.device)
-        rows = (owner * width + block * self.angular_block).unsqueeze(1) + columns
-        flat = torch.zeros(n * width, dtype=dtype, device=vectors.device)
-        flat = flat.index_add(0, rows.reshape(-1), terms.reshape(-1))
-        return flat.view(n, width)
+        # one row of angular_block columns per (centre, neighbour-species pair): see _radial
+        rows = torch.zeros(n * self.num_species_pairs, self.angular_block, dtype=dtype, device=vectors.device)
+        rows = rows.index_add(0, owner * self.num_species_pairs + block, terms)
+        return rows.view(n, self.angular_length)
+
+
+def _power(base: Tensor, exponent: float) -> Tensor:
+    """``base ** exponent``; by repeated squaring when the exponent is a whole number from 1 to 1024 (ANI's zeta is
+    32), which compiles to a few multiplications instead of a call of ``pow`` per element."""
+    whole = int(exponent)
+    if float(whole) != exponent or whole < 1 or whole > 1024:
+        return base ** exponent
+    result = torch.ones_like(base)
+    square = base
+    while whole > 0:
+        if whole % 2 == 1:
+            result = result * square
+        whole = whole // 2
+        if whole > 0:
+            square = square * square
+    return result
 
 
 def _largest(counts: Tensor) -> int:

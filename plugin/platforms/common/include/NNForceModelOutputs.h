@@ -33,6 +33,23 @@ struct ModelOutputs {
         evaluated = true;
     }
 
+    /**
+     * Record the outputs of a .pt2 package: the energy, the forces, then its extra outputs (extraNames, in order) taken
+     * from values starting at index firstExtra.
+     */
+    void setPackage(const std::vector<torch::Tensor>& outputs, const std::vector<std::string>& extraNames, size_t firstExtra) {
+        if (names.size() != 2 + extraNames.size()) {
+            names = {"energy", "forces"};
+            names.insert(names.end(), extraNames.begin(), extraNames.end());
+            values.resize(names.size());
+        }
+        values[0] = outputs[0].detach();
+        values[1] = outputs[1].detach();
+        for (size_t k = 0; k < extraNames.size(); k++)
+            values[2 + k] = outputs[firstExtra + k].detach();
+        evaluated = true;
+    }
+
     /** The names, checking that the model was evaluated. */
     const std::vector<std::string>& getNames() const {
         if (!evaluated)

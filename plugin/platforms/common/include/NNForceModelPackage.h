@@ -14,6 +14,7 @@
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/headeronly/version.h>
 #include <torch/torch.h>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -116,6 +117,8 @@ public:
 
     std::unordered_map<std::string, std::string> metadata;
     std::vector<std::string> inputNames, outputNames, derivativeNames;
+    /** Named outputs after the derivatives (a model returning a Dict: "uncertainty", "charges", ...), for getOutput. */
+    std::vector<std::string> extraOutputNames;
     torch::Dtype dtype = torch::kFloat64;
     int64_t minAtoms = 1, maxAtoms = 0, minPairs = 0, maxPairs = 0;
     std::vector<int> elements;
@@ -140,6 +143,11 @@ private:
         inputNames = splitList(get("inputs"));
         outputNames = splitList(get("outputs"));
         derivativeNames = splitList(get("derivatives"));
+        extraOutputNames = splitList(get("extra_outputs"));  // absent in packages without extra outputs
+        for (auto& name : extraOutputNames)
+            if (name == "energy" || name == "forces" || std::count(extraOutputNames.begin(), extraOutputNames.end(), name) > 1)
+                throw OpenMMException("NNForce: the .pt2 package's metadata lists the extra outputs '" + get("extra_outputs") +
+                                      "'; their names must be unique and neither energy nor forces." + reexport);
         if (inputNames.empty() || outputNames.size() != 2 + derivativeNames.size() || outputNames[0] != "energy" || outputNames[1] != "forces")
             throw OpenMMException("NNForce: the .pt2 package's metadata lists inputs '" + get("inputs") + "' and outputs '" + get("outputs") +
                                   "'; expected inputs and the outputs energy, forces, then one derivative each." + reexport);

@@ -274,10 +274,11 @@ double ReferenceCalcNNForceKernel::executePackage(ContextImpl& context, bool inc
         }
     }
     vector<torch::Tensor> outputs = package->run(arguments);
-    if (outputs.size() != package->outputNames.size())
+    size_t expected = package->outputNames.size() + package->extraOutputNames.size();
+    if (outputs.size() != expected)
         throw OpenMMException("NNForce: the .pt2 model returned " + to_string(outputs.size()) + " outputs but its metadata lists " +
-                              to_string(package->outputNames.size()) + ".");
-    lastOutputs.setPlain(outputs[0], outputs[1]);  // a .pt2 returns energy and forces only (extra outputs: TorchScript models)
+                              to_string(expected) + ".");
+    lastOutputs.setPackage(outputs, package->extraOutputNames, package->outputNames.size());
     double energyValue = outputs[0].item<double>();
     if (!isfinite(energyValue))
         throw OpenMMException(nonFiniteEnergyMessage(energyValue));
