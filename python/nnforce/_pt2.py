@@ -39,6 +39,12 @@ DEFAULT_MAX_ATOMS = 1_000_000
 DEFAULT_MAX_PAIRS = 200_000_000
 MIN_ATOMS = 2   # torch.export specializes dimensions of size 0 and 1; NNForce pads pair lists up to MIN_PAIRS
 MIN_PAIRS = 2
+# Inductor realizes (computes once and stores) intermediate results more eagerly than by default: in the compiled
+# energy + forces graph of the AEV, the default thresholds inlined the per-triplet terms into every loop that reads
+# them, recomputing them ~10 times. Measured on the ANI-style model (float64, 1 thread, TorchScript / .pt2 step
+# time): 2.65x / 1.20x / 1.55x at 22 / 200 / 1000 atoms with the defaults, 2.85x / 2.43x / 2.08x with these.
+INDUCTOR_OPTIONS = {"realize_reads_threshold": 2, "realize_cpu_opcount_threshold": 8,
+                    "realize_cpu_acc_reads_threshold": 4}
 
 
 def cache_dir():
@@ -196,7 +202,7 @@ def _cache_key(model, names, tensors, precision, derivatives, bounds, device):
     digest.update(buffer.getvalue())
     digest.update(_source_hash(model).encode())
     spec = [type(model).__qualname__, names, [(list(t.shape), str(t.dtype)) for t in tensors], precision,
-            list(derivatives), list(bounds), device, torch.__version__, FORMAT]
+            list(derivatives), list(bounds), device, torch.__version__, FORMAT, INDUCTOR_OPTIONS]
     digest.update(json.dumps(spec).encode())
     return digest.hexdigest()[:32]
 
@@ -272,7 +278,7 @@ def compile_pt2(model, example, precision="double", derivatives=(), max_atoms=No
     try:
         target = os.path.join(work, "model.pt2")
         torch._inductor.aoti_compile_and_package(program, package_path=target,
-                                                 inductor_configs={"aot_inductor.metadata": flat})
+                                                 inductor_configs={"aot_inductor.metadata": flat, **INDUCTOR_OPTIONS})
         if not cache:
             keep = tempfile.NamedTemporaryFile(suffix=".pt2", delete=False)
             keep.close()

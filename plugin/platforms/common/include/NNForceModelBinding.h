@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <iostream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,40 @@ struct ModelInput {
     int index;           // global parameter or per-atom input index
     c10::IValue value;   // the default value, for Default
 };
+
+/**
+ * What a kernel has at hand for one evaluation. Each platform fills it with tensors on its own device and dtype;
+ * argumentFor() turns it into the argument for one bound input, so the TorchScript and .pt2 paths, and the
+ * platforms, assemble a model's arguments the same way.
+ */
+struct ModelArgumentSources {
+    torch::Tensor positions, neighbors, shifts, atomicNumbers, replica;
+    std::function<torch::Tensor()> box;                  // the box as a tensor, built only when an input asks for it
+    std::vector<torch::Tensor> globals;                  // each global parameter as a 0-d tensor of the model's dtype
+    std::vector<double> globalValues;                    // the same as numbers (for "float" arguments)
+    const std::vector<torch::Tensor>* perAtom = nullptr; // per-atom inputs
+};
+
+/**
+ * The argument for one bound input. A .pt2 package takes tensors only: there a global parameter is always a tensor
+ * (asTensor) and defaults are not passed (its inputs are exactly those it was compiled with).
+ */
+inline c10::IValue argumentFor(const ModelInput& input, const ModelArgumentSources& sources, bool asTensor = false) {
+    switch (input.kind) {
+    case ModelInput::Positions: return sources.positions;
+    case ModelInput::Box: return sources.box();
+    case ModelInput::Neighbors: return sources.neighbors;
+    case ModelInput::Shifts: return sources.shifts;
+    case ModelInput::AtomicNumbers: return sources.atomicNumbers;
+    case ModelInput::Global: return sources.globals[input.index];
+    case ModelInput::GlobalFloat:
+        return asTensor ? c10::IValue(sources.globals[input.index]) : c10::IValue(sources.globalValues[input.index]);
+    case ModelInput::PerAtom: return (*sources.perAtom)[input.index];
+    case ModelInput::Replica: return sources.replica;
+    case ModelInput::Default: return input.value;
+    }
+    return c10::IValue();
+}
 
 /**
  * libtorch's own messages carry a C++ backtrace we do not want in an OpenMMException. An error raised inside a

@@ -37,6 +37,8 @@ private:
     double executePackage(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy, torch::Tensor positions, const OpenMM::Vec3* box);
     void addForces(OpenMM::ContextImpl& context, const torch::Tensor& forces);
     torch::Tensor boxTensor(const OpenMM::Vec3* box) const;
+    /** The tensors and values the bound inputs are taken from, for one evaluation. */
+    ModelArgumentSources argumentSources(OpenMM::ContextImpl& context, const torch::Tensor& positions, const OpenMM::Vec3* box);
     torch::jit::Module module;
     std::unique_ptr<ModelPackage> package;          // set for a .pt2 model (module unused then)
     torch::Dtype dtype;

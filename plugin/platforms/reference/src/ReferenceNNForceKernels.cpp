@@ -134,6 +134,22 @@ void ReferenceCalcNNForceKernel::updateNeighborList(const vector<Vec3>& position
     neighborListValid = true;
 }
 
+ModelArgumentSources ReferenceCalcNNForceKernel::argumentSources(ContextImpl& context, const torch::Tensor& positions, const Vec3* box) {
+    ModelArgumentSources sources;
+    sources.positions = positions;
+    sources.neighbors = neighbors;
+    sources.shifts = shifts;
+    sources.atomicNumbers = atomicNumbers;
+    sources.replica = replica;
+    sources.box = [this, box]() { return boxTensor(box); };
+    for (auto& name : globalNames) {
+        sources.globalValues.push_back(context.getParameter(name));
+        sources.globals.push_back(torch::tensor(sources.globalValues.back(), torch::TensorOptions().dtype(dtype)));
+    }
+    sources.perAtom = &perAtomValues;
+    return sources;
+}
+
 double ReferenceCalcNNForceKernel::execute(ContextImpl& context, bool includeForces, bool includeEnergy) {
     ReferencePlatform::PlatformData& data = platformData(context);
     const vector<Vec3>& allPositions = *data.positions;
@@ -151,32 +167,18 @@ double ReferenceCalcNNForceKernel::execute(ContextImpl& context, bool includeFor
     torch::Tensor positions = torch::from_blob(modelPositions.data(), {numAtoms, 3}, torch::kFloat64).to(dtype, false, true);
     if (needGradients)
         positions.requires_grad_(true);
-    vector<torch::Tensor> globals(globalNames.size());
-    for (size_t i = 0; i < globalNames.size(); i++)
-        globals[i] = torch::tensor(context.getParameter(globalNames[i]), torch::TensorOptions().dtype(dtype));
+    ModelArgumentSources sources = argumentSources(context, positions, box);
     vector<torch::Tensor> gradientInputs = {positions};
     if (includeForces)
         for (int index : derivativeIndex) {
-            globals[index].requires_grad_(true);
-            gradientInputs.push_back(globals[index]);
+            sources.globals[index].requires_grad_(true);
+            gradientInputs.push_back(sources.globals[index]);
         }
 
     vector<c10::IValue> arguments;
     arguments.reserve(inputs.size());
-    for (auto& input : inputs) {
-        switch (input.kind) {
-        case ModelInput::Positions: arguments.push_back(positions); break;
-        case ModelInput::Box: arguments.push_back(boxTensor(box)); break;
-        case ModelInput::Neighbors: arguments.push_back(neighbors); break;
-        case ModelInput::Shifts: arguments.push_back(shifts); break;
-        case ModelInput::AtomicNumbers: arguments.push_back(atomicNumbers); break;
-        case ModelInput::Global: arguments.push_back(globals[input.index]); break;
-        case ModelInput::GlobalFloat: arguments.push_back(context.getParameter(globalNames[input.index])); break;
-        case ModelInput::PerAtom: arguments.push_back(perAtomValues[input.index]); break;
-        case ModelInput::Replica: arguments.push_back(replica); break;
-        case ModelInput::Default: arguments.push_back(input.value); break;
-        }
-    }
+    for (auto& input : inputs)
+        arguments.push_back(argumentFor(input, sources));
 
     c10::IValue output;
     try {
@@ -256,23 +258,12 @@ double ReferenceCalcNNForceKernel::executePackage(ContextImpl& context, bool inc
     if (cutoff > 0 && package->maxPairs > 0 && neighbors.size(1) > package->maxPairs)
         throw OpenMMException("NNForce: the neighbor list has " + to_string(neighbors.size(1)) + " pairs but the .pt2 model was compiled for at most " +
                               to_string(package->maxPairs) + ". Re-export it with nnforce.export.to_pt2(..., max_pairs=...) covering this system.");
+    ModelArgumentSources sources = argumentSources(context, positions, box);
     vector<torch::Tensor> arguments;
     arguments.reserve(inputs.size());
-    for (auto& input : inputs) {
-        switch (input.kind) {
-        case ModelInput::Positions: arguments.push_back(positions); break;
-        case ModelInput::Box: arguments.push_back(boxTensor(box)); break;
-        case ModelInput::Neighbors: arguments.push_back(neighbors); break;
-        case ModelInput::Shifts: arguments.push_back(shifts); break;
-        case ModelInput::AtomicNumbers: arguments.push_back(atomicNumbers); break;
-        case ModelInput::Global:
-        case ModelInput::GlobalFloat:
-            arguments.push_back(torch::tensor(context.getParameter(globalNames[input.index]), torch::TensorOptions().dtype(dtype)));
-            break;
-        case ModelInput::PerAtom: arguments.push_back(perAtomValues[input.index]); break;
-        case ModelInput::Default: break;
-        }
-    }
+    for (auto& input : inputs)
+        if (input.kind != ModelInput::Default)
+            arguments.push_back(argumentFor(input, sources, true).toTensor());
     vector<torch::Tensor> outputs = package->run(arguments);
     size_t expected = package->outputNames.size() + package->extraOutputNames.size();
     if (outputs.size() != expected)
