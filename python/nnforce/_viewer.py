@@ -161,6 +161,8 @@ def structure_picture(path, elements, xyz_nm, title=None):
     >>> structure_picture("state0.png", *read_pdb("state0.pdb"))  # doctest: +SKIP
     'state0.png'
     """
+    from matplotlib.collections import LineCollection
+
     from ._html import pyplot, save_figure
 
     xyz = np.asarray(xyz_nm, dtype=np.float64)
@@ -169,15 +171,20 @@ def structure_picture(path, elements, xyz_nm, title=None):
     view = centred @ axes.T  # columns: the two widest principal axes, then depth
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(3.0, 3.0))
-    for i, j in _bonds(elements, xyz):
-        middle = (view[i] + view[j]) / 2
-        for a, end in ((i, middle), (j, middle)):
-            ax.plot([view[a, 0], end[0]], [view[a, 1], end[1]], color=_BOND_COLOURS.get(elements[a], _COLOURS.get(elements[a], "#ff69b4")), lw=3.5,
-                    solid_capstyle="round", zorder=2 + (view[a, 2] + end[2]) / 2)
-    depth = view[:, 2]
-    for k in np.argsort(depth):
-        ax.scatter(view[k, 0], view[k, 1], s=140 if elements[k] != "H" else 60, c=_COLOURS.get(elements[k], "#ff69b4"),
-                   edgecolors="0.2", linewidths=0.6, zorder=3 + depth[k])
+    big = len(elements) > 300  # proteins: smaller balls, no per-bond colours that nobody could see
+    bonds = _bonds(elements, xyz)
+    if len(bonds):
+        middle = (view[bonds[:, 0], :2] + view[bonds[:, 1], :2]) / 2
+        segments = np.concatenate([np.stack([view[bonds[:, 0], :2], middle], axis=1),
+                                   np.stack([view[bonds[:, 1], :2], middle], axis=1)])
+        ends = np.concatenate([bonds[:, 0], bonds[:, 1]])
+        colours = [_BOND_COLOURS.get(elements[a], _COLOURS.get(elements[a], "#ff69b4")) for a in ends]
+        ax.add_collection(LineCollection(segments, colors=colours, linewidths=1.0 if big else 3.5, zorder=2,
+                                         capstyle="round"))
+    order = np.argsort(view[:, 2])  # far atoms first: nearer ones are drawn over them
+    sizes = np.array([(6 if big else 140) if e != "H" else (2 if big else 60) for e in elements])
+    ax.scatter(view[order, 0], view[order, 1], s=sizes[order], c=[_COLOURS.get(elements[k], "#ff69b4") for k in order],
+               edgecolors="0.2", linewidths=0.2 if big else 0.6, zorder=3)
     span = float(np.abs(view[:, :2]).max()) + 0.08
     ax.set_xlim(-span, span)
     ax.set_ylim(-span, span)
