@@ -27,8 +27,9 @@ def check_self_contained(page, local_links=False):
 
     Every src/href is a data: URI (with ``local_links``, an ``<a href>`` may also name a file beside the page by a
     relative path: the analysis report links its PDB files); the only script with a src is the viewer library
-    embedded as a data: URI whose bytes are the installed file's; inline scripts carry no URL; outside the embedded library and its licence
-    notices (plain text) there is no http(s) URL at all and no <link> other than the empty icon."""
+    embedded as a data: URI whose bytes are the installed file's; inline scripts carry no URL; outside the
+    embedded library and its licence notices (plain text) there is no http(s) URL at all and no <link> other than
+    the empty icon."""
     references = re.findall(r'src="([^"]*)"', page) + re.findall(r'<(?!a\b)[^>]*\bhref="([^"]*)"', page)
     assert references and all(ref.startswith("data:") for ref in references), \
         [r[:60] for r in references if not r.startswith("data:")][:3]

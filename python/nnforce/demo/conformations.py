@@ -215,7 +215,8 @@ def analyze_ensemble(paths, reference_paths, structure, out_dir, settings, seed,
 
     Examples
     --------
-    >>> conf = analyze_ensemble(nn_files, amber_files, "ala2.pdb", "analysis", SETTINGS["small"], 0, 0.005, basins)  # doctest: +SKIP
+    >>> conf = analyze_ensemble(nn_files, amber_files, "ala2.pdb", "analysis", SETTINGS["small"], 0, 0.005,
+    ...                         basins)  # doctest: +SKIP
     """
     from ..analysis import analyze
     from ..analysis.msm import bootstrap_timescales
