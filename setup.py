@@ -22,7 +22,9 @@ def read_version():
 
 
 # Optional stacks. None of them names torch: nnforce builds against, and runs with, the torch already installed.
-ANALYSIS = ["mdtraj", "pyparsing<3.3", "deeptime", "scikit-learn", "scipy", "matplotlib", "dask[distributed]"]
+# chemiscope: only its standalone JS file is used, which bundles 3Dmol.js for the reports' 3D structure views
+ANALYSIS = ["mdtraj", "pyparsing<3.3", "deeptime", "scikit-learn", "scipy", "matplotlib", "dask[distributed]",
+            "chemiscope>=1.1,<2"]
 TRAIN = ["pyyaml", "tensorboard", "h5py", "ase", "tblite", "qm9pack"]
 EXTRAS = {
     "analysis": ANALYSIS,                              # nnforce analyze, nnforce.analysis

@@ -97,6 +97,15 @@ def test_pipeline_separates_beta_and_alpha_r(alanine, phi_psi, tmp_path):
         assert np.mean(got == dominant[s]) >= (0.85 if dominant[s] == "beta" else 0.4)
     summary = json.load(open(result["files"]["summary"]))
     assert summary["numbers"]["frames"] == 4000 and summary["numbers"]["clusters"] == 20
+    # each state's representative PDB is in the report's 3D view; it is the frame nearest the center of the
+    # state's most typical cluster, so its basin is the state's
+    page = open(result["files"]["html"]).read()
+    assert page.count('class="nnf-mol3d"') == 2
+    for s, entry in result["files"]["state_structures"].items():
+        rep = md.load(entry["representative"])
+        _, phi = md.compute_phi(rep)
+        _, psi = md.compute_psi(rep)
+        assert basin(np.degrees(phi[:, 0]), np.degrees(psi[:, 0]), radius=70)[0] == dominant[s]
 
 
 def test_cli_writes_self_contained_report(alanine, tmp_path, capsys):
@@ -110,7 +119,13 @@ def test_cli_writes_self_contained_report(alanine, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "report:" in printed and "frames: 1000" in printed
     page = (out / "analysis.html").read_text()
-    assert "<script" not in page.lower() and "http://" not in page and "https://" not in page
+    # self-contained: the one script library is the 3D viewer embedded byte for byte, no URL anywhere else
+    from report_checks import check_self_contained
+
+    from nnforce._viewer import MAX_INTERACTIVE
+
+    cards = check_self_contained(page, local_links=True)
+    assert 1 <= cards <= MAX_INTERACTIVE  # the most populated clusters' representatives (no PCCA+ asked)
     assert "<link" not in page.lower()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) >= 4  # phi/psi FES, time series, PCA FES, timescales, populations

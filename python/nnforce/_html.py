@@ -1,7 +1,10 @@
 """The one page, table and figure engine of nnforce's reports (``nnforce analyze`` and ``nnforce demo``).
 
 Pages are self-contained: figures are PNG files embedded as base64 data URIs, the style sheet is inline, there
-are no scripts, fonts or external links. Figures come from matplotlib's Agg backend and are written atomically.
+are no fonts or external links. The one script a page may carry is the 3D structure viewer of
+:mod:`nnforce._viewer` (embedded as a ``data:`` URI, with its licence notices), added by :func:`page` when the body
+holds structure cards made by :func:`structures`. Figures come from matplotlib's Agg backend and are written
+atomically.
 """
 import base64
 import html
@@ -146,8 +149,32 @@ def table(rows, header=None):
     return "".join(out)
 
 
+def structures(entries, picture_dir):
+    """Cards showing structures (PDB files) in 3D, with a static picture as fallback (:mod:`nnforce._viewer`).
+
+    Parameters
+    ----------
+    entries : list of dict
+        ``{"name": str, "pdb": path, "caption": str}`` each.
+    picture_dir : str
+        Folder for the static pictures (PNG, also embedded).
+
+    Returns
+    -------
+    str
+        HTML; :func:`page` adds the viewer library and its script to a page holding it.
+
+    Examples
+    --------
+    >>> structures([{"name": "state 1", "pdb": "state000.pdb", "caption": "C7eq"}], "figures")  # doctest: +SKIP
+    """
+    from ._viewer import structure_cards
+
+    return structure_cards(entries, picture_dir)
+
+
 def page(title, body, style=STYLE, icon=False):
-    """A complete, self-contained HTML document.
+    """A complete, self-contained HTML document (with the 3D viewer when ``body`` holds :func:`structures` cards).
 
     Parameters
     ----------
@@ -168,6 +195,10 @@ def page(title, body, style=STYLE, icon=False):
     -------
     str
     """
+    from ._viewer import STYLE as VIEWER_STYLE, has_cards, page_scripts
+
+    if has_cards(body):
+        style, body = style + VIEWER_STYLE, body + "\n" + page_scripts()
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -13,8 +13,8 @@ _EXPORTS = {
     "stream": ("featurize", "featurize_file", "featurize_dask", "save_features", "load_features", "iter_chunks"),
     "reduce": ("PCA", "TICA", "Covariances", "vamp2_score"),
     "cluster": ("KMeans", "MiniBatchKMeans", "RegularSpace", "KCenters", "HDBSCAN", "KMedoidsRMSD", "make_clusterer"),
-    "msm": ("MSM", "estimate_msm", "implied_timescales", "ck_test"),
-    "structures": ("write_state_structures", "representative_frames", "sample_frames"),
+    "msm": ("MSM", "estimate_msm", "implied_timescales", "bootstrap", "bootstrap_timescales", "ck_test"),
+    "structures": ("write_state_structures", "representative_frames", "state_representatives", "sample_frames"),
     "pipeline": ("analyze", "phi_psi_free_energy_png"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import _html
 from .._io import atomic_save, atomic_write, make_output_dir
+from .._viewer import MAX_INTERACTIVE
 from . import plots
 from .cluster import make_clusterer
 from .features import Torsions, parse_features
@@ -21,7 +22,7 @@ from .reduce import PCA, TICA
 from .adapt import adapt_to_data, flag_timescales, histogram_bins
 from .specs import parse_spec
 from .stream import featurize, featurize_dask, iter_chunks, load_topology, save_features, trajectory_paths
-from .structures import representative_frames, write_state_structures
+from .structures import representative_frames, state_representatives, write_state_structures
 
 __all__ = ["analyze", "phi_psi_free_energy_png", "parse_options", "write_html"]
 
@@ -102,7 +103,7 @@ def _phi_psi_from_features(data, labels):
     return None
 
 
-def write_html(path, title, sections, numbers, structures=None):
+def write_html(path, title, sections, numbers, structures=None, viewer=None):
     """A self-contained HTML page: a table of key numbers, the figures embedded as base64 PNG, and links to the
     structure files written beside it.
 
@@ -116,6 +117,9 @@ def write_html(path, title, sections, numbers, structures=None):
     structures : dict, optional
         ``{heading: {name: {"representative": path, "samples": path}}}`` (from ``write_state_structures``); each
         file is linked relative to the page.
+    viewer : list of dict, optional
+        Structures shown in the page in 3D with a static picture as fallback (``{"name", "pdb", "caption"}``,
+        :func:`nnforce._html.structures`); the pictures go to ``figures/`` beside the page.
 
     Returns
     -------
@@ -131,6 +135,10 @@ def write_html(path, title, sections, numbers, structures=None):
             _html.table([(k, str(v)) for k, v in numbers.items()])]
     for heading, png, caption in sections:
         body.append(f"<section><h2>{_html.esc(heading)}</h2>{_html.figure(png, heading, caption)}</section>")
+    if viewer:
+        body.append('<section id="structures-3d"><h2>representative structures</h2>'
+                    + _html.structures(viewer, os.path.join(os.path.dirname(os.path.abspath(path)), "figures"))
+                    + "</section>")
     for heading, written in (structures or {}).items():
         rows = []
         for name, kinds in sorted(written.items(), key=lambda item: str(item[0])):
@@ -154,6 +162,7 @@ class _Report:
         self.sections = []
         self.dt, self.unit = 1.0, "frames"
         self.longest_time = None  # the longest trajectory in report units (for flagging timescales)
+        self.viewer = []  # representative structures shown in 3D: {"name", "pdb", "caption"}
 
     def path(self, name):
         return os.path.join(self.out_dir, name)
@@ -274,9 +283,15 @@ def _metastable_sets(report, model, dtrajs, lag, options):
     report.result["pcca"] = sets
     report.numbers["metastable populations"] = ", ".join(f"{p:.3f}" for p in sets["populations"])
     state_dtrajs = [np.where(d >= 0, sets["assignment"][np.maximum(d, 0)], -1) for d in dtrajs]
+    clusterer = report.result["clusterer"]
+    representatives = state_representatives(sets["memberships"], model.active_set, report.result["projection"],
+                                            dtrajs, clusterer.centers)
     report.files["state_structures"] = write_state_structures(
         report.traj_files, report.topology, state_dtrajs, report.path("structures"), stride=report.stride,
-        n_samples=report.n_samples, seed=report.seed, prefix="state")
+        n_samples=report.n_samples, seed=report.seed, representatives=representatives, prefix="state")
+    report.viewer = [{"name": f"state {s}", "pdb": entry["representative"],
+                      "caption": f"population {sets['populations'][s]:.3f}"}
+                     for s, entry in sorted(report.files["state_structures"].items()) if "representative" in entry]
     try:
         lt, pred, est = ck_test(dtrajs, lag, n_sets, mlags=int(options.get("mlags", 4)))
         report.files["ck_test"] = plots.plot_ck_test(report.path("ck_test.png"), lt, pred, est, report.dt,
@@ -328,9 +343,13 @@ def _populations_and_structures(report, clusterer, dtrajs, projected, msm, msm_l
     report.section("populations", "populations", title)
     report.result["populations"] = populations
     reps = representative_frames(projected, dtrajs, clusterer.centers)
-    report.files["cluster_structures"] = write_state_structures(
+    report.files["cluster_structures"] = written = write_state_structures(
         report.traj_files, report.topology, dtrajs, report.path("structures"), stride=report.stride,
         n_samples=report.n_samples, seed=report.seed, representatives=reps, prefix="cluster")
+    if not report.viewer:  # no metastable states: the most populated clusters' representatives
+        order = [int(c) for c in np.argsort(-np.asarray(populations)) if "representative" in written.get(int(c), {})]
+        report.viewer = [{"name": f"cluster {c}", "pdb": written[c]["representative"],
+                          "caption": f"population {populations[c]:.3f}"} for c in order[:MAX_INTERACTIVE]]
 
 
 def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:dim=2", cluster="kmeans",
@@ -409,5 +428,5 @@ def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:dim=2"
                                                            ("metastable-state structures", "state_structures"))
                   if isinstance(files.get(key), dict)}
     files["html"] = write_html(report.path("analysis.html"), "nnforce trajectory analysis", report.sections, numbers,
-                               structures)
+                               structures, report.viewer)
     return report.result

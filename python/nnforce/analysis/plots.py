@@ -113,8 +113,9 @@ def plot_phi_psi(path, phi_rad, psi_rad, temperature_k=300.0, bins=72, title=Non
                             temperature_k=temperature_k, range_=[[-180, 180], [-180, 180]])
 
 
-def plot_timescales(path, lags, timescales, dt=1.0, unit="frames"):
-    """Implied timescales vs lag (log scale) with the lag = timescale line (below it: not resolvable).
+def plot_timescales(path, lags, timescales, dt=1.0, unit="frames", lower=None, upper=None, label=None):
+    """Implied timescales vs lag (log scale) with the lag = timescale line (below it: not resolvable), and
+    confidence bands when ``lower``/``upper`` are given (e.g. :func:`nnforce.analysis.msm.bootstrap_timescales`).
 
     Parameters
     ----------
@@ -124,6 +125,10 @@ def plot_timescales(path, lags, timescales, dt=1.0, unit="frames"):
     dt : float
         Time per frame.
     unit : str
+    lower, upper : array, shape (len(lags), n), optional
+        Confidence bounds (frames), drawn as shaded bands.
+    label : str, optional
+        What the bands are (legend), e.g. "95% bootstrap interval".
 
     Returns
     -------
@@ -136,16 +141,21 @@ def plot_timescales(path, lags, timescales, dt=1.0, unit="frames"):
     """
     plt = _pyplot()
     lags = np.asarray(lags, dtype=float) * dt
+    timescales = np.asarray(timescales, dtype=float)
     fig, ax = plt.subplots(figsize=(5.2, 4.0))
     for k in range(timescales.shape[1]):
-        ax.plot(lags, timescales[:, k] * dt, "o-", ms=3, label=f"process {k + 1}")
+        line, = ax.plot(lags, timescales[:, k] * dt, "o-", ms=3, label=f"process {k + 1}")
+        if lower is not None and upper is not None:
+            ax.fill_between(lags, np.asarray(lower)[:, k] * dt, np.asarray(upper)[:, k] * dt, color=line.get_color(),
+                            alpha=0.2, lw=0, label=label if k == 0 and label else None)
     ax.fill_between(lags, 1e-12, lags, color="0.8", label="timescale < lag")
     ax.set_yscale("log")
     if len(lags) > 2 and lags.min() > 0 and lags.max() / lags.min() > 20:
         ax.set_xscale("log")
     ax.set_xlabel(f"lag ({unit})")
     ax.set_ylabel(f"implied timescale ({unit})")
-    finite = timescales[np.isfinite(timescales)] * dt
+    bounds = [timescales] + ([np.asarray(lower), np.asarray(upper)] if lower is not None and upper is not None else [])
+    finite = np.concatenate([b[np.isfinite(b) & (b > 0)] for b in bounds]) * dt
     if finite.size:
         ax.set_ylim(max(min(finite.min(), lags.min()) / 2, 1e-12), finite.max() * 2)
     ax.legend(fontsize=7)

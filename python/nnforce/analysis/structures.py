@@ -7,7 +7,7 @@ import numpy as np
 from .._io import atomic_save
 from .stream import load_topology
 
-__all__ = ["representative_frames", "sample_frames", "write_state_structures"]
+__all__ = ["representative_frames", "state_representatives", "sample_frames", "write_state_structures"]
 
 
 def representative_frames(data, dtrajs, centers):
@@ -42,6 +42,43 @@ def representative_frames(data, dtrajs, centers):
             if c not in best or dist[i] < best[c][0]:
                 best[c] = (float(dist[i]), t, int(members[i]))
     return {int(c): (t, f) for c, (_, t, f) in best.items()}
+
+
+def state_representatives(memberships, active_set, data, dtrajs, centers):
+    """For each metastable set (PCCA+), the (trajectory, frame) nearest the center of the active cluster with
+    the highest membership in that set.
+
+    Parameters
+    ----------
+    memberships : array, shape (active states, sets)
+        PCCA+ memberships (``MSM.pcca(n)["memberships"]``).
+    active_set : array of int
+        The cluster id of each active state.
+    data : list of arrays
+        The space the centers live in, one array per trajectory.
+    dtrajs : list of arrays of int
+    centers : array, shape (k, d)
+
+    Returns
+    -------
+    dict
+        set -> (trajectory index, frame index); a set whose best cluster has no frame is absent.
+
+    Examples
+    --------
+    >>> sets = msm.pcca(3)  # doctest: +SKIP
+    >>> reps = state_representatives(sets["memberships"], msm.active_set, projected, dtrajs, km.centers)  # doctest: +SKIP
+    """
+    memberships = np.asarray(memberships)
+    frames = representative_frames(data, dtrajs, centers)
+    out = {}
+    for s in range(memberships.shape[1]):
+        for state in np.argsort(-memberships[:, s]):  # the most typical cluster of the set that has frames
+            cluster = int(active_set[state])
+            if cluster in frames:
+                out[s] = frames[cluster]
+                break
+    return out
 
 
 def sample_frames(dtrajs, n_samples=5, seed=0):

@@ -8,13 +8,21 @@
    :func:`nnforce.data.label.label_frames`. Saved as ``data/ani1x_labels.npz``.
 3. **train**: a small ANI-style model (``nnforce.train.fit``, energies + forces, seeded) with a time cap.
 4. **export**: ``nnforce.export.export_model`` (TorchScript + metadata, contract checks on a real frame).
-5. **simulate**: ``nnforce.simulate.run`` with ``NNForce`` on OpenMM's CPU platform (Langevin), one torch thread.
-6. **analyze**: ``nnforce.analysis.analyze`` (phi/psi features, TICA, k-means, phi/psi free energy, populations);
-   plus the trained model against the ANI-1x teacher on frames of its own trajectory.
-7. **report**: ``report.html``, self-contained (PNG figures as base64, no scripts, no external files).
+5. **ensemble**: replicas seeded across C7eq/beta, alpha_R, C7ax and alpha_L (starts picked from the reference
+   sampling by :func:`nnforce.simulate.seeding.pick_starts`), run with ``NNForce`` batched in one Context
+   (:mod:`nnforce.replicas`) on OpenMM's CPU platform, one torch thread; the same starts and protocol with amber14
+   as the reference (:mod:`~nnforce.demo.ensemble`).
+6. **analyze**: TICA -> k-means -> MSM (``nnforce.analysis.analyze``), implied timescales with bootstrap
+   intervals, PCCA+ states with a representative PDB each, a CK test, basin populations against amber14 and what
+   is not converged (:mod:`~nnforce.demo.conformations`); plus the trained model against the ANI-1x teacher on
+   frames of the ensemble.
+7. **report**: ``report.html``, self-contained (PNG figures as base64, the states' structures in an embedded 3D
+   viewer with static pictures as fallback, nothing loaded from elsewhere) and ``summary.json``.
 
 The rooms: :mod:`~nnforce.demo.settings` (what shapes a run), :mod:`~nnforce.demo.molecule`,
-:mod:`~nnforce.demo.stages` (one function per stage), :mod:`~nnforce.demo.measure`, :mod:`~nnforce.demo.figures`, :mod:`~nnforce.demo.report`.
+:mod:`~nnforce.demo.stages` (one function per stage), :mod:`~nnforce.demo.ensemble`,
+:mod:`~nnforce.demo.conformations`, :mod:`~nnforce.demo.measure`, :mod:`~nnforce.demo.figures`,
+:mod:`~nnforce.demo.report`.
 ``run_demo(out_dir, small=False, seed=0)`` returns a dict of what was run and measured; ``small=True`` is the
 fast mode the test uses (same code path, fewer frames/epochs/steps). Everything is seeded; all files are written
 atomically. See docs/demo.md.
@@ -27,7 +35,8 @@ from ..data.label import label_frames
 from . import stages
 from .molecule import ALANINE_PDB, alanine_dipeptide, atomic_numbers, set_backbone  # noqa: F401
 from .settings import ELEMENTS, SETTINGS  # noqa: F401
-from .measure import basin, nnforce_energy, nnforce_ms_per_step, phi_psi_of, predict  # noqa: F401
+from .measure import (BASINS, basin, basin_populations, nnforce_energy, nnforce_ms_per_step,  # noqa: F401
+                      phi_psi_of, predict)
 from .molecule import sample_configurations  # noqa: F401
 
 
@@ -108,9 +117,11 @@ def run_demo(out_dir="demo-output", small=False, seed=0):
         ``report``, ``files`` (paths), ``timings_s`` (per step), ``total_time_s``, ``settings``, ``metrics``
         (``test``: energy/force MAE and RMSE of the trained model on the test split; ``baseline``: mean-energy and
         zero-force predictions on the same frames; ``trajectory_vs_teacher``: the model against ANI-1x on frames
-        of its own trajectory; ``nnforce_vs_python_kj_mol``), ``simulation`` (``nnforce.simulate.run``'s
-        summary), ``analysis`` (``phi_rad``/``psi_rad`` of every trajectory frame, cluster table, TICA numbers),
-        ``training`` (history, best epoch), ``versions``.
+        of its ensemble; ``nnforce_vs_python_kj_mol``), ``ensemble`` (replicas, steps, speed, mean temperature,
+        start basins and sources), ``analysis`` (``phi_rad``/``psi_rad`` of every frame, replica after replica;
+        ``populations`` per basin; ``states`` (PCCA+); ``slowest_timescale_ps`` and its interval;
+        ``implied_timescales_ps``; ``clusters``; ``replicas``; ``not_converged``), ``training`` (history, best
+        epoch), ``versions``.
 
     Examples
     --------
@@ -131,7 +142,7 @@ def run_demo(out_dir="demo-output", small=False, seed=0):
     # small molecules: torch's intra-op threads only add overhead (20x slower measured here with 2 threads)
     torch.set_num_threads(1)
     try:
-        for stage in (stages.molecule, stages.reference_data, stages.train, stages.export, stages.simulate,
+        for stage in (stages.molecule, stages.reference_data, stages.train, stages.export, stages.ensemble,
                       stages.analyze):
             stage(run)
         stages.report(run, versions())

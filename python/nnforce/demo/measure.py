@@ -79,8 +79,19 @@ def circular_mean_deg(angles_rad):
     return float(np.degrees(np.arctan2(np.mean(np.sin(angles_rad)), np.mean(np.cos(angles_rad)))))
 
 
+BASINS = ("C7eq / C5 / beta / PPII", "alpha_R", "C7ax", "alpha_L")
+"""The four regions of alanine dipeptide's phi/psi plane the demo names (see :func:`basin`)."""
+
+BASIN_CENTRES_DEG = {"C7eq / C5 / beta / PPII": (-80.0, 150.0), "alpha_R": (-70.0, -40.0), "C7ax": (70.0, -70.0),
+                     "alpha_L": (60.0, 45.0)}
+"""A (phi, psi) inside each region (degrees), where the demo builds a start when the data have none there."""
+
+
 def basin(phi_deg, psi_deg):
-    """A coarse name for a (phi, psi) point of alanine dipeptide.
+    """A coarse name for a (phi, psi) point of alanine dipeptide: one of :data:`BASINS`.
+
+    phi <= 0: alpha_R for -125 < psi < 15 deg, else C7eq / C5 / beta / PPII; phi > 0: C7ax for psi < 0,
+    else alpha_L.
 
     Parameters
     ----------
@@ -92,14 +103,93 @@ def basin(phi_deg, psi_deg):
 
     Examples
     --------
-    >>> basin(-70.0, -40.0)
-    'alpha_R'
+    >>> basin(-70.0, -40.0), basin(-80.0, 75.0), basin(70.0, -70.0), basin(60.0, 45.0)
+    ('alpha_R', 'C7eq / C5 / beta / PPII', 'C7ax', 'alpha_L')
     """
     if phi_deg > 0:
-        return "alpha_L / C7ax"
+        return "C7ax" if psi_deg < 0 else "alpha_L"
     if -125.0 < psi_deg < 15.0:
         return "alpha_R"
     return "C7eq / C5 / beta / PPII"
+
+
+def basin_indices(phi_rad, psi_rad):
+    """The index into :data:`BASINS` of every (phi, psi) point (radians), vectorised :func:`basin`.
+
+    Parameters
+    ----------
+    phi_rad, psi_rad : array
+
+    Returns
+    -------
+    numpy.ndarray of int
+
+    Examples
+    --------
+    >>> basin_indices(np.radians([-70.0, 60.0]), np.radians([-40.0, 45.0])).tolist()
+    [1, 3]
+    """
+    phi, psi = np.degrees(np.asarray(phi_rad, dtype=np.float64)), np.degrees(np.asarray(psi_rad, dtype=np.float64))
+    index = np.where((psi > -125.0) & (psi < 15.0), 1, 0)
+    return np.where(phi > 0, np.where(psi < 0, 2, 3), index)
+
+
+def basin_populations(phi_rad, psi_rad, weights=None):
+    """Population of each of :data:`BASINS` among frames (radians), optionally weighted.
+
+    Parameters
+    ----------
+    phi_rad, psi_rad : array
+    weights : array, optional
+        Per-frame weights (e.g. MSM reweighting); default equal.
+
+    Returns
+    -------
+    dict
+        Basin name -> population (summing to 1).
+
+    Examples
+    --------
+    >>> basin_populations(np.radians([-70.0, -80.0]), np.radians([-40.0, 150.0]))["alpha_R"]
+    0.5
+    """
+    index = basin_indices(phi_rad, psi_rad)
+    weights = np.ones(len(index)) if weights is None else np.asarray(weights, dtype=np.float64)
+    total = weights.sum()
+    if len(index) == 0 or total <= 0:
+        raise ValueError("basin populations need at least one frame with positive weight")
+    return {name: float(weights[index == k].sum() / total) for k, name in enumerate(BASINS)}
+
+
+def uncovered_fraction(phi_rad, psi_rad, phi_ref_rad, psi_ref_rad, radius_deg=20.0):
+    """Fraction of (phi, psi) points with no reference point within ``radius_deg`` (periodic distance in the
+    phi/psi plane): where a model trained on the reference frames extrapolates.
+
+    Parameters
+    ----------
+    phi_rad, psi_rad : array
+        The points (e.g. the ensemble's frames).
+    phi_ref_rad, psi_ref_rad : array
+        The reference points (e.g. the training data).
+    radius_deg : float
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> uncovered_fraction(np.radians([179.0, 90.0]), np.radians([0.0, 0.0]), np.radians([-179.0]), np.radians([0.0]))
+    0.5
+    """
+    from scipy.spatial import cKDTree
+
+    def plane(phi, psi):
+        return np.mod(np.degrees(np.column_stack([phi, psi])), 360.0)
+
+    tree = cKDTree(plane(phi_ref_rad, psi_ref_rad), boxsize=360.0)
+    distance, _ = tree.query(plane(phi_rad, psi_rad))
+    return float(np.mean(distance > radius_deg))
 
 
 def _nnforce_context(model_path, topology, positions_nm, platform_name, integrator, model_precision=None):

@@ -1,4 +1,5 @@
-"""Everything that shapes a demo run, per mode. Lengths nm, times fs/ps as named, temperatures K."""
+"""Everything that shapes a demo run, per mode. Lengths nm, times fs/ps as named, temperatures K; MSM lags in saved
+frames of the replicas' trajectories."""
 
 ELEMENTS = [1, 6, 7, 8]  # H, C, N, O
 
@@ -15,19 +16,30 @@ SETTINGS = {
         "model": {"type": "ani", "elements": ELEMENTS, "hidden": [64, 32]},
         "train": {"epochs": 400, "batch_size": 16, "lr": 2e-3, "force_weight": 10.0, "schedule": "plateau",
                   "plateau_patience": 4, "early_stopping_patience": 15, "max_time_s": 330.0},
-        "sim_temperature_k": 300.0,
-        "sim_timestep_fs": 1.0,
-        "sim_friction_per_ps": 1.0,
-        "sim_equilibration_steps": 2000,
-        "sim_steps": 45000,
-        "sim_time_budget_s": 240.0,  # fewer production steps (at least sim_min_steps) if NNForce runs slower
-        "sim_min_steps": 10000,
-        "sim_report_interval": 100,
-        "sim_trajectory_interval": 50,
+        # the ensemble: NNForce replicas seeded across the four basins, batched in one Context
+        "ensemble_replicas_per_basin": 4,
+        "ensemble_temperature_k": 300.0,
+        "ensemble_timestep_fs": 1.0,
+        "ensemble_friction_per_ps": 1.0,
+        "ensemble_minimize_iterations": 200,
+        "ensemble_equilibration_steps": 500,  # after minimization, not saved; also times NNForce for the budget
+        "ensemble_equilibration_friction_per_ps": 10.0,  # a minimized start gives half its kinetic energy away
+        "ensemble_steps": 10000,  # per replica, at most
+        "ensemble_min_steps": 2000,
+        "ensemble_time_budget_s": 210.0,  # fewer production steps (at least ensemble_min_steps) if NNForce is slower
+        "ensemble_trajectory_interval": 25,
         "teacher_check_frames": 100,
+        # conformational analysis (lags in saved frames)
         "tica_lag_frames": 10,
-        "clusters": 12,
-        "phi_psi_bins": 30,
+        "tica_dim": 3,
+        "clusters": 16,
+        "msm_lag_frames": 10,
+        "its_lags_frames": [1, 2, 5, 10, 20, 40],
+        "its_processes": 3,
+        "bootstrap_samples": 100,
+        "max_metastable_sets": 4,
+        "ck_multiples": 4,
+        "phi_psi_bins": 36,
     },
 }
 # the fast mode the tests run: the same pipeline with fewer frames, epochs and steps
@@ -40,15 +52,21 @@ SETTINGS["small"] = dict(
     model={"type": "ani", "elements": ELEMENTS, "hidden": [32, 16]},
     train={"epochs": 15, "batch_size": 16, "lr": 2e-3, "force_weight": 10.0, "schedule": "plateau",
            "plateau_patience": 4, "early_stopping_patience": 10, "max_time_s": None},
-    sim_timestep_fs=0.5,
-    sim_friction_per_ps=10.0,  # thermalises within the short run
-    sim_equilibration_steps=200,
-    sim_steps=2000,
-    sim_time_budget_s=None,  # fixed length: the test checks the frame count
-    sim_report_interval=20,
-    sim_trajectory_interval=20,
+    ensemble_replicas_per_basin=2,
+    ensemble_timestep_fs=0.5,
+    ensemble_friction_per_ps=10.0,  # thermalises within the short run
+    ensemble_minimize_iterations=50,
+    ensemble_equilibration_steps=100,
+    ensemble_steps=600,
+    ensemble_min_steps=600,
+    ensemble_time_budget_s=None,  # fixed length: the test checks the frame count
+    ensemble_trajectory_interval=10,
     teacher_check_frames=20,
-    tica_lag_frames=5,
-    clusters=4,
+    tica_lag_frames=2,
+    clusters=8,
+    msm_lag_frames=2,
+    its_lags_frames=[1, 2, 4, 8],
+    its_processes=2,
+    bootstrap_samples=20,
     phi_psi_bins=20,
 )

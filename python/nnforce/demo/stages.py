@@ -5,7 +5,6 @@
 Each stage reads and extends a :class:`DemoRun` (settings, files, what earlier stages produced).
 """
 import contextlib
-import csv
 import datetime
 import os
 import platform
@@ -14,8 +13,7 @@ import time
 
 import numpy as np
 
-from ..units import FS_PER_PS
-from .measure import basin, circular_mean_deg, errors, nnforce_energy, nnforce_ms_per_step, phi_psi_of, predict
+from .measure import BASINS, basin_populations, errors, uncovered_fraction, nnforce_energy, phi_psi_of, predict
 from .molecule import alanine_dipeptide, atomic_numbers, sample_configurations, write_pdb
 
 
@@ -182,73 +180,43 @@ def export(run):
         run.nnforce_vs_python = abs(plugin_energy - python_energy)
 
 
-def _production_steps(run):
-    """Production steps: the settings' number, fitted to the time budget when there is one."""
-    s = run.settings
-    steps = s["sim_steps"]
-    if s.get("sim_time_budget_s"):
-        # keep the whole demo inside its time budget on a slow or busy machine: time NNForce first
-        ms = nnforce_ms_per_step(run.files["model"], run.topology, run.test_frames[0])
-        affordable = int(s["sim_time_budget_s"] * 1000.0 / ms) - s["sim_equilibration_steps"]
-        steps = max(s["sim_min_steps"], min(steps, affordable))
-        steps -= steps % s["sim_trajectory_interval"]
-        log(f"NNForce takes {ms:.2f} ms/step here: {steps} production steps "
-            f"(at most {s['sim_steps']}, budget {s['sim_time_budget_s']:g} s)")
-    return steps
-
-
-def simulate(run):
-    """5. NNForce Langevin MD on OpenMM's CPU platform (one torch thread); energy trace figure.
+def ensemble(run):
+    """5. Replicas seeded across C7eq/beta, alpha_R, C7ax and alpha_L, run with NNForce batched in one Context
+    (:mod:`nnforce.replicas`); the same protocol with amber14 as the reference; temperature figure.
 
     Parameters
     ----------
     run : DemoRun
     """
-    from ..simulate import SimulationConfig, run as run_simulation
-    from .figures import plot_energy_trace
+    from .ensemble import run_nnforce_ensemble, run_reference_ensemble, seed_starts
+    from .figures import plot_ensemble_trace
 
     s = run.settings
-    steps = run.info["sim_steps_run"] = _production_steps(run)
-    ps = steps * s["sim_timestep_fs"] / FS_PER_PS
-    with run.stage("simulate", f"NNForce Langevin MD, {ps:g} ps at {s['sim_temperature_k']:g} K, CPU platform"):
-        config = SimulationConfig(
-            model=run.files["model"], pdb=run.files["structure"], output_dir=run.path("simulation"), steps=steps,
-            equilibration_steps=s["sim_equilibration_steps"], integrator="langevin-middle",
-            temperature_k=s["sim_temperature_k"], friction_per_ps=s["sim_friction_per_ps"],
-            timestep_fs=s["sim_timestep_fs"], platform="CPU", seed=run.seed + 1,
-            report_interval=s["sim_report_interval"], trajectory="trajectory.dcd",
-            trajectory_interval=s["sim_trajectory_interval"], checkpoint_interval=0,
-            progress=run.info["mode"] == "full", threads=1)
-        run.simulation = run_simulation(config)
-        run.simulation.pop("positions_nm", None)
-        run.files["trajectory"] = run.simulation["trajectory"]
-        run.files["energies_csv"] = run.simulation["energy_csv"]
-        with open(run.files["energies_csv"]) as handle:
-            rows = list(csv.DictReader(handle))
-        run.files["energy_png"] = plot_energy_trace(run.path("figures", "energy.png"), rows,
-                                                    s["sim_equilibration_steps"])
-
-
-def _cluster_table(labels, phi, psi, n_clusters):
-    """Population, frame count, circular-mean phi/psi and basin of each cluster; and the basin populations."""
-    populations = np.bincount(labels, minlength=n_clusters) / len(labels)
-    clusters = []
-    for c in range(n_clusters):
-        chosen = labels == c
-        mean_phi = circular_mean_deg(phi[chosen]) if chosen.any() else float("nan")
-        mean_psi = circular_mean_deg(psi[chosen]) if chosen.any() else float("nan")
-        clusters.append({"cluster": c, "population": float(populations[c]), "frames": int(chosen.sum()),
-                         "phi_deg": mean_phi, "psi_deg": mean_psi,
-                         "basin": basin(mean_phi, mean_psi) if chosen.any() else "empty"})
-    frame_basins = [basin(a, b) for a, b in zip(np.degrees(phi), np.degrees(psi))]
-    basins = {name: frame_basins.count(name) / len(frame_basins)
-              for name in ("C7eq / C5 / beta / PPII", "alpha_R", "alpha_L / C7ax")}
-    return populations, clusters, basins
+    n = 4 * s["ensemble_replicas_per_basin"]
+    with run.stage("ensemble", f"{n} NNForce replicas seeded across 4 basins, one Context, "
+                               f"{s['ensemble_temperature_k']:g} K; the same with amber14"):
+        starts = seed_starts(run.dataset.positions_nm.reshape(len(run.dataset), -1, 3), run.phi_ref, run.psi_ref,
+                             run.topology, s["ensemble_replicas_per_basin"], run.seed)
+        run.starts = starts
+        result = run_nnforce_ensemble(run.files["model"], run.topology, starts["positions"], s, run.seed + 1,
+                                      run.path("ensemble"), progress=run.info["mode"] == "full", log=log)
+        reference = run_reference_ensemble(run.topology, starts["positions"], s, result["steps"], run.seed + 1,
+                                           run.path("reference_ensemble"))
+        run.files["trajectories"] = result["trajectories"]
+        run.files["reference_trajectories"] = reference["trajectories"]
+        run.files["ensemble_png"] = plot_ensemble_trace(run.path("figures", "ensemble.png"), result,
+                                                        s["ensemble_temperature_k"])
+        run.ensemble = dict({k: v for k, v in result.items() if k not in ("temperatures_k",
+                                                                          "potential_per_replica_kj_mol")},
+                            temperature_mean_k=float(result["temperatures_k"].mean()),
+                            reference_wall_s=reference["wall_s"], start_basins=starts["basins"],
+                            start_sources=starts["sources"])
+        run.info["ensemble"] = run.ensemble
 
 
 def analyze(run):
-    """6. phi/psi, TICA and k-means (:func:`nnforce.analysis.analyze`); the model against ANI-1x on frames of its
-    own trajectory.
+    """6. TICA -> k-means -> MSM with bootstrap timescales, PCCA+ states, CK test, basin populations vs amber14
+    (:mod:`nnforce.demo.conformations`); the model against ANI-1x on frames of the ensemble.
 
     Parameters
     ----------
@@ -256,37 +224,58 @@ def analyze(run):
     """
     import mdtraj
 
-    from ..analysis import analyze as analyze_trajectories, plots
+    from ..analysis import plots
     from ..data.label import label_frames
-    from .figures import plot_coverage
+    from .conformations import analyze_ensemble
+    from .figures import plot_basin_populations, plot_coverage, plot_states
 
     s, files = run.settings, run.files
-    with run.stage("analyze", "phi/psi, TICA, k-means; the model vs ANI-1x on trajectory frames"):
-        dt_ps = s["sim_trajectory_interval"] * s["sim_timestep_fs"] / FS_PER_PS
-        analysis = analyze_trajectories(
-            [files["trajectory"]], files["structure"], run.path("analysis"), features=["phi_psi"],
-            reduce=f"tica:lag={s['tica_lag_frames']},dim=2", cluster=f"kmeans:k={s['clusters']}", msm="none",
-            temperature_k=s["sim_temperature_k"], seed=run.seed, n_samples=3, dt_ps=dt_ps)
-        phi, psi = (np.asarray(a, dtype=np.float64) for a in analysis["phi_psi"])
-        populations, clusters, basins = _cluster_table(np.concatenate(analysis["dtrajs"]), phi, psi, s["clusters"])
-        # coarser bins than the analysis report's (5 deg) suit a few hundred frames
-        files["phi_psi_png"] = plots.plot_phi_psi(
-            run.path("figures", "phi_psi.png"), phi, psi, temperature_k=s["sim_temperature_k"],
-            bins=s["phi_psi_bins"], title=f"phi/psi free energy, T = {s['sim_temperature_k']:g} K")
-        files["tica_png"] = analysis["files"].get("fes")
-        files["populations_png"] = analysis["files"]["populations"]
-        files["analysis_html"] = analysis["files"]["html"]
+    with run.stage("analyze", "TICA, k-means, MSM, PCCA+, CK test; populations vs amber14; the model vs ANI-1x"):
+        dt_ps = run.ensemble["frame_interval_ps"]
+        conf = analyze_ensemble(files["trajectories"], files["reference_trajectories"], files["structure"],
+                                run.path("analysis"), s, run.seed, dt_ps, run.ensemble["start_basins"])
+        conf["populations"]["training_500k"] = basin_populations(run.phi_ref, run.psi_ref)
+        phi, psi = conf["phi_rad"], conf["psi_rad"]
+        conf["uncovered_fraction"] = uncovered_fraction(phi, psi, run.phi_ref, run.psi_ref, 20.0)
+        if conf["uncovered_fraction"] > 0.02:
+            conf["not_converged"].append(
+                f"{100 * conf['uncovered_fraction']:.0f}% of the ensemble's frames lie more than 20 deg (phi/psi) from "
+                "every training frame: there the model extrapolates, and the populations and timescales there are "
+                "the model's guess, not ANI-1x's (more sampling there and retraining would fix it).")
+        files["phi_psi_png"] = plot_states(run.path("figures", "phi_psi.png"), conf, s["ensemble_temperature_k"],
+                                           s["phi_psi_bins"])
+        its = conf["its"]
+        files["timescales_png"] = plots.plot_timescales(
+            run.path("figures", "timescales.png"), its["lags"], its["timescales"], dt_ps, "ps", its["lower"],
+            its["upper"], f"{100 * its['confidence']:.0f}% bootstrap interval (replicas resampled)")
+        files["populations_png"] = plot_basin_populations(run.path("figures", "populations.png"), conf["populations"])
         files["coverage_png"] = plot_coverage(run.path("figures", "coverage.png"), run.phi_ref, run.psi_ref, phi, psi)
-        tica = analysis.get("tica")
-        run.info["analysis"] = {
-            "frames": int(len(phi)), "phi_rad": phi, "psi_rad": psi, "populations": populations,
-            "clusters": clusters, "basins": basins, "tica_lag_ps": s["tica_lag_frames"] * dt_ps,
-            "tica_timescales": (", ".join(f"{t * dt_ps:.3g}" for t in tica.timescales[:2]) + " ps")
-            if tica is not None else "n/a"}
-        traj = mdtraj.load(files["trajectory"], top=files["structure"])
-        pick = np.unique(np.linspace(0, traj.n_frames - 1, min(s["teacher_check_frames"], traj.n_frames))
-                         .round().astype(int))
-        sim_frames = traj.xyz[pick].astype(np.float64)
+        files["analysis_html"] = conf["files"]["analysis_html"]
+        files["tica_png"] = conf["files"]["tica_png"]
+        if conf.get("ck_png"):
+            files["ck_png"] = conf["ck_png"]
+        run.conformations = conf
+        run.info["analysis"] = {key: conf[key] for key in (
+            "phi_rad", "psi_rad", "populations", "clusters", "replicas", "reference_replicas", "states",
+            "slowest_timescale_ps", "slowest_timescale_interval_ps", "timescales_ps", "msm_active_fraction",
+            "msm_active_states", "not_converged", "dt_ps", "uncovered_fraction") if key in conf}
+        run.info["analysis"].update({
+            "frames": int(len(phi)), "basins": conf["populations"]["nnforce_frames"],
+            "n_sets": conf.get("n_sets"), "ck_max_deviation": conf.get("ck_max_deviation"),
+            "ck_skipped": conf.get("ck_skipped"), "msm_lag_ps": s["msm_lag_frames"] * dt_ps,
+            "tica_lag_ps": s["tica_lag_frames"] * dt_ps,
+            "implied_timescales_ps": {"lags_ps": (its["lags"] * dt_ps).tolist(),
+                                      "timescales": (its["timescales"] * dt_ps).tolist(),
+                                      "lower": (its["lower"] * dt_ps).tolist(), "upper": (its["upper"] * dt_ps).tolist(),
+                                      "confidence": its["confidence"]}})
+        stacked = [(t, f) for t, d in enumerate(conf["dtrajs"]) for f in range(len(d))]
+        pick = [stacked[i] for i in np.unique(np.linspace(0, len(stacked) - 1, min(s["teacher_check_frames"],
+                                                                                  len(stacked))).round().astype(int))]
+        sim_frames = []
+        for t in sorted({t for t, _ in pick}):
+            xyz = mdtraj.load(files["trajectories"][t], top=files["structure"]).xyz
+            sim_frames += [xyz[f] for u, f in pick if u == t]
+        sim_frames = np.asarray(sim_frames, dtype=np.float64)
         run.trajectory_check = dict(n_frames=int(len(pick)), **errors(
             *predict(run.model, run.numbers, sim_frames), *label_frames(run.teacher, run.numbers, sim_frames)))
 
@@ -311,7 +300,7 @@ def report(run, versions):
             "metrics": {"test": run.test_metrics, "baseline": run.baseline,
                         "trajectory_vs_teacher": run.trajectory_check,
                         "nnforce_vs_python_kj_mol": run.nnforce_vs_python},
-            "simulation": run.simulation, "versions": versions,
+            "versions": versions,
             "finished_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")})
         info["total_time_s"] = time.perf_counter() - run.started
         files["summary"] = run.path("summary.json")
@@ -319,6 +308,18 @@ def report(run, versions):
         write_report(files["report"], info)
         summary = {k: v for k, v in info.items() if k not in ("analysis",)}
         summary["analysis"] = {k: v for k, v in info["analysis"].items() if k not in ("phi_rad", "psi_rad")}
+        analysis = info["analysis"]
+        summary["basin_populations"] = {
+            "basins": list(BASINS), "nnforce_msm": analysis["populations"]["nnforce_msm"],
+            "nnforce_msm_interval_95": analysis["populations"]["nnforce_msm_interval"],
+            "nnforce_frames": analysis["populations"]["nnforce_frames"],
+            "amber14_msm": analysis["populations"]["reference_msm"],
+            "amber14_msm_interval_95": analysis["populations"]["reference_msm_interval"],
+            "amber14_frames": analysis["populations"]["reference_frames"],
+            "training_data_500k_frames": analysis["populations"]["training_500k"]}
+        summary["slowest_implied_timescale_ps"] = analysis["slowest_timescale_ps"]
+        summary["slowest_implied_timescale_interval_95_ps"] = analysis["slowest_timescale_interval_ps"]
+        summary["msm_lag_ps"] = analysis["msm_lag_ps"]
         with atomic_write(files["summary"], "w") as handle:
             json.dump(_json_ready(summary), handle, indent=1, default=str)
 
