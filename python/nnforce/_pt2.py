@@ -195,14 +195,15 @@ def _source_hash(model):
     return digest.hexdigest()
 
 
-def _cache_key(model, names, tensors, precision, derivatives, bounds, device):
+def _cache_key(model, names, tensors, precision, derivatives, bounds, device, metadata=None):
     digest = hashlib.sha256()
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
     digest.update(buffer.getvalue())
     digest.update(_source_hash(model).encode())
     spec = [type(model).__qualname__, names, [(list(t.shape), str(t.dtype)) for t in tensors], precision,
-            list(derivatives), list(bounds), device, torch.__version__, FORMAT, INDUCTOR_OPTIONS]
+            list(derivatives), list(bounds), device, torch.__version__, FORMAT, INDUCTOR_OPTIONS,
+            json.loads(json.dumps(metadata or {}, sort_keys=True, default=str))]  # compiled into the package
     digest.update(json.dumps(spec).encode())
     return digest.hexdigest()[:32]
 
@@ -261,7 +262,7 @@ def compile_pt2(model, example, precision="double", derivatives=(), max_atoms=No
         raise ValueError(f"the example has {tensors[0].shape[0]} atoms, more than max_atoms={bounds[0]}")
     extras = _extra_outputs(model, names, tensors)
     record, flat = _metadata(model, names, derivatives, precision, bounds, device, metadata, extras)
-    key = _cache_key(model, names, tensors, precision, derivatives, bounds, device)
+    key = _cache_key(model, names, tensors, precision, derivatives, bounds, device, metadata)
     cached = os.path.join(cache_dir(), key + ".pt2")
     if cache and os.path.exists(cached):
         return cached, read_pt2_metadata(cached)

@@ -229,8 +229,11 @@ def nnforce_energy(model_path, topology, positions_nm, platform_name="Reference"
     import openmm
     from openmm import unit
 
+    from .._pt2 import is_pt2
+
+    # a TorchScript model runs in float64 here; a .pt2 runs in the precision it was compiled in
     context = _nnforce_context(model_path, topology, positions_nm, platform_name, openmm.VerletIntegrator(0.001),
-                               model_precision="double")
+                               model_precision=None if is_pt2(model_path) else "double")
     state = context.getState(getEnergy=True, getForces=True)
     energy = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
     forces = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)

@@ -206,6 +206,14 @@ def _tica(info):
     return "".join(parts)
 
 
+def _pt2_line(info):
+    pt2 = info.get("pt2")
+    if not pt2:
+        return "; the ensemble runs the TorchScript file"
+    return (f"; the ensemble runs model.pt2 (AOTInductor, {pt2['precision']} precision, compiled in "
+            f"{pt2['compile_s']:.0f} s, cached; NNForce vs Python {pt2['nnforce_vs_python_kj_mol']:.2g} kJ/mol)")
+
+
 def _settings_rows(info):
     s = info["settings"]
     checks = ", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in info["export_checks"].items())
@@ -224,7 +232,7 @@ def _settings_rows(info):
             ("model", json.dumps(s["model"])),
             ("training", json.dumps(s["train"])),
             ("export", f"{os.path.basename(info['files']['model'])}: float32 TorchScript + metadata; "
-                       "contract checks " + checks),
+                       "contract checks " + checks + _pt2_line(info)),
             ("ensemble", f"{4 * s['ensemble_replicas_per_basin']} NNForce replicas in one Context, OpenMM CPU "
                          f"platform, 1 torch thread, LangevinMiddle {s['ensemble_timestep_fs']:g} fs, "
                          f"{s['ensemble_temperature_k']:g} K, friction {s['ensemble_friction_per_ps']:g}/ps, "
