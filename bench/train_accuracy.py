@@ -286,8 +286,8 @@ ABLATION_FINDINGS = [  # read from the table above (2026-11-30 run, 60 CPU-s per
 ERROR_SOURCES = [  # the verdict on where the error came from (the ablation and the runs above, 2026-11-30)
     "- Where the error came from: the previous bench (ANI-style 0.608 kcal/mol and 1.816 kcal/mol/A on the test "
     "trajectory of the same script and seeds, after 105 CPU-s of a 10-minute wall cap on a machine at load "
-    "9-12) was limited first by its learning-rate schedule and loss weighting, then by CPU time: at an equal 60 CPU-s the ablation's "
-    "settings reach 0.18 / 0.84 on the validation block where the previous settings reach 1.76 / 2.21, and the "
+    "9-12) was limited first by its learning-rate schedule and loss weighting, then by CPU time: at an equal "
+    "60 CPU-s the ablation's settings reach 0.18 / 0.84 on the validation block where the previous settings reach 1.76 / 2.21, and the "
     "full 570 CPU-s budget takes the ANI-style model to the numbers above. Features (AEV cutoffs) and "
     "precision were not the limit.",
     "- What is left is extrapolation: on the hotter 700 K trajectory, outside the 500 K training distribution, "
