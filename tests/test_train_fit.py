@@ -2,6 +2,7 @@
 the best weights, LJ regression recovers its parameters, the uncertainty-weighted loss, curves, search and CLI."""
 import csv
 import json
+import math
 import os
 
 import numpy as np
@@ -93,6 +94,36 @@ def test_early_stopping_restores_best_weights(qm9):
     loss, _ = _validate(result.model, val, _Labels(result.model, val).residual, config, var_e, mean_f2)
     assert loss == pytest.approx(result.best_val_loss, rel=1e-5)
     assert result.best_val_loss == min(h["val_loss"] for h in result.history)
+
+
+def _cosine(lr, min_lr, progress):
+    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def test_budget_cosine_schedule_and_cpu_time_cap(qm9):
+    train, val, _ = qm9
+    config = dict(batch_size=50, lr=1e-2, min_lr=1e-4, schedule="budget_cosine", seed=0)
+    result = fit(ANIModel([1, 6, 7, 8, 9], hidden=[8], seed=2), train, val, TrainConfig(epochs=4, **config))
+    # without a time budget the cosine runs over the epochs: lr(k) = min + (lr - min)(1 + cos(pi k / epochs)) / 2
+    np.testing.assert_allclose([h["lr"] for h in result.history], [_cosine(1e-2, 1e-4, k / 4) for k in range(4)],
+                               rtol=1e-12)
+    cpu = [h["cpu_s"] for h in result.history]
+    assert cpu[0] > 0 and all(b > a for a, b in zip(cpu, cpu[1:]))  # the process's CPU time, counted per epoch
+    # with a CPU budget the progress is the CPU fraction used: each epoch's lr lies between the cosine at the CPU
+    # time recorded after the previous epoch and at the CPU time after its own
+    budget = 4 * cpu[0]
+    capped = fit(ANIModel([1, 6, 7, 8, 9], hidden=[8], seed=2), train, val,
+                 TrainConfig(epochs=1000, max_cpu_s=budget, **config))
+    rows = capped.history
+    assert rows[-1]["cpu_s"] > budget and rows[-2]["cpu_s"] <= budget  # stopped at the first epoch past the cap
+    for before, row in zip(rows, rows[1:]):
+        upper = _cosine(1e-2, 1e-4, min(before["cpu_s"] / budget, 1.0))
+        lower = _cosine(1e-2, 1e-4, min(row["cpu_s"] / budget, 1.0))
+        assert lower <= row["lr"] <= upper
+    with pytest.raises(ValueError, match="max_cpu_s must be positive"):
+        TrainConfig(max_cpu_s=0)
+    with pytest.raises(ValueError, match="budget_cosine"):
+        TrainConfig(schedule="cosine_budget")
 
 
 def test_lj_regression_recovers_epsilon_and_sigma():

@@ -4,6 +4,7 @@ import os
 from typing import Optional
 
 MODEL_TYPES = ("ani", "schnet", "pair", "aniencoder")
+SCHEDULES = ("plateau", "cosine", "budget_cosine", "none")
 
 
 @dataclasses.dataclass
@@ -16,10 +17,15 @@ class TrainConfig:
     epochs, batch_size : int
     lr, weight_decay : float
     optimizer : {"adam", "adamw", "sgd"}
-    schedule : {"plateau", "cosine", "none"}
+    schedule : {"plateau", "cosine", "budget_cosine", "none"}
+        ``budget_cosine``: a half cosine from ``lr`` to ``min_lr`` over the run's progress, the largest of
+        epoch / epochs, CPU s / max_cpu_s and wall s / max_time_s (so a time-capped run ends annealed).
     energy_weight, force_weight : float
     early_stopping_patience : int
     max_time_s : float, optional
+        Wall-time cap (s) of the training loop.
+    max_cpu_s : float, optional
+        CPU-time cap (s, ``time.process_time`` of the training process): the fair cap on a shared machine.
     seed : int
     log_dir : str, optional
         CSV, TensorBoard and checkpoints.
@@ -39,7 +45,7 @@ class TrainConfig:
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
-    schedule: str = "plateau"  # plateau | cosine | none
+    schedule: str = "plateau"  # plateau | cosine | budget_cosine | none
     plateau_factor: float = 0.5
     plateau_patience: int = 5
     min_lr: float = 1e-6
@@ -48,6 +54,7 @@ class TrainConfig:
     early_stopping_patience: int = 20
     clip_grad_norm: Optional[float] = 10.0
     max_time_s: Optional[float] = None
+    max_cpu_s: Optional[float] = None  # CPU seconds of the training process (time.process_time)
     self_energies: str = "fit"  # fit (least squares on composition) | keep
     energy_scale: str = "auto"  # auto (from the residual spread) | keep
     seed: int = 0
@@ -59,8 +66,11 @@ class TrainConfig:
     def __post_init__(self):
         if self.optimizer not in ("adam", "adamw", "sgd"):
             raise ValueError(f"optimizer must be adam, adamw or sgd, got {self.optimizer!r}")
-        if self.schedule not in ("plateau", "cosine", "none"):
-            raise ValueError(f"schedule must be plateau, cosine or none, got {self.schedule!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        for name in ("max_time_s", "max_cpu_s"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive (or left out for no cap)")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
         if self.lr <= 0:

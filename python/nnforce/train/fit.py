@@ -210,7 +210,22 @@ def _make_scheduler(optimizer, config):
                                                           patience=config.plateau_patience, min_lr=config.min_lr)
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.min_lr)
-    return None
+    return None  # budget_cosine is set per epoch by _budget_lr; none keeps lr
+
+
+def _progress(config, epoch, wall_s, cpu_s):
+    """Fraction of the run done before ``epoch``: the largest of the epoch, CPU-time and wall-time fractions."""
+    done = epoch / config.epochs
+    if config.max_cpu_s is not None:
+        done = max(done, cpu_s / config.max_cpu_s)
+    if config.max_time_s is not None:
+        done = max(done, wall_s / config.max_time_s)
+    return min(done, 1.0)
+
+
+def _budget_lr(config, progress):
+    """``budget_cosine``: a half cosine from ``lr`` (progress 0) to ``min_lr`` (progress 1)."""
+    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
 def _write_csv(path, history):
@@ -273,7 +288,10 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
     dtype = _model_dtype(model)
     writer = _tensorboard(config, start_epoch)
     multitask = hasattr(model, "combine_losses") and hasattr(model, "reconstruction_loss")
-    started = time.time()
+    # CPU time (time.process_time) is the fair budget on a shared machine; a resumed run continues its count
+    cpu_before = float(history[-1].get("cpu_s", 0.0)) if history else 0.0
+    wall_before = float(history[-1].get("wall_s", 0.0)) if history else 0.0
+    started, cpu_started = time.time() - wall_before, time.process_time() - cpu_before
     stopped_early = False
     epochs = range(start_epoch, config.epochs)
     bar = None
@@ -283,10 +301,15 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
         bar = tqdm(total=config.epochs, initial=start_epoch, desc="training", unit="epoch")
     for epoch in epochs:
         t0 = time.time()
+        if config.schedule == "budget_cosine":
+            lr = _budget_lr(config, _progress(config, epoch, t0 - started, time.process_time() - cpu_started))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
         sums = _train_epoch(model, optimizer, train_set, train_residual, config, var_e, mean_f2, dtype, epoch,
                             multitask)
         val_loss, val_metrics = _validate(model, val_set, val_residual, config, var_e, mean_f2)
         row = _history_row(model, optimizer, epoch, sums, len(train_set), val_loss, val_metrics, multitask, t0)
+        row["wall_s"], row["cpu_s"] = time.time() - started, time.process_time() - cpu_started
         history.append(row)
         if scheduler is not None:
             if config.schedule == "plateau":
@@ -317,6 +340,8 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
             stopped_early = True
             break
         if config.max_time_s is not None and time.time() - started > config.max_time_s:
+            break
+        if config.max_cpu_s is not None and time.process_time() - cpu_started > config.max_cpu_s:
             break
     if bar is not None:
         bar.close()

@@ -10,7 +10,7 @@ from .._io import atomic_write
 TRAIN_FLAGS = (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("optimizer", "optimizer"),
                ("weight_decay", "weight_decay"), ("schedule", "schedule"), ("force_weight", "force_weight"),
                ("energy_weight", "energy_weight"), ("patience", "early_stopping_patience"),
-               ("max_time", "max_time_s"), ("seed", "seed"))
+               ("max_time", "max_time_s"), ("max_cpu", "max_cpu_s"), ("seed", "seed"))
 
 
 def merge_run_config(values, data=None, energy_unit=None, length_unit=None, model=None, split=None, output=None,
