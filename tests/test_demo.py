@@ -236,6 +236,45 @@ def test_exported_model_in_nnforce_gives_the_python_energy(demo):
     assert demo["metrics"]["nnforce_vs_python_kj_mol"] < 1e-6
 
 
+def test_ensemble_runs_the_pt2_which_matches_python_and_holds_its_bonds_at_500k(demo):
+    """The demo compiles its model to a float32 .pt2 and runs the ensemble with it: the package's energy through
+    NNForce equals the trained weights' float64 energy to float32 precision, and a short 500 K Langevin run (the
+    issue-13 stability check, 1 ps here; 100 ps in bench/md_stability.py --demo) keeps every bond within 0.8-1.3x."""
+    import openmm
+    from openmm import app, unit
+
+    import nnforce
+    from nnforce.data import Dataset
+    from nnforce.export import read_metadata
+    from nnforce.train import md_stability, model_from_checkpoint
+
+    files = demo["files"]
+    assert files["simulation_model"] == files["model_pt2"] and read_metadata(files["model_pt2"])["precision"] == "single"
+    model, _ = model_from_checkpoint(files["checkpoint"])
+    data = Dataset.load(files["dataset"])
+    z, x, _, _ = data.frame(5)
+    with torch.no_grad():
+        energy = float(model.double()(torch.tensor(x, dtype=torch.float64), torch.as_tensor(z)))
+    pdb = app.PDBFile(files["structure"])
+    force = nnforce.NNForce(files["model_pt2"])
+    force.setAtomicNumbers(z.tolist())
+    force.setNeighborList(read_metadata(files["model_pt2"])["cutoff_nm"], 0.0)
+    system = openmm.System()
+    for atom in pdb.topology.atoms():
+        system.addParticle(atom.element.mass)
+    system.addForce(force)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CPU"))
+    context.setPositions(x * unit.nanometer)
+    plugin = context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+    assert plugin == pytest.approx(energy, abs=2e-6 * abs(energy))
+    positions = np.asarray(pdb.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+    report = md_stability(files["model_pt2"], z.tolist(), positions, temperature_k=500.0, time_ps=1.0,
+                          timestep_fs=1.0, seed=0, nve_ps=0.0, precision=None,
+                          reference_positions_nm=data.positions_nm.reshape(len(data), -1, 3))
+    assert report["stable"], report
+    assert report["simulated_ps"] == pytest.approx(1.0) and 0.8 < report["min_ratio"] < report["max_ratio"] < 1.3
+
+
 # ------------------------------------------------------------------------------------------------ MD + analysis
 
 def test_ensemble_frames_temperature_and_phi_psi(demo):

@@ -7,6 +7,7 @@ atoms' covalent radii (Cordero et al. 2008, Dalton Trans. 2832); their reference
 Units: nm, ps, fs (named), K, kJ/mol.
 """
 import math
+import os
 import time
 
 import numpy as np
@@ -63,6 +64,13 @@ def _context(model, atomic_numbers, integrator, platform, precision):
         system.addParticle(app.element.Element.getByAtomicNumber(int(v)).mass)
     force = nnforce.NNForce(model)
     force.setAtomicNumbers([int(v) for v in atomic_numbers])
+    if isinstance(model, (str, os.PathLike)):
+        from .._pt2 import is_pt2, read_pt2_metadata
+
+        if is_pt2(model):  # a package takes exactly the inputs it was compiled with: a neighbor list if it names one
+            info = read_pt2_metadata(model)
+            if "neighbors" in info["inputs"]:
+                force.setNeighborList(float(info["cutoff_nm"]), 0.0)
     if precision is not None:
         force.setProperty("precision", precision)
     system.addForce(force)
