@@ -60,9 +60,11 @@ class AEV(torch.nn.Module):
         self.register_buffer("zetas", _buffer(zeta), persistent=False)
         self.zeta_values = [float(z) for z in zeta]
         self.register_buffer("angle_sections", _buffer(angle_sections))
-        # cos and sin of the sections, derived once (compiled code would otherwise evaluate them for every term)
-        self.register_buffer("section_cos", torch.cos(_buffer(angle_sections)), persistent=False)
-        self.register_buffer("section_sin", torch.sin(_buffer(angle_sections)), persistent=False)
+        # cos and sin of the sections, derived once (compiled code would otherwise evaluate them for every term) and
+        # re-derived from angle_sections whenever it changes (dtype conversion, state dict), so that they are always
+        # the cos/sin of the sections the model holds, in its precision
+        self.register_buffer("section_cos", torch.cos(self.angle_sections), persistent=False)
+        self.register_buffer("section_sin", torch.sin(self.angle_sections), persistent=False)
         self.sections_first = bool(sections_first)
         self.radial_block = len(radial_eta) * len(radial_shifts)
         self.angular_block = len(angular_eta) * len(zeta) * len(angular_shifts) * len(angle_sections)
@@ -78,6 +80,20 @@ class AEV(torch.nn.Module):
         self.radial_length = self.num_species * self.radial_block
         self.angular_length = self.num_species_pairs * self.angular_block
         self.length = self.radial_length + self.angular_length
+
+    def _refresh_sections(self):
+        with torch.no_grad():
+            self.section_cos = torch.cos(self.angle_sections)
+            self.section_sin = torch.sin(self.angle_sections)
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self._refresh_sections()
+        return self
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._refresh_sections()
 
     def forward(self, species: Tensor, i: Tensor, j: Tensor, vectors: Tensor) -> Tensor:
         n = species.shape[0]
