@@ -80,6 +80,7 @@ def _convert_precision(model, dtype):
             if name == "self_energies" and buffer.dtype == torch.float64:
                 continue
             module._buffers[name] = buffer.to(dtype)
+    model._apply(lambda tensor: tensor)  # lets modules re-derive buffers from converted ones (AEV's section cos/sin)
     return model
 
 

@@ -147,8 +147,13 @@ class AEV(torch.nn.Module):
         # acos then cos, without either (compiled code recomputes this term for every shell of every triplet)
         cos_theta = 0.95 * (v1 * v2).sum(dim=1) / (r1 * r2)
         sin_theta = torch.sqrt(1.0 - cos_theta * cos_theta)
-        shifted = cos_theta.unsqueeze(1) * self.section_cos.to(dtype).unsqueeze(0) \
-            + sin_theta.unsqueeze(1) * self.section_sin.to(dtype).unsqueeze(0)           # [T, Section]
+        if torch.compiler.is_compiling():  # compiled: the stored cos/sin, loaded as constants
+            section_cos, section_sin = self.section_cos.to(dtype), self.section_sin.to(dtype)
+        else:  # eager and TorchScript: from the sections as they are now (whatever dtype conversions they went through)
+            sections = self.angle_sections.to(dtype)
+            section_cos, section_sin = torch.cos(sections), torch.sin(sections)
+        shifted = cos_theta.unsqueeze(1) * section_cos.unsqueeze(0) \
+            + sin_theta.unsqueeze(1) * section_sin.unsqueeze(0)                               # [T, Section]
         base = (1.0 + shifted) * 0.5
         angle_term = torch.stack([_power(base, z) for z in self.zeta_values], dim=1)      # [T, Zeta, Section]
         fc = (0.5 * torch.cos(r1 * (math.pi / self.angular_cutoff)) + 0.5) * \
