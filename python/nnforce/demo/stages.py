@@ -186,8 +186,6 @@ def export(run):
 def _export_pt2(run, python_energy):
     """Compile the trained model into ``model.pt2`` (AOTInductor; cached by nnforce.export.to_pt2), check it through
     NNForce against the eager model, and make it the model the ensemble runs."""
-    import time
-
     from .._pt2 import contract_example
     from ..export import to_pt2
 

@@ -65,12 +65,13 @@ def _context(model, atomic_numbers, integrator, platform, precision):
     force = nnforce.NNForce(model)
     force.setAtomicNumbers([int(v) for v in atomic_numbers])
     if isinstance(model, (str, os.PathLike)):
-        from .._pt2 import is_pt2, read_pt2_metadata
+        from .._pt2 import is_pt2
+        from ..contract import inspect_model, neighbor_cutoff
 
         if is_pt2(model):  # a package takes exactly the inputs it was compiled with: a neighbor list if it names one
-            info = read_pt2_metadata(model)
-            if "neighbors" in info["inputs"]:
-                force.setNeighborList(float(info["cutoff_nm"]), 0.0)
+            cutoff = neighbor_cutoff(inspect_model(model))
+            if cutoff is not None:
+                force.setNeighborList(cutoff, 0.0)
     if precision is not None:
         force.setProperty("precision", precision)
     system.addForce(force)
