@@ -60,6 +60,25 @@ def test_ani_on_qm9_energy_loss_falls(qm9):
     assert evaluate(result.model, test)["energy_mae_kj_mol"] < baseline
 
 
+def test_feature_cache_trains_like_recomputing_the_features(qm9):
+    """Energy-only ANI training on stored AEVs (the default) follows the same loss trajectory as recomputing them."""
+    train, val, test = qm9
+    config = dict(epochs=3, batch_size=16, lr=2e-3, seed=0, schedule="none")
+    stored = fit(ANIModel([1, 6, 7, 8, 9], hidden=[16], seed=4), train, val, config)
+    recomputed = fit(ANIModel([1, 6, 7, 8, 9], hidden=[16], seed=4), train, val, {**config, "feature_cache": "off"})
+    assert stored.feature_cache and not recomputed.feature_cache
+    for key in ("train_loss", "val_loss", "val_energy_mae_kj_mol"):
+        np.testing.assert_allclose([h[key] for h in stored.history], [h[key] for h in recomputed.history], rtol=1e-5)
+    assert stored.history[-1]["train_loss"] < 0.8 * stored.history[0]["train_loss"]  # it trains at all
+    np.testing.assert_allclose(evaluate(stored.model, test)["energy_mae_kj_mol"],
+                               evaluate(recomputed.model, test)["energy_mae_kj_mol"], rtol=1e-5)
+    # force training and models with trainable features never use the cache
+    assert not fit(SchNetModel([1, 6, 7, 8, 9], features=8, interactions=1, num_gaussians=8, seed=0), train, val,
+                   {**config, "epochs": 1}).feature_cache
+    with pytest.raises(ValueError, match="feature_cache must be auto or off"):
+        TrainConfig(feature_cache="on")
+
+
 def test_resume_continues_the_same_loss_trajectory(qm9, tmp_path):
     train, val, _ = qm9
     config = dict(epochs=4, batch_size=32, lr=2e-3, seed=3, schedule="plateau", plateau_patience=0, weight_decay=1e-4,

@@ -104,13 +104,22 @@ class ANIModel(AtomisticModel):
         species = species_of(self.element_index, atomic_numbers, positions.shape[0], self.num_elements,
                              positions.device)
         aev = self.features(positions, species, neighbors, shifts, box)
-        total = torch.zeros(positions.shape[0], dtype=positions.dtype, device=positions.device)
-        for member in self.members:
-            total = total + member(aev, species)
-        energies = total * (self.energy_scale / len(self.members))
+        energies = self.energies_from_features(aev, species)
         if include_self:  # explicit cast: TorchScript's autodiff mishandles dtype promotion in the backward
             energies = energies.to(self.self_energies.dtype) + self.self_energies.index_select(0, species)
         return energies
+
+
+    def energies_from_features(self, aev: Tensor, species: Tensor) -> Tensor:
+        """Atomic energies without the self energies, Tensor[N] (kJ/mol), from AEVs [N, F] and species [N].
+
+        The AEV has no trainable parameters, so energy-only training can compute it once per atom and train the
+        networks on stored features (:mod:`nnforce.train.feature_cache`); ``atomic_energies`` calls this too.
+        """
+        total = torch.zeros(aev.shape[0], dtype=aev.dtype, device=aev.device)
+        for member in self.members:
+            total = total + member(aev, species)
+        return total * (self.energy_scale / len(self.members))
 
 
 def ani_ensemble(models: List[ANIModel]) -> ANIModel:

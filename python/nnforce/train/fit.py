@@ -19,6 +19,7 @@ from .._io import atomic_write
 from ..data.batch import Batch
 from ..units import KCAL_MOL_A_PER_KJ_MOL_NM, KCAL_MOL_PER_KJ_MOL, MEV_A_PER_KJ_MOL_NM, MEV_PER_KJ_MOL
 from .config import TrainConfig
+from .feature_cache import FeatureBatch, FeatureCache, cache_bytes, can_cache
 from .self_energies import fit_self_energies, self_energy_sum
 
 
@@ -51,6 +52,7 @@ class FitResult:
     best_val_loss: float
     stopped_early: bool
     checkpoint: str = None  # best.ckpt when log_dir was given
+    feature_cache: bool = False  # whether the networks were trained on stored features (feature_cache.py)
 
 
 class _Labels:
@@ -61,6 +63,10 @@ class _Labels:
 
 
 def _predict(model, batch, need_forces, create_graph):
+    if isinstance(batch, FeatureBatch):  # energy-only training on stored features
+        atomic = model.energies_from_features(batch.features, batch.species)
+        energies = torch.zeros(batch.n_molecules, dtype=atomic.dtype).index_add(0, batch.molecule_index, atomic)
+        return energies, None
     positions = batch.positions
     if need_forces:
         positions = positions.detach().requires_grad_(True)
@@ -192,7 +198,7 @@ def _batch_loss(model, batch, residual, config, var_e, mean_f2):
     if use_forces:
         loss_f = ((forces - batch.forces.to(forces.dtype)) ** 2).mean() / mean_f2
         loss = loss + config.force_weight * loss_f
-    return loss, loss_e, loss_f
+    return loss, loss_e, loss_f, energies, forces
 
 
 def _make_optimizer(model, config):
@@ -292,6 +298,7 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
     cpu_before = float(history[-1].get("cpu_s", 0.0)) if history else 0.0
     wall_before = float(history[-1].get("wall_s", 0.0)) if history else 0.0
     started, cpu_started = time.time() - wall_before, time.process_time() - cpu_before
+    caches = _feature_caches(model, train_set, val_set, config, dtype)  # inside the time budget
     stopped_early = False
     epochs = range(start_epoch, config.epochs)
     bar = None
@@ -306,8 +313,8 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
             for group in optimizer.param_groups:
                 group["lr"] = lr
         sums = _train_epoch(model, optimizer, train_set, train_residual, config, var_e, mean_f2, dtype, epoch,
-                            multitask)
-        val_loss, val_metrics = _validate(model, val_set, val_residual, config, var_e, mean_f2)
+                            multitask, caches[0])
+        val_loss, val_metrics = _validate(model, val_set, val_residual, config, var_e, mean_f2, caches[1])
         row = _history_row(model, optimizer, epoch, sums, len(train_set), val_loss, val_metrics, multitask, t0)
         row["wall_s"], row["cpu_s"] = time.time() - started, time.process_time() - cpu_started
         history.append(row)
@@ -351,7 +358,16 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
         model.load_state_dict(best_state)
     model.eval()
     checkpoint = os.path.join(config.log_dir, "best.ckpt") if config.log_dir else None
-    return FitResult(model, history, best_epoch, best_val, stopped_early, checkpoint)
+    return FitResult(model, history, best_epoch, best_val, stopped_early, checkpoint, caches[0] is not None)
+
+
+def _feature_caches(model, train_set, val_set, config, dtype):
+    """(train, validation) :class:`FeatureCache` when training may use stored features, else (None, None)."""
+    if not can_cache(model, config):
+        return None, None
+    if cache_bytes(model, train_set, dtype) + cache_bytes(model, val_set, dtype) > config.feature_cache_max_gib * 2**30:
+        return None, None
+    return FeatureCache(model, train_set, dtype), FeatureCache(model, val_set, dtype)
 
 
 def _history_row(model, optimizer, epoch, sums, n_train, val_loss, val_metrics, multitask, t0):
@@ -391,14 +407,15 @@ def _tensorboard(config, start_epoch):
     return SummaryWriter(os.path.join(config.log_dir, "tensorboard"), purge_step=start_epoch)
 
 
-def _train_epoch(model, optimizer, train_set, residual, config, var_e, mean_f2, dtype, epoch, multitask):
-    """One pass over the shuffled training set (order seeded by ``seed + epoch``); returns the summed losses."""
+def _train_epoch(model, optimizer, train_set, residual, config, var_e, mean_f2, dtype, epoch, multitask, cache=None):
+    """One pass over the shuffled training set (order seeded by ``seed + epoch``); returns the summed losses.
+    ``cache``: a :class:`FeatureCache` of ``train_set`` to take batches from."""
     order = np.random.default_rng(config.seed + 1000003 * epoch).permutation(len(train_set))
     sums = {"loss": 0.0, "loss_energy": 0.0, "loss_force": 0.0, "loss_reconstruction": 0.0}
     for start in range(0, len(order), config.batch_size):
         frames = order[start:start + config.batch_size]
-        batch = Batch(train_set, frames, dtype=dtype)
-        loss, loss_e, loss_f = _batch_loss(model, batch, residual[frames], config, var_e, mean_f2)
+        batch = Batch(train_set, frames, dtype=dtype) if cache is None else cache.batch(frames)
+        loss, loss_e, loss_f, _, _ = _batch_loss(model, batch, residual[frames], config, var_e, mean_f2)
         if multitask:
             recon = model.reconstruction_loss(batch.positions, batch.atomic_numbers, batch.neighbors)
             sums["loss_reconstruction"] += float(recon.detach()) * len(frames)
@@ -418,7 +435,7 @@ def _train_epoch(model, optimizer, train_set, residual, config, var_e, mean_f2, 
     return sums
 
 
-def _validate(model, val_set, residual, config, var_e, mean_f2):
+def _validate(model, val_set, residual, config, var_e, mean_f2, cache=None):
     model.eval()
     total, count = 0.0, 0
     use_forces = config.force_weight > 0
@@ -426,10 +443,9 @@ def _validate(model, val_set, residual, config, var_e, mean_f2):
     dtype = _model_dtype(model)
     for start in range(0, len(val_set), config.eval_batch_size):
         frames = np.arange(start, min(start + config.eval_batch_size, len(val_set)))
-        batch = Batch(val_set, frames, dtype=dtype)
+        batch = Batch(val_set, frames, dtype=dtype) if cache is None else cache.batch(frames)
         with torch.set_grad_enabled(use_forces):
-            loss, _, _ = _batch_loss(model, batch, residual[frames], config, var_e, mean_f2)
-            energies, forces = _predict(model, batch, use_forces, False)
+            loss, _, _, energies, forces = _batch_loss(model, batch, residual[frames], config, var_e, mean_f2)
         total += float(loss.detach()) * len(frames)
         count += len(frames)
         errors_e.append(energies.detach().double().numpy() - residual[frames])
