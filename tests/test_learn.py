@@ -73,7 +73,8 @@ def test_learn_runs_end_to_end_and_resumes(tmp_path, teacher):
                 "train": {"epochs": 3, "batch_size": 8, "max_time_s": 60},
                 "explore": {"temperature_k": 400.0, "time_ps": 0.05, "sample_interval": 5, "platform": "Reference"},
                 "select": {"max_frames": 3, "min_spacing": 2},
-                "stability": {"temperature_k": 400.0, "time_ps": 0.02, "nve_ps": 0.0, "platform": "Reference"}}
+                "stability": {"temperature_k": 400.0, "time_ps": 0.02, "nve_ps": 0.0, "platform": "Reference",
+                              "seeds": 2}}
     config_path = tmp_path / "al.yaml"
     config_path.write_text(yaml.safe_dump(settings))
     assert main(["learn", str(config_path)]) == 0
@@ -91,12 +92,30 @@ def test_learn_runs_end_to_end_and_resumes(tmp_path, teacher):
     assert (out / "learning_curve.png").stat().st_size > 1000
     assert "| 0 | 24 |" in (out / "rounds.md").read_text()
     assert all("test_force_mae_kcal_mol_a" in r and "stable" in r for r in first)
-    # resume: two rounds requested, one more is run, the finished ones are kept as they were
+    # the MD check ran twice per round, seeds 0 and 1 in every round; stable means both were
+    for row in first:
+        assert [run["seed"] for run in row["stability_runs"]] == [0, 1]
+        assert row["stable"] == all(run["stable"] for run in row["stability_runs"])
+    # a round cut off after saving its frames but before state.json: data.npz holds frames no finished round added
+    full = Dataset.load(str(out / "data.npz"))
+    from nnforce.data import concatenate
+
+    concatenate([full, full.subset([0, 1])], name=full.name).save(str(out / "data.npz"))
+    # resume: two rounds requested, one more is run, the finished ones are kept as they were; the former last
+    # round (1) now explores with the committee it trained (not retrained) and round 2 trains on its frames too
+    committee_1 = (out / "round_1" / "committee.pt").read_bytes()
     assert main(["learn", str(config_path), "--rounds", "2"]) == 0
     state = json.loads((out / "state.json").read_text())
-    assert [r["round"] for r in state["rounds"]] == [0, 1, 2]
-    assert state["rounds"][:2] == first
-    assert len(open(out / "log.jsonl").read().splitlines()) == 3
+    rounds = state["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1, 2]
+    assert rounds[0] == first[0]
+    assert {k: rounds[1][k] for k in first[1] if k not in ("cpu_s", "wall_s")} == {
+        k: v for k, v in first[1].items() if k not in ("cpu_s", "wall_s")}
+    assert (out / "round_1" / "committee.pt").read_bytes() == committee_1
+    assert 1 <= rounds[1]["added"] <= 3
+    assert rounds[2]["frames"] == first[1]["frames"] + rounds[1]["added"]  # the stray frames were dropped
+    assert len(Dataset.load(str(out / "data.npz"))) == rounds[2]["frames"] == state["data_frames"]
+    assert [json.loads(line)["round"] for line in open(out / "log.jsonl").read().splitlines()] == [0, 1, 2]
     assert os.path.isfile(out / "round_2" / "committee.pt")
 
 

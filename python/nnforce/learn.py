@@ -3,19 +3,23 @@ disagree on most, label them (GFN2-xTB via tblite, or a teacher model), add them
 
 Each round ``r`` (in ``OUTPUT/round_<r>/``):
 
-1. train ``members`` ANI-style models (seeds ``seed + m``) on the current data and export them as one committee
-   (:func:`nnforce.export.export_committee`); test the committee's mean on the test set and, optionally, run the
-   MD stability check (:func:`nnforce.train.md_stability`);
-2. (all rounds but the last) explore: Langevin MD with the committee through NNForce, reading the committee's
-   ``uncertainty`` output (the spread of its members' energies, kJ/mol) every ``sample_interval`` steps; the run
-   stops early when a covalent bond leaves 0.7..1.6 times its reference length (later frames are unphysical);
+1. train ``members`` ANI-style models (seeds ``seed + 1000 r + m``) on the current data and export them as one
+   committee (:func:`nnforce.export.export_committee`); test the committee's mean on the test set and, optionally,
+   run the MD check (:func:`nnforce.train.md_stability`; ``stability["seeds"]`` runs, seeds ``seed + k``, the same
+   in every round);
+2. (all rounds but the last) explore: Langevin MD with the committee through NNForce (seed ``seed + 100 + r``),
+   reading the committee's ``uncertainty`` output (the spread of its members' energies, kJ/mol) every
+   ``sample_interval`` steps; the run stops early when a covalent bond leaves 0.7..1.6 times its reference length
+   (later frames are unphysical; the frames just before the break are the most uncertain ones);
 3. select: the frames with the highest uncertainty above ``threshold_kj_mol``, at least ``min_spacing`` samples
    apart, at most ``max_frames``;
 4. label them; a frame whose labelling fails (xTB not converging, a non-finite result) is logged and skipped;
 5. add them to ``OUTPUT/data.npz`` and record the round in ``OUTPUT/state.json`` and ``OUTPUT/log.jsonl``.
 
-Every file is written atomically and ``state.json`` last, so an interrupted run resumes from the last finished
-round. ``OUTPUT/learning_curve.png`` and ``OUTPUT/rounds.md`` show the test errors and frames added per round.
+Every file is written atomically and ``state.json`` last (with the data's frame count), so an interrupted run
+resumes from the last finished round, dropping frames a cut-off round had already saved. A finished run given
+more rounds continues: its former last round explores with the committee it trained (it is not retrained).
+``OUTPUT/learning_curve.png`` and ``OUTPUT/rounds.md`` show the test errors and frames added per round.
 """
 import copy
 import json
@@ -57,7 +61,8 @@ class LearnConfig:
         :func:`nnforce.train.build_model` spec (``type`` must be ``"ani"``) and
         :class:`nnforce.train.TrainConfig` fields.
     explore, select, stability : dict
-        See the defaults below; ``stability`` None skips the MD check.
+        See the defaults below; ``stability`` None skips the MD check; its ``seeds`` (default 1) is the number of
+        check runs, the other keys go to :func:`nnforce.train.md_stability`.
     validation_fraction : float
         Share of the data held out for early stopping.
     seed : int
@@ -65,7 +70,7 @@ class LearnConfig:
 
     Examples
     --------
-    >>> LearnConfig(data="ethanol_300K.npz", output="al", label="xtb", rounds=3).members
+    >>> LearnConfig(data="ethanol_300K.npz", output="al", label="xtb", rounds=3).members  # doctest: +SKIP
     3
     """
 
@@ -246,10 +251,9 @@ def _write_json(path, values):
 
 def run_round(config, data, test, start, r, last):
     """One round: train + test (+ MD check); unless ``last``, explore, select and label. Returns (row, new frames)."""
-    from .data import Dataset
     from .export import export_committee
     from .models import ani_ensemble
-    from .train import evaluate, md_stability
+    from .train import evaluate
 
     round_dir = os.path.join(config.output, f"round_{r}")
     os.makedirs(round_dir, exist_ok=True)
@@ -265,28 +269,57 @@ def run_round(config, data, test, start, r, last):
         row.update({"test_energy_mae_kcal_mol": metrics["energy_mae_kcal_mol"],
                     "test_force_mae_kcal_mol_a": metrics["force_mae_kcal_mol_a"]})
     if config.stability:
-        report = md_stability(committee_path, start[0], start[1], seed=config.seed + r,
-                              reference_positions_nm=_reference_frames(data, start[0]), **config.stability)
-        row.update({"stable": report["stable"], "stable_ps": report["simulated_ps"],
-                    "bond_ratio_range": [report["min_ratio"], report["max_ratio"]]})
+        row.update(stability_check(committee_path, start, _reference_frames(data, start[0]), config))
     added = None
     if not last:
-        frames, values, stopped = explore(committee_path, start[0], start[1], config.explore, config.seed + r)
-        chosen = select(values, **config.select) if len(values) else []
-        energies, forces, kept, failures = label_frames(start[0], frames[chosen], config.label)
-        for k, reason in failures:
-            print(f"nnforce learn: round {r}: labelling frame {chosen[k]} failed ({reason}); skipped", file=sys.stderr)
-        row.update({"explored_frames": int(len(values)), "explore_stopped_early": bool(stopped),
-                    "uncertainty_max_kj_mol": float(values.max()) if len(values) else None,
-                    "selected": len(chosen), "added": len(kept), "label_failures": len(failures),
-                    "added_uncertainty_kj_mol": [float(values[chosen[k]]) for k in kept]})
-        if kept:
-            added = Dataset.from_frames(np.asarray(start[0]), [frames[chosen[k]] for k in kept], energies, forces,
-                                        name=f"round{r}")
-        row["failures"] = [{"sample": int(chosen[k]), "reason": reason} for k, reason in failures]
+        fields, added = explore_and_label(config, committee_path, start, r)
+        row.update(fields)
     row["cpu_s"] = time.process_time() - cpu
     row["wall_s"] = time.time() - started
     return row, added
+
+
+def stability_check(committee_path, start, reference, config):
+    """The MD check of a round: ``seeds`` runs (default 1) of :func:`nnforce.train.md_stability`, seeds
+    ``config.seed + k``, the same in every round (so rounds are compared on the same check); stable when all are."""
+    from .train import md_stability
+
+    settings = dict(config.stability)
+    seeds = int(settings.pop("seeds", 1))
+    if seeds < 1:
+        raise ValueError(f"stability seeds must be >= 1, got {seeds}")
+    runs = [md_stability(committee_path, start[0], start[1], seed=config.seed + k, reference_positions_nm=reference,
+                         **settings) for k in range(seeds)]
+    failed = [run for run in runs if not run["stable"]]
+    return {"stable": not failed, "stable_ps": min(run["simulated_ps"] for run in (failed or runs)),
+            "stability_runs": [{"seed": run["seed"], "stable": run["stable"], "simulated_ps": run["simulated_ps"],
+                                "bond_ratio_range": [run["min_ratio"], run["max_ratio"]],
+                                "broken_bond": run["broken_bond"]} for run in runs],
+            "bond_ratio_range": [min(run["min_ratio"] for run in runs), max(run["max_ratio"] for run in runs)]}
+
+
+def explore_and_label(config, committee_path, start, r):
+    """Explore with round ``r``'s committee, select and label; returns (row fields, new frames or None)."""
+    from .data import Dataset
+
+    frames, values, stopped = explore(committee_path, start[0], start[1], config.explore,
+                                     config.seed + 100 + r)
+    chosen = select(values, **config.select) if len(values) else []
+    energies, forces, kept, failures = label_frames(start[0], frames[chosen], config.label)
+    for k, reason in failures:
+        print(f"nnforce learn: round {r}: labelling frame {chosen[k]} failed ({reason}); skipped", file=sys.stderr)
+    fields = {"explored_frames": int(len(values)), "explore_stopped_early": bool(stopped),
+              "explored_ps": len(values) * int(config.explore.get("sample_interval", 20))
+              * float(config.explore.get("timestep_fs", 0.5)) / FS_PER_PS,
+              "uncertainty_max_kj_mol": float(values.max()) if len(values) else None,
+              "selected": len(chosen), "added": len(kept), "label_failures": len(failures),
+              "added_uncertainty_kj_mol": [float(values[chosen[k]]) for k in kept],
+              "failures": [{"sample": int(chosen[k]), "reason": reason} for k, reason in failures]}
+    added = None
+    if kept:
+        added = Dataset.from_frames(np.asarray(start[0]), [frames[chosen[k]] for k in kept], energies, forces,
+                                    name=f"round{r}")
+    return fields, added
 
 
 def _reference_frames(data, z):
@@ -302,31 +335,61 @@ def learn(config: LearnConfig) -> Dict[str, Any]:
     >>> learn(LearnConfig(data="ethanol_300K.npz", output="al", rounds=2))["rounds"][-1]["stable"]  # doctest: +SKIP
     True
     """
-    from .data import Dataset, concatenate
+    from .data import Dataset
 
     os.makedirs(config.output, exist_ok=True)
     state_path = os.path.join(config.output, STATE_NAME)
-    data_path = os.path.join(config.output, DATA_NAME)
     state = {"config": asdict(config), "rounds": []}
     if os.path.exists(state_path):
         with open(state_path) as handle:
             state = json.load(handle)
         print(f"nnforce learn: resuming after round {len(state['rounds']) - 1} in {config.output}", file=sys.stderr)
-    data = Dataset.load(data_path) if state["rounds"] else Dataset.load(config.data)
+    data = _resumed_data(config, state)
     test = Dataset.load(config.test) if config.test else None
     start = Dataset.load(config.data).frame(0)
-    for r in range(len(state["rounds"]), int(config.rounds) + 1):
+    rows = state["rounds"]
+    if rows and "added" not in rows[-1] and len(rows) <= int(config.rounds):
+        # the run was extended: the former last round explores with the committee it trained, not retrained
+        started, cpu = time.time(), time.process_time()
+        committee_path = os.path.join(config.output, f"round_{rows[-1]['round']}", "committee.pt")
+        fields, added = explore_and_label(config, committee_path, start, rows[-1]["round"])
+        rows[-1].update(fields)
+        rows[-1]["cpu_s"] += time.process_time() - cpu
+        rows[-1]["wall_s"] += time.time() - started
+        data = _finish_round(config, state, data, added)
+    for r in range(len(rows), int(config.rounds) + 1):
         row, added = run_round(config, data, test, start, r, last=r == int(config.rounds))
-        if added is not None:
-            data = concatenate([data, added], name=data.name)
-        data.save(data_path)  # atomic
-        with open(os.path.join(config.output, LOG_NAME), "a") as handle:
-            handle.write(json.dumps(row, default=float) + "\n")
-        state["rounds"].append(row)
-        _write_json(state_path, state)  # last: the round counts as done only now
-        write_report(state["rounds"], config.output)
-        print(_summary(row), flush=True)
-    return {"rounds": state["rounds"], "output": config.output}
+        rows.append(row)
+        data = _finish_round(config, state, data, added)
+    return {"rounds": rows, "output": config.output}
+
+
+def _resumed_data(config, state):
+    """The data after the finished rounds: ``data.npz`` cut to the frame count ``state.json`` recorded (frames
+    saved by a round that did not finish are dropped), or the initial data."""
+    from .data import Dataset
+
+    if not state["rounds"]:
+        return Dataset.load(config.data)
+    data = Dataset.load(os.path.join(config.output, DATA_NAME))
+    count = int(state.get("data_frames", len(data)))
+    return data.subset(list(range(count)), name=data.name) if len(data) > count else data
+
+
+def _finish_round(config, state, data, added):
+    """Add the new frames, then write data, log, report and (last: the round counts as done only then) state."""
+    from .data import concatenate
+
+    if added is not None:
+        data = concatenate([data, added], name=data.name)
+    data.save(os.path.join(config.output, DATA_NAME))  # atomic
+    state["data_frames"] = len(data)
+    with atomic_write(os.path.join(config.output, LOG_NAME), "w") as handle:
+        handle.write("".join(json.dumps(row, default=float) + "\n" for row in state["rounds"]))
+    write_report(state["rounds"], config.output)
+    _write_json(os.path.join(config.output, STATE_NAME), state)
+    print(_summary(state["rounds"][-1]), flush=True)
+    return data
 
 
 def _summary(row):
@@ -335,7 +398,7 @@ def _summary(row):
         parts.append(f"test E/F MAE {row['test_energy_mae_kcal_mol']:.3f} kcal/mol, "
                      f"{row['test_force_mae_kcal_mol_a']:.3f} kcal/mol/A")
     if "stable" in row:
-        parts.append("stable" if row["stable"] else f"unstable after {row['stable_ps']:.2f} ps")
+        parts.append(f"MD check: {_check_text(row)}")
     if "added" in row:
         parts.append(f"added {row['added']} of {row['selected']} selected ({row['label_failures']} label failures)")
     return "; ".join(parts)
@@ -346,7 +409,7 @@ def write_report(rows, output):
     lines = ["| round | training frames | added next | test energy MAE (kcal/mol) | test force MAE (kcal/mol/A) | "
              "MD check | max uncertainty (kJ/mol) | CPU s |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        stable = "" if "stable" not in row else ("stable" if row["stable"] else f"broke at {row['stable_ps']:.2f} ps")
+        stable = _check_text(row)
         lines.append("| {} | {} | {} | {} | {} | {} | {} | {:.0f} |".format(
             row["round"], row["frames"], row.get("added", "-"), _fmt(row.get("test_energy_mae_kcal_mol")),
             _fmt(row.get("test_force_mae_kcal_mol_a")), stable, _fmt(row.get("uncertainty_max_kj_mol")),
@@ -374,6 +437,19 @@ def write_report(rows, output):
     figure.tight_layout()
     atomic_save(os.path.join(output, "learning_curve.png"), lambda tmp: figure.savefig(tmp, format="png", dpi=120))
     plt.close(figure)
+
+
+def _check_text(row):
+    """The MD check column: "stable" or "broke at X ps", with the count of runs when there were several."""
+    if "stable" not in row:
+        return ""
+    runs = row.get("stability_runs") or []
+    if len(runs) < 2:
+        return "stable" if row["stable"] else f"broke at {row['stable_ps']:.2f} ps"
+    broken = sum(not run["stable"] for run in runs)
+    if not broken:
+        return f"stable ({len(runs)}/{len(runs)} runs, {row['stable_ps']:g} ps each)"
+    return f"broke in {broken}/{len(runs)} runs, first at {row['stable_ps']:.2f} ps"
 
 
 def _fmt(value):
