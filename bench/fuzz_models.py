@@ -60,22 +60,17 @@ def write_small_model(path, seed=0):
 def worker(model, xor, start, stop, stride):
     """Evaluate damaged copies [start, stop) of model; print one JSON line per flip (and one for the reference)."""
     import numpy as np
-    import openmm
     import torch
 
     torch.set_num_threads(1)
     import nnforce
+    from _common import context as bench_context
 
     def evaluate(data):
         with tempfile.NamedTemporaryFile(suffix=".pt", delete=False) as handle:
             handle.write(data)
         try:
-            force = nnforce.NNForce(handle.name)
-            system = openmm.System()
-            for _ in POSITIONS:
-                system.addParticle(1.0)
-            system.addForce(force)
-            context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+            context = bench_context(nnforce.NNForce(handle.name), len(POSITIONS), "Reference")
             context.setPositions(POSITIONS)
             state = context.getState(getEnergy=True, getForces=True)
             return [state.getPotentialEnergy()._value] + np.asarray(state.getForces(asNumpy=True)._value).ravel().tolist()

@@ -21,7 +21,7 @@ import openmm
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import platform_properties, write_table  # noqa: E402
+from _common import context, write_table  # noqa: E402
 
 import nnforce  # noqa: E402
 from nnforce.export import to_pt2  # noqa: E402
@@ -86,15 +86,6 @@ def nnforce_context(path, n, z, cutoff, platform, takes_z, double=False):
     force.setAtomicNumbers(z)
     force.setProperty("precision", "double" if double else "single")
     return context(force, n, platform)
-
-
-def context(force, n, platform):
-    system = openmm.System()
-    for _ in range(n):
-        system.addParticle(12.0)
-    system.addForce(force)
-    integrator = openmm.VerletIntegrator(0.0001)
-    return openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform), platform_properties(platform))
 
 
 def python_force_context(model, n, z, cutoff, platform, takes_z):

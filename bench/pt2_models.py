@@ -26,7 +26,7 @@ import openmm  # noqa: E402
 import openmm.app as app  # noqa: E402
 
 import nnforce  # noqa: E402
-from _common import write_table  # noqa: E402
+from _common import context, write_table  # noqa: E402
 from nnforce.export import to_pt2  # noqa: E402
 from nnforce.models import (ANIEncoder, ANIModel, Committee, LennardJones, PairPotential, RadialMLP,  # noqa: E402
                             SchNetModel)
@@ -72,14 +72,10 @@ def nnforce_energy_forces(model_file, x, z, cutoff):
     force.setNeighborList(cutoff, 0.05)
     force.setAtomicNumbers(z)
     force.setProperty("precision", "double")
-    system = openmm.System()
-    for _ in z:
-        system.addParticle(12.0)
-    system.addForce(force)
-    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
-    context.setPositions(x)
-    state = context.getState(getEnergy=True, getForces=True)
-    outputs = {name: np.asarray(force.getOutput(context, name)) for name in force.getOutputNames(context)
+    simulation = context(force, len(z), "Reference")
+    simulation.setPositions(x)
+    state = simulation.getState(getEnergy=True, getForces=True)
+    outputs = {name: np.asarray(force.getOutput(simulation, name)) for name in force.getOutputNames(simulation)
                if name not in ("energy", "forces")}
     return state.getPotentialEnergy()._value, np.asarray(state.getForces(asNumpy=True)._value), outputs
 

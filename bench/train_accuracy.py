@@ -190,7 +190,10 @@ def run_qm9_ablation(names=None):
     pool, val, _ = _qm9_sets()
     train = pool.subset(list(range(QM9_ABLATION_SIZE)), name="qm9-ablation")
     path = os.path.join(PARTS_DIR, "qm9_ablation.json")
-    results = json.load(open(path)) if os.path.exists(path) else {}
+    results = {}
+    if os.path.exists(path):
+        with open(path) as handle:
+            results = json.load(handle)
     for name in names or list(QM9_VARIANTS):
         what, spec_changes, settings = QM9_VARIANTS[name]
         spec = dict(QM9_SPEC, **spec_changes)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from plugin_helpers import context_for, energy_forces, make_system
 from report_checks import card_states, check_self_contained, chromium, open_in_chromium
 
 
@@ -200,8 +201,7 @@ def test_trained_model_beats_the_trivial_baseline(demo):
 
 
 def test_exported_model_in_nnforce_gives_the_python_energy(demo):
-    import openmm
-    from openmm import app, unit
+    from openmm import app
 
     import nnforce
     from nnforce.data import Dataset
@@ -220,15 +220,7 @@ def test_exported_model_in_nnforce_gives_the_python_energy(demo):
         force = nnforce.NNForce(demo["files"]["model"])
         force.setAtomicNumbers(z.tolist())
         force.setProperty("precision", precision)
-        system = openmm.System()
-        for atom in pdb.topology.atoms():
-            system.addParticle(atom.element.mass)
-        system.addForce(force)
-        context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
-        context.setPositions(x * unit.nanometer)
-        state = context.getState(getEnergy=True, getForces=True)
-        plugin_energy = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
-        plugin_forces = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
+        plugin_energy, plugin_forces = energy_forces(context_for(make_system(len(z), force)), x)
         assert plugin_energy == pytest.approx(float(energy), abs=tolerance), precision
         scale = float(gradient.abs().max())
         np.testing.assert_allclose(plugin_forces, -gradient.numpy(), atol=(1e-9 if precision == "double" else 1e-3)
@@ -240,7 +232,6 @@ def test_ensemble_runs_the_pt2_which_matches_python_and_holds_its_bonds_at_500k(
     """The demo compiles its model to a float32 .pt2 and runs the ensemble with it: the package's energy through
     NNForce equals the trained weights' float64 energy to float32 precision, and a short 500 K Langevin run (the
     issue-13 stability check, 1 ps here; 100 ps in bench/md_stability.py --demo) keeps every bond within 0.8-1.3x."""
-    import openmm
     from openmm import app, unit
 
     import nnforce
@@ -259,13 +250,7 @@ def test_ensemble_runs_the_pt2_which_matches_python_and_holds_its_bonds_at_500k(
     force = nnforce.NNForce(files["model_pt2"])
     force.setAtomicNumbers(z.tolist())
     force.setNeighborList(read_metadata(files["model_pt2"])["cutoff_nm"], 0.0)
-    system = openmm.System()
-    for atom in pdb.topology.atoms():
-        system.addParticle(atom.element.mass)
-    system.addForce(force)
-    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CPU"))
-    context.setPositions(x * unit.nanometer)
-    plugin = context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+    plugin, _ = energy_forces(context_for(make_system(len(z), force), "CPU"), x)
     assert plugin == pytest.approx(energy, abs=2e-6 * abs(energy))
     positions = np.asarray(pdb.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
     report = md_stability(files["model_pt2"], z.tolist(), positions, temperature_k=500.0, time_ps=1.0,

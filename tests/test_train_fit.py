@@ -13,6 +13,7 @@ from nnforce.data import Dataset, split
 from nnforce.models import ANIEncoder, ANIModel, LennardJones, PairPotential, SchNetModel, uncertainty_weighted_loss
 from nnforce.train import (TrainConfig, evaluate, fit, learning_curve, load_checkpoint, plot_learning_curve,
                            random_search)
+from nnforce.train.feature_cache import can_cache
 from nnforce.train.fit import _Labels, _normalisers, _validate
 from test_train_data_helpers import ethanol_xtb, qm9_small
 
@@ -72,7 +73,8 @@ def test_feature_cache_trains_like_recomputing_the_features(qm9):
     assert stored.history[-1]["train_loss"] < 0.8 * stored.history[0]["train_loss"]  # it trains at all
     np.testing.assert_allclose(evaluate(stored.model, test)["energy_mae_kj_mol"],
                                evaluate(recomputed.model, test)["energy_mae_kj_mol"], rtol=1e-5)
-    # force training and models with trainable features never use the cache
+    # force training and models without fixed features (SchNet learns its own) never use the cache
+    assert not can_cache(ANIModel([1, 6, 7, 8, 9], hidden=[16], seed=4), TrainConfig(force_weight=10.0))
     assert not fit(SchNetModel([1, 6, 7, 8, 9], features=8, interactions=1, num_gaussians=8, seed=0), train, val,
                    {**config, "epochs": 1}).feature_cache
     with pytest.raises(ValueError, match="feature_cache must be auto or off"):

@@ -109,7 +109,6 @@ class ANIModel(AtomisticModel):
             energies = energies.to(self.self_energies.dtype) + self.self_energies.index_select(0, species)
         return energies
 
-
     def energies_from_features(self, aev: Tensor, species: Tensor) -> Tensor:
         """Atomic energies without the self energies, Tensor[N] (kJ/mol), from AEVs [N, F] and species [N].
 

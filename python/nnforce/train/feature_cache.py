@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from ..data.batch import Batch
-from ..models._geometry import pair_vectors
 
 
 class FeatureBatch:
@@ -27,14 +26,14 @@ class FeatureBatch:
         self.species = species
         self.molecule_index = molecule_index
         self.n_molecules = n_molecules
-        self.forces = None
 
 
 def can_cache(model, config):
     """Whether ``fit`` may train ``model`` from stored features under ``config`` (see the module docstring)."""
     if config.feature_cache == "off" or config.force_weight > 0:
         return False
-    if not hasattr(model, "energies_from_features") or not isinstance(getattr(model, "aev", None), torch.nn.Module):
+    if not all(hasattr(model, name) for name in ("features", "energies_from_features")) or not isinstance(
+            getattr(model, "aev", None), torch.nn.Module):
         return False
     if hasattr(model, "reconstruction_loss"):  # multitask models train their encoder
         return False
@@ -52,7 +51,7 @@ class FeatureCache:
     Parameters
     ----------
     model : torch.nn.Module
-        An ANI-style model (``element_index``, ``aev``).
+        An ANI-style model (``element_index``, ``features``, ``aev.length``).
     dataset : Dataset
     dtype : torch.dtype
         The model's dtype (features are stored in it).
@@ -78,8 +77,7 @@ class FeatureCache:
                 frames = np.arange(start, min(start + batch_size, len(dataset)))
                 batch = Batch(dataset, frames, dtype=dtype)
                 rows = slice(int(self.offsets[frames[0]]), int(self.offsets[frames[-1] + 1]))
-                i, j, vectors = pair_vectors(batch.positions, batch.neighbors)
-                self.features[rows] = model.aev(species[rows], i, j, vectors)
+                self.features[rows] = model.features(batch.positions, species[rows], batch.neighbors)
 
     def batch(self, frames):
         """The :class:`FeatureBatch` of ``frames`` (molecule order as given)."""

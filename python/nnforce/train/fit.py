@@ -63,14 +63,13 @@ class _Labels:
 
 
 def _predict(model, batch, need_forces, create_graph):
-    if isinstance(batch, FeatureBatch):  # energy-only training on stored features
+    if isinstance(batch, FeatureBatch):  # energy-only training on stored features (never with forces)
         atomic = model.energies_from_features(batch.features, batch.species)
-        energies = torch.zeros(batch.n_molecules, dtype=atomic.dtype).index_add(0, batch.molecule_index, atomic)
-        return energies, None
-    positions = batch.positions
-    if need_forces:
-        positions = positions.detach().requires_grad_(True)
-    atomic = model.atomic_energies(positions, batch.atomic_numbers, batch.neighbors, None, None, False)
+    else:
+        positions = batch.positions
+        if need_forces:
+            positions = positions.detach().requires_grad_(True)
+        atomic = model.atomic_energies(positions, batch.atomic_numbers, batch.neighbors, None, None, False)
     energies = torch.zeros(batch.n_molecules, dtype=atomic.dtype).index_add(0, batch.molecule_index, atomic)
     forces = None
     if need_forces:
