@@ -241,6 +241,34 @@ def test_bad_packages(files, tmp_path, change, message):
         _evaluate(_force(bad), _structure())
 
 
+def test_package_for_the_other_device_is_refused(files, tmp_path):
+    """The device is part of the package's metadata; a package compiled for CUDA (here: a CPU package whose metadata
+    says cuda, as to_pt2(..., device="cuda") writes it) is refused on Reference/CPU with the way to recompile."""
+    with zipfile.ZipFile(files["pt2"]) as archive:
+        name = next(n for n in archive.namelist() if n.endswith("wrapper_metadata.json"))
+        assert json.loads(archive.read(name))["nnforce.device"] == "cpu"
+    assert read_metadata(files["pt2"])["device"] == "cpu"
+    bad = _rewrite_metadata(files["pt2"], tmp_path / "cuda.pt2", lambda m: m.update({"nnforce.device": "cuda"}))
+    for platform in ("Reference", "CPU"):
+        with pytest.raises(openmm.OpenMMException) as caught:
+            _evaluate(_force(bad), _structure(), platform)
+        message = str(caught.value)
+        assert "compiled for the device 'cuda' but this platform runs it on 'cpu'" in message
+        assert 'to_pt2(model, path, example, device="cpu")' in message
+        assert "nnforce export --format pt2 --device cpu" in message and "the CUDA platform" in message
+
+
+def test_to_pt2_device_checks(files, tmp_path):
+    x = torch.tensor(_structure()[MODEL_ATOMS])
+    with pytest.raises(ValueError, match="device must be 'cpu'.*or 'cuda'.*not 'gpu'"):
+        to_pt2(files["model"], tmp_path / "x.pt2", {"positions": x}, device="gpu")
+    if not torch.cuda.is_available():  # this torch has no CUDA, or no GPU is visible: said before any compiling
+        why = "has no CUDA" if torch.version.cuda is None else "torch sees none here"
+        with pytest.raises(ValueError, match=f"device='cuda'.*{why}"):
+            to_pt2(files["model"], tmp_path / "x.pt2", {"positions": x}, device="cuda")
+    assert not (tmp_path / "x.pt2").exists()
+
+
 def test_bad_bindings(files):
     positions = _structure()
     force = _force(files["pt2"])

@@ -233,8 +233,8 @@ def _metadata(model, names, derivatives, precision, bounds, device, extra, extra
         record.update(json.loads(json.dumps(extra)))
     flat = {f"nnforce.{key}": (",".join(str(v) for v in value) if isinstance(value, list) else str(value))
             for key, value in record.items() if key in (
-                "format", "inputs", "derivatives", "extra_outputs", "precision", "torch_version", "min_atoms", "max_atoms",
-                "min_pairs", "max_pairs", "elements", "cutoff_nm")}
+                "format", "inputs", "derivatives", "extra_outputs", "precision", "device", "torch_version", "min_atoms",
+                "max_atoms", "min_pairs", "max_pairs", "elements", "cutoff_nm")}
     flat["nnforce.outputs"] = ",".join(["energy", "forces"] + list(derivatives))
     flat["nnforce.metadata_json"] = json.dumps(record, sort_keys=True)
     return record, flat
@@ -248,8 +248,14 @@ def compile_pt2(model, example, precision="double", derivatives=(), max_atoms=No
     """
     if precision not in ("double", "single"):
         raise ValueError(f"precision must be 'double' or 'single', not {precision!r}")
-    if device != "cpu" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} needs a CUDA build of torch and a GPU; compile for device='cpu'")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' (NNForce's Reference and CPU platforms) or 'cuda' (its CUDA platform), not {device!r}")
+    if device == "cuda" and torch.version.cuda is None:
+        raise ValueError(f"device='cuda' needs a CUDA build of torch, but this torch ({torch.__version__}) has no CUDA; install "
+                         "PyPI's torch (a CUDA build on Linux) to compile for the CUDA platform, or compile with device='cpu'")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' compiles on a GPU, and torch sees none here (torch.cuda.is_available() is False); compile "
+                         "on a machine with a GPU, or with device='cpu'")
     dtype = torch.float64 if precision == "double" else torch.float32
     model = _convert_precision(model, dtype).to(device)
     names, tensors = _ordered_inputs(example, dtype)
@@ -263,7 +269,7 @@ def compile_pt2(model, example, precision="double", derivatives=(), max_atoms=No
         raise ValueError(f"the example has {tensors[0].shape[0]} atoms, more than max_atoms={bounds[0]}")
     extras = _extra_outputs(model, names, tensors)
     record, flat = _metadata(model, names, derivatives, precision, bounds, device, metadata, extras)
-    key = _cache_key(model, names, tensors, precision, derivatives, bounds, device, metadata)
+    key = _cache_key(model, names, tensors, precision, derivatives, bounds, device, flat)  # all compiled-in metadata
     cached = os.path.join(cache_dir(), key + ".pt2")
     if cache and os.path.exists(cached):
         return cached, read_pt2_metadata(cached)
@@ -315,7 +321,9 @@ def to_pt2(model, path, example, precision="double", derivatives=(), max_atoms=N
     max_atoms, max_pairs : int, optional
         Upper bounds of the dynamic dimensions (defaults 1e6 atoms, 2e8 pairs).
     device : {"cpu", "cuda"}
-        The device the package runs on (NNForce's CPU/Reference platforms need "cpu", CUDA needs "cuda").
+        The device the package is compiled for and runs on (recorded in its metadata as ``device``): NNForce's
+        Reference and CPU platforms need "cpu", its CUDA platform "cuda" (compiling for CUDA needs a CUDA build of torch
+        and a GPU; ValueError otherwise). Each platform refuses a package compiled for the other device.
     metadata : dict, optional
         Extra JSON-able entries stored in the package's metadata.
     cache : bool
@@ -339,7 +347,7 @@ def to_pt2(model, path, example, precision="double", derivatives=(), max_atoms=N
             from ._pt2_checks import check_package
 
             record = dict(record)
-            record["checks"] = check_package(built, model, example, precision, derivatives)
+            record["checks"] = check_package(built, model, example, precision, derivatives, device=device)
         atomic_save(os.fspath(path), lambda tmp: shutil.copyfile(built, tmp))
     finally:
         if not cache:

@@ -9,8 +9,9 @@ def _relative(a, b):
     return float((a.double() - b.double()).abs().max()) / scale
 
 
-def check_package(path, model, example, precision, derivatives=(), fd_step_nm=1e-5, fd_atoms=3):
+def check_package(path, model, example, precision, derivatives=(), fd_step_nm=1e-5, fd_atoms=3, device="cpu"):
     """Check a package against the eager model; raises ValueError with what failed, returns the measured deviations.
+    The package and the eager model run on ``device`` (the one the package was compiled for).
 
     * eager: energy, forces and parameter derivatives of the package equal the eager model's in the same precision
       (1e-10 relative in float64, 1e-4 in float32);
@@ -21,7 +22,8 @@ def check_package(path, model, example, precision, derivatives=(), fd_step_nm=1e
     package = torch._inductor.aoti_load_package(str(path))
     dtype = torch.float64 if precision == "double" else torch.float32
     names, tensors = _ordered_inputs(example, dtype)
-    eager_model = _convert_precision(model, dtype)
+    tensors = [t.to(device) for t in tensors]
+    eager_model = _convert_precision(model, dtype).to(device)
     extras = read_pt2_metadata(path).get("extra_outputs", [])
     expected = _energy_and_gradients(eager_model, names, list(derivatives), extras)(*tensors)
     got = package(*tensors)
@@ -37,8 +39,9 @@ def check_package(path, model, example, precision, derivatives=(), fd_step_nm=1e
             raise ValueError(f"the compiled package's {label} differs from the eager model's by {deviation:.3g} (relative)")
     if precision == "single":
         names64, tensors64 = _ordered_inputs(example, torch.float64)
+        tensors64 = [t.to(device) for t in tensors64]
         with torch.no_grad():
-            e64 = _convert_precision(model, torch.float64)(**dict(zip(names64, tensors64)))
+            e64 = _convert_precision(model, torch.float64).to(device)(**dict(zip(names64, tensors64)))
         if isinstance(e64, dict):
             e64 = e64["energy"]
         deviation = abs(float(got[0]) - float(e64)) / max(1.0, abs(float(e64)))

@@ -313,3 +313,88 @@ def test_bad_graph_property():
     with pytest.raises(Exception, match="useCUDAGraphs|true"):
         force.setProperty("useCUDAGraphs", "maybe")
         openmm.Context(make_system(4, force), openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CUDA"))
+
+
+# .pt2 packages on CUDA: the same model compiled with to_pt2(..., device="cuda") and device="cpu"; the CUDA platform runs
+# the CUDA package on the Context's device (in the kernel's stream order), Reference runs the CPU package.
+
+def _pt2_example(positions, atomic_numbers, charges, cutoff):
+    x = torch.tensor(positions)
+    i, j = torch.triu_indices(len(x), len(x), 1)
+    keep = (x[i] - x[j]).norm(dim=1) < cutoff
+    pairs = torch.stack([i[keep], j[keep]])
+    return {"positions": x, "atomic_numbers": torch.tensor(atomic_numbers), "neighbors": pairs,
+            "shifts": torch.zeros(pairs.shape[1], 3, dtype=torch.float64), "scale": torch.tensor(1.3, dtype=torch.float64),
+            "charges": torch.tensor(charges)}
+
+
+@pytest.fixture(scope="module")
+def pt2_packages(tmp_path_factory, positions):
+    from nnforce.export import to_pt2
+    from pt2_models import CUTOFF, ELEMENTS, Scaled as Pt2Model  # the model of the CPU .pt2 tests (tests/test_pt2.py)
+
+    rng = np.random.default_rng(5)
+    atomic_numbers = [int(z) for z in rng.choice(ELEMENTS, N)]
+    charges = rng.uniform(-0.5, 0.5, N)
+    model = Pt2Model().double().eval()
+    example = _pt2_example(positions, atomic_numbers, charges, CUTOFF)
+    directory = tmp_path_factory.mktemp("pt2")
+    packages = {}
+    for device in ("cuda", "cpu"):
+        path = str(directory / f"model-{device}.pt2")
+        to_pt2(model, path, example, derivatives=["scale"], max_atoms=1000, device=device)
+        packages[device] = path
+    return packages, atomic_numbers, charges, CUTOFF
+
+
+def _pt2_force(path, atomic_numbers, charges, cutoff):
+    force = nnforce.NNForce(path)
+    force.setAtomicNumbers(atomic_numbers)
+    force.addPerAtomInput("charges", list(charges))
+    force.addGlobalParameter("scale", 1.3)
+    force.addEnergyParameterDerivative("scale")
+    force.setNeighborList(cutoff, 0.05)
+    return force
+
+
+def _energy_forces_derivative(context, pos, scale):
+    context.setParameter("scale", scale)
+    context.setPositions(pos)
+    state = context.getState(getEnergy=True, getForces=True, getParameterDerivatives=True)
+    return (state.getPotentialEnergy()._value, state.getForces(asNumpy=True)._value,
+            state.getEnergyParameterDerivatives()["scale"])
+
+
+def test_pt2_records_its_device(pt2_packages):
+    from nnforce.export import read_metadata
+
+    packages = pt2_packages[0]
+    assert read_metadata(packages["cuda"])["device"] == "cuda"
+    assert read_metadata(packages["cpu"])["device"] == "cpu"
+
+
+@pytest.mark.parametrize("graphs", [False, True])
+def test_pt2_matches_reference(pt2_packages, graphs, positions):
+    packages, atomic_numbers, charges, cutoff = pt2_packages
+    reference = reference_context(make_system(N, _pt2_force(packages["cpu"], atomic_numbers, charges, cutoff)))
+    cuda = cuda_context(make_system(N, _pt2_force(packages["cuda"], atomic_numbers, charges, cutoff)), "double", graphs)
+    for k, pos in enumerate(position_sets(positions)):  # eager, capture + replay, replays; a new parameter value
+        scale = 1.3 if k < 4 else 0.7
+        e_cuda, f_cuda, d_cuda = _energy_forces_derivative(cuda, pos, scale)
+        e_ref, f_ref, d_ref = _energy_forces_derivative(reference, pos, scale)
+        assert e_cuda == pytest.approx(e_ref, rel=1e-8)
+        assert rel_err(f_cuda, f_ref) < 1e-8
+        assert d_cuda == pytest.approx(d_ref, rel=1e-8)
+
+
+def test_pt2_package_for_the_other_device_is_refused(pt2_packages):
+    packages, atomic_numbers, charges, cutoff = pt2_packages
+    system = make_system(N, _pt2_force(packages["cpu"], atomic_numbers, charges, cutoff))
+    with pytest.raises(openmm.OpenMMException) as caught:
+        cuda_context(system, "double")
+    message = str(caught.value)
+    assert "compiled for the device 'cpu' but this platform runs it on 'cuda'" in message
+    assert 'device="cuda"' in message and "nnforce export --format pt2 --device cuda" in message
+    system = make_system(N, _pt2_force(packages["cuda"], atomic_numbers, charges, cutoff))
+    with pytest.raises(openmm.OpenMMException, match="compiled for the device 'cuda' but this platform runs it on 'cpu'"):
+        reference_context(system)

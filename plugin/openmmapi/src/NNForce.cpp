@@ -51,9 +51,9 @@ void NNForce::checkModelBytes() {
         throw OpenMMException("NNForce: " + where + " is not a TorchScript archive or .pt2 package (not a zip file). "
                               "Save the model with torch.jit.save(torch.jit.script(model), path).");
     // Every entry's CRC, the zip structure and the size limits, before libtorch (which checks none of them) reads it.
-    verifyModelArchive(modelBytes, where, ModelArchiveLimits::fromEnvironment());
+    vector<ModelArchiveEntry> entries = verifyModelArchive(modelBytes, where, ModelArchiveLimits::fromEnvironment());
     // Told apart by the archive's entry names; a torch.save pickle is rejected with the fix.
-    modelFormat = detectModelFormat(modelBytes, where) == ModelFormat::AOTInductor ? 1 : 0;
+    modelFormat = detectModelFormat(entries, where) == ModelFormat::AOTInductor ? 1 : 0;
 }
 
 int NNForce::addGlobalParameter(const string& name, double defaultValue) {

@@ -24,6 +24,9 @@ def register(subparsers):
                              "inside, faster; default when the output ends in .pt2)")
     parser.add_argument("--precision", choices=["double", "single"], default="double",
                         help="precision a .pt2 is compiled in (default double)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="device a .pt2 is compiled for: cpu (NNForce's Reference and CPU platforms, default) or cuda "
+                             "(its CUDA platform; needs a CUDA build of torch and a GPU)")
     parser.set_defaults(func=run)
 
 
@@ -41,8 +44,10 @@ def run(args):
     from ..train.pipeline import export_checkpoint
 
     fmt = args.format or ("pt2" if args.output.endswith(".pt2") else "torchscript")
+    if args.device != "cpu" and fmt != "pt2":
+        raise ValueError(f"--device {args.device} applies to --format pt2 only (a TorchScript file runs on any platform)")
     info = export_checkpoint(args.checkpoint, args.output, data=args.data, check=not args.no_check, format=fmt,
-                             precision=args.precision)
+                             precision=args.precision, device=args.device)
     print(f"wrote {args.output} ({info['model_class']}, elements {info['elements']}, cutoff {info['cutoff_nm']} nm)")
     for key, value in info.get("checks", {}).items():
         print(f"  check {key}: {value}")

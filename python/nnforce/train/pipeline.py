@@ -182,7 +182,7 @@ def md_check(model, structure, options, output=None, reference=None):
     return report
 
 
-def export_checkpoint(checkpoint, output, data=None, check=True, format="torchscript", precision="double"):
+def export_checkpoint(checkpoint, output, data=None, check=True, format="torchscript", precision="double", device="cpu"):
     """Export the model of a training checkpoint, with the run's metadata and test metrics.
 
     Parameters
@@ -200,6 +200,8 @@ def export_checkpoint(checkpoint, output, data=None, check=True, format="torchsc
         check structure with every pair as a neighbor list, so NNForce gives it ``neighbors``/``shifts``).
     precision : {"double", "single"}
         The precision a ``.pt2`` is compiled in (TorchScript files choose theirs when loaded).
+    device : {"cpu", "cuda"}
+        The device a ``.pt2`` is compiled for (:func:`nnforce.export.to_pt2`); TorchScript files run on any.
 
     Returns
     -------
@@ -235,7 +237,7 @@ def export_checkpoint(checkpoint, output, data=None, check=True, format="torchsc
         elements = [int(z) for z in model.elements]
         z, x = structure if structure is not None else _sample_structure(elements, float(model.cutoff))
         checks = check_model(model, elements, float(model.cutoff), (z, x)) if check else None
-        info = to_pt2(model, output, contract_example(z, x), precision=precision, metadata=metadata, check=check)
+        info = to_pt2(model, output, contract_example(z, x), precision=precision, metadata=metadata, check=check, device=device)
         if checks:
             info.setdefault("checks", {}).update(checks)
         return info

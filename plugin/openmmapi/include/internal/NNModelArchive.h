@@ -2,6 +2,7 @@
 #define NNFORCE_INTERNAL_NNMODELARCHIVE_H_
 
 #include "NNForce.h"
+#include "NNForceModelArchive.h"
 #include <string>
 #include <vector>
 
@@ -11,23 +12,15 @@ namespace NNForcePlugin {
 enum class ModelFormat { TorchScript, AOTInductor };
 
 /**
- * The names of the entries of a zip archive held in memory, read from its central directory (zip64 included).
- * Throws OpenMMException when the bytes are not a readable zip archive.
+ * Tell the model format from the names of the archive's entries, as verifyModelArchive (NNForceModelArchive.h, the
+ * one zip reader) returned them: a TorchScript archive (torch.jit.save) has <name>/constants.pkl and <name>/code/, an
+ * AOTInductor package (.pt2) has <name>/data/aotinductor/<model>/. Throws OpenMMException naming the fix for a
+ * torch.save pickle, an uncompiled torch.export program, or anything else.
  *
- * @param bytes  the archive
- * @param where  how to name the archive in error messages (a file name or "the model bytes")
+ * @param entries  the archive's entries (verifyModelArchive)
+ * @param where    how to name the archive in error messages
  */
-NNFORCE_EXPORT std::vector<std::string> listZipEntries(const std::vector<char>& bytes, const std::string& where);
-
-/**
- * Tell the model format from the archive's entry names: a TorchScript archive (torch.jit.save) has
- * <name>/constants.pkl and <name>/code/, an AOTInductor package (.pt2) has <name>/data/aotinductor/<model>/.
- * Throws OpenMMException naming the fix for a torch.save pickle, an uncompiled torch.export program, or anything else.
- *
- * @param bytes  the archive
- * @param where  how to name the archive in error messages
- */
-NNFORCE_EXPORT ModelFormat detectModelFormat(const std::vector<char>& bytes, const std::string& where);
+NNFORCE_EXPORT ModelFormat detectModelFormat(const std::vector<ModelArchiveEntry>& entries, const std::string& where);
 
 } // namespace NNForcePlugin
 

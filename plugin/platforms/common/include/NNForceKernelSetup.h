@@ -28,6 +28,8 @@ struct KernelSetup {
     bool useCUDAGraphs = false;
     int cudaGraphWarmupSteps = 3;
 
+    KernelSetup() = default;
+
     /**
      * Read the force.
      *

@@ -99,10 +99,13 @@ public:
         }
     }
 
-    /** Run the compiled function; inputs in the order of inputNames. */
-    std::vector<torch::Tensor> run(const std::vector<torch::Tensor>& inputs) {
+    /**
+     * Run the compiled function; inputs in the order of inputNames. A CUDA package runs on stream (a cudaStream_t;
+     * nullptr: the current stream of its device), in order with the kernel's other work there.
+     */
+    std::vector<torch::Tensor> run(const std::vector<torch::Tensor>& inputs, void* stream = nullptr) {
         try {
-            return loader->run(inputs);
+            return loader->run(inputs, stream);
         }
         catch (const std::exception& e) {
             throw OpenMM::OpenMMException("NNForce: the .pt2 model failed: " + torchMessage(e));
@@ -135,11 +138,16 @@ private:
         if (built.compare(0, running.size(), running) != 0 || (built.size() > running.size() && built[running.size()] != '+'))
             throw OpenMMException("NNForce: the .pt2 package was compiled with torch " + built + " but NNForce runs torch " + running +
                                   "; compiled packages only run with the torch that built them." + reexport);
+        // The device, as AOTInductor records it and as nnforce.export.to_pt2 does ("nnforce.device"): both must match.
         auto device = metadata.find("AOTI_DEVICE_KEY");
         std::string compiled = device == metadata.end() ? std::string("?") : device->second;
+        if (compiled == deviceKey && !get("device").empty())
+            compiled = get("device");
         if (compiled != deviceKey)
             throw OpenMMException("NNForce: the .pt2 package was compiled for the device '" + compiled + "' but this platform runs it on '" +
-                                  deviceKey + "'." + reexport.substr(0, reexport.size() - 1) + " with device=\"" + deviceKey + "\".");
+                                  deviceKey + "'. Recompile it for this device with nnforce.export.to_pt2(model, path, example, device=\"" +
+                                  deviceKey + "\") or `nnforce export --format pt2 --device " + deviceKey + "`, or run it on " +
+                                  (compiled == "cuda" ? "the CUDA platform." : "the Reference or CPU platform."));
         inputNames = splitList(get("inputs"));
         outputNames = splitList(get("outputs"));
         derivativeNames = splitList(get("derivatives"));

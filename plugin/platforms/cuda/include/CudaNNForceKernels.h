@@ -2,9 +2,8 @@
 #define CUDA_NNFORCE_KERNELS_H_
 
 #include "NNForceKernels.h"
-#include "NNForceModelBinding.h"
-#include "NNForceModelOutputs.h"
 #include "NNForceKernelSetup.h"
+#include "NNForceModelEvaluator.h"
 #include "CudaNNForceDevice.h"
 #include "openmm/cuda/CudaContext.h"
 #include <ATen/cuda/CUDAGraph.h>
@@ -19,7 +18,9 @@
 namespace NNForcePlugin {
 
 /**
- * Evaluates an NNForce with libtorch on the GPU of an OpenMM CUDA Context.
+ * Evaluates an NNForce with libtorch on the GPU of an OpenMM CUDA Context. The model (TorchScript, or a .pt2 package
+ * compiled for CUDA) runs through the evaluator every platform shares (NNForceModelEvaluator.h); this kernel keeps
+ * what is CUDA's: the gather/scatter kernels, the device neighbor list, streams, events and CUDA graphs.
  *
  * OpenMM 8.6's CUDA platform runs in its own CUDA context (cuCtxCreate), libtorch in the device's primary context.
  * All of NNForce's GPU work runs in the primary context on one torch stream: gather the model atoms' positions from
@@ -43,10 +44,12 @@ public:
     void getOutput(const std::string& name, std::vector<double>& values, std::vector<int>& shape) override;
 private:
     void setUpDevice();
+    void allocateBuffers(int numParticles);
     void allocateNeighborList(int capacity);
     void updateHostInputs(OpenMM::ContextImpl& context);
     void runInputs();
     void runModel(bool includeForces);
+    ModelArgumentSources argumentSources();
     void invalidateGraphs();
     void checkStatus(bool wait);
     torch::TensorOptions realOptions() const;
@@ -54,20 +57,13 @@ private:
     OpenMM::CudaContext& cu;
     CUcontext primaryContext = nullptr;
     bool hasInitialized = false, deviceReady = false;
-    torch::jit::Module module;
+    KernelSetup setup;
+    ModelEvaluator model;
     torch::Device device{torch::kCPU};
     torch::Dtype dtype = torch::kFloat32;
     bool useDouble = false;
     cuda::OpenMMPrecision precision = cuda::OpenMMPrecision::Single;
-    std::vector<ModelInput> inputs;
-    std::vector<int> atoms;
     int numModelAtoms = 0;
-    std::vector<std::string> globalNames, derivativeNames;
-    std::vector<int> derivativeIndex;
-    bool periodic = false, outputsForces = false;
-    // Properties
-    bool useGraphs = false;
-    int warmupSteps = 3;  // eager steps before capture: TorchScript's profiling executor settles in its first runs
 
     // Persistent device tensors (torch, primary context). Their addresses never change while graphs exist.
     torch::Tensor atomsDevice, slotOf, positions, box, atomicNumbers, status;
@@ -84,8 +80,7 @@ private:
     std::map<bool, ModelOutputs> modelOutputs;
     bool lastIncludeForces = false;
 
-    // Neighbor list
-    double cutoff = 0, skin = 0;
+    // Neighbor list (cutoff and skin in setup)
     int capacity = 0;              // allocated number of pairs
     bool fixedCapacity = false;    // capacity given by the user (else chosen and grown here)
     torch::Tensor neighbors, shifts, positionsAtBuild, neighborFlag, neighborCount;

@@ -3,7 +3,6 @@
 #include "openmm/common/ContextSelector.h"
 #include "openmm/internal/ContextImpl.h"
 #include <c10/cuda/CUDAGuard.h>
-#include <torch/csrc/autograd/autograd.h>
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -71,6 +70,7 @@ CudaCalcNNForceKernel::~CudaCalcNNForceKernel() {
             cudaStreamSynchronize(stream->stream());
         modelGraphs.clear();
         inputGraph.reset();
+        model.release();  // a .pt2 package's loader frees its device memory in this context
         if (inputsDone != nullptr)
             cudaEventDestroy(inputsDone);
         if (modelDone != nullptr)
@@ -90,84 +90,39 @@ torch::TensorOptions CudaCalcNNForceKernel::realOptions() const {
 }
 
 void CudaCalcNNForceKernel::initialize(const System& system, const NNForce& force) {
-    // The set-up shared with the Reference kernel; properties were validated by NNForce::setProperty.
-    KernelSetup setup(system, force);
-    if (force.getModelFormat() == "pt2")
-        throw OpenMMException("NNForce: the CUDA platform does not run .pt2 packages yet; use the TorchScript file of the model "
-                              "on CUDA, or run the .pt2 on the CPU platform.");
-    useGraphs = setup.useCUDAGraphs;
-    warmupSteps = setup.cudaGraphWarmupSteps;
-    useDouble = setup.useDouble(cu.getUseDoublePrecision());
-    dtype = useDouble ? torch::kFloat64 : torch::kFloat32;
-    precision = cu.getUseDoublePrecision() ? cuda::OpenMMPrecision::Double
-              : cu.getUseMixedPrecision() ? cuda::OpenMMPrecision::Mixed : cuda::OpenMMPrecision::Single;
-
-    periodic = setup.periodic;
-    outputsForces = setup.outputsForces;
-    atoms = setup.atoms;
-    numModelAtoms = atoms.size();
-    globalNames = setup.globalNames;
-    derivativeNames = setup.derivativeNames;
-    derivativeIndex = setup.derivativeIndex;
-    cutoff = setup.cutoff;
-    skin = setup.skin;
-    capacity = setup.capacity;
-    fixedCapacity = capacity > 0;
-
+    // The set-up and the model evaluation are shared with the Reference kernel; properties were validated by NNForce::setProperty.
+    setup = KernelSetup(system, force);
+    numModelAtoms = setup.atoms.size();
+    fixedCapacity = setup.capacity > 0;
     device = torch::Device(torch::kCUDA, (c10::DeviceIndex) cu.getDeviceIndex());
     PrimaryContextScope scope(primaryContext);
     c10::cuda::CUDAGuard guard(device);
-    const vector<char>& bytes = force.getModelBytes();
-    try {
-        istringstream in(string(bytes.begin(), bytes.end()));
-        module = torch::jit::load(in, device);
-    }
-    catch (const std::exception& e) {
-        throw OpenMMException("NNForce: could not load the TorchScript model: " + torchMessage(e));
-    }
-    module.eval();
-    convertModelPrecision(module, dtype);  // floating-point parameters and buffers only
-
+    model.load(force, setup, device, cu.getUseDoublePrecision());
+    dtype = model.dtype();
+    useDouble = dtype == torch::kFloat64;
+    precision = cu.getUseDoublePrecision() ? cuda::OpenMMPrecision::Double
+              : cu.getUseMixedPrecision() ? cuda::OpenMMPrecision::Mixed : cuda::OpenMMPrecision::Single;
     stream.reset(new c10::cuda::CUDAStream(c10::cuda::getStreamFromPool(false, device.index())));
     c10::cuda::CUDAStreamGuard streamGuard(*stream);
 
     // Atomic numbers and per-atom inputs (checked by the shared helpers, as in the Reference kernel).
-    atomicNumbers = atomicNumberTensor(force, atoms.size(), false);
-    if (atomicNumbers.defined())
+    atomicNumbers = atomicNumberTensor(force, numModelAtoms, false);
+    if (atomicNumbers.defined()) {
+        model.checkElements(force);
         atomicNumbers = atomicNumbers.to(device);
+    }
     perAtomValues.clear();
-    for (auto& t : perAtomTensors(force, atoms.size(), dtype, -1))
+    for (auto& t : perAtomTensors(force, numModelAtoms, dtype, -1))
         perAtomValues.push_back(t.to(device));
     const vector<int>& replicaOfAtom = force.getAtomReplicas();
     if (!replicaOfAtom.empty()) {
         replicaDevice = torch::tensor(replicaOfAtom, torch::kInt32).to(device);  // for the neighbor search
         replica = replicaDevice.to(torch::kInt64);                                // the model's "replica" input
     }
-    inputs = bindModelInputs(module, force, periodic, cutoff > 0, atomicNumbers.defined(), globalNames, derivativeNames, derivativeIndex);
-    for (auto& name : derivativeNames)
+    model.bind(force, setup, atomicNumbers.defined());
+    for (auto& name : setup.derivativeNames)
         cu.addEnergyParameterDerivative(name);
-
-    // Persistent tensors: the graphs read and write them in place.
-    auto intOptions = torch::TensorOptions().device(device).dtype(torch::kInt32);
-    atomsDevice = torch::tensor(vector<int>(atoms.begin(), atoms.end()), torch::kInt32).to(device);
-    slotOf = torch::zeros({(int64_t) system.getNumParticles()}, intOptions);
-    positions = torch::zeros({numModelAtoms, 3}, realOptions()).requires_grad_(!outputsForces);
-    box = torch::zeros({3, 3}, realOptions());
-    status = torch::zeros({2}, intOptions);
-    globalTensors.clear();
-    for (int i = 0; i < (int) globalNames.size(); i++) {
-        bool wanted = find(derivativeIndex.begin(), derivativeIndex.end(), i) != derivativeIndex.end();
-        globalTensors.push_back(torch::zeros({}, realOptions()).requires_grad_(wanted));
-    }
-    globalValues.assign(globalNames.size(), 0.0);
-    haveGlobalValues = false;
-    haveBox = false;
-    if (cutoff > 0) {
-        positionsAtBuild = torch::zeros({numModelAtoms, 3}, realOptions());
-        neighborFlag = torch::ones({1}, intOptions);
-        neighborCount = torch::zeros({1}, intOptions);
-        allocateNeighborList(fixedCapacity ? capacity : max(256, 32 * numModelAtoms));
-    }
+    allocateBuffers(system.getNumParticles());
     checkRuntime(cudaEventCreateWithFlags(&inputsDone, cudaEventDisableTiming), "cudaEventCreate");
     checkRuntime(cudaEventCreateWithFlags(&modelDone, cudaEventDisableTiming), "cudaEventCreate");
     checkRuntime(cudaHostAlloc((void**) &pinned, 4 * sizeof(int), cudaHostAllocPortable), "cudaHostAlloc");
@@ -179,8 +134,32 @@ void CudaCalcNNForceKernel::initialize(const System& system, const NNForce& forc
     hasInitialized = true;
 }
 
+/** The persistent tensors: captured graphs read and write them in place. */
+void CudaCalcNNForceKernel::allocateBuffers(int numParticles) {
+    auto intOptions = torch::TensorOptions().device(device).dtype(torch::kInt32);
+    atomsDevice = torch::tensor(setup.atoms, torch::kInt32).to(device);
+    slotOf = torch::zeros({(int64_t) numParticles}, intOptions);
+    positions = torch::zeros({numModelAtoms, 3}, realOptions());  // requires_grad set per evaluation by the evaluator
+    box = torch::zeros({3, 3}, realOptions());
+    status = torch::zeros({2}, intOptions);
+    globalTensors.clear();
+    for (size_t i = 0; i < setup.globalNames.size(); i++)
+        globalTensors.push_back(torch::zeros({}, realOptions()));
+    globalValues.assign(setup.globalNames.size(), 0.0);
+    haveGlobalValues = false;
+    haveBox = false;
+    if (setup.cutoff > 0) {
+        positionsAtBuild = torch::zeros({numModelAtoms, 3}, realOptions());
+        neighborFlag = torch::ones({1}, intOptions);
+        neighborCount = torch::zeros({1}, intOptions);
+        allocateNeighborList(fixedCapacity ? setup.capacity : max(256, 32 * numModelAtoms));
+    }
+}
+
 void CudaCalcNNForceKernel::allocateNeighborList(int newCapacity) {
-    capacity = newCapacity;
+    // A .pt2 package takes between minPairs and maxPairs pairs (padded with far-away pairs up to the capacity).
+    int64_t size = max<int64_t>(newCapacity, model.minPairs());
+    capacity = (int) (model.maxPairs() > 0 ? min(size, model.maxPairs()) : size);
     neighbors = torch::zeros({2, (int64_t) capacity}, torch::TensorOptions().device(device).dtype(torch::kInt64));
     shifts = torch::zeros({(int64_t) capacity, 3}, realOptions());
 }
@@ -193,12 +172,12 @@ void CudaCalcNNForceKernel::setUpDevice() {
     atomIndexPointer = pointer<int>(cu.getAtomIndexArray().getDevicePointer());
     forcePointer = pointer<unsigned long long>(cu.getLongForceBuffer().getDevicePointer());
     energyBufferPointer = pointer<void>(cu.getEnergyBuffer().getDevicePointer());
-    if (!derivativeNames.empty()) {
+    if (!setup.derivativeNames.empty()) {
         paramDerivPointer = pointer<void>(cu.getEnergyParamDerivBuffer().getDevicePointer());
         // Slot 0 of OpenMM's per-thread derivative buffer holds one entry per derivative name, in this order.
         const vector<string>& all = cu.getEnergyParamDerivNames();
         vector<int> slots;
-        for (auto& name : derivativeNames)
+        for (auto& name : setup.derivativeNames)
             slots.push_back(find(all.begin(), all.end(), name) - all.begin());
         derivSlotsDevice = torch::tensor(slots, torch::kInt32).to(device);
     }
@@ -210,13 +189,14 @@ void CudaCalcNNForceKernel::copyParametersToContext(ContextImpl& context, const 
     c10::cuda::CUDAGuard guard(device);
     c10::cuda::CUDAStreamGuard streamGuard(*stream);
     torch::NoGradGuard noGrad;
-    torch::Tensor values = atomicNumberTensor(force, atoms.size(), atomicNumbers.defined());
+    torch::Tensor values = atomicNumberTensor(force, numModelAtoms, atomicNumbers.defined());
     if (values.defined()) {
         if (!atomicNumbers.defined())
             throw OpenMMException("NNForce: atomic numbers cannot be added to a Context that was created without them; create a new Context.");
+        model.checkElements(force);
         atomicNumbers.copy_(values);  // in place: captured graphs keep reading the same memory
     }
-    vector<torch::Tensor> updated = perAtomTensors(force, atoms.size(), dtype, (int) perAtomValues.size());
+    vector<torch::Tensor> updated = perAtomTensors(force, numModelAtoms, dtype, (int) perAtomValues.size());
     for (size_t i = 0; i < updated.size(); i++)
         perAtomValues[i].copy_(updated[i]);  // in place, as above
 }
@@ -235,11 +215,12 @@ void CudaCalcNNForceKernel::invalidateGraphs() {
 // Called with the primary context current and the torch stream selected.
 void CudaCalcNNForceKernel::updateHostInputs(ContextImpl& context) {
     torch::NoGradGuard noGrad;
-    if (periodic) {
+    if (setup.periodic) {
         Vec3 a, b, c;
         cu.getPeriodicBoxVectors(a, b, c);
         double values[9] = {a[0], a[1], a[2], b[0], b[1], b[2], c[0], c[1], c[2]};
         if (!haveBox || !equal(values, values + 9, boxHost)) {
+            double cutoff = setup.cutoff, skin = setup.skin;
             if (cutoff > 0) {
                 double volume = a[0] * b[1] * c[2];
                 Vec3 bc = b.cross(c), ca = c.cross(a), ab = a.cross(b);
@@ -255,12 +236,12 @@ void CudaCalcNNForceKernel::updateHostInputs(ContextImpl& context) {
             box.copy_(torch::from_blob(values, {3, 3}, torch::kFloat64).to(dtype));
         }
     }
-    for (size_t i = 0; i < globalNames.size(); i++) {
-        double value = context.getParameter(globalNames[i]);
+    for (size_t i = 0; i < setup.globalNames.size(); i++) {
+        double value = context.getParameter(setup.globalNames[i]);
         if (haveGlobalValues && value == globalValues[i])
             continue;
         bool bakedIntoGraph = false;
-        for (auto& input : inputs)
+        for (auto& input : model.inputs())
             bakedIntoGraph |= (input.kind == ModelInput::GlobalFloat && input.index == (int) i);
         if (bakedIntoGraph && haveGlobalValues)
             invalidateGraphs();  // a Python float argument is a constant of the captured graph
@@ -276,11 +257,11 @@ void CudaCalcNNForceKernel::runInputs() {
     cuda::launchInvertAtomIndex(atomIndexPointer, numParticles, slotOf.data_ptr<int>(), s);
     cuda::launchGatherPositions(posqPointer, posqCorrectionPointer, precision, slotOf.data_ptr<int>(), atomsDevice.data_ptr<int>(),
                                 numModelAtoms, positions.data_ptr(), useDouble, s);
-    if (cutoff > 0) {
-        double list = cutoff + skin;
-        cuda::launchNeighborCheck(positions.data_ptr(), positionsAtBuild.data_ptr(), numModelAtoms, 0.25 * skin * skin,
+    if (setup.cutoff > 0) {
+        double list = setup.cutoff + setup.skin;
+        cuda::launchNeighborCheck(positions.data_ptr(), positionsAtBuild.data_ptr(), numModelAtoms, 0.25 * setup.skin * setup.skin,
                                   neighborFlag.data_ptr<int>(), neighborCount.data_ptr<int>(), useDouble, s);
-        cuda::launchNeighborBuild(positions.data_ptr(), numModelAtoms, periodic ? box.data_ptr() : nullptr, list,
+        cuda::launchNeighborBuild(positions.data_ptr(), numModelAtoms, setup.periodic ? box.data_ptr() : nullptr, list,
                                   neighborFlag.data_ptr<int>(), neighborCount.data_ptr<int>(), capacity, neighbors.data_ptr<int64_t>(),
                                   shifts.data_ptr(), useDouble, s, replicaDevice.defined() ? replicaDevice.data_ptr<int>() : nullptr);
         cuda::launchNeighborFinalize(neighborFlag.data_ptr<int>(), neighborCount.data_ptr<int>(), capacity, neighbors.data_ptr<int64_t>(),
@@ -291,86 +272,41 @@ void CudaCalcNNForceKernel::runInputs() {
     checkLaunch("the input kernels");
 }
 
+ModelArgumentSources CudaCalcNNForceKernel::argumentSources() {
+    ModelArgumentSources sources;
+    sources.positions = positions;
+    sources.box = [this]() { return box; };
+    sources.neighbors = neighbors;
+    sources.shifts = shifts;
+    sources.atomicNumbers = atomicNumbers;
+    sources.replica = replica;
+    sources.globals = globalTensors;
+    sources.globalValues = globalValues;
+    sources.perAtom = &perAtomValues;
+    return sources;
+}
+
 void CudaCalcNNForceKernel::runModel(bool includeForces) {
-    vector<c10::IValue> arguments;
-    arguments.reserve(inputs.size());
-    for (auto& input : inputs) {
-        switch (input.kind) {
-        case ModelInput::Positions: arguments.push_back(positions); break;
-        case ModelInput::Box: arguments.push_back(box); break;
-        case ModelInput::Neighbors: arguments.push_back(neighbors); break;
-        case ModelInput::Shifts: arguments.push_back(shifts); break;
-        case ModelInput::AtomicNumbers: arguments.push_back(atomicNumbers); break;
-        case ModelInput::Global: arguments.push_back(globalTensors[input.index]); break;
-        case ModelInput::GlobalFloat: arguments.push_back(globalValues[input.index]); break;
-        case ModelInput::PerAtom: arguments.push_back(perAtomValues[input.index]); break;
-        case ModelInput::Replica: arguments.push_back(replica); break;
-        case ModelInput::Default: arguments.push_back(input.value); break;
-        }
-    }
-    bool needGradients = includeForces && !outputsForces;
-    bool needDerivatives = includeForces && !derivativeIndex.empty();
-    c10::IValue output;
-    {
-        // Without forces no backward pass follows: do not record the autograd graph.
-        unique_ptr<torch::NoGradGuard> noGrad(includeForces ? nullptr : new torch::NoGradGuard());
-        try {
-            output = module.forward(arguments);
-        }
-        catch (const std::exception& e) {
-            throw OpenMMException("NNForce: the model raised an error in forward(): " + torchMessage(e));
-        }
-    }
-    torch::Tensor energy, forces;
-    ModelOutputs& kept = modelOutputs[includeForces];
-    if (output.isGenericDict())
-        unpackDictOutput(output, outputsForces, numModelAtoms, energy, forces, kept);
-    else {
-        unpackModelOutput(output, outputsForces, numModelAtoms, energy, forces);
-        kept.setPlain(energy, forces);
-    }
-    double sign = 1.0;
+    ModelEvaluation result = model.forward(argumentSources(), includeForces, modelOutputs[includeForces], stream->stream());
+    if (includeForces)
+        model.differentiate(result);
     torch::Tensor derivs;
-    if (needGradients || needDerivatives) {
-        vector<torch::Tensor> wrt;
-        if (needGradients)
-            wrt.push_back(positions);
-        for (int index : derivativeIndex)
-            if (needDerivatives)
-                wrt.push_back(globalTensors[index]);
-        vector<torch::Tensor> gradients(wrt.size());
-        if (energy.requires_grad()) {
-            try {
-                gradients = torch::autograd::grad({energy.reshape({})}, wrt, {}, false, false, true);
-            }
-            catch (const std::exception& e) {
-                throw OpenMMException("NNForce: the backward pass through the model failed: " + torchMessage(e));
-            }
-        }
-        if (needGradients) {
-            forces = gradients[0];  // dE/dx; added with sign -1 below (saves a negation kernel)
-            sign = -1.0;
-        }
-        if (needDerivatives) {
-            vector<torch::Tensor> values;
-            for (size_t d = 0; d < derivativeIndex.size(); d++) {
-                const torch::Tensor& g = gradients[d + (needGradients ? 1 : 0)];
-                values.push_back(g.defined() ? g.detach().reshape({}).to(dtype) : torch::zeros({}, realOptions()));
-            }
-            derivs = torch::stack(values).contiguous();
-        }
+    if (includeForces && !setup.derivativeNames.empty()) {
+        vector<torch::Tensor> values;
+        for (auto& g : result.derivatives)
+            values.push_back(g.defined() ? g.detach().reshape({}).to(dtype) : torch::zeros({}, realOptions()));
+        derivs = torch::stack(values).contiguous();
     }
-    if (!includeForces)
-        forces = torch::Tensor();
-    energyOut = energy.detach().reshape({1}).to(device, dtype).contiguous();
-    forcesOut = forces.defined() ? forces.detach().to(device, dtype).contiguous() : torch::Tensor();
+    // The forces keep the sign they came with (dE/dx from autograd is added with -1: no negation kernel).
+    energyOut = result.energy.detach().reshape({1}).to(device, dtype).contiguous();
+    forcesOut = result.forces.defined() ? result.forces.detach().to(device, dtype).contiguous() : torch::Tensor();
     derivsOut = derivs;
     cudaStream_t s = stream->stream();
     const void* forcePtr = forcesOut.defined() ? forcesOut.data_ptr() : nullptr;
     cuda::launchCheckOutputs(energyOut.data_ptr(), forcePtr, numModelAtoms, status.data_ptr<int>(), useDouble, s);
-    cuda::launchAddForces(forcePtr, sign, atomsDevice.data_ptr<int>(), slotOf.data_ptr<int>(), numModelAtoms, cu.getPaddedNumAtoms(),
+    cuda::launchAddForces(forcePtr, result.forceSign, atomsDevice.data_ptr<int>(), slotOf.data_ptr<int>(), numModelAtoms, cu.getPaddedNumAtoms(),
                           forcePointer, energyOut.data_ptr(), energyBufferPointer, derivsOut.defined() ? derivsOut.data_ptr() : nullptr,
-                          derivsOut.defined() ? derivSlotsDevice.data_ptr<int>() : nullptr, derivsOut.defined() ? (int) derivativeIndex.size() : 0,
+                          derivsOut.defined() ? derivSlotsDevice.data_ptr<int>() : nullptr, derivsOut.defined() ? (int) derivsOut.numel() : 0,
                           paramDerivPointer, precision, status.data_ptr<int>(), useDouble, s);
     checkLaunch("the output kernels");
 }
@@ -454,7 +390,7 @@ void CudaCalcNNForceKernel::checkStatus(bool wait) {
         double value = energyOut.defined() ? energyOut.to(torch::kCPU, torch::kFloat64).item<double>() : NAN;
         throw OpenMMException(nonFiniteEnergyMessage(std::isfinite(value) ? NAN : value));
     }
-    throw OpenMMException(nonFiniteForceMessage(atoms[badAtom - 1]));
+    throw OpenMMException(nonFiniteForceMessage(setup.atoms[badAtom - 1]));
 }
 
 double CudaCalcNNForceKernel::execute(ContextImpl& context, bool includeForces, bool includeEnergy) {
@@ -474,18 +410,18 @@ double CudaCalcNNForceKernel::execute(ContextImpl& context, bool includeForces, 
         checkStatus(false);  // a problem found by an earlier step's kernels (non-blocking)
         checkDriver(cuStreamWaitEvent(reinterpret_cast<CUstream>(s), openmmReady, 0), "cuStreamWaitEvent");
         updateHostInputs(context);
-        runMaybeCaptured(useGraphs, warmupSteps, inputEagerSteps, inputGraph, "the input kernels", [&]() { runInputs(); });
-        if (cutoff > 0) {
+        runMaybeCaptured(setup.useCUDAGraphs, setup.cudaGraphWarmupSteps, inputEagerSteps, inputGraph, "the input kernels", [&]() { runInputs(); });
+        if (setup.cutoff > 0) {
             checkRuntime(cudaMemcpyAsync(pinned, neighborCount.data_ptr<int>(), sizeof(int), cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync");
             checkRuntime(cudaEventRecord(inputsDone, s), "cudaEventRecord");
         }
-        runMaybeCaptured(useGraphs, warmupSteps, eagerSteps[includeForces], modelGraphs[includeForces], "the model",
+        runMaybeCaptured(setup.useCUDAGraphs, setup.cudaGraphWarmupSteps, eagerSteps[includeForces], modelGraphs[includeForces], "the model",
                          [&]() { runModel(includeForces); });
         lastIncludeForces = includeForces;
         checkRuntime(cudaMemcpyAsync(pinned + 1, status.data_ptr<int>(), 2 * sizeof(int), cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync");
         checkRuntime(cudaEventRecord(modelDone, s), "cudaEventRecord");
         statusPending = true;
-        if (cutoff > 0) {
+        if (setup.cutoff > 0) {
             // The neighbor list was built before the model ran: wait for that point only (the model keeps the GPU busy),
             // as OpenMM does for its own neighbor list. Too many pairs: grow, and have OpenMM compute this step again.
             checkRuntime(cudaEventSynchronize(inputsDone), "cudaEventSynchronize");
@@ -497,6 +433,7 @@ double CudaCalcNNForceKernel::execute(ContextImpl& context, bool includeForces, 
                         grown = max(grown + 1, (int) (1.5 * grown));
                 else
                     grown = max(count + count / 4 + 64, (int) (1.5 * capacity));
+                model.checkPairs(count);  // a .pt2 package takes at most the pairs it was compiled for
                 invalidateGraphs();
                 allocateNeighborList(grown);
                 neighborFlag.fill_(1);
