@@ -11,8 +11,13 @@ empty_file=$(mktemp)          # mode 600: not executable, so `nvcc` is no longer
 for d in /usr/local/cuda* "${CUDA_HOME:-}" "${CUDA_PATH:-}"; do
   if [ -n "$d" ] && [ -d "$d" ]; then mount --bind "$empty_dir" "$(realpath "$d")"; fi
 done
-while nvcc=$(command -v nvcc); do mount --bind "$empty_file" "$nvcc"; hash -r; done
-if [ -e /usr/local/cuda/include/cuda.h ] || command -v nvcc > /dev/null; then
+executable_nvcc() {  # the first executable nvcc on PATH (bash's `command -v` also reports non-executable files)
+  local IFS=: d
+  for d in $PATH; do if [ -f "$d/nvcc" ] && [ -x "$d/nvcc" ]; then echo "$d/nvcc"; return 0; fi; done
+  return 1
+}
+while nvcc=$(executable_nvcc); do mount --bind "$empty_file" "$nvcc"; done
+if [ -e /usr/local/cuda/include/cuda.h ] || executable_nvcc > /dev/null; then
   echo "no_toolkit_install: the toolkit is still visible" >&2; exit 1
 fi
 echo "no_toolkit_install: toolkit hidden (nvcc on PATH: none; /usr/local/cuda*: empty)"
