@@ -8,7 +8,7 @@ OPENMM := openmm==8.6.1
 JOBS ?= 2
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv install inplace test test-cpp test-python demo bench clean chromium
+.PHONY: venv install inplace test test-cpp test-python demo bench clean chromium check-cuda-build
 
 venv: $(VENV)/.deps-stamp
 $(VENV)/.deps-stamp: requirements-test.txt requirements-potentials.txt Makefile
@@ -49,6 +49,25 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 		apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null) || \
 		echo "nnforce: could not install chromium (needs root and Debian's registry); the report browser test will skip"
+
+# The CUDA build against the torch users have (PyPI's torch==2.13.0, a CUDA build, with openmm-cuda-13) in a second
+# venv, .venv-cuda: the no-toolkit install, libNNForceCUDA.so built with CUDA_HOME and loaded under a stub driver, the
+# plugin-core tests. Needs root and a CUDA toolkit (CUDA_HOME, default /usr/local/cuda), no GPU; .ci/run runs it after
+# `make test`. pip ignores this machine's pip configuration here (a local mirror may serve a CPU-only torch).
+CUDA_VENV := .venv-cuda
+CUDA_PY := $(CUDA_VENV)/bin/python
+PYPI_PIP := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(CUDA_PY) -m pip
+OPENMM_CUDA := openmm-cuda-13==8.6.1
+
+$(CUDA_VENV)/.deps-stamp: Makefile
+	test -x $(CUDA_PY) || $(PYTHON) -m venv $(CUDA_VENV)
+	$(PYPI_PIP) install -q --upgrade pip setuptools wheel
+	$(PYPI_PIP) install -q "$(TORCH)" "$(OPENMM)" "$(OPENMM_CUDA)" swig numpy pytest tqdm mdtraj "pyparsing<3.3"
+	$(CUDA_PY) -c "import torch, openmm; assert torch.__version__.startswith('2.13.0') and torch.version.cuda, torch.__version__; print('torch', torch.__version__, 'openmm', openmm.__version__)"
+	touch $@
+
+check-cuda-build: $(CUDA_VENV)/.deps-stamp
+	CUDA_PY=$(CUDA_PY) NNFORCE_BUILD_JOBS=$(JOBS) bash .ci/check_cuda_build.sh
 
 bench: install
 	$(PY) bench/plugin_overhead.py

@@ -60,10 +60,15 @@ class CMakeBuild(build_ext):
         os.makedirs(build_dir, exist_ok=True)
         configure = ["cmake", "-S", HERE, "-B", build_dir, f"-DPython3_EXECUTABLE={sys.executable}",
                      f"-DCMAKE_INSTALL_PREFIX={package_dir}", "-DCMAKE_BUILD_TYPE=Release"]
+        if os.environ.get("NNFORCE_CUDA_ARCHITECTURES"):  # the cache keeps the first value; pass each build's
+            configure.append(f"-DNNFORCE_CUDA_ARCHITECTURES={os.environ['NNFORCE_CUDA_ARCHITECTURES']}")
         configure += os.environ.get("NNFORCE_CMAKE_ARGS", "").split()
         jobs = os.environ.get("NNFORCE_BUILD_JOBS", str(os.cpu_count() or 2))
         subprocess.check_call(configure)
         subprocess.check_call(["cmake", "--build", build_dir, "--parallel", jobs])
+        # Libraries of an earlier build in the package (e.g. a CUDA plugin built when a toolkit was present) must not
+        # survive into this one.
+        shutil.rmtree(os.path.join(package_dir, "lib"), ignore_errors=True)
         subprocess.check_call(["cmake", "--install", build_dir])
 
 
