@@ -74,3 +74,20 @@ def test_cli_simulate_runs_pt2(exported):
                  "--trajectory", "none", "--no-progress", "--no-minimize", "--report-interval", "10",
                  "--neighbor-skin", "0.05"]) == 0
     assert os.listdir(run)
+
+
+def test_cli_pt2_device(exported, capsys):
+    """The package records the device it was compiled for; --device is refused for TorchScript output and, without a
+    CUDA torch and a GPU, for cuda, each with one line saying why."""
+    from nnforce.cli import main
+
+    out, _, directory = exported
+    assert read_metadata(out)["device"] == "cpu"
+    checkpoint = str(directory / "run" / "best.ckpt")
+    capsys.readouterr()
+    assert main(["export", checkpoint, "-o", str(directory / "m.pt"), "--device", "cuda"]) == 2
+    assert "--device cuda applies to --format pt2 only" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["export", checkpoint, "-o", str(directory / "m.pt2"), "--device", "cuda"]) == 2
+        assert "device='cuda'" in capsys.readouterr().err
+        assert not (directory / "m.pt2").exists()

@@ -184,7 +184,7 @@ void CudaCalcNNForceKernel::setUpDevice() {
     deviceReady = true;
 }
 
-void CudaCalcNNForceKernel::copyParametersToContext(ContextImpl& context, const NNForce& force) {
+void CudaCalcNNForceKernel::copyParametersToContext(ContextImpl& /*context*/, const NNForce& force) {
     PrimaryContextScope scope(primaryContext);
     c10::cuda::CUDAGuard guard(device);
     c10::cuda::CUDAStreamGuard streamGuard(*stream);

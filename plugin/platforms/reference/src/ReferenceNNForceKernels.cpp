@@ -25,7 +25,7 @@ void ReferenceCalcNNForceKernel::initialize(const System& system, const NNForce&
     model.bind(force, setup, atomicNumbers.defined());
 }
 
-void ReferenceCalcNNForceKernel::copyParametersToContext(ContextImpl& context, const NNForce& force) {
+void ReferenceCalcNNForceKernel::copyParametersToContext(ContextImpl& /*context*/, const NNForce& force) {
     loadParameters(force);
 }
 
