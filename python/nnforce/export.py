@@ -17,16 +17,20 @@ Metadata (elements, cutoff_nm, units, data hash, metrics, model spec, versions; 
 :func:`nnforce.train.pipeline.export_checkpoint`.
 """
 import copy
+import os
+import shutil
 
 import numpy as np
 import torch
 
 from ._io import atomic_save
-from ._pt2 import is_pt2, read_pt2_metadata, to_pt2  # noqa: F401  (.pt2 AOTInductor packages, nnforce._pt2)
+from ._pt2 import compile_pt2
+from ._pt2_checks import check_package
+from ._pt2_package import is_pt2, read_pt2_metadata  # noqa: F401  (.pt2 AOTInductor packages)
 from .contract import METADATA_FILE, metadata_extra_files, model_metadata, read_metadata  # noqa: F401
 
 
-def _sample_structure(elements, cutoff_nm):
+def sample_structure(elements, cutoff_nm):
     """A compact, non-symmetric test cluster containing every element (deterministic)."""
     rng = np.random.default_rng(1234)
     elements = list(elements)
@@ -70,7 +74,7 @@ def check_model(model, elements, cutoff_nm, structure=None, fd_step_nm=1e-5, rto
     """
     scripted = torch.jit.script(model)
     if structure is None:
-        z, x = _sample_structure(elements, cutoff_nm)
+        z, x = sample_structure(elements, cutoff_nm)
     else:
         z, x = structure
     z_t = torch.as_tensor(np.asarray(z), dtype=torch.long)
@@ -222,7 +226,7 @@ def export_committee(model, path, metadata=None, check=True, structure=None):
     if check:
         own = model_metadata(committee)
         info["checks"] = check_model(committee.model, own["elements"], own["cutoff_nm"], structure)
-        z, x = _sample_structure(own["elements"], own["cutoff_nm"]) if structure is None else structure
+        z, x = sample_structure(own["elements"], own["cutoff_nm"]) if structure is None else structure
         scripted64 = torch.jit.script(copy.deepcopy(committee).double())
         x64 = torch.as_tensor(np.asarray(x), dtype=torch.float64)
         z64 = torch.as_tensor(np.asarray(z), dtype=torch.long)
@@ -236,3 +240,55 @@ def export_committee(model, path, metadata=None, check=True, structure=None):
     scripted = torch.jit.script(committee.float())
     atomic_save(path, lambda tmp: torch.jit.save(scripted, tmp, _extra_files=metadata_extra_files(info)))
     return info
+
+
+def to_pt2(model, path, example, precision="double", derivatives=(), max_atoms=None, max_pairs=None,
+           device="cpu", metadata=None, cache=True, check=True):
+    """Compile a model-contract module into a ``.pt2`` AOTInductor package for NNForce, written atomically to ``path``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Follows the model contract: ``forward`` takes inputs by name and returns the energy (kJ/mol).
+    path : str or os.PathLike
+        The ``.pt2`` file to write.
+    example : dict
+        Contract inputs by name: ``positions`` ([N, 3] nm) and any of ``box``, ``neighbors``/``shifts``,
+        ``atomic_numbers``, global parameters (scalars) and per-atom inputs ([N] or [N, k]). The package takes
+        exactly these inputs; the number of atoms and of pairs are dynamic.
+    precision : {"double", "single"}
+        The dtype the model is compiled in (the energy is accumulated as the model does, float64 for the library's
+        models).
+    derivatives : sequence of str
+        Global parameters whose energy derivative the package returns (for ``addEnergyParameterDerivative``).
+    max_atoms, max_pairs : int, optional
+        Upper bounds of the dynamic dimensions (defaults 1e6 atoms, 2e8 pairs).
+    device : {"cpu", "cuda"}
+        The device the package runs on (NNForce's CPU/Reference platforms need "cpu", CUDA needs "cuda").
+    metadata : dict, optional
+        Extra JSON-able entries stored in the package's metadata.
+    cache : bool
+        Reuse a package compiled before from the same model, example shapes, precision and torch.
+    check : bool
+        Compare the compiled package with the eager model on the example (energy, forces, derivatives) and its
+        forces with finite differences of its energy (float64).
+
+    Returns
+    -------
+    dict
+        The metadata stored in the package (with ``checks`` when ``check`` is true).
+
+    Examples
+    --------
+    >>> to_pt2(LennardJones(), "lj.pt2", {"positions": x, "neighbors": pairs, "shifts": shifts})  # doctest: +SKIP
+    """
+    built, record = compile_pt2(model, example, precision, derivatives, max_atoms, max_pairs, device, metadata, cache)
+    try:
+        if check:
+            record = dict(record)
+            record["checks"] = check_package(built, model, example, precision, derivatives)
+        atomic_save(os.fspath(path), lambda tmp: shutil.copyfile(built, tmp))
+    finally:
+        if not cache:
+            os.remove(built)
+    return record

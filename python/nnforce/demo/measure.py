@@ -229,7 +229,7 @@ def nnforce_energy(model_path, topology, positions_nm, platform_name="Reference"
     import openmm
     from openmm import unit
 
-    from .._pt2 import is_pt2
+    from .._pt2_package import is_pt2
 
     # a TorchScript model runs in float64 here; a .pt2 runs in the precision it was compiled in
     context = _nnforce_context(model_path, topology, positions_nm, platform_name, openmm.VerletIntegrator(0.001),

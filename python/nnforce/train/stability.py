@@ -65,7 +65,7 @@ def _context(model, atomic_numbers, integrator, platform, precision):
     force = nnforce.NNForce(model)
     force.setAtomicNumbers([int(v) for v in atomic_numbers])
     if isinstance(model, (str, os.PathLike)):
-        from .._pt2 import is_pt2
+        from .._pt2_package import is_pt2
         from ..contract import inspect_model, neighbor_cutoff
 
         if is_pt2(model):  # a package takes exactly the inputs it was compiled with: a neighbor list if it names one
