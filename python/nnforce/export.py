@@ -93,11 +93,25 @@ def check_model(model, elements, cutoff_nm, structure=None, fd_step_nm=1e-5, rto
     report["script_vs_eager_kj_mol"] = abs(eager - float(e64.detach()))
     if report["script_vs_eager_kj_mol"] > 1e-9 * scale + 1e-9:
         raise ValueError(f"scripted and eager energies differ by {report['script_vs_eager_kj_mol']} kJ/mol")
+    report["force_fd_max_error_kj_mol_nm"] = _check_forces(script64, x64, e64, z_t, fd_step_nm)
+    with torch.no_grad():
+        e32 = float(_energy(script32, torch.tensor(x, dtype=torch.float32), z_t))
+    e64 = e64.detach()
+    report["float32_vs_float64_kj_mol"] = abs(e32 - float(e64))
+    if report["float32_vs_float64_kj_mol"] > rtol * scale + 1e-3:
+        raise ValueError(f"float32 and float64 energies differ by {report['float32_vs_float64_kj_mol']:.3g} kJ/mol")
+    report.update(_check_periodic(script64, x64.detach(), z_t, float(e64), scale, cutoff_nm))
+    report["unknown_element_rejected"] = _check_elements(model, script64, x64.detach(), z_t, elements)
+    return report
+
+
+def _check_forces(script64, x64, e64, z_t, fd_step_nm):
+    """Autograd forces against central finite differences of the energy; returns the largest deviation."""
     (gradient,) = torch.autograd.grad(e64, x64)
     forces = -gradient.numpy()
     fd = np.zeros_like(forces)
     with torch.no_grad():
-        for a in range(x.shape[0]):
+        for a in range(x64.shape[0]):
             for d in range(3):
                 plus = x64.detach().clone()
                 minus = x64.detach().clone()
@@ -106,19 +120,17 @@ def check_model(model, elements, cutoff_nm, structure=None, fd_step_nm=1e-5, rto
                 fd[a, d] = -(float(_energy(script64, plus, z_t)) - float(_energy(script64, minus, z_t))) / (
                     2 * fd_step_nm)
     force_scale = max(1.0, float(np.abs(forces).max()))
-    report["force_fd_max_error_kj_mol_nm"] = float(np.abs(forces - fd).max())
-    if report["force_fd_max_error_kj_mol_nm"] > 1e-4 * force_scale + 1e-3:
+    error = float(np.abs(forces - fd).max())
+    if error > 1e-4 * force_scale + 1e-3:
         raise ValueError(f"autograd forces differ from finite differences by up to "
-                         f"{report['force_fd_max_error_kj_mol_nm']:.3g} kJ/mol/nm (largest force {force_scale:.3g})")
+                         f"{error:.3g} kJ/mol/nm (largest force {force_scale:.3g})")
+    return error
+
+
+def _check_periodic(script64, x0, z_t, e64, scale, cutoff_nm):
+    """A box much larger than the molecule plus the cutoff, a lattice translation and a plugin-style neighbor list
+    with shifts change nothing; returns the deviations."""
     with torch.no_grad():
-        e32 = float(_energy(script32, torch.tensor(x, dtype=torch.float32), z_t))
-    e64 = e64.detach()
-    report["float32_vs_float64_kj_mol"] = abs(e32 - float(e64))
-    if report["float32_vs_float64_kj_mol"] > rtol * scale + 1e-3:
-        raise ValueError(f"float32 and float64 energies differ by {report['float32_vs_float64_kj_mol']:.3g} kJ/mol")
-    # periodic behaviour: a box much larger than the molecule plus the cutoff changes nothing
-    with torch.no_grad():
-        x0 = x64.detach()
         extent = float((x0.max(0).values - x0.min(0).values).max())
         side = 2.0 * (extent + cutoff_nm) + 1.0
         box = torch.diag(torch.full((3,), side, dtype=torch.float64))
@@ -131,12 +143,17 @@ def check_model(model, elements, cutoff_nm, structure=None, fd_step_nm=1e-5, rto
         moved = x0 + image.unsqueeze(1) * box[1]
         shifts = (image[ij[0]] - image[ij[1]]).unsqueeze(1) * box[1]
         e_list = float(_energy(script64, moved, z_t, neighbors=ij, shifts=shifts))
+    report = {}
     for name, value in (("box", e_box), ("lattice_translation", e_shift), ("neighbor_list_shifts", e_list)):
-        deviation = abs(value - float(e64))
+        deviation = abs(value - e64)
         report[f"periodic_{name}_kj_mol"] = deviation
         if deviation > 1e-8 * scale + 1e-8:
             raise ValueError(f"periodic check '{name}' changed the energy by {deviation:.3g} kJ/mol")
-    # element coverage
+    return report
+
+
+def _check_elements(model, script64, x0, z_t, elements):
+    """Every declared element is known to the model, and an unknown atomic number raises; returns True."""
     known = set(int(v) for v in model.elements)
     missing = sorted(set(int(e) for e in elements) - known)
     if missing:
@@ -145,10 +162,8 @@ def check_model(model, elements, cutoff_nm, structure=None, fd_step_nm=1e-5, rto
     try:
         _energy(script64, x0, torch.full_like(z_t, unknown))
     except Exception:  # TorchScript re-raises model errors as torch.jit.Error
-        report["unknown_element_rejected"] = True
-    else:
-        raise ValueError(f"the model accepted atomic number {unknown}, which it was not trained on")
-    return report
+        return True
+    raise ValueError(f"the model accepted atomic number {unknown}, which it was not trained on")
 
 
 def export_model(model, path, metadata=None, check=True, structure=None):

@@ -212,7 +212,7 @@ def export_checkpoint(checkpoint, output, data=None, check=True, format="torchsc
     [1, 6, 8]
     """
     from ..export import export_model
-    from .fit import model_from_checkpoint
+    from .checkpoint import model_from_checkpoint
 
     model, state = model_from_checkpoint(checkpoint)
     metadata = dict(state.get("metadata") or {})

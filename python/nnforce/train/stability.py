@@ -144,7 +144,30 @@ def md_stability(model, atomic_numbers, positions_nm, temperature_k=500.0, time_
     context.setPositions(x0 * unit.nanometer)
     context.setVelocitiesToTemperature(temperature_k * unit.kelvin, int(seed))
     total_steps = int(round(time_ps * FS_PER_PS / timestep_fs))
-    dof = 3 * len(z)
+    step, min_ratio, max_ratio, broken, temperatures = _watch_bonds(context, integrator, pairs, reference, (low, high),
+                                                                    total_steps, check_interval)
+    stable = broken is None
+    drift = float("nan")
+    if stable and nve_ps > 0:
+        drift = _nve_drift(model, z, context, nve_ps, nve_timestep_fs, platform, precision, energy_drift)
+    return {"stable": stable, "min_ratio": min_ratio, "max_ratio": max_ratio,
+            "broken_bond": None if stable else list(broken),
+            "failed_at_ps": None if stable else step * timestep_fs / FS_PER_PS,
+            "simulated_ps": step * timestep_fs / FS_PER_PS, "temperature_mean_k": float(np.mean(temperatures))
+            if temperatures else float("nan"), "nve_drift_kj_mol_ps_atom": drift, "num_bonds": int(len(pairs)),
+            "window": [low, high], "temperature_k": float(temperature_k), "time_ps": float(time_ps),
+            "timestep_fs": float(timestep_fs), "seed": int(seed), "platform": platform,
+            "wall_s": time.perf_counter() - started, "cpu_s": time.process_time() - cpu_started}
+
+
+def _watch_bonds(context, integrator, pairs, reference, window, total_steps, check_interval):
+    """Step ``integrator`` until ``total_steps`` or the first bond outside ``window`` (fractions of ``reference``);
+    returns (steps done, smallest and largest ratio, the broken pair or None, temperatures in K)."""
+    import openmm
+    from openmm import unit
+
+    low, high = window
+    dof = 3 * context.getSystem().getNumParticles()
     step, min_ratio, max_ratio, broken, temperatures = 0, math.inf, -math.inf, None, []
     while step < total_steps and broken is None:
         n = min(check_interval, total_steps - step)
@@ -168,18 +191,7 @@ def md_stability(model, atomic_numbers, positions_nm, temperature_k=500.0, time_
         if len(bad):
             worst = bad[np.argmax(np.abs(np.log(ratio[bad])))]
             broken = (int(pairs[worst, 0]), int(pairs[worst, 1]))
-    stable = broken is None
-    drift = float("nan")
-    if stable and nve_ps > 0:
-        drift = _nve_drift(model, z, context, nve_ps, nve_timestep_fs, platform, precision, energy_drift)
-    return {"stable": stable, "min_ratio": min_ratio, "max_ratio": max_ratio,
-            "broken_bond": None if stable else list(broken),
-            "failed_at_ps": None if stable else step * timestep_fs / FS_PER_PS,
-            "simulated_ps": step * timestep_fs / FS_PER_PS, "temperature_mean_k": float(np.mean(temperatures))
-            if temperatures else float("nan"), "nve_drift_kj_mol_ps_atom": drift, "num_bonds": int(len(pairs)),
-            "window": [low, high], "temperature_k": float(temperature_k), "time_ps": float(time_ps),
-            "timestep_fs": float(timestep_fs), "seed": int(seed), "platform": platform,
-            "wall_s": time.perf_counter() - started, "cpu_s": time.process_time() - cpu_started}
+    return step, min_ratio, max_ratio, broken, temperatures
 
 
 def _nve_drift(model, z, langevin_context, nve_ps, timestep_fs, platform, precision, energy_drift):

@@ -1,14 +1,17 @@
-"""No import circle inside python/nnforce (tools/check_imports.py reads the source's AST; nothing is imported)."""
+"""The house rules of python/nnforce, checked on the source (AST; nothing is imported): no import circle
+(tools/check_imports.py), no module over 450 lines and no function over 80 lines without a written reason
+(tools/check_sizes.py)."""
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "check_imports.py"
+SIZES = ROOT / "tools" / "check_sizes.py"
 
 
-def _check(package):
-    return subprocess.run([sys.executable, str(SCRIPT), str(package)], capture_output=True, text=True)
+def _check(package, script=SCRIPT):
+    return subprocess.run([sys.executable, str(script), str(package)], capture_output=True, text=True)
 
 
 def test_nnforce_has_no_import_circle():
@@ -37,3 +40,21 @@ def test_checker_ignores_type_checking_imports(tmp_path):
     (pkg / "a.py").write_text("from . import b\n")
     (pkg / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import a\n")
     assert _check(pkg).returncode == 0
+
+
+def test_nnforce_sizes():
+    result = _check(ROOT / "python" / "nnforce", SIZES)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "sizes ok"
+
+
+def test_size_checker_counts_lines_and_reads_reasons(tmp_path):
+    body = "".join(f"    x{k} = {k}\n" for k in range(80))  # def line + 80 lines = 81
+    (tmp_path / "a.py").write_text(f"def long():\n{body}\n\n# long: one table, kept whole\ndef reasoned():\n{body}"
+                                   f"\n\ndef short():\n    return 1\n")
+    (tmp_path / "b.py").write_text("x = 1\n" * 451)
+    result = _check(tmp_path, SIZES)
+    assert result.returncode == 1
+    lines = sorted(line.replace(str(tmp_path) + "/", "") for line in result.stdout.strip().splitlines())
+    assert lines == ["a.py:1: long is 81 lines (limit 80; or write `# long: why` above it)",
+                     "b.py: 451 lines (module limit 450)"]
