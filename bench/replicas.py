@@ -26,7 +26,7 @@ from nnforce.demo import alanine_dipeptide
 from nnforce.export import export_model
 from nnforce.force import build_context, build_ml_system
 from nnforce.models import ANIModel
-from nnforce.replicas import replicate
+from nnforce.simulate.replicas import replicate
 
 ELEMENTS = [1, 6, 7, 8]
 

@@ -1,5 +1,5 @@
 """The demo's ensemble: replicas of alanine dipeptide seeded across its four basins, run with the trained model in
-NNForce, all replicas batched in one Context (:mod:`nnforce.replicas`), and the same protocol (same starts,
+NNForce, all replicas batched in one Context (:mod:`nnforce.simulate.replicas`), and the same protocol (same starts,
 seeds, thermostat and length) with the reference force field (amber14) for comparison.
 
 Starts come from the reference sampling: its frames are split by basin (:func:`~nnforce.demo.measure.basin`)
@@ -194,7 +194,7 @@ def run_nnforce_ensemble(model_path, topology, starts_nm, settings, seed, out_di
     from openmm import app, unit
 
     from ..contract import inspect_model
-    from ..replicas import ReplicaReporter, replicate
+    from ..simulate.replicas import ReplicaReporter, replicate
     from ..simulate import SimulationConfig, build_system
     from ..units import FS_PER_PS
 
@@ -253,7 +253,7 @@ def run_reference_ensemble(topology, starts_nm, settings, steps, seed, out_dir):
     from openmm import app, unit
 
     from .._io import atomic_save, make_output_dir
-    from ..replicas import replica_file_name
+    from ..simulate.replicas import replica_file_name
 
     s = settings
     make_output_dir(out_dir)

@@ -21,7 +21,7 @@ from typing import Any, Dict, List
 import numpy as np
 
 from .._io import atomic_write
-from ..replicas import replica_file_name
+from .replicas import replica_file_name
 from ..units import FS_PER_PS
 
 __all__ = ["DiskFullError", "run_batch", "checkpoint_path", "read_checkpoint"]
@@ -95,7 +95,7 @@ def _context(spec, system, topology, group, states):
     from openmm import unit
 
     from ..force import build_context
-    from ..replicas import replicate
+    from .replicas import replicate
 
     start = states[group[0]]["step"]
     batch = replicate(system, topology, [states[k]["positions"] for k in group])

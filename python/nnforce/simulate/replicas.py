@@ -260,7 +260,7 @@ class ReplicaReporter:
         """One :class:`nnforce.simulate.outputs.TrajectoryWriter` per replica (the writer ``nnforce simulate`` uses)."""
         from openmm import unit
 
-        from .simulate.outputs import TrajectoryWriter
+        from .outputs import TrajectoryWriter
 
         dt_ps = simulation.integrator.getStepSize().value_in_unit(unit.picoseconds)
         for path in self.paths:
