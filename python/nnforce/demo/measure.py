@@ -193,16 +193,16 @@ def uncovered_fraction(phi_rad, psi_rad, phi_ref_rad, psi_ref_rad, radius_deg=20
 
 
 def _nnforce_context(model_path, topology, positions_nm, platform_name, integrator, model_precision=None):
-    import openmm
     from openmm import unit
 
     from ..contract import inspect_model
+    from ..force import build_context
     from ..simulate import SimulationConfig, build_system
 
     config = SimulationConfig(model=model_path, topology=topology, positions=positions_nm,
                               model_precision=model_precision)
     system = build_system(config, topology, inspect_model(model_path))
-    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform_name))
+    context = build_context(system, integrator, platform_name)
     context.setPositions(np.asarray(positions_nm) * unit.nanometer)
     return context
 
