@@ -1,5 +1,6 @@
-"""The base of every feature (:class:`Feature`: selections bound to a topology, then ``transform``) and the
-helpers the feature modules share; the features themselves are in :mod:`nnforce.analysis.features`."""
+"""The base of every feature (:class:`Feature`: selections bound to a topology, then ``transform``), their
+composition (:class:`Featurizer`, here because ``Feature + Feature`` makes one) and the helpers the feature kinds
+share; the kinds are in ``geometric`` and ``structural``, all importable from :mod:`nnforce.analysis.features`."""
 import itertools
 
 import numpy as np

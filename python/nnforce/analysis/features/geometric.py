@@ -6,7 +6,6 @@ import numpy as np
 from .. import _geometry
 from ._base import Feature, _atom_label, _Frames, _residue_summary, _select
 
-
 TORSION_KINDS = ("phi", "psi", "omega", "chi1", "chi2", "chi3", "chi4")
 
 
