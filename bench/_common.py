@@ -11,6 +11,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 from nnforce._io import atomic_write  # noqa: E402
+from nnforce.force import build_context  # noqa: E402
 
 # One thread for torch and for OpenMM's CPU platform: on this shared 2-core machine, OpenMP's busy-waiting threads
 # make multi-threaded timings swing several-fold with the load of other processes. Override with NNFORCE_BENCH_THREADS.
@@ -29,7 +30,7 @@ def context(force, n, platform):
         system.addParticle(12.0)
     system.addForce(force)
     integrator = openmm.VerletIntegrator(0.0001)
-    return openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform), platform_properties(platform))
+    return build_context(system, integrator, platform, platform_properties(platform))
 
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")

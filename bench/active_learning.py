@@ -59,7 +59,7 @@ def initial_data():
 
 
 def make_config(rounds):
-    from nnforce.learn import LearnConfig
+    from nnforce.train.learn import LearnConfig
     from train_accuracy import ETHANOL_INTERVAL, ETHANOL_TRAJECTORIES, ethanol_dataset
 
     data_path, _ = initial_data()
@@ -82,7 +82,7 @@ def final_check(config, r):
     """The 100 ps 500 K check of bench/md_stability.py (NVE drift included) on round ``r``'s committee; bonds
     referenced to all the run's data (the same reference for every round checked)."""
     from nnforce.data import Dataset
-    from nnforce.learn import _reference_frames
+    from nnforce.train.learn import _reference_frames
     from nnforce.train import md_stability
 
     path = os.path.join(OUTPUT, f"final_check_round{r}.json")
@@ -109,7 +109,7 @@ def random_control(config, rows):
     import numpy as np
 
     from nnforce.data import Dataset, concatenate
-    from nnforce.learn import train_committee
+    from nnforce.train.learn import train_committee
     from nnforce.models import ani_ensemble
     from nnforce.train import evaluate
     from train_accuracy import ethanol_dataset
@@ -140,7 +140,7 @@ def main(argv=None):
     global N_INITIAL, OUTPUT
     import torch
 
-    from nnforce.learn import learn
+    from nnforce.train.learn import learn
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=ROUNDS)

@@ -15,6 +15,7 @@ import torch
 from _common import THREADS, best_of, lattice, platform_properties, write_table
 
 import nnforce
+from nnforce.force import build_context
 from nnforce.models import LennardJones
 
 CUTOFF, SKIN, DENSITY = 0.85, 0.1, 21.0
@@ -33,7 +34,7 @@ def ms_per_step(n, use_list, platform, steps):
     system.setDefaultPeriodicBoxVectors(openmm.Vec3(edge, 0, 0), openmm.Vec3(0, edge, 0), openmm.Vec3(0, 0, edge))
     system.addForce(force)
     integrator = openmm.VerletIntegrator(0.002)
-    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform), platform_properties(platform))
+    context = build_context(system, integrator, platform, platform_properties(platform))
     context.setPositions(positions)
     context.setVelocitiesToTemperature(120.0, 1)
     integrator.step(2)

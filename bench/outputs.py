@@ -46,23 +46,18 @@ def models():
 def context(model, platform):
     import openmm
     from ase.build import molecule
-    from openmm import app, unit
+    from openmm import unit
 
     import nnforce
+    from nnforce.force import build_context, build_ml_system, topology_of
 
     atoms = molecule("CH3CH2OH")
-    system = openmm.System()
-    for z in atoms.get_atomic_numbers():
-        system.addParticle(app.element.Element.getByAtomicNumber(int(z)).mass)
-    force = nnforce.NNForce(model)
-    force.setAtomicNumbers([int(z) for z in atoms.get_atomic_numbers()])
-    system.addForce(force)
+    system = build_ml_system(model, topology_of(atoms.get_atomic_numbers()))
     properties = {"Threads": "1"} if platform == "CPU" else {}  # OpenMM's own CPU threads: one, like torch's
-    c = openmm.Context(system, openmm.VerletIntegrator(0.0005), openmm.Platform.getPlatformByName(platform),
-                       properties)
+    c = build_context(system, openmm.VerletIntegrator(0.0005), platform, properties)
     c.setPositions(atoms.positions / 10.0 * unit.nanometer)
     c.setVelocitiesToTemperature(300 * unit.kelvin, 1)
-    return c, force
+    return c, nnforce.NNForce.cast(c.getSystem().getForce(0))
 
 
 def timed(c, force, read):

@@ -19,6 +19,7 @@ import torch
 from _common import THREADS, lattice, platform_properties, write_table
 
 import nnforce
+from nnforce.force import build_context
 from nnforce.models import LennardJones, RadialMLP
 
 ELEMENTS = [1, 6, 7, 8]
@@ -54,7 +55,7 @@ def integrator_runner(force, positions, platform):
         system.addParticle(12.0)
     system.addForce(force)
     integrator = openmm.VerletIntegrator(1e-5)
-    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform), platform_properties(platform))
+    context = build_context(system, integrator, platform, platform_properties(platform))
     context.setPositions(positions)
     integrator.step(3)  # warm-up: TorchScript's profiling runs, allocations
     return lambda steps: integrator.step(steps), (context, integrator)

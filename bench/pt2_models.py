@@ -107,7 +107,7 @@ def check_cli(kind, directory):
     from nnforce.cli import main
     from nnforce.data import Dataset, split
     from nnforce.train import TrainConfig, build_model, fit
-    from nnforce.train.fit import model_from_checkpoint
+    from nnforce.train.checkpoint import model_from_checkpoint
 
     x, z = alanine()
     rng = np.random.default_rng(0)

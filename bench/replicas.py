@@ -24,9 +24,9 @@ from _common import THREADS, platform_properties, write_table
 import nnforce  # noqa: F401
 from nnforce.demo import alanine_dipeptide
 from nnforce.export import export_model
-from nnforce.force import build_nnforce
+from nnforce.force import build_context, build_ml_system
 from nnforce.models import ANIModel
-from nnforce.replicas import replicate
+from nnforce.simulate.replicas import replicate
 
 ELEMENTS = [1, 6, 7, 8]
 
@@ -57,18 +57,13 @@ def pt2_bytes(directory):
 
 def molecule(data):
     topology, positions = alanine_dipeptide()
-    system = openmm.System()
-    for atom in topology.atoms():
-        system.addParticle(atom.element.mass)
-    system.addForce(build_nnforce(data, topology, neighbor_cutoff_nm=0.52))
-    return system, topology, positions
+    return build_ml_system(data, topology, neighbor_cutoff_nm=0.52), topology, positions
 
 
 def context(system, positions, seed):
     integrator = openmm.LangevinMiddleIntegrator(300, 1.0, 0.0005)
     integrator.setRandomNumberSeed(seed)
-    platform = openmm.Platform.getPlatformByName("CPU")
-    ctx = openmm.Context(system, integrator, platform, platform_properties("CPU"))
+    ctx = build_context(system, integrator, "CPU", platform_properties("CPU"))
     ctx.setPositions(positions)
     ctx.setVelocitiesToTemperature(300, seed)
     return ctx

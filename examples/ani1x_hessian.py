@@ -1,7 +1,7 @@
 """Normal modes of small molecules with ANI-1x: optimise, build the Hessian by autograd, diagonalise.
 
 The ANI-1x ensemble is parsed by nnforce from the NeuroChem files of the torchani 2.1.1 wheel
-(`python -m nnforce.models.ani1x --fetch` installs them). Positions are in nm and energies in kJ/mol
+(`pip install --no-deps torchani==2.1.1` installs them). Positions are in nm and energies in kJ/mol
 throughout; the mass-weighted Hessian is converted to wavenumbers with named constants below.
 
     python examples/ani1x_hessian.py            # water, methane and formaldehyde, autograd + finite differences

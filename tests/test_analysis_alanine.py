@@ -12,7 +12,7 @@ import pytest
 
 import conftest_analysis as ca
 from nnforce.analysis.features import Featurizer, Torsions
-from nnforce.analysis.report import analyze, phi_psi_free_energy_png
+from nnforce.analysis.pipeline import analyze, phi_psi_free_energy_png
 from nnforce.analysis.stream import featurize
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*netCDF4:UserWarning")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from nnforce.data import (Dataset, read_ani_h5, read_ase_db, read_dataset, read_md17, read_qm9, read_xyz, split)
-from nnforce.data.units import KJ_MOL_PER_EV, KJ_MOL_PER_HARTREE
+from nnforce.units import KJ_MOL_PER_EV, KJ_MOL_PER_HARTREE
 
 WATER_Z = np.array([8, 1, 1])
 WATER_A = np.array([[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]])

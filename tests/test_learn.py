@@ -10,7 +10,7 @@ import yaml
 from torch import Tensor
 
 from nnforce.data import Dataset
-from nnforce.learn import LearnConfig, label_frames, select
+from nnforce.train.learn import LearnConfig, label_frames, select
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

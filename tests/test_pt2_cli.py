@@ -29,7 +29,7 @@ def exported(tmp_path_factory):
     out = directory / "model.pt2"
     assert main(["export", str(directory / "run" / "best.ckpt"), "-o", str(out), "--format", "pt2",
                  "--precision", "single"]) == 0
-    from nnforce.train.fit import model_from_checkpoint
+    from nnforce.train.checkpoint import model_from_checkpoint
 
     model, _ = model_from_checkpoint(str(directory / "run" / "best.ckpt"))
     return out, model, directory

@@ -15,7 +15,7 @@ import nnforce
 from nnforce.demo import alanine_dipeptide
 from nnforce.force import build_nnforce
 from nnforce.models import ANIModel
-from nnforce.replicas import ReplicaReporter, replicate
+from nnforce.simulate.replicas import ReplicaReporter, replicate
 
 # (phi, psi) of C7eq, alphaR, alphaL: three different conformations
 CONFORMATIONS = [(-80.0, 150.0), (-70.0, -40.0), (60.0, 40.0)]

@@ -4,13 +4,16 @@ Pages are self-contained: figures are PNG files embedded as base64 data URIs, th
 are no fonts or external links. The one script a page may carry is the 3D structure viewer of
 :mod:`nnforce._viewer` (embedded as a ``data:`` URI, with its licence notices), added by :func:`page` when the body
 holds structure cards made by :func:`structures`. Figures come from matplotlib's Agg backend and are written
-atomically.
+atomically (:mod:`nnforce._png`).
+
+Direction: ``_png`` (matplotlib, PNG files, data URIs) <- ``_viewer`` (structure cards) <- ``_html`` (pages).
 """
-import base64
 import html
 import math
 
-from ._io import atomic_save, atomic_write
+from ._io import atomic_write
+from ._png import png_data_uri
+from ._viewer import STYLE as VIEWER_STYLE, has_cards, page_scripts, structure_cards
 
 STYLE = """
 body { font-family: sans-serif; max-width: 1100px; margin: 1.5em auto; padding: 0 1em; color: #222; }
@@ -70,26 +73,6 @@ def fmt(value):
     if abs(value) >= 1e5 or abs(value) < 1e-3:
         return f"{value:.4g}"
     return f"{value:.4g}" if abs(value) < 100 else f"{value:.1f}"
-
-
-def png_data_uri(path):
-    """A ``data:image/png;base64,...`` URI holding the PNG file ``path``.
-
-    Parameters
-    ----------
-    path : str
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> png_data_uri("fes.png")[:22]  # doctest: +SKIP
-    'data:image/png;base64,'
-    """
-    with open(path, "rb") as handle:
-        return "data:image/png;base64," + base64.b64encode(handle.read()).decode("ascii")
 
 
 def figure(path, alt, caption):
@@ -168,8 +151,6 @@ def structures(entries, picture_dir):
     --------
     >>> structures([{"name": "state 1", "pdb": "state000.pdb", "caption": "C7eq"}], "figures")  # doctest: +SKIP
     """
-    from ._viewer import structure_cards
-
     return structure_cards(entries, picture_dir)
 
 
@@ -195,8 +176,6 @@ def page(title, body, style=STYLE, icon=False):
     -------
     str
     """
-    from ._viewer import STYLE as VIEWER_STYLE, has_cards, page_scripts
-
     if has_cards(body):
         style, body = style + VIEWER_STYLE, body + "\n" + page_scripts()
     return f"""<!DOCTYPE html>
@@ -233,46 +212,4 @@ def write_page(path, title, body, style=STYLE, icon=False):
     """
     with atomic_write(path, "w") as handle:
         handle.write(page(title, body, style, icon))
-    return path
-
-
-def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend (no display needed).
-
-    Returns
-    -------
-    module
-
-    Examples
-    --------
-    >>> fig, ax = pyplot().subplots()  # doctest: +SKIP
-    """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path, dpi=100):
-    """Write a matplotlib figure as PNG atomically, close it, and return ``path``.
-
-    Parameters
-    ----------
-    fig : matplotlib.figure.Figure
-    path : str
-    dpi : int
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> plt = pyplot(); fig, ax = plt.subplots(); save_figure(fig, "plot.png")  # doctest: +SKIP
-    'plot.png'
-    """
-    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight"))
-    pyplot().close(fig)
     return path

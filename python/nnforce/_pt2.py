@@ -11,7 +11,9 @@ forces cost about as much as the energy again, and MD asks for forces at every s
 
 The contract metadata is compiled into the package as flat ``nnforce.*`` strings (AOTInductor's
 ``aot_inductor.metadata``), which the C++ kernel reads with ``AOTIModelPackageLoader``; the full JSON record is in
-``nnforce.metadata_json``. :func:`read_pt2_metadata` reads it back without loading the compiled library.
+``nnforce.metadata_json``. :func:`nnforce._pt2_package.read_pt2_metadata` reads it back without loading the compiled library.
+Writing a checked package to a path is :func:`nnforce.export.to_pt2` (this module compiles;
+:mod:`nnforce._pt2_checks` checks the compiled package against the eager model).
 
 Compiling takes tens of seconds, so packages are cached by a hash of the model's state, its source code, the example's
 names/shapes/dtypes, precision, derivatives, bounds and the torch version, under ``$NNFORCE_CACHE`` or
@@ -26,7 +28,6 @@ import json
 import os
 import shutil
 import tempfile
-import zipfile
 
 import torch
 
@@ -299,62 +300,6 @@ def compile_pt2(model, example, precision="double", derivatives=(), max_atoms=No
     return cached, record
 
 
-def to_pt2(model, path, example, precision="double", derivatives=(), max_atoms=None, max_pairs=None,
-           device="cpu", metadata=None, cache=True, check=True):
-    """Compile a model-contract module into a ``.pt2`` AOTInductor package for NNForce, written atomically to ``path``.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        Follows the model contract: ``forward`` takes inputs by name and returns the energy (kJ/mol).
-    path : str or os.PathLike
-        The ``.pt2`` file to write.
-    example : dict
-        Contract inputs by name: ``positions`` ([N, 3] nm) and any of ``box``, ``neighbors``/``shifts``,
-        ``atomic_numbers``, global parameters (scalars) and per-atom inputs ([N] or [N, k]). The package takes
-        exactly these inputs; the number of atoms and of pairs are dynamic.
-    precision : {"double", "single"}
-        The dtype the model is compiled in (the energy is accumulated as the model does, float64 for the library's
-        models).
-    derivatives : sequence of str
-        Global parameters whose energy derivative the package returns (for ``addEnergyParameterDerivative``).
-    max_atoms, max_pairs : int, optional
-        Upper bounds of the dynamic dimensions (defaults 1e6 atoms, 2e8 pairs).
-    device : {"cpu", "cuda"}
-        The device the package is compiled for and runs on (recorded in its metadata as ``device``): NNForce's
-        Reference and CPU platforms need "cpu", its CUDA platform "cuda" (compiling for CUDA needs a CUDA build of torch
-        and a GPU; ValueError otherwise). Each platform refuses a package compiled for the other device.
-    metadata : dict, optional
-        Extra JSON-able entries stored in the package's metadata.
-    cache : bool
-        Reuse a package compiled before from the same model, example shapes, precision and torch.
-    check : bool
-        Compare the compiled package with the eager model on the example (energy, forces, derivatives) and its
-        forces with finite differences of its energy (float64).
-
-    Returns
-    -------
-    dict
-        The metadata stored in the package (with ``checks`` when ``check`` is true).
-
-    Examples
-    --------
-    >>> to_pt2(LennardJones(), "lj.pt2", {"positions": x, "neighbors": pairs, "shifts": shifts})  # doctest: +SKIP
-    """
-    built, record = compile_pt2(model, example, precision, derivatives, max_atoms, max_pairs, device, metadata, cache)
-    try:
-        if check:
-            from ._pt2_checks import check_package
-
-            record = dict(record)
-            record["checks"] = check_package(built, model, example, precision, derivatives, device=device)
-        atomic_save(os.fspath(path), lambda tmp: shutil.copyfile(built, tmp))
-    finally:
-        if not cache:
-            os.remove(built)
-    return record
-
-
 def contract_example(atomic_numbers, positions_nm):
     """An example for :func:`to_pt2` in the form NNForce passes a neighbor list: positions, atomic numbers, every
     pair once as ``neighbors`` and zero ``shifts`` (the pair count is dynamic, so the example's count does not matter).
@@ -373,55 +318,3 @@ def contract_example(atomic_numbers, positions_nm):
     pairs = torch.triu_indices(n, n, 1)
     return {"positions": positions, "atomic_numbers": torch.as_tensor(atomic_numbers, dtype=torch.long),
             "neighbors": pairs, "shifts": torch.zeros(pairs.shape[1], 3, dtype=torch.float64)}
-
-
-def _package_record(archive):
-    """The nnforce record in an open zip archive: None when it is no AOTInductor package, {} when it is one without
-    nnforce metadata."""
-    names = archive.namelist()
-    if not any("/data/aotinductor/" in n and n.endswith(".so") for n in names):
-        return None
-    for name in names:
-        if "/data/aotinductor/" in name and name.endswith("metadata.json"):
-            entries = json.loads(archive.read(name))
-            if "nnforce.metadata_json" in entries:
-                return json.loads(entries["nnforce.metadata_json"])
-    return {}
-
-
-def package_metadata(data):
-    """The nnforce metadata of a ``.pt2`` package given as bytes; None when the bytes are not an AOTInductor package.
-
-    Raises ValueError for a package without nnforce metadata (it cannot be bound by name).
-    """
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            record = _package_record(archive)
-    except zipfile.BadZipFile:
-        return None
-    if record == {}:
-        raise ValueError("the .pt2 package carries no nnforce metadata (not written by nnforce.export.to_pt2); "
-                         "re-export it with nnforce.export.to_pt2(model, path, example) or `nnforce export --format pt2`")
-    return record
-
-
-def is_pt2(path):
-    """Whether ``path`` is an AOTInductor package (by its zip entry names)."""
-    try:
-        with zipfile.ZipFile(os.fspath(path)) as archive:
-            return _package_record(archive) is not None
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
-def read_pt2_metadata(path):
-    """The nnforce metadata record of a ``.pt2`` package (read from the archive; nothing is loaded)."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"model file {path} does not exist")
-    with open(path, "rb") as handle:
-        record = package_metadata(handle.read())
-    if record is None:
-        raise ValueError(f"{path} carries no nnforce metadata (not a .pt2 package written by nnforce.export.to_pt2); "
-                         f"re-export it with nnforce.export.to_pt2(model, path, example) or `nnforce export --format pt2`")
-    return record

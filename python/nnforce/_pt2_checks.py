@@ -1,7 +1,8 @@
 """The export checks of :mod:`nnforce.export` run on a compiled ``.pt2`` package (see :func:`check_package`)."""
 import torch
 
-from ._pt2 import _convert_precision, _energy_and_gradients, _ordered_inputs, read_pt2_metadata
+from ._pt2 import _convert_precision, _energy_and_gradients, _ordered_inputs
+from ._pt2_package import read_pt2_metadata
 
 
 def _relative(a, b):

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._png import png_data_uri, pyplot, save_figure
+
 __all__ = ["ViewerLibrary", "viewer_library", "structure_cards", "page_scripts", "structure_picture", "read_pdb",
            "MAX_INTERACTIVE", "CARD_CLASS"]
 
@@ -163,8 +165,6 @@ def structure_picture(path, elements, xyz_nm, title=None):
     """
     from matplotlib.collections import LineCollection
 
-    from ._html import pyplot, save_figure
-
     xyz = np.asarray(xyz_nm, dtype=np.float64)
     centred = xyz - xyz.mean(axis=0)
     _, _, axes = np.linalg.svd(centred, full_matrices=False) if len(xyz) > 2 else (None, None, np.eye(3))
@@ -214,8 +214,6 @@ def structure_cards(entries, picture_dir):
     --------
     >>> structure_cards([{"name": "S1", "pdb": "state0.pdb", "caption": "C7eq"}], "figures")  # doctest: +SKIP
     """
-    from ._html import esc, png_data_uri
-
     cards = []
     for entry in entries:
         elements, xyz = read_pdb(entry["pdb"])
@@ -223,7 +221,7 @@ def structure_cards(entries, picture_dir):
             pdb_text = handle.read()
         png = os.path.join(picture_dir, os.path.splitext(os.path.basename(entry["pdb"]))[0] + ".png")
         structure_picture(png, elements, xyz)
-        name, caption = esc(entry["name"]), esc(entry.get("caption", ""))
+        name, caption = html.escape(str(entry["name"])), html.escape(str(entry.get("caption", "")))
         cards.append(
             f'<figure class="{CARD_CLASS}" data-viewer="picture">'
             f'<div class="nnf-mol3d-view" hidden data-pdb="{html.escape(pdb_text, quote=True)}"></div>'

@@ -128,7 +128,7 @@ def inspect_model(model) -> Dict[str, Any]:
         raise ValueError(f"{name} is not a model file (not a zip archive); export models with `nnforce export` "
                          "or torch.jit.save")
     check_model_archive(data, name)  # damaged or oversized archives are refused before torch reads them whole
-    from ._pt2 import package_metadata
+    from ._pt2_package import package_metadata
 
     package = package_metadata(data)  # a .pt2 AOTInductor package: its inputs and metadata come from the archive
     if package is not None:

@@ -17,16 +17,20 @@ Metadata (elements, cutoff_nm, units, data hash, metrics, model spec, versions; 
 :func:`nnforce.train.pipeline.export_checkpoint`.
 """
 import copy
+import os
+import shutil
 
 import numpy as np
 import torch
 
 from ._io import atomic_save
-from ._pt2 import is_pt2, read_pt2_metadata, to_pt2  # noqa: F401  (.pt2 AOTInductor packages, nnforce._pt2)
+from ._pt2 import compile_pt2
+from ._pt2_checks import check_package
+from ._pt2_package import is_pt2, read_pt2_metadata  # noqa: F401  (.pt2 AOTInductor packages)
 from .contract import METADATA_FILE, metadata_extra_files, model_metadata, read_metadata  # noqa: F401
 
 
-def _sample_structure(elements, cutoff_nm):
+def sample_structure(elements, cutoff_nm):
     """A compact, non-symmetric test cluster containing every element (deterministic)."""
     rng = np.random.default_rng(1234)
     elements = list(elements)
@@ -70,7 +74,7 @@ def check_model(model, elements, cutoff_nm, structure=None, fd_step_nm=1e-5, rto
     """
     scripted = torch.jit.script(model)
     if structure is None:
-        z, x = _sample_structure(elements, cutoff_nm)
+        z, x = sample_structure(elements, cutoff_nm)
     else:
         z, x = structure
     z_t = torch.as_tensor(np.asarray(z), dtype=torch.long)
@@ -89,11 +93,25 @@ def check_model(model, elements, cutoff_nm, structure=None, fd_step_nm=1e-5, rto
     report["script_vs_eager_kj_mol"] = abs(eager - float(e64.detach()))
     if report["script_vs_eager_kj_mol"] > 1e-9 * scale + 1e-9:
         raise ValueError(f"scripted and eager energies differ by {report['script_vs_eager_kj_mol']} kJ/mol")
+    report["force_fd_max_error_kj_mol_nm"] = _check_forces(script64, x64, e64, z_t, fd_step_nm)
+    with torch.no_grad():
+        e32 = float(_energy(script32, torch.tensor(x, dtype=torch.float32), z_t))
+    e64 = e64.detach()
+    report["float32_vs_float64_kj_mol"] = abs(e32 - float(e64))
+    if report["float32_vs_float64_kj_mol"] > rtol * scale + 1e-3:
+        raise ValueError(f"float32 and float64 energies differ by {report['float32_vs_float64_kj_mol']:.3g} kJ/mol")
+    report.update(_check_periodic(script64, x64.detach(), z_t, float(e64), scale, cutoff_nm))
+    report["unknown_element_rejected"] = _check_elements(model, script64, x64.detach(), z_t, elements)
+    return report
+
+
+def _check_forces(script64, x64, e64, z_t, fd_step_nm):
+    """Autograd forces against central finite differences of the energy; returns the largest deviation."""
     (gradient,) = torch.autograd.grad(e64, x64)
     forces = -gradient.numpy()
     fd = np.zeros_like(forces)
     with torch.no_grad():
-        for a in range(x.shape[0]):
+        for a in range(x64.shape[0]):
             for d in range(3):
                 plus = x64.detach().clone()
                 minus = x64.detach().clone()
@@ -102,19 +120,17 @@ def check_model(model, elements, cutoff_nm, structure=None, fd_step_nm=1e-5, rto
                 fd[a, d] = -(float(_energy(script64, plus, z_t)) - float(_energy(script64, minus, z_t))) / (
                     2 * fd_step_nm)
     force_scale = max(1.0, float(np.abs(forces).max()))
-    report["force_fd_max_error_kj_mol_nm"] = float(np.abs(forces - fd).max())
-    if report["force_fd_max_error_kj_mol_nm"] > 1e-4 * force_scale + 1e-3:
+    error = float(np.abs(forces - fd).max())
+    if error > 1e-4 * force_scale + 1e-3:
         raise ValueError(f"autograd forces differ from finite differences by up to "
-                         f"{report['force_fd_max_error_kj_mol_nm']:.3g} kJ/mol/nm (largest force {force_scale:.3g})")
+                         f"{error:.3g} kJ/mol/nm (largest force {force_scale:.3g})")
+    return error
+
+
+def _check_periodic(script64, x0, z_t, e64, scale, cutoff_nm):
+    """A box much larger than the molecule plus the cutoff, a lattice translation and a plugin-style neighbor list
+    with shifts change nothing; returns the deviations."""
     with torch.no_grad():
-        e32 = float(_energy(script32, torch.tensor(x, dtype=torch.float32), z_t))
-    e64 = e64.detach()
-    report["float32_vs_float64_kj_mol"] = abs(e32 - float(e64))
-    if report["float32_vs_float64_kj_mol"] > rtol * scale + 1e-3:
-        raise ValueError(f"float32 and float64 energies differ by {report['float32_vs_float64_kj_mol']:.3g} kJ/mol")
-    # periodic behaviour: a box much larger than the molecule plus the cutoff changes nothing
-    with torch.no_grad():
-        x0 = x64.detach()
         extent = float((x0.max(0).values - x0.min(0).values).max())
         side = 2.0 * (extent + cutoff_nm) + 1.0
         box = torch.diag(torch.full((3,), side, dtype=torch.float64))
@@ -127,12 +143,17 @@ def check_model(model, elements, cutoff_nm, structure=None, fd_step_nm=1e-5, rto
         moved = x0 + image.unsqueeze(1) * box[1]
         shifts = (image[ij[0]] - image[ij[1]]).unsqueeze(1) * box[1]
         e_list = float(_energy(script64, moved, z_t, neighbors=ij, shifts=shifts))
+    report = {}
     for name, value in (("box", e_box), ("lattice_translation", e_shift), ("neighbor_list_shifts", e_list)):
-        deviation = abs(value - float(e64))
+        deviation = abs(value - e64)
         report[f"periodic_{name}_kj_mol"] = deviation
         if deviation > 1e-8 * scale + 1e-8:
             raise ValueError(f"periodic check '{name}' changed the energy by {deviation:.3g} kJ/mol")
-    # element coverage
+    return report
+
+
+def _check_elements(model, script64, x0, z_t, elements):
+    """Every declared element is known to the model, and an unknown atomic number raises; returns True."""
     known = set(int(v) for v in model.elements)
     missing = sorted(set(int(e) for e in elements) - known)
     if missing:
@@ -141,10 +162,8 @@ def check_model(model, elements, cutoff_nm, structure=None, fd_step_nm=1e-5, rto
     try:
         _energy(script64, x0, torch.full_like(z_t, unknown))
     except Exception:  # TorchScript re-raises model errors as torch.jit.Error
-        report["unknown_element_rejected"] = True
-    else:
-        raise ValueError(f"the model accepted atomic number {unknown}, which it was not trained on")
-    return report
+        return True
+    raise ValueError(f"the model accepted atomic number {unknown}, which it was not trained on")
 
 
 def export_model(model, path, metadata=None, check=True, structure=None):
@@ -222,7 +241,7 @@ def export_committee(model, path, metadata=None, check=True, structure=None):
     if check:
         own = model_metadata(committee)
         info["checks"] = check_model(committee.model, own["elements"], own["cutoff_nm"], structure)
-        z, x = _sample_structure(own["elements"], own["cutoff_nm"]) if structure is None else structure
+        z, x = sample_structure(own["elements"], own["cutoff_nm"]) if structure is None else structure
         scripted64 = torch.jit.script(copy.deepcopy(committee).double())
         x64 = torch.as_tensor(np.asarray(x), dtype=torch.float64)
         z64 = torch.as_tensor(np.asarray(z), dtype=torch.long)
@@ -236,3 +255,57 @@ def export_committee(model, path, metadata=None, check=True, structure=None):
     scripted = torch.jit.script(committee.float())
     atomic_save(path, lambda tmp: torch.jit.save(scripted, tmp, _extra_files=metadata_extra_files(info)))
     return info
+
+
+def to_pt2(model, path, example, precision="double", derivatives=(), max_atoms=None, max_pairs=None,
+           device="cpu", metadata=None, cache=True, check=True):
+    """Compile a model-contract module into a ``.pt2`` AOTInductor package for NNForce, written atomically to ``path``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Follows the model contract: ``forward`` takes inputs by name and returns the energy (kJ/mol).
+    path : str or os.PathLike
+        The ``.pt2`` file to write.
+    example : dict
+        Contract inputs by name: ``positions`` ([N, 3] nm) and any of ``box``, ``neighbors``/``shifts``,
+        ``atomic_numbers``, global parameters (scalars) and per-atom inputs ([N] or [N, k]). The package takes
+        exactly these inputs; the number of atoms and of pairs are dynamic.
+    precision : {"double", "single"}
+        The dtype the model is compiled in (the energy is accumulated as the model does, float64 for the library's
+        models).
+    derivatives : sequence of str
+        Global parameters whose energy derivative the package returns (for ``addEnergyParameterDerivative``).
+    max_atoms, max_pairs : int, optional
+        Upper bounds of the dynamic dimensions (defaults 1e6 atoms, 2e8 pairs).
+    device : {"cpu", "cuda"}
+        The device the package is compiled for and runs on (recorded in its metadata as ``device``): NNForce's
+        Reference and CPU platforms need "cpu", its CUDA platform "cuda" (compiling for CUDA needs a CUDA build of torch
+        and a GPU; ValueError otherwise). Each platform refuses a package compiled for the other device.
+    metadata : dict, optional
+        Extra JSON-able entries stored in the package's metadata.
+    cache : bool
+        Reuse a package compiled before from the same model, example shapes, precision and torch.
+    check : bool
+        Compare the compiled package with the eager model on the example (energy, forces, derivatives) and its
+        forces with finite differences of its energy (float64).
+
+    Returns
+    -------
+    dict
+        The metadata stored in the package (with ``checks`` when ``check`` is true).
+
+    Examples
+    --------
+    >>> to_pt2(LennardJones(), "lj.pt2", {"positions": x, "neighbors": pairs, "shifts": shifts})  # doctest: +SKIP
+    """
+    built, record = compile_pt2(model, example, precision, derivatives, max_atoms, max_pairs, device, metadata, cache)
+    try:
+        if check:
+            record = dict(record)
+            record["checks"] = check_package(built, model, example, precision, derivatives, device=device)
+        atomic_save(os.fspath(path), lambda tmp: shutil.copyfile(built, tmp))
+    finally:
+        if not cache:
+            os.remove(built)
+    return record

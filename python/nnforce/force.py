@@ -1,8 +1,11 @@
-"""One builder for an ``NNForce`` configured from a topology: used by ``nnforce.simulate`` and ``nnforce.mlmm``.
+"""The one builder of ML forces, pure-ML Systems and their Contexts.
 
 :func:`build_nnforce` takes a model (a path, bytes, ``ScriptModule``, an :func:`nnforce.contract.inspect_model`
 dict, or an existing ``NNForce``) and sets what the topology decides: periodicity, the atom subset, the atoms'
-atomic numbers and the neighbor list.
+atomic numbers and the neighbor list. :func:`build_ml_system` puts one on a System of the topology's atoms (masses
+from the elements, the topology's box); :func:`topology_of` makes a one-residue topology from atomic numbers (for
+molecules known only by their numbers); :func:`build_context` makes the Context on a platform by name.
+Used by simulate, replicas, the stability check, active learning, the demo, potentials and mlmm.
 """
 from .contract import atomic_numbers_of, validate_atoms
 
@@ -64,3 +67,73 @@ def build_nnforce(model, topology, atoms=None, *, neighbor_cutoff_nm=None, neigh
     if neighbor_cutoff_nm is not None:
         force.setNeighborList(float(neighbor_cutoff_nm), float(neighbor_skin_nm))
     return force
+
+
+def topology_of(atomic_numbers):
+    """A one-chain, one-residue, no-box ``openmm.app.Topology`` with one atom per atomic number.
+
+    Examples
+    --------
+    >>> topology_of([8, 1, 1]).getNumAtoms()
+    3
+    """
+    from openmm import app
+
+    topology = app.Topology()
+    residue = topology.addResidue("MOL", topology.addChain())
+    for z in atomic_numbers:
+        element = app.element.Element.getByAtomicNumber(int(z))
+        topology.addAtom(element.symbol, element, residue)
+    return topology
+
+
+def build_ml_system(model, topology, **options):
+    """A pure-ML ``openmm.System``: a particle per atom of ``topology`` (element masses), its box, one NNForce.
+
+    Parameters
+    ----------
+    model
+        As for :func:`build_nnforce`.
+    topology : openmm.app.Topology
+        Every atom needs an element.
+    **options
+        Passed to :func:`build_nnforce` (``neighbor_cutoff_nm``, ``neighbor_skin_nm``, ``precision``, ...).
+
+    Returns
+    -------
+    openmm.System
+
+    Examples
+    --------
+    >>> system = build_ml_system("model.pt", topology_of([8, 1, 1]))  # doctest: +SKIP
+    """
+    import openmm
+
+    missing = [atom.index for atom in topology.atoms() if atom.element is None]
+    if missing:
+        raise ValueError(f"atoms {missing[:5]} of the topology have no element; an ML System needs an element "
+                         "for every atom (remove virtual sites, or give elements in the structure file)")
+    system = openmm.System()
+    for atom in topology.atoms():
+        system.addParticle(atom.element.mass)
+    box = topology.getPeriodicBoxVectors()
+    if box is not None:
+        system.setDefaultPeriodicBoxVectors(*box)
+    system.addForce(build_nnforce(model, topology, **options))
+    return system
+
+
+def build_context(system, integrator, platform="CPU", properties=None):
+    """An ``openmm.Context`` for ``system`` on the platform named ``platform`` (with its ``properties``).
+
+    Examples
+    --------
+    >>> context = build_context(system, openmm.VerletIntegrator(0.001), "Reference")  # doctest: +SKIP
+    """
+    import openmm
+
+    if isinstance(platform, str):
+        platform = openmm.Platform.getPlatformByName(platform)
+    if properties:
+        return openmm.Context(system, integrator, platform, {k: str(v) for k, v in properties.items()})
+    return openmm.Context(system, integrator, platform)

@@ -34,7 +34,11 @@ struct NNFORCE_EXPORT ModelArchiveEntry {
 struct NNFORCE_EXPORT ModelArchiveLimits {
     uint64_t maxInflatedBytes;
     uint64_t maxMetadataBytes;
-    /** The defaults, raised or lowered by the environment variables. */
+    /**
+     * The defaults, raised or lowered by the environment variables.
+     *
+     * @return the limits in force
+     */
     static ModelArchiveLimits fromEnvironment();
 };
 
@@ -65,6 +69,7 @@ NNFORCE_EXPORT void checkModelArchive(const std::vector<char>& bytes, const std:
  * The SHA-256 digest of bytes as 64 lowercase hexadecimal digits.
  *
  * @param bytes   the data to hash
+ * @return the digest in hexadecimal
  */
 NNFORCE_EXPORT std::string sha256Hex(const std::vector<char>& bytes);
 
@@ -72,6 +77,7 @@ NNFORCE_EXPORT std::string sha256Hex(const std::vector<char>& bytes);
  * The CRC-32 (zip/zlib polynomial) of bytes.
  *
  * @param bytes   the data to checksum
+ * @return the checksum
  */
 NNFORCE_EXPORT uint32_t crc32Of(const std::vector<char>& bytes);
 

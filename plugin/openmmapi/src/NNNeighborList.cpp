@@ -44,112 +44,70 @@ string formatDouble(double x) {
     return s.str();
 }
 
-} // namespace
-
-void CellNeighborList::build(const vector<Vec3>& positions, const Vec3* box, double cutoff, const vector<int>& groups) {
-    if (groups.empty()) {
-        buildAll(positions, box, cutoff);
-        return;
-    }
-    if (groups.size() != positions.size())
-        throw OpenMMException("NNForce: " + to_string(groups.size()) + " replica indices for " + to_string(positions.size()) + " atoms.");
+void checkFinite(const vector<Vec3>& positions) {
     for (int i = 0; i < (int) positions.size(); i++)
         for (int k = 0; k < 3; k++)
             if (!isfinite(positions[i][k]))
                 throw OpenMMException("NNForce: the position of particle " + to_string(i) +
                                       " is not finite (the simulation may have blown up; try a smaller time step or minimize first).");
-    // Each group on its own: indices are collected in increasing order, so the remapped pairs keep i < j.
-    map<int, vector<int>> members;
-    for (int i = 0; i < (int) groups.size(); i++)
-        members[groups[i]].push_back(i);
-    vector<int64_t> allFirst, allSecond;
-    vector<double> allShifts;
-    vector<Vec3> subset;
-    for (auto& group : members) {
-        const vector<int>& index = group.second;
-        subset.resize(index.size());
-        for (size_t k = 0; k < index.size(); k++)
-            subset[k] = positions[index[k]];
-        buildAll(subset, box, cutoff);
-        for (size_t p = 0; p < first.size(); p++) {
-            allFirst.push_back(index[first[p]]);
-            allSecond.push_back(index[second[p]]);
-        }
-        allShifts.insert(allShifts.end(), shifts.begin(), shifts.end());
-    }
-    first.swap(allFirst);
-    second.swap(allSecond);
-    shifts.swap(allShifts);
 }
 
-void CellNeighborList::buildAll(const vector<Vec3>& positions, const Vec3* box, double cutoff) {
-    first.clear();
-    second.clear();
-    shifts.clear();
+// No box: a grid over the particles' bounding box; a cell's partners are in the (up to) 27 cells around it.
+void buildOpen(const vector<Vec3>& positions, double cutoff, int maxPerAxis, vector<int64_t>& first, vector<int64_t>& second) {
     int numParticles = positions.size();
-    for (int i = 0; i < numParticles; i++)
-        for (int k = 0; k < 3; k++)
-            if (!isfinite(positions[i][k]))
-                throw OpenMMException("NNForce: the position of particle " + to_string(i) +
-                                      " is not finite (the simulation may have blown up; try a smaller time step or minimize first).");
-    if (numParticles < 2)
-        return;
     double cutoff2 = cutoff * cutoff;
-    int maxPerAxis = 2 * (int) ceil(cbrt((double) numParticles)) + 1;
-    CellGrid grid;
-    vector<int> cellOfParticle(numParticles);
-    if (box == nullptr) {
-        Vec3 low = positions[0], high = positions[0];
-        for (auto& p : positions)
-            for (int k = 0; k < 3; k++) {
-                low[k] = min(low[k], p[k]);
-                high[k] = max(high[k], p[k]);
-            }
-        double width[3];
+    Vec3 low = positions[0], high = positions[0];
+    for (auto& p : positions)
         for (int k = 0; k < 3; k++) {
-            grid.n[k] = cellsAlong(high[k] - low[k], cutoff, maxPerAxis);
-            width[k] = (high[k] - low[k]) / grid.n[k];
+            low[k] = min(low[k], p[k]);
+            high[k] = max(high[k], p[k]);
         }
-        for (int i = 0; i < numParticles; i++) {
-            int cell[3];
-            for (int k = 0; k < 3; k++)
-                cell[k] = width[k] > 0 ? min(grid.n[k] - 1, (int) ((positions[i][k] - low[k]) / width[k])) : 0;
-            cellOfParticle[i] = grid.index(cell[0], cell[1], cell[2]);
-        }
-        grid.fill(cellOfParticle);
-        for (int cz = 0; cz < grid.n[2]; cz++)
-        for (int cy = 0; cy < grid.n[1]; cy++)
-        for (int cx = 0; cx < grid.n[0]; cx++) {
-            int home = grid.index(cx, cy, cz);
-            for (int dz = -1; dz <= 1; dz++)
-            for (int dy = -1; dy <= 1; dy++)
-            for (int dx = -1; dx <= 1; dx++) {
-                int ox = cx + dx, oy = cy + dy, oz = cz + dz;
-                if (ox < 0 || oy < 0 || oz < 0 || ox >= grid.n[0] || oy >= grid.n[1] || oz >= grid.n[2])
-                    continue;
-                int other = grid.index(ox, oy, oz);
-                for (int a = grid.cellStart[home]; a < grid.cellStart[home + 1]; a++) {
-                    int i = grid.sorted[a];
-                    for (int b = grid.cellStart[other]; b < grid.cellStart[other + 1]; b++) {
-                        int j = grid.sorted[b];
-                        if (j <= i)
-                            continue;
-                        Vec3 d = positions[j] - positions[i];
-                        if (d.dot(d) < cutoff2) {
-                            first.push_back(i);
-                            second.push_back(j);
-                        }
+    CellGrid grid;
+    double width[3];
+    for (int k = 0; k < 3; k++) {
+        grid.n[k] = cellsAlong(high[k] - low[k], cutoff, maxPerAxis);
+        width[k] = (high[k] - low[k]) / grid.n[k];
+    }
+    vector<int> cellOfParticle(numParticles);
+    for (int i = 0; i < numParticles; i++) {
+        int cell[3];
+        for (int k = 0; k < 3; k++)
+            cell[k] = width[k] > 0 ? min(grid.n[k] - 1, (int) ((positions[i][k] - low[k]) / width[k])) : 0;
+        cellOfParticle[i] = grid.index(cell[0], cell[1], cell[2]);
+    }
+    grid.fill(cellOfParticle);
+    for (int cz = 0; cz < grid.n[2]; cz++)
+    for (int cy = 0; cy < grid.n[1]; cy++)
+    for (int cx = 0; cx < grid.n[0]; cx++) {
+        int home = grid.index(cx, cy, cz);
+        for (int dz = -1; dz <= 1; dz++)
+        for (int dy = -1; dy <= 1; dy++)
+        for (int dx = -1; dx <= 1; dx++) {
+            int ox = cx + dx, oy = cy + dy, oz = cz + dz;
+            if (ox < 0 || oy < 0 || oz < 0 || ox >= grid.n[0] || oy >= grid.n[1] || oz >= grid.n[2])
+                continue;
+            int other = grid.index(ox, oy, oz);
+            for (int a = grid.cellStart[home]; a < grid.cellStart[home + 1]; a++) {
+                int i = grid.sorted[a];
+                for (int b = grid.cellStart[other]; b < grid.cellStart[other + 1]; b++) {
+                    int j = grid.sorted[b];
+                    if (j <= i)
+                        continue;
+                    Vec3 d = positions[j] - positions[i];
+                    if (d.dot(d) < cutoff2) {
+                        first.push_back(i);
+                        second.push_back(j);
                     }
                 }
             }
         }
-        shifts.assign(3 * first.size(), 0.0);
-        return;
     }
+}
 
-    // Periodic. Fractional coordinates s (r = s0 a + s1 b + s2 c) of the lower-triangular box; the height of the
-    // cell along axis k (distance between the faces spanned by the other two vectors) bounds how far apart in s
-    // two particles within cutoff can be: |ds_k| <= cutoff / height_k.
+// Periodic: the cells per axis of a reduced box, after checking the box's form and that 2 cutoff fits in it.
+// The height of the cell along axis k (distance between the faces spanned by the other two vectors) bounds how far
+// apart in fractional coordinates two particles within cutoff can be: |ds_k| <= cutoff / height_k.
+void periodicGridSize(const Vec3* box, double cutoff, int maxPerAxis, CellGrid& grid) {
     const Vec3 &a = box[0], &b = box[1], &c = box[2];
     if (a[1] != 0 || a[2] != 0 || b[2] != 0 || a[0] <= 0 || b[1] <= 0 || c[2] <= 0)
         throw OpenMMException("NNForce: the periodic box vectors are not in OpenMM's reduced form (a along x, b in the xy plane).");
@@ -163,8 +121,16 @@ void CellNeighborList::buildAll(const vector<Vec3>& positions, const Vec3* box, 
                               " nm). Use a larger box or a smaller cutoff/skin.");
     for (int k = 0; k < 3; k++)
         grid.n[k] = cellsAlong(height[k], cutoff, maxPerAxis);
-    vector<Vec3> wrapped(numParticles);
-    vector<int> image(3 * numParticles);  // r = wrapped + image . box
+}
+
+// Fractional coordinates s (r = s0 a + s1 b + s2 c) of the lower-triangular box: each particle's position wrapped
+// into the box, its lattice image (r = wrapped + image . box) and its cell; then the grid is filled.
+void wrapIntoCells(const vector<Vec3>& positions, const Vec3* box, CellGrid& grid, vector<Vec3>& wrapped, vector<int>& image) {
+    const Vec3 &a = box[0], &b = box[1], &c = box[2];
+    int numParticles = positions.size();
+    wrapped.resize(numParticles);
+    image.resize(3 * numParticles);
+    vector<int> cellOfParticle(numParticles);
     for (int i = 0; i < numParticles; i++) {
         const Vec3& r = positions[i];
         double s[3];
@@ -182,6 +148,17 @@ void CellNeighborList::buildAll(const vector<Vec3>& positions, const Vec3* box, 
         cellOfParticle[i] = grid.index(cell[0], cell[1], cell[2]);
     }
     grid.fill(cellOfParticle);
+}
+
+void buildPeriodic(const vector<Vec3>& positions, const Vec3* box, double cutoff, int maxPerAxis,
+                   vector<int64_t>& first, vector<int64_t>& second, vector<double>& shifts) {
+    const Vec3 &a = box[0], &b = box[1], &c = box[2];
+    double cutoff2 = cutoff * cutoff;
+    CellGrid grid;
+    periodicGridSize(box, cutoff, maxPerAxis, grid);
+    vector<Vec3> wrapped;
+    vector<int> image;
+    wrapIntoCells(positions, box, grid, wrapped, image);
     for (int cz = 0; cz < grid.n[2]; cz++)
     for (int cy = 0; cy < grid.n[1]; cy++)
     for (int cx = 0; cx < grid.n[0]; cx++) {
@@ -223,4 +200,55 @@ void CellNeighborList::buildAll(const vector<Vec3>& positions, const Vec3* box, 
             }
         }
     }
+}
+
+} // namespace
+
+void CellNeighborList::build(const vector<Vec3>& positions, const Vec3* box, double cutoff, const vector<int>& groups) {
+    if (groups.empty()) {
+        buildAll(positions, box, cutoff);
+        return;
+    }
+    if (groups.size() != positions.size())
+        throw OpenMMException("NNForce: " + to_string(groups.size()) + " replica indices for " + to_string(positions.size()) + " atoms.");
+    checkFinite(positions);
+    // Each group on its own: indices are collected in increasing order, so the remapped pairs keep i < j.
+    map<int, vector<int>> members;
+    for (int i = 0; i < (int) groups.size(); i++)
+        members[groups[i]].push_back(i);
+    vector<int64_t> allFirst, allSecond;
+    vector<double> allShifts;
+    vector<Vec3> subset;
+    for (auto& group : members) {
+        const vector<int>& index = group.second;
+        subset.resize(index.size());
+        for (size_t k = 0; k < index.size(); k++)
+            subset[k] = positions[index[k]];
+        buildAll(subset, box, cutoff);
+        for (size_t p = 0; p < first.size(); p++) {
+            allFirst.push_back(index[first[p]]);
+            allSecond.push_back(index[second[p]]);
+        }
+        allShifts.insert(allShifts.end(), shifts.begin(), shifts.end());
+    }
+    first.swap(allFirst);
+    second.swap(allSecond);
+    shifts.swap(allShifts);
+}
+
+void CellNeighborList::buildAll(const vector<Vec3>& positions, const Vec3* box, double cutoff) {
+    first.clear();
+    second.clear();
+    shifts.clear();
+    checkFinite(positions);
+    int numParticles = positions.size();
+    if (numParticles < 2)
+        return;
+    int maxPerAxis = 2 * (int) ceil(cbrt((double) numParticles)) + 1;
+    if (box == nullptr) {
+        buildOpen(positions, cutoff, maxPerAxis, first, second);
+        shifts.assign(3 * first.size(), 0.0);
+    }
+    else
+        buildPeriodic(positions, box, cutoff, maxPerAxis, first, second, shifts);
 }

@@ -12,40 +12,17 @@ import os
 import numpy as np
 
 from .. import _html
-from .._io import atomic_save, atomic_write, make_output_dir
-from .._viewer import MAX_INTERACTIVE
+from .._io import atomic_write, make_output_dir
 from . import plots
-from .cluster import make_clusterer
-from .features import Torsions, parse_features
-from .msm import MSM, ck_test, implied_timescales
-from .reduce import PCA, TICA
-from .adapt import adapt_to_data, flag_timescales, histogram_bins
+from .adapt import adapt_to_data
+from .features import Featurizer, Torsions
 from .specs import parse_spec
-from .stream import featurize, featurize_dask, iter_chunks, load_topology, save_features, trajectory_paths
-from .structures import representative_frames, state_representatives, write_state_structures
+from .stages import Run, cluster_stage, featurize_stage, phi_psi_stage, populations_stage, reduce_stage
+from .stream import featurize, load_topology, trajectory_paths
 
 __all__ = ["analyze", "phi_psi_free_energy_png", "parse_options", "write_html"]
 
 parse_options = parse_spec  # the old name of the one spec parser
-
-
-def _frame_interval_ps(path, top):
-    """Time between saved frames from the file's own header (DCD: NSAVC x DELTA, which OpenMM and nnforce
-    simulate write) or time stamps; None when the file does not say, so reports then use frames as the unit."""
-    from .trajfile import trajectory_layout
-
-    if str(path).lower().endswith(".dcd"):
-        layout = trajectory_layout(path)
-        return None if layout is None else layout["frame_interval_ps"]
-    if str(path).lower().endswith((".pdb", ".gro")):
-        return None
-    try:
-        chunk = next(iter_chunks(path, top, chunk=2))
-        if chunk.n_frames > 1 and chunk.time[1] > chunk.time[0]:
-            return float(chunk.time[1] - chunk.time[0])
-    except StopIteration:
-        pass
-    return None
 
 
 def phi_psi_free_energy_png(traj_files, top, path, temperature_k=300.0, stride=1, residue=None):
@@ -67,13 +44,8 @@ def phi_psi_free_energy_png(traj_files, top, path, temperature_k=300.0, stride=1
     --------
     >>> path, phi, psi = phi_psi_free_energy_png(["traj.dcd"], "ala2.pdb", "phi_psi.png")  # doctest: +SKIP
     """
-    from .stream import featurize as _featurize
-
     feat = Torsions(("phi", "psi"), selection=residue, sincos=False)
-    from .features import Featurizer
-
-    featurizer = Featurizer([feat])
-    data = _featurize(traj_files, top, featurizer, stride=stride)
+    data = featurize(traj_files, top, Featurizer([feat]), stride=stride)
     labels = feat.angle_labels
     phis = [i for i, l in enumerate(labels) if l.startswith("phi ")]
     psis = [i for i, l in enumerate(labels) if l.startswith("psi ")]
@@ -85,22 +57,6 @@ def phi_psi_free_energy_png(traj_files, top, path, temperature_k=300.0, stride=1
     plots.plot_phi_psi(path, phi, psi, temperature_k=temperature_k,
                        title=f"{labels[pair[0]][4:]} phi/psi free energy, T = {temperature_k:g} K")
     return path, phi, psi
-
-
-def _phi_psi_from_features(data, labels):
-    """(residue, phi, psi) in radians from 'phi R sin/cos' and 'psi R sin/cos' columns of the first residue
-    having all four, or None."""
-    where = {label: i for i, label in enumerate(labels)}
-    for label in labels:
-        if label.startswith("phi ") and label.endswith(" sin"):
-            residue = label[4:-4]
-            keys = [f"phi {residue} sin", f"phi {residue} cos", f"psi {residue} sin", f"psi {residue} cos"]
-            if all(k in where for k in keys):
-                cols = [where[k] for k in keys]
-                phi = np.concatenate([np.arctan2(d[:, cols[0]], d[:, cols[1]]) for d in data])
-                psi = np.concatenate([np.arctan2(d[:, cols[2]], d[:, cols[3]]) for d in data])
-                return residue, phi, psi
-    return None
 
 
 def write_html(path, title, sections, numbers, structures=None, viewer=None):
@@ -149,207 +105,6 @@ def write_html(path, title, sections, numbers, structures=None, viewer=None):
             body.append(f"<section><h2>{_html.esc(heading)}</h2><p>PDB files (open in a molecular viewer):</p>"
                         f"<ul>{''.join(rows)}</ul></section>")
     return _html.write_page(path, title, "\n".join(body))
-
-
-class _Report:
-    """What the pipeline has produced so far: the result dict, its files and numbers, the HTML sections."""
-
-    def __init__(self, out_dir, traj_files, topology, stride, temperature_k, seed, n_samples):
-        self.out_dir, self.traj_files, self.topology = out_dir, traj_files, topology
-        self.stride, self.temperature_k, self.seed, self.n_samples = stride, temperature_k, seed, n_samples
-        self.result = {"out_dir": out_dir, "files": {}, "numbers": {}}
-        self.files, self.numbers = self.result["files"], self.result["numbers"]
-        self.sections = []
-        self.dt, self.unit = 1.0, "frames"
-        self.longest_time = None  # the longest trajectory in report units (for flagging timescales)
-        self.viewer = []  # representative structures shown in 3D: {"name", "pdb", "caption"}
-
-    def path(self, name):
-        return os.path.join(self.out_dir, name)
-
-    def section(self, heading, key, caption):
-        self.sections.append((heading, self.files[key], caption))
-
-
-def _features(report, features, top, chunk, scheduler, n_workers, dt_ps, progress, complete_frames_only=False):
-    """Featurize every trajectory (in-process or with Dask) and save ``features.npz``."""
-    reference = top if isinstance(top, (str, os.PathLike)) else None
-    featurizer = parse_features(list(features), reference=reference)
-    files, stride = report.traj_files, report.stride
-    if scheduler:
-        data = featurize_dask(files, report.topology, featurizer, chunk=chunk, stride=stride,
-                              scheduler=None if scheduler == "local" else scheduler, n_workers=n_workers,
-                              complete_frames_only=complete_frames_only)
-    else:
-        data = featurize(files, report.topology, featurizer, chunk=chunk, stride=stride, progress=progress,
-                         complete_frames_only=complete_frames_only)
-    labels = featurizer.labels
-    if dt_ps is None:
-        dt_ps = _frame_interval_ps(files[0], report.topology)
-    report.dt, report.unit = (dt_ps or 1.0) * stride, "ps" if dt_ps else "frames"
-    report.files["features"] = save_features(report.path("features.npz"), data, labels, files, stride=stride,
-                                             dt_ps=dt_ps or np.nan)
-    report.numbers.update({"trajectories": len(data), "frames": int(sum(len(d) for d in data)),
-                           "features": len(labels), "frame interval": f"{report.dt:g} {report.unit}"})
-    if report.numbers["frames"] == 0:
-        raise ValueError("the trajectories contain no frames")
-    report.longest_time = max(len(d) for d in data) * report.dt
-    report.result.update({"features": data, "labels": labels})
-    return data, labels
-
-
-def _phi_psi_and_series(report, data, labels):
-    """The phi/psi free energy (when the topology has backbone torsions) and the feature time series."""
-    phi = psi = None
-    t = report.temperature_k
-    angles = _phi_psi_from_features(data, labels)
-    if angles is not None:  # reuse the sin/cos torsion columns instead of reading the files again
-        residue, phi, psi = angles
-        report.files["phi_psi"] = plots.plot_phi_psi(report.path("phi_psi.png"), phi, psi, temperature_k=t,
-                                                     title=f"{residue} phi/psi free energy, T = {t:g} K",
-                                                     bins=histogram_bins(len(phi), 72))
-    else:
-        try:
-            report.files["phi_psi"], phi, psi = phi_psi_free_energy_png(
-                report.traj_files, report.topology, report.path("phi_psi.png"), t, report.stride)
-        except ValueError:
-            pass
-    if phi is not None:
-        report.section("phi/psi free energy", "phi_psi", "-kT ln p(phi, psi) over all frames.")
-    report.result["phi_psi"] = (phi, psi)
-    report.files["time_series"] = plots.plot_time_series(report.path("features_time_series.png"), data[0], labels,
-                                                         report.dt, report.unit)
-    report.section("feature time series", "time_series",
-                   f"First features of {os.path.basename(report.traj_files[0])}.")
-
-
-def _reduce(report, data, spec):
-    """PCA, TICA or nothing; returns (projected data, axis name)."""
-    method, options = parse_spec(spec or "none", "reduce")
-    numbers, dt, unit = report.numbers, report.dt, report.unit
-    if method in (None, "none"):
-        return data, "feature"
-    if method == "tica":
-        lag = options.pop("lag", 10)
-        options.setdefault("dim", 2)
-        reducer = TICA(lag, **options).fit(data)
-        numbers["TICA lag"] = f"{lag} frames ({lag * dt:g} {unit})"
-        numbers["TICA timescales"] = flag_timescales([t * dt for t in reducer.timescales[:5]], report.longest_time, unit)
-        report.result["tica"] = reducer
-        return reducer.transform(data), "TIC"
-    if method == "pca":
-        options.setdefault("dim", 2)
-        reducer = PCA(**options).fit(data)
-        numbers["PCA explained variance"] = ", ".join(f"{v:.3f}" for v in reducer.explained_variance_ratio)
-        report.result["pca"] = reducer
-        return reducer.transform(data), "PC"
-    raise ValueError(f"unknown reduction {method!r}: use tica:lag=N, pca or none")
-
-
-def _cluster(report, projected, axis, spec):
-    """Cluster the projection (unless ``spec`` is none), plot the free energy of the first two coordinates and
-    save ``projection.npz``; returns (clusterer, dtrajs) or (None, None)."""
-    clusterer = dtrajs = None
-    if spec and str(spec).lower() != "none":
-        clusterer = make_clusterer(spec, seed=report.seed)
-        if clusterer.name == "kmedoids":
-            raise ValueError("kmedoids clusters structures, not features; use it from Python (KMedoidsRMSD)")
-        clusterer.fit(projected)
-        dtrajs = clusterer.labels
-        report.numbers["clusters"] = clusterer.n_clusters
-        report.result["clusterer"] = clusterer
-    stacked = np.concatenate(projected)
-    if stacked.shape[1] >= 2:
-        centers = clusterer.centers[:, :2] if clusterer is not None else None
-        report.files["fes"] = plots.plot_free_energy(
-            report.path("fes.png"), stacked[:, 0], stacked[:, 1], xlabel=f"{axis} 1", ylabel=f"{axis} 2",
-            temperature_k=report.temperature_k, points=centers, bins=histogram_bins(len(stacked)))
-        report.section(f"free energy on {axis} 1/2", "fes", "-kT ln p on the first two coordinates; dots: cluster centers.")
-    arrays = {f"projection_{i:05d}": p for i, p in enumerate(projected)}
-    if dtrajs is not None:
-        arrays.update({f"dtraj_{i:05d}": d for i, d in enumerate(dtrajs)})
-    atomic_save(report.path("projection.npz"), lambda tmp: np.savez_compressed(tmp, **arrays))
-    report.files["projection"] = report.path("projection.npz")
-    report.result["projection"] = projected
-    return clusterer, dtrajs
-
-
-def _metastable_sets(report, model, dtrajs, lag, options):
-    """PCCA+ sets, their structures and the Chapman-Kolmogorov test, when ``n_sets`` >= 2 asks for them."""
-    n_sets = int(options.get("n_sets", 0) or 0)
-    if n_sets < 2 or len(model.active_set) < n_sets:
-        return
-    sets = model.pcca(n_sets)
-    report.result["pcca"] = sets
-    report.numbers["metastable populations"] = ", ".join(f"{p:.3f}" for p in sets["populations"])
-    state_dtrajs = [np.where(d >= 0, sets["assignment"][np.maximum(d, 0)], -1) for d in dtrajs]
-    clusterer = report.result["clusterer"]
-    representatives = state_representatives(sets["memberships"], model.active_set, report.result["projection"],
-                                            dtrajs, clusterer.centers)
-    report.files["state_structures"] = write_state_structures(
-        report.traj_files, report.topology, state_dtrajs, report.path("structures"), stride=report.stride,
-        n_samples=report.n_samples, seed=report.seed, representatives=representatives, prefix="state")
-    report.viewer = [{"name": f"state {s}", "pdb": entry["representative"],
-                      "caption": f"population {sets['populations'][s]:.3f}"}
-                     for s, entry in sorted(report.files["state_structures"].items()) if "representative" in entry]
-    try:
-        lt, pred, est = ck_test(dtrajs, lag, n_sets, mlags=int(options.get("mlags", 4)))
-        report.files["ck_test"] = plots.plot_ck_test(report.path("ck_test.png"), lt, pred, est, report.dt,
-                                                     report.unit)
-        report.section("Chapman-Kolmogorov test", "ck_test",
-                       "Metastable-set transition probabilities: MSM prediction vs direct estimate.")
-    except ValueError as error:
-        report.numbers["CK test"] = f"skipped: {error}"
-
-
-def _msm(report, dtrajs, n_clusters, options):
-    """An MSM with implied timescales and metastable sets; returns (stationary populations, title)."""
-    lag = int(options.get("lag", 10))
-    model = MSM(dtrajs, lag, reversible=bool(options.get("reversible", 1)), n_states=n_clusters)
-    report.result["msm"] = model
-    dt, unit = report.dt, report.unit
-    report.numbers["MSM lag"] = f"{lag} frames ({lag * dt:g} {unit})"
-    report.numbers["MSM active states"] = f"{len(model.active_set)} of {n_clusters}"
-    report.numbers["MSM timescales"] = flag_timescales([t * dt for t in model.timescales(5)], report.longest_time, unit)
-    longest = max(len(d) for d in dtrajs)
-    lags = options.get("lags") or [l for l in (1, 2, 5, 10, 20, 50, 100, 200) if l < longest // 2] or [lag]
-    lags = [int(l) for l in (lags if isinstance(lags, list) else [lags]) if int(l) < longest]
-    lags, its = implied_timescales(dtrajs, lags, n_its=min(5, max(len(model.active_set) - 1, 1)))
-    report.files["timescales"] = plots.plot_timescales(report.path("timescales.png"), lags, its, dt, unit)
-    report.section("implied timescales", "timescales", "MSM implied timescales vs lag; converged where flat.")
-    report.result["implied_timescales"] = (lags, its)
-    _metastable_sets(report, model, dtrajs, lag, options)
-    return model.cluster_populations(), f"MSM stationary populations (lag {lag})"
-
-
-def _populations_and_structures(report, clusterer, dtrajs, projected, msm, msm_lag_given=True):
-    """Populations (MSM stationary, or frame counts without an MSM) and representative cluster structures.
-
-    An MSM whose lag was chosen from the data (``msm_lag_given`` False) and still fails (too few transitions,
-    say) is reported as skipped, and the rest of the report is written."""
-    _, options = parse_spec(msm, "msm") if msm and str(msm).lower() != "none" else (None, None)
-    populations = np.bincount(np.concatenate(dtrajs)[np.concatenate(dtrajs) >= 0],
-                              minlength=clusterer.n_clusters) / sum(len(d) for d in dtrajs)
-    title = "cluster populations (frame counts)"
-    if options is not None:
-        try:
-            populations, title = _msm(report, dtrajs, clusterer.n_clusters, options)
-        except (ValueError, RuntimeError, np.linalg.LinAlgError) as error:
-            if msm_lag_given:  # the lag asked for does not work: say so instead of a partial report
-                raise
-            text = str(error).strip()
-            report.numbers["MSM"] = f"skipped: {text.splitlines()[0] if text else type(error).__name__}"
-    report.files["populations"] = plots.plot_populations(report.path("populations.png"), populations, title=title)
-    report.section("populations", "populations", title)
-    report.result["populations"] = populations
-    reps = representative_frames(projected, dtrajs, clusterer.centers)
-    report.files["cluster_structures"] = written = write_state_structures(
-        report.traj_files, report.topology, dtrajs, report.path("structures"), stride=report.stride,
-        n_samples=report.n_samples, seed=report.seed, representatives=reps, prefix="cluster")
-    if not report.viewer:  # no metastable states: the most populated clusters' representatives
-        order = [int(c) for c in np.argsort(-np.asarray(populations)) if "representative" in written.get(int(c), {})]
-        report.viewer = [{"name": f"cluster {c}", "pdb": written[c]["representative"],
-                          "caption": f"population {populations[c]:.3f}"} for c in order[:MAX_INTERACTIVE]]
 
 
 def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:dim=2", cluster="kmeans",
@@ -405,28 +160,30 @@ def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:dim=2"
     traj_files = trajectory_paths(traj_files)
     topology = load_topology(top)
     make_output_dir(out_dir)
-    report = _Report(out_dir, traj_files, topology, stride, temperature_k, seed, n_samples)
-    data, labels = _features(report, features, top, chunk, scheduler, n_workers, dt_ps, progress, complete_frames_only)
+    run = Run(out_dir, traj_files, topology, stride, temperature_k, seed, n_samples)
+    data, labels, angles, run, report = featurize_stage(run, features, top, chunk, scheduler, n_workers, dt_ps,
+                                                        progress, complete_frames_only)
     msm_lag_given = bool(msm) and str(msm).lower() != "none" and "lag" in parse_spec(msm, "msm")[1]
     reduce, cluster, msm, chosen = adapt_to_data(reduce, cluster, msm, [len(d) for d in data])
     if chosen:
         report.numbers["chosen for the data"] = "; ".join(chosen)
-    _phi_psi_and_series(report, data, labels)
-    projected, axis = _reduce(report, data, reduce)
-    clusterer, dtrajs = _cluster(report, projected, axis, cluster)
+    report.add(phi_psi_stage(run, data, labels, angles))
+    projected, axis, part = reduce_stage(run, data, reduce)
+    report.add(part)
+    clusterer, dtrajs, part = cluster_stage(run, projected, axis, cluster)
+    report.add(part)
     if dtrajs is not None:
-        _populations_and_structures(report, clusterer, dtrajs, projected, msm, msm_lag_given)
-    report.result["dtrajs"] = dtrajs
+        report.add(populations_stage(run, clusterer, dtrajs, projected, msm, msm_lag_given))
     files, numbers = report.files, report.numbers
     summary = {"numbers": {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in numbers.items()},
                "files": {k: v for k, v in files.items() if isinstance(v, str)}, "trajectories": traj_files,
                "features": list(features), "reduce": reduce, "cluster": cluster, "msm": msm, "stride": stride}
-    with atomic_write(report.path("summary.json"), "w") as handle:
+    with atomic_write(run.path("summary.json"), "w") as handle:
         json.dump(summary, handle, indent=2, default=str)
-    files["summary"] = report.path("summary.json")
+    files["summary"] = run.path("summary.json")
     structures = {heading: files[key] for heading, key in (("cluster structures", "cluster_structures"),
                                                            ("metastable-state structures", "state_structures"))
                   if isinstance(files.get(key), dict)}
-    files["html"] = write_html(report.path("analysis.html"), "nnforce trajectory analysis", report.sections, numbers,
+    files["html"] = write_html(run.path("analysis.html"), "nnforce trajectory analysis", report.sections, numbers,
                                structures, report.viewer)
-    return report.result
+    return {"out_dir": out_dir, "files": files, "numbers": numbers, "dtrajs": dtrajs, **report.result}

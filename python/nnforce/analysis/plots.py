@@ -2,7 +2,7 @@
 populations, feature time series, CK test."""
 import numpy as np
 
-from .._html import pyplot as _pyplot, save_figure
+from .._png import pyplot as _pyplot, save_figure
 from ..units import KB_KJ_MOL_K
 
 __all__ = ["free_energy", "plot_free_energy", "plot_phi_psi", "plot_timescales", "plot_populations",

@@ -22,7 +22,7 @@ def register(subparsers):
         "learn", help="active learning: committee MD, label uncertain frames, retrain",
         description="Run (or resume) an active-learning loop described by a YAML file.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", help="YAML file (see nnforce.learn.LearnConfig)")
+    parser.add_argument("config", help="YAML file (see nnforce.train.learn.LearnConfig)")
     parser.add_argument("--rounds", type=int, default=None, help="override the number of rounds")
     parser.add_argument("-o", "--output", default=None, help="override the output folder")
     parser.set_defaults(func=run)
@@ -33,7 +33,7 @@ def run(args):
     """Run ``nnforce learn`` with parsed ``args``; returns 0."""
     import dataclasses
 
-    from ..learn import LearnConfig, learn
+    from ..train.learn import LearnConfig, learn
 
     config = LearnConfig.from_yaml(args.config)
     if args.rounds is not None or args.output is not None:

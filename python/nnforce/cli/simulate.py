@@ -85,6 +85,7 @@ def run(args):
 
     from ..simulate import SimulationConfig, run as simulate
     from ..simulate.config import short_run_defaults
+    from ..simulate.system import build_potential_system
 
     if (args.model is None) == (args.potential is None):
         raise ValueError("give a model file, or --potential NAME [--model-path FILE], not both")
@@ -115,7 +116,9 @@ def run(args):
         lambda_ml=args.lambda_ml, constraints=args.constraints, mm_cutoff_nm=args.mm_cutoff,
         neighbor_cutoff_nm=args.neighbor_cutoff, neighbor_skin_nm=args.neighbor_skin, threads=args.threads,
         uncertainty_threshold_kj_mol=args.uncertainty_threshold, uncertainty_action=args.uncertainty_action)
-    result = simulate(config, system=None if args.potential is None else _potential_system(config, args))
+    system = None if args.potential is None else build_potential_system(config, args.potential, args.model_path,
+                                                                         args.model_precision)
+    result = simulate(config, system=system)
     print(f"{result['final_step']} steps ({result['time_ps']:.3f} ps) on {result['platform']}: "
           f"{result['ns_per_day']:.3g} ns/day; final potential {result['final_potential_kj_mol']:.4f} kJ/mol")
     if result["temperature_mean_k"] is not None:
@@ -164,21 +167,3 @@ def _run_ensemble(args):
           f"({summary['wall_s']:.1f} s): {summary['frames_per_replica']} frames each in {config.output_dir}/"
           f"replica_*{config.suffix}")
     return 0
-
-
-def _potential_system(config, args):
-    """The System of ``--potential NAME --model-path FILE``: MLPotential.createSystem, or createMixedSystem for ML/MM."""
-    from ..potentials import MLPotential
-    from ..simulate.system import _mm_system, load_structure, parse_atom_selection
-
-    potential = MLPotential(args.potential, **({} if args.model_path is None else {"modelPath": args.model_path}))
-    topology, _ = load_structure(config)
-    options = {} if args.model_precision is None else {"precision": args.model_precision}
-    if config.forcefield is None:
-        return potential.createSystem(topology, **options)
-    ml_atoms = parse_atom_selection(config.ml_atoms, topology)
-    system = potential.createMixedSystem(topology, _mm_system(config, topology, ml_atoms), ml_atoms,
-                                         interpolate=config.lambda_ml is not None, **options)
-    if config.lambda_ml is not None:
-        system.getForce(system.getNumForces() - 1).setGlobalParameterDefaultValue(0, float(config.lambda_ml))
-    return system

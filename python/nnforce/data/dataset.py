@@ -1,7 +1,7 @@
 """A labelled set of molecular frames in OpenMM units, stored ragged (concatenated atoms + offsets).
 
 Every reader in :mod:`nnforce.data` returns a :class:`Dataset`; conversions happen once, on read, through
-the named factors in :mod:`nnforce.data.units`. Inside, positions are nm, energies kJ/mol per frame and forces
+the named factors in :mod:`nnforce.units`. Inside, positions are nm, energies kJ/mol per frame and forces
 kJ/mol/nm per atom component, matching the model contract.
 """
 import hashlib

@@ -69,7 +69,7 @@ def xtb_label(dataset, method="GFN2-xTB", charge=0.0, uhf=0, progress=False):
                    name=f"{dataset.name}:{method}")
 
 
-def _frame_label(model, atomic_numbers, positions_nm):
+def frame_label(model, atomic_numbers, positions_nm):
     """Energy (kJ/mol) and forces (kJ/mol/nm) of one frame from a contract model, float64."""
     import torch
 
@@ -77,6 +77,14 @@ def _frame_label(model, atomic_numbers, positions_nm):
     energy = model(positions=positions, atomic_numbers=torch.as_tensor(atomic_numbers))
     (gradient,) = torch.autograd.grad(energy, positions)
     return float(energy.detach()), -gradient.numpy()
+
+
+def xtb_single_point(atomic_numbers, positions_nm):
+    """GFN2-xTB energy (kJ/mol) and forces (kJ/mol/nm) of one frame (tblite)."""
+    calc = _tblite()("GFN2-xTB", np.asarray(atomic_numbers), np.asarray(positions_nm) / NM_PER_BOHR)
+    calc.set("verbosity", 0)
+    result = calc.singlepoint()
+    return float(result.get("energy")) * KJ_MOL_PER_HARTREE, -np.asarray(result.get("gradient")) * KJ_MOL_NM_PER_HARTREE_BOHR
 
 
 def _atomic_energy_function(model):
@@ -143,7 +151,7 @@ def label_frames(model, atomic_numbers, frames_nm, batch_frames=64):
     atomic = _atomic_energy_function(model) if int(batch_frames) > 1 else None
     if atomic is None:
         for f in range(n_frames):
-            energies[f], forces[f] = _frame_label(model, numbers, frames_nm[f])
+            energies[f], forces[f] = frame_label(model, numbers, frames_nm[f])
         return energies, forces
     for start in range(0, n_frames, int(batch_frames)):
         count = min(start + int(batch_frames), n_frames) - start
@@ -195,7 +203,7 @@ def teacher_label(dataset, model, batch_size=1):
         for f in range(len(dataset)):
             z, x, _, _ = dataset.frame(f)
             a, b = dataset.offsets[f], dataset.offsets[f + 1]
-            energies[f], forces[a:b] = _frame_label(model, z, x)
+            energies[f], forces[a:b] = frame_label(model, z, x)
     return Dataset(dataset.atomic_numbers, dataset.positions_nm, dataset.offsets, energies, forces,
                    name=f"{dataset.name}:teacher")
 

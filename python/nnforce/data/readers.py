@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from .dataset import Dataset
-from .units import energy_factor, force_factor, length_factor
+from ..units import energy_factor, force_factor, length_factor
 
 _SYMBOLS = ["X", "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S", "Cl", "Ar",
             "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br", "Kr",

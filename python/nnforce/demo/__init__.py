@@ -10,7 +10,7 @@
 4. **export**: ``nnforce.export.export_model`` (TorchScript + metadata, contract checks on a real frame).
 5. **ensemble**: replicas seeded across C7eq/beta, alpha_R, C7ax and alpha_L (starts picked from the reference
    sampling by :func:`nnforce.simulate.seeding.pick_starts`), run with ``NNForce`` batched in one Context
-   (:mod:`nnforce.replicas`) on OpenMM's CPU platform, one torch thread; the same starts and protocol with amber14
+   (:mod:`nnforce.simulate.replicas`) on OpenMM's CPU platform, one torch thread; the same starts and protocol with amber14
    as the reference (:mod:`~nnforce.demo.ensemble`).
 6. **analyze**: TICA -> k-means -> MSM (``nnforce.analysis.analyze``), implied timescales with bootstrap
    intervals, PCCA+ states with a representative PDB each, a CK test, basin populations against amber14 and what

@@ -1,5 +1,5 @@
 """The demo's ensemble: replicas of alanine dipeptide seeded across its four basins, run with the trained model in
-NNForce, all replicas batched in one Context (:mod:`nnforce.replicas`), and the same protocol (same starts,
+NNForce, all replicas batched in one Context (:mod:`nnforce.simulate.replicas`), and the same protocol (same starts,
 seeds, thermostat and length) with the reference force field (amber14) for comparison.
 
 Starts come from the reference sampling: its frames are split by basin (:func:`~nnforce.demo.measure.basin`)
@@ -121,6 +121,41 @@ def _seed31(seed, salt):
     return int(np.random.SeedSequence([int(seed), int(salt)]).generate_state(1)[0] % 2147483646) + 1
 
 
+def _equilibrate(simulation, s, temperature, seed):
+    """Minimize, draw velocities (seeded), equilibrate with the stronger friction, then set the production friction;
+    returns (ms per step of the equilibration, the production steps that fit the time budget)."""
+    import openmm
+    from openmm import unit
+
+    began = time.perf_counter()
+    openmm.LocalEnergyMinimizer.minimize(simulation.context, 10.0, int(s["ensemble_minimize_iterations"]))
+    simulation.context.setVelocitiesToTemperature(temperature, _seed31(seed, 2))
+    timed = time.perf_counter()
+    simulation.step(int(s["ensemble_equilibration_steps"]))
+    ms = (time.perf_counter() - timed) * 1000.0 / max(int(s["ensemble_equilibration_steps"]), 1)
+    simulation.integrator.setFriction(s["ensemble_friction_per_ps"] / unit.picosecond)
+    return ms, _production_steps(s, ms, time.perf_counter() - began)
+
+
+def _produce(simulation, reporters, steps, interval, replicas, progress):
+    """Production: ``steps`` steps from step 0 with ``reporters`` (closed at the end); returns the wall time (s)."""
+    from tqdm.auto import tqdm
+
+    simulation.currentStep = 0
+    simulation.reporters += reporters
+    production = time.perf_counter()
+    chunk = interval * max(1, 500 // interval)  # progress updates
+    with tqdm(total=steps * replicas, unit="step", desc=f"{replicas} replicas", disable=not progress) as bar:
+        done = 0
+        while done < steps:
+            n = min(chunk, steps - done)
+            simulation.step(n)
+            done += n
+            bar.update(n * replicas)
+    reporters[0].close()
+    return time.perf_counter() - production
+
+
 def run_nnforce_ensemble(model_path, topology, starts_nm, settings, seed, out_dir, progress=False, log=None):
     """Run the replicas with NNForce, batched in one Context, writing ``out_dir/replica_0000.dcd`` ...
 
@@ -157,10 +192,9 @@ def run_nnforce_ensemble(model_path, topology, starts_nm, settings, seed, out_di
     """
     import openmm
     from openmm import app, unit
-    from tqdm.auto import tqdm
 
     from ..contract import inspect_model
-    from ..replicas import ReplicaReporter, replicate
+    from ..simulate.replicas import ReplicaReporter, replicate
     from ..simulate import SimulationConfig, build_system
     from ..units import FS_PER_PS
 
@@ -176,33 +210,13 @@ def run_nnforce_ensemble(model_path, topology, starts_nm, settings, seed, out_di
     simulation = app.Simulation(batch.topology, batch.system, integrator, openmm.Platform.getPlatformByName("CPU"),
                                 {"Threads": "1"})
     simulation.context.setPositions(batch.positions)
-    began = time.perf_counter()
-    openmm.LocalEnergyMinimizer.minimize(simulation.context, 10.0, int(s["ensemble_minimize_iterations"]))
-    simulation.context.setVelocitiesToTemperature(temperature, _seed31(seed, 2))
-    timed = time.perf_counter()
-    simulation.step(int(s["ensemble_equilibration_steps"]))
-    ms = (time.perf_counter() - timed) * 1000.0 / max(int(s["ensemble_equilibration_steps"]), 1)
-    integrator.setFriction(s["ensemble_friction_per_ps"] / unit.picosecond)
-    steps = _production_steps(s, ms, time.perf_counter() - began)
+    ms, steps = _equilibrate(simulation, s, temperature, seed)
     if log is not None:
         log(f"NNForce: {ms:.1f} ms per step for {batch.num_replicas} replicas in one Context; {steps} production "
             f"steps per replica (at most {s['ensemble_steps']})")
-    simulation.currentStep = 0
     interval = int(s["ensemble_trajectory_interval"])
     writer, thermometer = ReplicaReporter(out_dir, interval, batch), _Thermometer(interval, batch)
-    simulation.reporters += [writer, thermometer]
-    production = time.perf_counter()
-    chunk = interval * max(1, 500 // interval)  # progress updates
-    with tqdm(total=steps * batch.num_replicas, unit="step", desc=f"{batch.num_replicas} replicas",
-              disable=not progress) as bar:
-        done = 0
-        while done < steps:
-            n = min(chunk, steps - done)
-            simulation.step(n)
-            done += n
-            bar.update(n * batch.num_replicas)
-    writer.close()
-    wall = time.perf_counter() - production
+    wall = _produce(simulation, [writer, thermometer], steps, interval, batch.num_replicas, progress)
     return {"trajectories": list(writer.paths), "replicas": batch.num_replicas, "steps": steps,
             "equilibration_steps": int(s["ensemble_equilibration_steps"]), "ms_per_step": ms, "wall_s": wall,
             "aggregate_steps_per_s": steps * batch.num_replicas / wall,
@@ -239,7 +253,7 @@ def run_reference_ensemble(topology, starts_nm, settings, steps, seed, out_dir):
     from openmm import app, unit
 
     from .._io import atomic_save, make_output_dir
-    from ..replicas import replica_file_name
+    from ..simulate.replicas import replica_file_name
 
     s = settings
     make_output_dir(out_dir)

@@ -4,7 +4,7 @@ the metastable states, basin populations, phi/psi coverage); the free energy and
 :mod:`nnforce._html` (Agg backend, atomic PNG files)."""
 import numpy as np
 
-from .._html import pyplot as _pyplot, save_figure as _save_figure
+from .._png import pyplot as _pyplot, save_figure as _save_figure
 
 
 def plot_training(path, history, test_reference, test_predicted, baseline):

@@ -193,16 +193,16 @@ def uncovered_fraction(phi_rad, psi_rad, phi_ref_rad, psi_ref_rad, radius_deg=20
 
 
 def _nnforce_context(model_path, topology, positions_nm, platform_name, integrator, model_precision=None):
-    import openmm
     from openmm import unit
 
     from ..contract import inspect_model
+    from ..force import build_context
     from ..simulate import SimulationConfig, build_system
 
     config = SimulationConfig(model=model_path, topology=topology, positions=positions_nm,
                               model_precision=model_precision)
     system = build_system(config, topology, inspect_model(model_path))
-    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform_name))
+    context = build_context(system, integrator, platform_name)
     context.setPositions(np.asarray(positions_nm) * unit.nanometer)
     return context
 
@@ -229,7 +229,7 @@ def nnforce_energy(model_path, topology, positions_nm, platform_name="Reference"
     import openmm
     from openmm import unit
 
-    from .._pt2 import is_pt2
+    from .._pt2_package import is_pt2
 
     # a TorchScript model runs in float64 here; a .pt2 runs in the precision it was compiled in
     context = _nnforce_context(model_path, topology, positions_nm, platform_name, openmm.VerletIntegrator(0.001),

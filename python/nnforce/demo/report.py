@@ -72,7 +72,7 @@ def _ensemble(info):
         + (f"; {built} built by turning the checked-in structure into a basin the sampling never reached" if built
            else "")
         + ". All replicas run in one OpenMM Context with one NNForce: one model call per step for all of them "
-          "(nnforce.replicas). The same starts, seeds and protocol were run with amber14 as the reference.</p>",
+          "(nnforce.simulate.replicas). The same starts, seeds and protocol were run with amber14 as the reference.</p>",
         figure(info["files"]["ensemble_png"], "ensemble trace",
                f"Kinetic temperature of each replica (LangevinMiddle, {s['ensemble_timestep_fs']:g} fs, friction "
                f"{s['ensemble_friction_per_ps']:g}/ps, {s['ensemble_temperature_k']:g} K) and the potential energy "

@@ -204,7 +204,7 @@ def _export_pt2(run, python_energy):
 
 def ensemble(run):
     """5. Replicas seeded across C7eq/beta, alpha_R, C7ax and alpha_L, run with NNForce batched in one Context
-    (:mod:`nnforce.replicas`); the same protocol with amber14 as the reference; temperature figure.
+    (:mod:`nnforce.simulate.replicas`); the same protocol with amber14 as the reference; temperature figure.
 
     Parameters
     ----------

@@ -8,13 +8,7 @@ from .ani import AEVComputer, ANIModel, ani_ensemble
 from .schnet import SchNetModel
 from .aniencoder import ANIEncoder, uncertainty_weighted_loss
 from .committee import Committee
+from .ani1x import ani1x  # the files it reads are found on first use, with a clear error when missing
 
 __all__ = ["AEV", "LennardJones", "RadialMLP", "AEVComputer", "ANIModel", "ani_ensemble", "SchNetModel", "PairPotential",
-           "ANIEncoder", "uncertainty_weighted_loss", "Committee"]
-
-try:  # written by another engineer (NeuroChem loader); optional here
-    from .ani1x import ani1x  # noqa: F401
-
-    __all__.append("ani1x")
-except ImportError:
-    pass
+           "ANIEncoder", "uncertainty_weighted_loss", "Committee", "ani1x"]

@@ -2,8 +2,8 @@
 
 The 8-network ensemble is read with our own NeuroChem reader (:mod:`nnforce.models.neurochem`) from the files
 shipped inside the ``torchani==2.1.1`` wheel (``torchani/resources/ani-1x_8x``); torchani itself is never
-imported. Install the files with ``python -m nnforce.models.ani1x --fetch`` (which runs
-``pip install --no-deps torchani==2.1.1``) or point ``NNFORCE_ANI1X_DIR`` / ``ani1x(path=...)`` at a copy.
+imported. Install the files with ``pip install --no-deps torchani==2.1.1`` (no dependencies: it must never pull
+another torch) or point ``NNFORCE_ANI1X_DIR`` / ``ani1x(path=...)`` at a copy.
 
 The module follows the model contract: ``forward(positions [nm], atomic_numbers, neighbors=None,
 shifts=None, box=None) -> energy [kJ/mol]``. Internally ANI works in Angstrom and Hartree; the conversions
@@ -15,13 +15,10 @@ Usage::
     model = torch.jit.script(ani1x())          # float64 by default; ani1x(dtype=torch.float32) for speed
     energy_kj_mol = model(positions_nm, torch.tensor([6, 1, 1, 1, 1]))
 
-Run ``python -m nnforce.models.ani1x --check`` to print the methane energy next to the published value.
+``tests/test_ani1x.py`` checks the methane energy against the published value (``METHANE_PUBLISHED_HARTREE``).
 """
-import argparse
 import importlib.util
 import os
-import subprocess
-import sys
 from typing import List, Optional
 
 import torch
@@ -210,14 +207,14 @@ def resource_directory(path=None):
         if spec is None or not spec.submodule_search_locations:
             raise FileNotFoundError(
                 "the ANI-1x parameter files come from the torchani 2.1.1 wheel, which is not installed. Install "
-                f"them with `python -m nnforce.models.ani1x --fetch` (= pip install --no-deps {TORCHANI_WHEEL}) "
+                f"them with `pip install --no-deps {TORCHANI_WHEEL}` (no dependencies: it must not pull another torch) "
                 "or set NNFORCE_ANI1X_DIR to a NeuroChem ani-1x_8x directory.")
         candidate = os.path.join(list(spec.submodule_search_locations)[0], RESOURCE_SUBDIR)
     if not os.path.isdir(candidate):
         raise FileNotFoundError(
             f"ANI-1x NeuroChem directory not found: {candidate}. The files ship in the {TORCHANI_WHEEL} wheel "
-            "(later torchani versions download them at run time instead): run `python -m nnforce.models.ani1x "
-            "--fetch`, or set NNFORCE_ANI1X_DIR.")
+            "(later torchani versions download them at run time instead): run `pip install --no-deps "
+            f"{TORCHANI_WHEEL}`, or set NNFORCE_ANI1X_DIR.")
     return candidate
 
 
@@ -239,39 +236,3 @@ def ani1x(path=None, dtype: torch.dtype = torch.float64, members: Optional[List[
     ``torch.jit.script(ani1x())`` gives the TorchScript model for NNForce. Elements H, C, N, O.
     """
     return ANI(load_ensemble(path), dtype=dtype, members=members, include_self_energies=include_self_energies)
-
-
-def fetch():
-    """Install the torchani 2.1.1 wheel without its dependencies (it must never pull another torch)."""
-    command = [sys.executable, "-m", "pip", "install", "--no-deps", TORCHANI_WHEEL]
-    print("+", " ".join(command), flush=True)
-    subprocess.run(command, check=True)
-    importlib.invalidate_caches()
-    return resource_directory()
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m nnforce.models.ani1x",
-        description="Set up and check the ANI-1x parameter files (read from the torchani 2.1.1 wheel).",
-        epilog="example: python -m nnforce.models.ani1x --fetch --check")
-    parser.add_argument("--fetch", action="store_true",
-                        help=f"pip install --no-deps {TORCHANI_WHEEL} if its files are missing")
-    parser.add_argument("--check", action="store_true", help="print the methane energy next to the published one")
-    args = parser.parse_args(argv)
-    if args.fetch:
-        try:
-            print("ANI-1x files:", resource_directory())
-        except FileNotFoundError:
-            print("ANI-1x files:", fetch())
-    if args.check or not args.fetch:
-        model = ani1x()
-        positions = torch.tensor(METHANE_ANGSTROM, dtype=torch.float64) / ANGSTROM_PER_NM
-        energy = model.energy_hartree(positions, torch.tensor(METHANE_ATOMIC_NUMBERS)).item()
-        print(f"methane: {energy:.8f} Ha (published {METHANE_PUBLISHED_HARTREE:.8f}, "
-              f"difference {energy - METHANE_PUBLISHED_HARTREE:+.2e} Ha)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

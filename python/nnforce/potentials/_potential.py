@@ -74,14 +74,10 @@ class MLPotential:
         -------
         openmm.System
         """
-        system = openmm.System()
-        box = topology.getPeriodicBoxVectors()
-        if box is not None:
-            system.setDefaultPeriodicBoxVectors(*box)
-        for atom in topology.atoms():
-            system.addParticle(0.0 if atom.element is None else atom.element.mass)
-        force = self.createForce(topology, None, periodic=box is not None, **args)
-        system.addForce(force)
+        from ..force import build_ml_system
+
+        force = self.createForce(topology, None, periodic=topology.getPeriodicBoxVectors() is not None, **args)
+        system = build_ml_system(force, topology)
         if removeCMMotion:
             system.addForce(openmm.CMMotionRemover())
         return system
@@ -146,8 +142,6 @@ class MLPotential:
         -------
         nnforce.NNForce
         """
-        import nnforce
-
         impl = self._impl
         all_atoms = list(topology.atoms())
         chosen = all_atoms if atoms is None else [all_atoms[a] for a in atoms]
@@ -176,17 +170,12 @@ class MLPotential:
 
         with _common.builtin_torch_functions():
             module = impl.module(numbers, charge=charge, precision=precision, periodic=periodic, **options)
-        force = nnforce.NNForce(module, {})
-        dtype = _module_dtype(module)
-        force.setProperty("precision", "double" if dtype == "float64" else "single")
-        for key, value in (platformProperties or {}).items():
-            force.setProperty(key, str(value))
-        if atoms is not None:
-            force.setAtoms(list(atoms))
-        force.setAtomicNumbers(numbers)
-        force.setUsesPeriodicBoundaryConditions(bool(periodic))
-        if cutoff is not None:
-            force.setNeighborList(cutoff, 0.0)
+        from ..force import build_nnforce
+
+        properties = {"precision": "double" if _module_dtype(module) == "float64" else "single"}
+        properties.update({key: str(value) for key, value in (platformProperties or {}).items()})
+        force = build_nnforce(module, topology, atoms, neighbor_cutoff_nm=cutoff, properties=properties,
+                              periodic=bool(periodic))
         force.setForceGroup(forceGroup)
         force.setName(f"MLPotential {self.name}")
         return force

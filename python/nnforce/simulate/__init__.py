@@ -26,8 +26,8 @@ from .config import (CHECKPOINT_NAME, CHECKPOINT_STATE_NAME, CSV_COLUMNS, CSV_FL
                      INTEGRATOR_ALIASES, INTEGRATORS, TRAJECTORY_FORMATS, SimulationConfig)
 from .outputs import EnergyLog, TrajectoryWriter, energy_drift  # noqa: F401
 from .runner import run
-from .system import build_system, degrees_of_freedom, get_platform, load_structure, make_integrator, make_nnforce
+from .system import build_system, degrees_of_freedom, get_platform, load_structure, make_integrator
 
 __all__ = ["SimulationConfig", "run", "build_system", "load_structure", "get_platform", "make_integrator",
-           "degrees_of_freedom", "make_nnforce", "energy_drift", "inspect_model", "check_elements",
+           "degrees_of_freedom", "energy_drift", "inspect_model", "check_elements",
            "parse_atom_selection", "atomic_numbers_of", "EnergyLog", "TrajectoryWriter"]

@@ -1,7 +1,7 @@
 """An ensemble of replicas of one molecule as Dask tasks: ``nnforce simulate MOL MODEL --replicas R``.
 
 The R replicas (seeded starting structures and velocities) are split into batches, one Dask task per batch, each
-batch running its replicas in one Context with one model call per step (:mod:`nnforce.replicas`). The tasks run
+batch running its replicas in one Context with one model call per step (:mod:`nnforce.simulate.replicas`). The tasks run
 on a ``distributed.LocalCluster`` by default, or on any running scheduler (``dask scheduler`` + ``dask worker``)
 given by its address; the output folder must be reachable by every worker (one machine, or a shared file system).
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from .._io import atomic_write
-from ..replicas import replica_file_name
+from .replicas import replica_file_name
 from .replica_batch import DiskFullError, read_checkpoint, run_batch
 
 __all__ = ["EnsembleConfig", "run_ensemble", "connect"]

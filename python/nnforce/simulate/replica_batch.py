@@ -21,7 +21,7 @@ from typing import Any, Dict, List
 import numpy as np
 
 from .._io import atomic_write
-from ..replicas import replica_file_name
+from .replicas import replica_file_name
 from ..units import FS_PER_PS
 
 __all__ = ["DiskFullError", "run_batch", "checkpoint_path", "read_checkpoint"]
@@ -75,22 +75,15 @@ def _molecule(spec):
     """(single-molecule System, topology) of the spec: pure ML, the NNForce built as ``nnforce simulate`` does."""
     import io
 
-    import openmm
     from openmm.app import PDBFile
 
     from ..contract import inspect_model, neighbor_cutoff
-    from ..force import build_nnforce
+    from ..force import build_ml_system
 
-    structure = PDBFile(io.StringIO(spec["pdb_text"]))
-    topology = structure.topology
+    topology = PDBFile(io.StringIO(spec["pdb_text"])).topology
     info = inspect_model(spec["model_bytes"])
-    system = openmm.System()
-    for atom in topology.atoms():
-        system.addParticle(atom.element.mass)
-    if topology.getPeriodicBoxVectors() is not None:
-        system.setDefaultPeriodicBoxVectors(*topology.getPeriodicBoxVectors())
-    system.addForce(build_nnforce(info, topology, neighbor_cutoff_nm=neighbor_cutoff(info, spec["neighbor_cutoff_nm"]),
-                                  neighbor_skin_nm=spec["neighbor_skin_nm"], precision=spec["model_precision"]))
+    system = build_ml_system(info, topology, neighbor_cutoff_nm=neighbor_cutoff(info, spec["neighbor_cutoff_nm"]),
+                             neighbor_skin_nm=spec["neighbor_skin_nm"], precision=spec["model_precision"])
     return system, topology
 
 
@@ -101,7 +94,8 @@ def _context(spec, system, topology, group, states):
     import openmm
     from openmm import unit
 
-    from ..replicas import replicate
+    from ..force import build_context
+    from .replicas import replicate
 
     start = states[group[0]]["step"]
     batch = replicate(system, topology, [states[k]["positions"] for k in group])
@@ -109,7 +103,7 @@ def _context(spec, system, topology, group, states):
                                                  spec["friction_per_ps"] / unit.picosecond,
                                                  spec["timestep_fs"] * unit.femtoseconds)
     integrator.setRandomNumberSeed(_noise_seed(spec["seed"], start, group))
-    context = openmm.Context(batch.system, integrator, openmm.Platform.getPlatformByName(spec["platform"]))
+    context = build_context(batch.system, integrator, spec["platform"])
     context.setPositions(batch.positions)
     if start == 0 and spec["minimize"] and not any(states[k].get("minimized") for k in group):
         openmm.LocalEnergyMinimizer.minimize(context, 10.0, int(spec.get("minimize_max_iterations", 500)))

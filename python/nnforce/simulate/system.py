@@ -3,7 +3,7 @@ ML/MM System (:func:`nnforce.mlmm.create_mlmm_system`), and the degrees of freed
 import os
 
 from ..contract import atomic_numbers_of, check_elements, neighbor_cutoff, parse_atom_selection
-from ..force import build_nnforce
+from ..force import build_ml_system
 
 
 def _pdb_atom_records(path):
@@ -71,33 +71,7 @@ def load_structure(config):
     return config.topology, positions
 
 
-def make_nnforce(info, topology, atoms=None, neighbor_cutoff_nm=None, neighbor_skin_nm=0.0, model_precision=None):
-    """An NNForce for the model in ``info`` (:func:`nnforce.contract.inspect_model`), configured from the topology.
-
-    Kept for old callers; it is :func:`nnforce.force.build_nnforce` with the neighbor-list cutoff chosen by
-    :func:`nnforce.contract.neighbor_cutoff` (the model's own unless ``neighbor_cutoff_nm`` is given).
-
-    Examples
-    --------
-    >>> force = make_nnforce(inspect_model("model.pt"), topology)  # doctest: +SKIP
-
-    Parameters
-    ----------
-    info : dict
-    topology : openmm.app.Topology
-    atoms : sequence of int, optional
-    neighbor_cutoff_nm, neighbor_skin_nm : float, optional
-    model_precision : {"single", "double"}, optional
-
-    Returns
-    -------
-    nnforce.NNForce
-    """
-    return build_nnforce(info, topology, atoms, neighbor_cutoff_nm=neighbor_cutoff(info, neighbor_cutoff_nm),
-                         neighbor_skin_nm=neighbor_skin_nm, precision=model_precision)
-
-
-def _mm_system(config, topology, ml_atoms):
+def mm_system(config, topology, ml_atoms):
     """The MM System of the whole structure from the config's force field, without constraints inside the ML
     region (the model describes its bonds)."""
     from openmm import app, unit
@@ -146,28 +120,47 @@ def build_system(config, topology, info):
     --------
     >>> system = build_system(config, topology, inspect_model(config.model))  # doctest: +SKIP
     """
-    import openmm
-
     cutoff = neighbor_cutoff(info, config.neighbor_cutoff_nm)
     if config.forcefield is None:
         check_elements(info["elements"], atomic_numbers_of(topology), "the structure")
-        system = openmm.System()
-        for atom in topology.atoms():
-            system.addParticle(atom.element.mass)
-        box = topology.getPeriodicBoxVectors()
-        if box is not None:
-            system.setDefaultPeriodicBoxVectors(*box)
-        system.addForce(build_nnforce(info, topology, neighbor_cutoff_nm=cutoff,
-                                      neighbor_skin_nm=config.neighbor_skin_nm, precision=config.model_precision))
-        return system
+        return build_ml_system(info, topology, neighbor_cutoff_nm=cutoff, neighbor_skin_nm=config.neighbor_skin_nm,
+                               precision=config.model_precision)
     ml_atoms = parse_atom_selection(config.ml_atoms, topology)
     check_elements(info["elements"], atomic_numbers_of(topology, ml_atoms), "the ML region")
     from ..mlmm import create_mlmm_system
 
     return create_mlmm_system(
-        _mm_system(config, topology, ml_atoms), topology, ml_atoms, info, lambda_ml=config.lambda_ml,
+        mm_system(config, topology, ml_atoms), topology, ml_atoms, info, lambda_ml=config.lambda_ml,
         neighbor_cutoff_nm=cutoff, neighbor_skin_nm=config.neighbor_skin_nm,
         properties=None if config.model_precision is None else {"precision": config.model_precision})
+
+
+def build_potential_system(config, name, model_path=None, model_precision=None):
+    """The System of a named potential (``nnforce simulate --potential NAME [--model-path FILE]``):
+    ``MLPotential.createSystem``, or ``createMixedSystem`` for ML/MM (a force field and ML atoms in ``config``;
+    ``config.lambda_ml`` sets the interpolation parameter).
+
+    Returns
+    -------
+    openmm.System
+
+    Examples
+    --------
+    >>> system = build_potential_system(config, "ani2x")  # doctest: +SKIP
+    """
+    from ..potentials import MLPotential
+
+    potential = MLPotential(name, **({} if model_path is None else {"modelPath": model_path}))
+    topology, _ = load_structure(config)
+    options = {} if model_precision is None else {"precision": model_precision}
+    if config.forcefield is None:
+        return potential.createSystem(topology, **options)
+    ml_atoms = parse_atom_selection(config.ml_atoms, topology)
+    system = potential.createMixedSystem(topology, mm_system(config, topology, ml_atoms), ml_atoms,
+                                         interpolate=config.lambda_ml is not None, **options)
+    if config.lambda_ml is not None:
+        system.getForce(system.getNumForces() - 1).setGlobalParameterDefaultValue(0, float(config.lambda_ml))
+    return system
 
 
 def get_platform(name=None, precision=None):

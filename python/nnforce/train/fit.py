@@ -5,9 +5,7 @@ Batches are molecules concatenated into one system with a block-diagonal all-pai
 model's ``atomic_energies`` and summed per molecule; forces come from autograd (``create_graph`` when trained on).
 """
 import copy
-import csv
 import dataclasses
-import io
 import math
 import os
 import time
@@ -15,11 +13,12 @@ import time
 import numpy as np
 import torch
 
-from .._io import atomic_write
 from ..data.batch import Batch
 from ..units import KCAL_MOL_A_PER_KJ_MOL_NM, KCAL_MOL_PER_KJ_MOL, MEV_A_PER_KJ_MOL_NM, MEV_PER_KJ_MOL
+from .checkpoint import _checkpoint_state, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .feature_cache import FeatureBatch, FeatureCache, cache_bytes, can_cache
+from .logs import add_scalars, tensorboard_writer, write_history_csv
 from .self_energies import fit_self_energies, self_energy_sum
 
 
@@ -233,20 +232,6 @@ def _budget_lr(config, progress):
     return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
-def _write_csv(path, history):
-    if not history:
-        return
-    keys = list(history[0].keys())
-    for row in history:
-        keys.extend(k for k in row if k not in keys)
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=keys)
-    writer.writeheader()
-    writer.writerows(history)
-    with atomic_write(path, "w") as handle:
-        handle.write(text.getvalue())
-
-
 def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, metadata=None):
     """Train ``model`` on ``train_set``, early-stopping on ``val_set``; returns :class:`FitResult`.
 
@@ -271,27 +256,17 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
     --------
     >>> result = fit(build_model({"type": "ani", "elements": [1, 6, 8]}), train, val, {"epochs": 100})  # doctest: +SKIP
     """
-    if config is None:
-        config = TrainConfig()
-    elif isinstance(config, dict):
-        config = TrainConfig.from_dict(config)
+    config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {})
     if config.threads:
         torch.set_num_threads(int(config.threads))
     _check_data(model, train_set, val_set, config)
-    model.train()
-    optimizer = _make_optimizer(model, config)
-    scheduler = _make_scheduler(optimizer, config)
-    history, start_epoch, best_val, best_epoch, bad_epochs, best_state = [], 0, math.inf, -1, 0, None
-    if resume is not None:
-        history, start_epoch, best_val, best_epoch, bad_epochs, best_state = _resume(model, optimizer, scheduler,
-                                                                                     resume)
-    else:
-        _prepare(model, train_set, config)
+    optimizer, scheduler, (history, start_epoch, best_val, best_epoch, bad_epochs, best_state) = _start(
+        model, train_set, config, resume)
     var_e, mean_f2 = _normalisers(train_set, model)
     train_residual = _Labels(model, train_set).residual
     val_residual = _Labels(model, val_set).residual
     dtype = _model_dtype(model)
-    writer = _tensorboard(config, start_epoch)
+    writer = tensorboard_writer(config, start_epoch)
     multitask = hasattr(model, "combine_losses") and hasattr(model, "reconstruction_loss")
     # CPU time (time.process_time) is the fair budget on a shared machine; a resumed run continues its count
     cpu_before = float(history[-1].get("cpu_s", 0.0)) if history else 0.0
@@ -299,66 +274,94 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
     started, cpu_started = time.time() - wall_before, time.process_time() - cpu_before
     caches = _feature_caches(model, train_set, val_set, config, dtype)  # inside the time budget
     stopped_early = False
-    epochs = range(start_epoch, config.epochs)
-    bar = None
-    if config.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=config.epochs, initial=start_epoch, desc="training", unit="epoch")
-    for epoch in epochs:
+    bar = _progress_bar(config, start_epoch)
+    for epoch in range(start_epoch, config.epochs):
         t0 = time.time()
         if config.schedule == "budget_cosine":
-            lr = _budget_lr(config, _progress(config, epoch, t0 - started, time.process_time() - cpu_started))
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            _set_lr(optimizer, _budget_lr(config, _progress(config, epoch, t0 - started,
+                                                            time.process_time() - cpu_started)))
         sums = _train_epoch(model, optimizer, train_set, train_residual, config, var_e, mean_f2, dtype, epoch,
                             multitask, caches[0])
         val_loss, val_metrics = _validate(model, val_set, val_residual, config, var_e, mean_f2, caches[1])
         row = _history_row(model, optimizer, epoch, sums, len(train_set), val_loss, val_metrics, multitask, t0)
         row["wall_s"], row["cpu_s"] = time.time() - started, time.process_time() - cpu_started
         history.append(row)
-        if scheduler is not None:
-            if config.schedule == "plateau":
-                scheduler.step(val_loss)
-            else:
-                scheduler.step()
+        _step_scheduler(scheduler, config, val_loss)
         if val_loss < best_val:
             best_val, best_epoch, bad_epochs = val_loss, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
             bad_epochs += 1
-        if writer is not None:
-            for key, value in row.items():
-                if key != "epoch" and isinstance(value, float):
-                    writer.add_scalar(key, value, epoch)
-            writer.flush()
+        add_scalars(writer, row, epoch)
         if config.log_dir:
-            _write_csv(os.path.join(config.log_dir, "history.csv"), history)
-            for name, full in (("last.ckpt", True), ("best.ckpt", False)):
-                if full or best_epoch == epoch:
-                    save_checkpoint(os.path.join(config.log_dir, name), _checkpoint_state(
-                        model, optimizer if full else None, scheduler if full else None, epoch, history, best_val,
-                        best_epoch, bad_epochs, best_state if full else None, config, model_spec, metadata))
+            write_history_csv(os.path.join(config.log_dir, "history.csv"), history)
+            _save_checkpoints(config, model, optimizer, scheduler, epoch, history, best_val, best_epoch, bad_epochs,
+                              best_state, model_spec, metadata)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(val_loss=f"{val_loss:.4g}", e_mae=f"{val_metrics['energy_mae_kj_mol']:.3g}")
-        if bad_epochs >= config.early_stopping_patience:
-            stopped_early = True
+        stopped_early = bad_epochs >= config.early_stopping_patience
+        if stopped_early or _past_time_cap(config, row):
             break
-        # the caps are judged on the times the history records, so its last row is the first one past a cap
-        if config.max_time_s is not None and row["wall_s"] > config.max_time_s:
-            break
-        if config.max_cpu_s is not None and row["cpu_s"] > config.max_cpu_s:
-            break
-    if bar is not None:
-        bar.close()
-    if writer is not None:
-        writer.close()
+    for handle in (bar, writer):
+        if handle is not None:
+            handle.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     checkpoint = os.path.join(config.log_dir, "best.ckpt") if config.log_dir else None
     return FitResult(model, history, best_epoch, best_val, stopped_early, checkpoint, caches[0] is not None)
+
+
+def _start(model, train_set, config, resume):
+    """The optimizer, the scheduler and the loop's state (history, start epoch, best loss, best epoch, bad epochs,
+    best weights): fresh (after :func:`_prepare`) or from the checkpoint ``resume``."""
+    model.train()
+    optimizer = _make_optimizer(model, config)
+    scheduler = _make_scheduler(optimizer, config)
+    if resume is not None:
+        return optimizer, scheduler, _resume(model, optimizer, scheduler, resume)
+    _prepare(model, train_set, config)
+    return optimizer, scheduler, ([], 0, math.inf, -1, 0, None)
+
+
+def _progress_bar(config, start_epoch):
+    if not config.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=config.epochs, initial=start_epoch, desc="training", unit="epoch")
+
+
+def _step_scheduler(scheduler, config, val_loss):
+    if scheduler is None:
+        return
+    if config.schedule == "plateau":
+        scheduler.step(val_loss)
+    else:
+        scheduler.step()
+
+
+def _set_lr(optimizer, lr):
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def _save_checkpoints(config, model, optimizer, scheduler, epoch, history, best_val, best_epoch, bad_epochs,
+                      best_state, model_spec, metadata):
+    """``last.ckpt`` every epoch (everything needed to resume), ``best.ckpt`` when this epoch is the best."""
+    for name, full in (("last.ckpt", True), ("best.ckpt", False)):
+        if full or best_epoch == epoch:
+            save_checkpoint(os.path.join(config.log_dir, name), _checkpoint_state(
+                model, optimizer if full else None, scheduler if full else None, epoch, history, best_val,
+                best_epoch, bad_epochs, best_state if full else None, config, model_spec, metadata))
+
+
+def _past_time_cap(config, row):
+    """Whether the run is past its wall or CPU time cap (judged on the times the history records, so its last row is
+    the first one past a cap)."""
+    return ((config.max_time_s is not None and row["wall_s"] > config.max_time_s)
+            or (config.max_cpu_s is not None and row["cpu_s"] > config.max_cpu_s))
 
 
 def _feature_caches(model, train_set, val_set, config, dtype):
@@ -391,20 +394,6 @@ def _resume(model, optimizer, scheduler, path):
         scheduler.load_state_dict(state["scheduler_state"])
     return (list(state["history"]), int(state["epoch"]) + 1, float(state["best_val_loss"]), int(state["best_epoch"]),
             int(state["bad_epochs"]), state["best_model_state"])
-
-
-def _tensorboard(config, start_epoch):
-    """A TensorBoard writer in ``log_dir/tensorboard`` (None without a log_dir, when disabled or not installed)."""
-    if not config.log_dir:
-        return None
-    os.makedirs(config.log_dir, exist_ok=True)
-    if not config.tensorboard:
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(os.path.join(config.log_dir, "tensorboard"), purge_step=start_epoch)
 
 
 def _train_epoch(model, optimizer, train_set, residual, config, var_e, mean_f2, dtype, epoch, multitask, cache=None):
@@ -458,8 +447,3 @@ def _validate(model, val_set, residual, config, var_e, mean_f2, cache=None):
         f = np.concatenate(errors_f)
         metrics["force_mae_kj_mol_nm"] = float(np.abs(f).mean())
     return total / count, metrics
-
-
-# checkpoints live in checkpoint.py; importable from here as before
-from .checkpoint import (CHECKPOINT_VERSION, _checkpoint_state, load_checkpoint, model_from_checkpoint,  # noqa: E402,F401
-                         save_checkpoint)

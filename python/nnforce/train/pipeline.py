@@ -214,7 +214,7 @@ def export_checkpoint(checkpoint, output, data=None, check=True, format="torchsc
     [1, 6, 8]
     """
     from ..export import export_model
-    from .fit import model_from_checkpoint
+    from .checkpoint import model_from_checkpoint
 
     model, state = model_from_checkpoint(checkpoint)
     metadata = dict(state.get("metadata") or {})
@@ -231,11 +231,11 @@ def export_checkpoint(checkpoint, output, data=None, check=True, format="torchsc
         frame = Dataset.load(data).frame(0)
         structure = (frame[0], frame[1])
     if format == "pt2":
-        from ..export import _sample_structure, check_model
-        from .._pt2 import contract_example, to_pt2
+        from .._pt2 import contract_example
+        from ..export import check_model, sample_structure, to_pt2
 
         elements = [int(z) for z in model.elements]
-        z, x = structure if structure is not None else _sample_structure(elements, float(model.cutoff))
+        z, x = structure if structure is not None else sample_structure(elements, float(model.cutoff))
         checks = check_model(model, elements, float(model.cutoff), (z, x)) if check else None
         info = to_pt2(model, output, contract_example(z, x), precision=precision, metadata=metadata, check=check, device=device)
         if checks:

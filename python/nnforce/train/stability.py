@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from ..force import build_context, build_ml_system, topology_of
 from ..units import FS_PER_PS, MOLAR_GAS_CONSTANT_KJ_MOL_K
 
 # Covalent radii, nm (Cordero et al. 2008; sp3 carbon).
@@ -53,29 +54,33 @@ def covalent_bonds(atomic_numbers, positions_nm, bond_tolerance=1.2):
     return np.stack([i, j], axis=1), distance[i, j]
 
 
-def _context(model, atomic_numbers, integrator, platform, precision):
-    import openmm
-    from openmm import app
+def molecule_context(model, atomic_numbers, integrator, platform="CPU", precision=None):
+    """A Context of one molecule (no box) known by its atomic numbers, under a pure-ML System of ``model``.
 
-    import nnforce
+    A ``.pt2`` package file takes exactly the inputs it was compiled with, so it gets a neighbor list when it names
+    one; a TorchScript model makes its own pairs.
 
-    system = openmm.System()
-    for v in atomic_numbers:
-        system.addParticle(app.element.Element.getByAtomicNumber(int(v)).mass)
-    force = nnforce.NNForce(model)
-    force.setAtomicNumbers([int(v) for v in atomic_numbers])
+    Parameters
+    ----------
+    model : str, bytes or torch.jit.ScriptModule
+    atomic_numbers : sequence of int
+    integrator : openmm.Integrator
+    platform : str
+    precision : {"single", "double"}, optional
+
+    Returns
+    -------
+    openmm.Context
+    """
+    cutoff = None
     if isinstance(model, (str, os.PathLike)):
-        from .._pt2 import is_pt2
+        from .._pt2_package import is_pt2
         from ..contract import inspect_model, neighbor_cutoff
 
-        if is_pt2(model):  # a package takes exactly the inputs it was compiled with: a neighbor list if it names one
+        if is_pt2(model):
             cutoff = neighbor_cutoff(inspect_model(model))
-            if cutoff is not None:
-                force.setNeighborList(cutoff, 0.0)
-    if precision is not None:
-        force.setProperty("precision", precision)
-    system.addForce(force)
-    return openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform))
+    system = build_ml_system(model, topology_of(atomic_numbers), neighbor_cutoff_nm=cutoff, precision=precision)
+    return build_context(system, integrator, platform)
 
 
 def md_stability(model, atomic_numbers, positions_nm, temperature_k=500.0, time_ps=100.0, timestep_fs=0.5,
@@ -135,11 +140,34 @@ def md_stability(model, atomic_numbers, positions_nm, temperature_k=500.0, time_
     integrator = openmm.LangevinMiddleIntegrator(temperature_k * unit.kelvin, friction_per_ps / unit.picosecond,
                                                  timestep_fs / FS_PER_PS * unit.picoseconds)
     integrator.setRandomNumberSeed(int(seed) + 1)
-    context = _context(model, z, integrator, platform, precision)
+    context = molecule_context(model, z, integrator, platform, precision)
     context.setPositions(x0 * unit.nanometer)
     context.setVelocitiesToTemperature(temperature_k * unit.kelvin, int(seed))
     total_steps = int(round(time_ps * FS_PER_PS / timestep_fs))
-    dof = 3 * len(z)
+    step, min_ratio, max_ratio, broken, temperatures = _watch_bonds(context, integrator, pairs, reference, (low, high),
+                                                                    total_steps, check_interval)
+    stable = broken is None
+    drift = float("nan")
+    if stable and nve_ps > 0:
+        drift = _nve_drift(model, z, context, nve_ps, nve_timestep_fs, platform, precision, energy_drift)
+    return {"stable": stable, "min_ratio": min_ratio, "max_ratio": max_ratio,
+            "broken_bond": None if stable else list(broken),
+            "failed_at_ps": None if stable else step * timestep_fs / FS_PER_PS,
+            "simulated_ps": step * timestep_fs / FS_PER_PS, "temperature_mean_k": float(np.mean(temperatures))
+            if temperatures else float("nan"), "nve_drift_kj_mol_ps_atom": drift, "num_bonds": int(len(pairs)),
+            "window": [low, high], "temperature_k": float(temperature_k), "time_ps": float(time_ps),
+            "timestep_fs": float(timestep_fs), "seed": int(seed), "platform": platform,
+            "wall_s": time.perf_counter() - started, "cpu_s": time.process_time() - cpu_started}
+
+
+def _watch_bonds(context, integrator, pairs, reference, window, total_steps, check_interval):
+    """Step ``integrator`` until ``total_steps`` or the first bond outside ``window`` (fractions of ``reference``);
+    returns (steps done, smallest and largest ratio, the broken pair or None, temperatures in K)."""
+    import openmm
+    from openmm import unit
+
+    low, high = window
+    dof = 3 * context.getSystem().getNumParticles()
     step, min_ratio, max_ratio, broken, temperatures = 0, math.inf, -math.inf, None, []
     while step < total_steps and broken is None:
         n = min(check_interval, total_steps - step)
@@ -163,18 +191,7 @@ def md_stability(model, atomic_numbers, positions_nm, temperature_k=500.0, time_
         if len(bad):
             worst = bad[np.argmax(np.abs(np.log(ratio[bad])))]
             broken = (int(pairs[worst, 0]), int(pairs[worst, 1]))
-    stable = broken is None
-    drift = float("nan")
-    if stable and nve_ps > 0:
-        drift = _nve_drift(model, z, context, nve_ps, nve_timestep_fs, platform, precision, energy_drift)
-    return {"stable": stable, "min_ratio": min_ratio, "max_ratio": max_ratio,
-            "broken_bond": None if stable else list(broken),
-            "failed_at_ps": None if stable else step * timestep_fs / FS_PER_PS,
-            "simulated_ps": step * timestep_fs / FS_PER_PS, "temperature_mean_k": float(np.mean(temperatures))
-            if temperatures else float("nan"), "nve_drift_kj_mol_ps_atom": drift, "num_bonds": int(len(pairs)),
-            "window": [low, high], "temperature_k": float(temperature_k), "time_ps": float(time_ps),
-            "timestep_fs": float(timestep_fs), "seed": int(seed), "platform": platform,
-            "wall_s": time.perf_counter() - started, "cpu_s": time.process_time() - cpu_started}
+    return step, min_ratio, max_ratio, broken, temperatures
 
 
 def _nve_drift(model, z, langevin_context, nve_ps, timestep_fs, platform, precision, energy_drift):
@@ -184,7 +201,7 @@ def _nve_drift(model, z, langevin_context, nve_ps, timestep_fs, platform, precis
 
     state = langevin_context.getState(getPositions=True, getVelocities=True)
     integrator = openmm.VerletIntegrator(timestep_fs / FS_PER_PS * unit.picoseconds)
-    context = _context(model, z, integrator, platform, precision)
+    context = molecule_context(model, z, integrator, platform, precision)
     context.setPositions(state.getPositions())
     context.setVelocities(state.getVelocities())
     steps = int(round(nve_ps * FS_PER_PS / timestep_fs))

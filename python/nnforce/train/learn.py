@@ -31,8 +31,8 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from ._io import atomic_save, atomic_write
-from .units import FS_PER_PS
+from .._io import atomic_save, atomic_write
+from ..units import FS_PER_PS
 
 STATE_NAME = "state.json"
 DATA_NAME = "data.npz"
@@ -136,8 +136,9 @@ class LearnConfig:
 
 def train_committee(data, config, round_dir, seed):
     """Train ``config.members`` ANI-style models on ``data``; returns the eager members."""
-    from .data import split
-    from .train import TrainConfig, build_model, fit
+    from ..data import split
+    from .config import TrainConfig, build_model
+    from .fit import fit
 
     n_val = max(1, int(round(config.validation_fraction * len(data))))
     members = []
@@ -156,14 +157,14 @@ def explore(model_path, atomic_numbers, positions_nm, settings, seed):
     import openmm
     from openmm import unit
 
-    from .train.stability import _context, covalent_bonds
+    from .stability import covalent_bonds, molecule_context
 
     dt_fs = float(settings.get("timestep_fs", 0.5))
     integrator = openmm.LangevinMiddleIntegrator(float(settings.get("temperature_k", 500.0)) * unit.kelvin,
                                                  float(settings.get("friction_per_ps", 1.0)) / unit.picosecond,
                                                  dt_fs / FS_PER_PS * unit.picoseconds)
     integrator.setRandomNumberSeed(int(seed) + 1)
-    context = _context(model_path, atomic_numbers, integrator, settings.get("platform", "CPU"), None)
+    context = molecule_context(model_path, atomic_numbers, integrator, settings.get("platform", "CPU"))
     import nnforce
 
     force = nnforce.NNForce.cast(context.getSystem().getForce(0))
@@ -207,6 +208,8 @@ def select(uncertainties, max_frames, threshold_kj_mol=0.0, min_spacing=1):
 
 def label_frames(atomic_numbers, frames, label):
     """Label each frame; returns (energies, forces, kept indices, failures [(index, reason)])."""
+    from ..data.label import frame_label, xtb_single_point
+
     energies, forces, kept, failures = [], [], [], []
     teacher = None
     if label != "xtb":
@@ -216,11 +219,9 @@ def label_frames(atomic_numbers, frames, label):
     for k, x in enumerate(frames):
         try:
             if teacher is None:
-                e, f = _xtb_single_point(atomic_numbers, x)
+                e, f = xtb_single_point(atomic_numbers, x)
             else:
-                from .data.label import _frame_label
-
-                e, f = _frame_label(teacher, np.asarray(atomic_numbers), x)
+                e, f = frame_label(teacher, np.asarray(atomic_numbers), x)
             if not (np.isfinite(e) and np.all(np.isfinite(f))):
                 raise ValueError("non-finite energy or forces")
         except Exception as error:  # a failed label (SCF not converged, ...) skips the frame, never the loop
@@ -232,17 +233,6 @@ def label_frames(atomic_numbers, frames, label):
     return energies, forces, kept, failures
 
 
-def _xtb_single_point(atomic_numbers, positions_nm):
-    """GFN2-xTB energy (kJ/mol) and forces (kJ/mol/nm) of one frame (tblite)."""
-    from .data.label import _tblite
-    from .units import KJ_MOL_NM_PER_HARTREE_BOHR, KJ_MOL_PER_HARTREE, NM_PER_BOHR
-
-    calc = _tblite()("GFN2-xTB", np.asarray(atomic_numbers), np.asarray(positions_nm) / NM_PER_BOHR)
-    calc.set("verbosity", 0)
-    result = calc.singlepoint()
-    return float(result.get("energy")) * KJ_MOL_PER_HARTREE, -np.asarray(result.get("gradient")) * KJ_MOL_NM_PER_HARTREE_BOHR
-
-
 def _write_json(path, values):
     with atomic_write(path, "w") as handle:
         json.dump(values, handle, indent=1, default=float)
@@ -251,9 +241,9 @@ def _write_json(path, values):
 
 def run_round(config, data, test, start, r, last):
     """One round: train + test (+ MD check); unless ``last``, explore, select and label. Returns (row, new frames)."""
-    from .export import export_committee
-    from .models import ani_ensemble
-    from .train import evaluate
+    from ..export import export_committee
+    from ..models import ani_ensemble
+    from .fit import evaluate
 
     round_dir = os.path.join(config.output, f"round_{r}")
     os.makedirs(round_dir, exist_ok=True)
@@ -282,7 +272,7 @@ def run_round(config, data, test, start, r, last):
 def stability_check(committee_path, start, reference, config):
     """The MD check of a round: ``seeds`` runs (default 1) of :func:`nnforce.train.md_stability`, seeds
     ``config.seed + k``, the same in every round (so rounds are compared on the same check); stable when all are."""
-    from .train import md_stability
+    from .stability import md_stability
 
     settings = dict(config.stability)
     seeds = int(settings.pop("seeds", 1))
@@ -300,7 +290,7 @@ def stability_check(committee_path, start, reference, config):
 
 def explore_and_label(config, committee_path, start, r):
     """Explore with round ``r``'s committee, select and label; returns (row fields, new frames or None)."""
-    from .data import Dataset
+    from ..data import Dataset
 
     frames, values, stopped = explore(committee_path, start[0], start[1], config.explore,
                                      config.seed + 100 + r)
@@ -335,7 +325,7 @@ def learn(config: LearnConfig) -> Dict[str, Any]:
     >>> learn(LearnConfig(data="ethanol_300K.npz", output="al", rounds=2))["rounds"][-1]["stable"]  # doctest: +SKIP
     True
     """
-    from .data import Dataset
+    from ..data import Dataset
 
     os.makedirs(config.output, exist_ok=True)
     state_path = os.path.join(config.output, STATE_NAME)
@@ -367,7 +357,7 @@ def learn(config: LearnConfig) -> Dict[str, Any]:
 def _resumed_data(config, state):
     """The data after the finished rounds: ``data.npz`` cut to the frame count ``state.json`` recorded (frames
     saved by a round that did not finish are dropped), or the initial data."""
-    from .data import Dataset
+    from ..data import Dataset
 
     if not state["rounds"]:
         return Dataset.load(config.data)
@@ -378,7 +368,7 @@ def _resumed_data(config, state):
 
 def _finish_round(config, state, data, added):
     """Add the new frames, then write data, log, report and (last: the round counts as done only then) state."""
-    from .data import concatenate
+    from ..data import concatenate
 
     if added is not None:
         data = concatenate([data, added], name=data.name)

@@ -1,70 +1,9 @@
-"""Composing features: :class:`Featurizer` (an ordered set of features), :func:`parse_features` (features from
-spec strings) and the mdtraj-style flat functions ``compute_*`` beside the feature classes of
-:mod:`nnforce.analysis.features` (which re-exports everything here)."""
-import numpy as np
-
-from ._feature_base import _Frames
-from ._structure_features import DSSP, RMSD, Coordinates
-from .features import Angles, Contacts, Distances, ResidueDistances, Torsions
-from .specs import parse_spec
-
-
-class Featurizer:
-    """An ordered composition of features. ``transform(traj)`` concatenates their columns; ``labels`` names them.
-
-    Parameters
-    ----------
-    features : sequence of Feature
-
-    Examples
-    --------
-    >>> featurizer = Featurizer([Torsions(), Distances("name CA")])
-    >>> featurizer.features[0].kinds
-    ('phi', 'psi')
-    """
-
-    def __init__(self, features=()):
-        self.features = list(features)
-        if not self.features:
-            raise ValueError("featurizer: no features given; e.g. Featurizer([Torsions(('phi', 'psi'))])")
-        self.topology = None
-
-    def __add__(self, other):
-        extra = other.features if isinstance(other, Featurizer) else [other]
-        return Featurizer(self.features + list(extra))
-
-    def bind(self, topology):
-        for feature in self.features:
-            feature.bind(topology)
-        self.topology = topology
-        return self
-
-    @property
-    def labels(self):
-        if self.topology is None:
-            raise ValueError("featurizer: call bind(topology) first")
-        return [label for f in self.features for label in f.labels]
-
-    @property
-    def n_features(self):
-        return len(self.labels)
-
-    def transform(self, traj):
-        """Features of every frame of ``traj``: float32 (n_frames, n_features)."""
-        if self.topology is None:
-            self.bind(traj.topology)
-        elif self.topology.n_atoms != traj.n_atoms:
-            raise ValueError(f"featurizer: bound to a topology with {self.topology.n_atoms} atoms but the trajectory has "
-                             f"{traj.n_atoms}; use the topology the trajectory was written with")
-        frames = _Frames(traj)
-        blocks = [np.asarray(f._compute(frames), dtype=np.float32).reshape(traj.n_frames, -1) for f in self.features]
-        return np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
-
-    def describe(self):
-        return list(self.labels)
-
-    def __repr__(self):
-        return f"<Featurizer {[f.name for f in self.features]}>"
+"""Features from spec strings (:func:`parse_features`, ``FEATURE_NAMES``) and the mdtraj-style flat functions
+``compute_*``: the top of the features package (it uses the feature kinds and :class:`Featurizer`)."""
+from ..specs import parse_spec
+from ._base import Featurizer
+from .geometric import Angles, Contacts, Distances, ResidueDistances, Torsions
+from .structural import DSSP, RMSD, Coordinates
 
 
 FEATURE_NAMES = {

@@ -243,8 +243,6 @@ class ReplicaReporter:
     """
 
     def __init__(self, directory, report_interval, replicas: ReplicaSystem, suffix=".dcd", indices=None):
-        from openmm import app
-
         if int(report_interval) <= 0:
             raise ValueError(f"report_interval must be a positive number of steps, got {report_interval}")
         if suffix not in (".dcd", ".xtc"):
@@ -256,22 +254,18 @@ class ReplicaReporter:
         if len(indices) != replicas.num_replicas:
             raise ValueError(f"{len(indices)} file indices for {replicas.num_replicas} replicas")
         self.paths: List[str] = [os.path.join(directory, replica_file_name(i, suffix)) for i in indices]
-        self._handles, self._writers = [], []
-        self._suffix = suffix
-        self._app = app
+        self._writers = []
 
     def _open(self, simulation):
-        dt = simulation.integrator.getStepSize()
+        """One :class:`nnforce.simulate.outputs.TrajectoryWriter` per replica (the writer ``nnforce simulate`` uses)."""
+        from openmm import unit
+
+        from .outputs import TrajectoryWriter
+
+        dt_ps = simulation.integrator.getStepSize().value_in_unit(unit.picoseconds)
         for path in self.paths:
-            if self._suffix == ".dcd":
-                handle = open(path, "wb")
-                writer = self._app.DCDFile(handle, self.replicas.replica_topology, dt, simulation.currentStep,
-                                           self.interval)
-            else:
-                handle = None
-                writer = self._app.XTCFile(path, self.replicas.replica_topology, dt, simulation.currentStep,
-                                           self.interval)
-            self._handles.append(handle)
+            writer = TrajectoryWriter(path, self.replicas.replica_topology, dt_ps, self.interval, simulation.currentStep)
+            writer.start()
             self._writers.append(writer)
 
     def describeNextReport(self, simulation):
@@ -286,14 +280,13 @@ class ReplicaReporter:
         positions = self.replicas.split(state.getPositions(asNumpy=True))
         box = state.getPeriodicBoxVectors() if self.replicas.replica_topology.getPeriodicBoxVectors() else None
         for writer, frame in zip(self._writers, positions):
-            writer.writeModel(frame, periodicBoxVectors=box)
+            writer.write_positions(frame, box)
 
     def close(self):
         """Close the files."""
-        for handle in self._handles:
-            if handle is not None:
-                handle.close()
-        self._handles, self._writers = [], []
+        for writer in self._writers:
+            writer.close()
+        self._writers = []
 
     def __del__(self):
         self.close()

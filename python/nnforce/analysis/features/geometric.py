@@ -1,25 +1,10 @@
-"""Featurizers on mdtraj trajectories: one column per feature, one label per column, fixed column order.
-
-A feature is declared against atom/residue *selections* and bound to a topology with ``bind(topology)``,
-which resolves the atom indices once (and raises a clear ``ValueError`` for an empty selection).
-``transform(traj)`` then maps an ``md.Trajectory`` (a whole file or one streamed chunk) to a float32
-array (n_frames, n_columns). Geometry runs on the raw coordinate array with the periodic box built once per
-chunk (see ``_geometry``), so boxed trajectories cost no per-frame unit-cell penalty.
-
-Compose features with ``Featurizer([...])`` (or ``a + b``); the columns are the features' columns in the
-order given, and ``labels`` names each of them (``"phi ALA2 sin"``, ``"dist CA1-CA5"``, ...).
-"""
+"""Geometric features: distances (atom and residue pairs), contacts, torsions and angles."""
 import itertools
 
 import numpy as np
 
-from . import _geometry
-from ._feature_base import Feature, _atom_label, _Frames, _residue_summary, _select  # noqa: F401
-from ._structure_features import DSSP, RMSD, Coordinates, Custom
-
-__all__ = ["Feature", "Featurizer", "Distances", "ResidueDistances", "Contacts", "Torsions", "Angles", "RMSD",
-           "DSSP", "Coordinates", "Custom", "parse_features", "FEATURE_NAMES", "compute_torsions", "compute_distances",
-           "compute_contacts", "compute_angles"]
+from .. import _geometry
+from ._base import Feature, _atom_label, _Frames, _residue_summary, _select
 
 TORSION_KINDS = ("phi", "psi", "omega", "chi1", "chi2", "chi3", "chi4")
 
@@ -277,7 +262,3 @@ class Angles(Feature):
             return angle
         return np.stack([np.sin(angle), np.cos(angle)], axis=-1).reshape(len(angle), -1)
 
-
-# the composition, the spec parser and the flat functions live in featurizer.py; importable from here too
-from .featurizer import (FEATURE_NAMES, Featurizer, compute_angles, compute_contacts, compute_distances,  # noqa: E402
-                         compute_torsions, parse_features)

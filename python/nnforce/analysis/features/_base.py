@@ -1,10 +1,11 @@
-"""The base of every feature (:class:`Feature`: selections bound to a topology, then ``transform``) and the
-helpers the feature modules share; the features themselves are in :mod:`nnforce.analysis.features`."""
+"""The base of every feature (:class:`Feature`: selections bound to a topology, then ``transform``), their
+composition (:class:`Featurizer`, here because ``Feature + Feature`` makes one) and the helpers the feature kinds
+share; the kinds are in ``geometric`` and ``structural``, all importable from :mod:`nnforce.analysis.features`."""
 import itertools
 
 import numpy as np
 
-from . import _geometry
+from .. import _geometry
 
 
 class _Frames:
@@ -111,9 +112,65 @@ class Feature:
         return np.asarray(self._compute(_Frames(traj)), dtype=np.float32).reshape(traj.n_frames, -1)
 
     def __add__(self, other):
-        from .features import Featurizer
-
         return Featurizer([self]) + other
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name}>"
+
+
+class Featurizer:
+    """An ordered composition of features. ``transform(traj)`` concatenates their columns; ``labels`` names them.
+
+    Parameters
+    ----------
+    features : sequence of Feature
+
+    Examples
+    --------
+    >>> featurizer = Featurizer([Torsions(), Distances("name CA")])
+    >>> featurizer.features[0].kinds
+    ('phi', 'psi')
+    """
+
+    def __init__(self, features=()):
+        self.features = list(features)
+        if not self.features:
+            raise ValueError("featurizer: no features given; e.g. Featurizer([Torsions(('phi', 'psi'))])")
+        self.topology = None
+
+    def __add__(self, other):
+        extra = other.features if isinstance(other, Featurizer) else [other]
+        return Featurizer(self.features + list(extra))
+
+    def bind(self, topology):
+        for feature in self.features:
+            feature.bind(topology)
+        self.topology = topology
+        return self
+
+    @property
+    def labels(self):
+        if self.topology is None:
+            raise ValueError("featurizer: call bind(topology) first")
+        return [label for f in self.features for label in f.labels]
+
+    @property
+    def n_features(self):
+        return len(self.labels)
+
+    def transform(self, traj):
+        """Features of every frame of ``traj``: float32 (n_frames, n_features)."""
+        if self.topology is None:
+            self.bind(traj.topology)
+        elif self.topology.n_atoms != traj.n_atoms:
+            raise ValueError(f"featurizer: bound to a topology with {self.topology.n_atoms} atoms but the trajectory has "
+                             f"{traj.n_atoms}; use the topology the trajectory was written with")
+        frames = _Frames(traj)
+        blocks = [np.asarray(f._compute(frames), dtype=np.float32).reshape(traj.n_frames, -1) for f in self.features]
+        return np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
+
+    def describe(self):
+        return list(self.labels)
+
+    def __repr__(self):
+        return f"<Featurizer {[f.name for f in self.features]}>"

@@ -1,8 +1,8 @@
 """Structure-level features: RMSD to a reference, DSSP secondary structure, raw coordinates and custom
-functions. Imported into (and documented with) :mod:`nnforce.analysis.features`."""
+functions. Re-exported by :mod:`nnforce.analysis.features`."""
 import numpy as np
 
-from ._feature_base import Feature, _atom_label, _select
+from ._base import Feature, _atom_label, _select
 
 
 class RMSD(Feature):
