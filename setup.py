@@ -60,8 +60,9 @@ class CMakeBuild(build_ext):
         os.makedirs(build_dir, exist_ok=True)
         configure = ["cmake", "-S", HERE, "-B", build_dir, f"-DPython3_EXECUTABLE={sys.executable}",
                      f"-DCMAKE_INSTALL_PREFIX={package_dir}", "-DCMAKE_BUILD_TYPE=Release"]
-        if os.environ.get("NNFORCE_CUDA_ARCHITECTURES"):  # the cache keeps the first value; pass each build's
-            configure.append(f"-DNNFORCE_CUDA_ARCHITECTURES={os.environ['NNFORCE_CUDA_ARCHITECTURES']}")
+        # Every build passes the current value (empty: the default), so a reused build directory's cache never
+        # keeps an earlier one.
+        configure.append(f"-DNNFORCE_CUDA_ARCHITECTURES={os.environ.get('NNFORCE_CUDA_ARCHITECTURES', '')}")
         configure += os.environ.get("NNFORCE_CMAKE_ARGS", "").split()
         jobs = os.environ.get("NNFORCE_BUILD_JOBS", str(os.cpu_count() or 2))
         subprocess.check_call(configure)

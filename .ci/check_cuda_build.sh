@@ -36,11 +36,14 @@ step "1 (no-toolkit install + NNForce on CPU)"
 rm -rf "$OUT/toolkit"
 if ! env -u CUDA_PATH -u NNFORCE_CUDA_ARCHITECTURES "${PYPI[@]}" NNFORCE_BUILD_DIR="$PWD/$OUT/toolkit" NNFORCE_BUILD_JOBS=$JOBS \
      NNFORCE_CMAKE_ARGS="$LAUNCHER -DNNFORCE_BUILD_TESTS=OFF -DCMAKE_EXPORT_COMPILE_COMMANDS=ON" \
-     "$PY" -m pip install --no-build-isolation . > "$OUT/toolkit.log" 2>&1; then
+     "$PY" -m pip install -v --no-build-isolation . > "$OUT/toolkit.log" 2>&1; then
   tail -60 "$OUT/toolkit.log"; echo "check-cuda-build: pip install with CUDA_HOME=$CUDA_HOME failed" >&2; exit 1
 fi
 grep -E "nnforce: (CUDA toolkit|GPU architectures|building the CUDA|CUDA platform plugin not built)" "$OUT/toolkit.log" || true
-grep -q "nnforce: building the CUDA platform plugin" "$OUT/toolkit.log"
+grep -q "nnforce: CUDA toolkit .* (from CUDAToolkit_ROOT / CUDA_HOME / CUDA_PATH)" "$OUT/toolkit.log" ||
+  { echo "check-cuda-build: the toolkit was not taken from CUDA_HOME" >&2; exit 1; }
+grep -q "nnforce: building the CUDA platform plugin" "$OUT/toolkit.log" ||
+  { echo "check-cuda-build: libNNForceCUDA.so was not configured" >&2; exit 1; }
 archs=$(sed -n 's/.*nnforce: GPU architectures \([^ ]*\) .*/\1/p' "$OUT/toolkit.log" | head -1)
 "$PY" .ci/cuda_archs.py "$OUT/toolkit/compile_commands.json" "$archs"
 step "2 (install with CUDA_HOME: libNNForceCUDA.so)"

@@ -72,13 +72,23 @@ function(nnforce_find_cuda_toolkit out_root out_why)
 endfunction()
 
 # nnforce_cuda_architectures(<nvcc> <out_var>): NNFORCE_CUDA_ARCHITECTURES as torch's TORCH_CUDA_ARCH_LIST
-# ("8.0;9.0+PTX"). Accepted input: "80;90", "8.0 9.0", "80,90+PTX". Empty: the compute capability of each GPU that
+# ("8.0;9.0+PTX"). Accepted input: "80;90", "8.0 9.0", "80,90+PTX". Empty: a numeric -DCMAKE_CUDA_ARCHITECTURES or
+# $TORCH_CUDA_ARCH_LIST, else the compute capability of each GPU that
 # nvidia-smi reports, else NNFORCE_DEFAULT_CUDA_ARCHITECTURES limited to what this nvcc supports (--list-gpu-arch),
 # with PTX for the newest so that later GPUs can JIT-compile it.
 set(NNFORCE_DEFAULT_CUDA_ARCHITECTURES "75;80;86;89;90;100;120")
 function(nnforce_cuda_architectures nvcc out)
   set(_requested "${NNFORCE_CUDA_ARCHITECTURES}")
   set(_source "NNFORCE_CUDA_ARCHITECTURES")
+  # The settings users of CMake and of torch already know, when they hold plain numbers: -DCMAKE_CUDA_ARCHITECTURES
+  # ("80;90", torch would ignore it) and TORCH_CUDA_ARCH_LIST in the environment ("8.0 9.0+PTX").
+  if(_requested STREQUAL "" AND CMAKE_CUDA_ARCHITECTURES MATCHES "^[0-9;]+$")
+    set(_requested "${CMAKE_CUDA_ARCHITECTURES}")
+    set(_source "CMAKE_CUDA_ARCHITECTURES")
+  elseif(_requested STREQUAL "" AND "$ENV{TORCH_CUDA_ARCH_LIST}" MATCHES "^[0-9.;, +PTXptx]+$")
+    set(_requested "$ENV{TORCH_CUDA_ARCH_LIST}")
+    set(_source "TORCH_CUDA_ARCH_LIST")
+  endif()
   if(_requested STREQUAL "")
     find_program(NNFORCE_NVIDIA_SMI nvidia-smi)
     set(_nnforce_smi "${NNFORCE_NVIDIA_SMI}")
