@@ -65,6 +65,26 @@ class OutputsWrongForces(torch.nn.Module):
         return positions.sum(), positions[:1]
 
 
+class TakesCharges(torch.nn.Module):
+    def forward(self, positions: Tensor, charges: Tensor) -> Tensor:
+        return (charges.sum() + 1.0) * (positions * positions).sum()
+
+
+class HalfEnergy(torch.nn.Module):
+    def forward(self, positions: Tensor) -> Tensor:
+        return (85.05 + 0.0 * positions.sum()).to(torch.float16)
+
+
+class DetachedEnergy(torch.nn.Module):
+    def forward(self, positions: Tensor) -> Tensor:
+        return (positions.detach() ** 2).sum()
+
+
+class IgnoresPositions(torch.nn.Module):
+    def forward(self, positions: Tensor, scale: Tensor) -> Tensor:
+        return scale * 2.0
+
+
 def _save(module, path, metadata=None):
     extra = {"nnforce_metadata.json": json.dumps(metadata)} if metadata else {}
     torch.jit.save(torch.jit.script(module), str(path), _extra_files=extra)
@@ -120,6 +140,9 @@ def inputs(tmp_path_factory):
                      "--platform", "Reference", "--trajectory-interval", "2", "--no-progress", "--threads", "1"]) == 0
     f["run"] = str(run)
     (root / "cut.dcd").write_bytes(open(run / "trajectory.dcd", "rb").read()[:-7])  # frame 10 of 10 cut short
+    pdb_text = open(f["pdb"]).read()
+    f["swapped_pdb"] = str(root / "argon_swapped.pdb")  # the same 2 atoms, the other order
+    open(f["swapped_pdb"], "w").write(pdb_text.replace("AR1", "ARX").replace("AR2", "AR1").replace("ARX", "AR2"))
     return f
 
 
@@ -295,6 +318,19 @@ def cli_cases(f):
         ("train: broken YAML", ["train", root / "bad.yaml"], r"bad\.yaml"),
         ("train: YAML that is not a mapping", ["train", root / "list.yaml"], r"list\.yaml"),
         ("nnforce: unknown command", ["fly"], r"invalid choice: 'fly'"),
+        # issue 24: silently wrong before
+        ("simulate: neighbor list shorter than the model's cutoff", [*sim, "--neighbor-cutoff", "0.2", *out],
+         r"--neighbor-cutoff.*0\.2 nm is shorter than the model's own cutoff 0\.85"),
+        ("simulate: resume with the atoms in another order",
+         [*sim[:1], f["swapped_pdb"], *sim[2:], "-o", _damaged_run(f, "swapped", lambda d: None), "--resume"],
+         r"another structure.*argon_swapped\.pdb"),
+        ("simulate: lambda-ml 2", [*sim, "--lambda-ml", "2", *out], r"lambda_ml \(--lambda-ml\) must be between 0"),
+        ("simulate: NaN time step", [*sim, "--timestep-fs", "nan", *out], r"timestep_fs must be a finite number"),
+        ("simulate: infinite temperature", [*sim, "--temperature", "inf", *out], r"temperature_k must be a finite"),
+        ("analyze: negative dt-ps", ["analyze", traj, "--top", final, *dist, "--dt-ps", "-1"],
+         r"dt_ps \(--dt-ps\) must be a positive number"),
+        ("analyze: NaN temperature", ["analyze", traj, "--top", final, *dist, "--temperature", "nan"],
+         r"--temperature"),
     ]
 
 
@@ -337,6 +373,33 @@ def api_cases(f):
             ThousandAPlusB(), lambda force: force.addGlobalParameter("a", 1.0),
             lambda force: force.addGlobalParameter("b", 1.0), lambda force: force.addEnergyParameterDerivative("c"))),
          Error, r"names no global parameter"),
+        # issue 24: plugin inputs accepted and ignored, or bound against their names
+        ("addGlobalParameter: named 'box'", lambda: _force_with(LennardJones(), lambda force: force.addGlobalParameter("box", 1.0)),
+         Error, r"'box' is an input NNForce provides.*setUsesPeriodicBoundaryConditions"),
+        ("addGlobalParameter: named 'box', force not periodic", lambda: _energy(_force_with(
+            NeedsBox(), lambda force: force.addGlobalParameter("box", 1.0))), Error, r"'box' is an input NNForce provides"),
+        ("addPerAtomInput: named 'positions'", lambda: _force_with(
+            LennardJones(), lambda force: force.addPerAtomInput("positions", [0.0, 0.0])), Error,
+         r"'positions' is an input NNForce provides"),
+        ("setGlobalParameterName: to 'neighbors'", lambda: _force_with(
+            LennardJones(), lambda force: force.addGlobalParameter("scale", 1.0),
+            lambda force: force.setGlobalParameterName(0, "neighbors")), Error, r"'neighbors' is an input.*setNeighborList"),
+        ("output: float16 energy", lambda: _energy(_force_with(HalfEnergy())), Error, r"energy as Half.*float32 or float64"),
+        ("output: energy detached from the positions", lambda: _energy(_force_with(DetachedEnergy())), Error,
+         r"no autograd path to the positions"),
+        ("output: energy not from the positions", lambda: _energy(_force_with(
+            IgnoresPositions(), lambda force: force.addGlobalParameter("scale", 1.0))), Error,
+         r"no autograd path to the positions"),
+        ("binding: box given as 'charges'", lambda: _energy(_force_with(
+            TakesCharges(), lambda force: force.setUsesPeriodicBoundaryConditions(True)), box=np.eye(3) * 3.0), Error,
+         r"'charges'.*per-atom charges.*would pass it the box"),
+        ("binding: globals differing only in case", lambda: _energy(globals_ab("A", "B")), Error,
+         r"takes 'a' and the force gives 'A'"),
+        ("binding: global one letter off", lambda: _energy(_force_with(
+            IgnoresPositions(), lambda force: force.addGlobalParameter("scal", 1.0))), Error,
+         r"takes 'scale' and the force gives 'scal'"),
+        ("setNeighborList: shorter than the model's recorded cutoff", lambda: _energy(_cutoff_force(f, 0.5)), Error,
+         r"cutoff 0\.5 nm is shorter than the model's own cutoff 0\.85 nm.*setNeighborList\(0\.85\)"),
         ("output: wrong forces shape", lambda: _energy(_force_with(OutputsWrongForces(),
                                                                    lambda force: force.setOutputsForces(True))),
          Error, r"forces of shape"),
@@ -401,6 +464,13 @@ def api_cases(f):
          ValueError, r"report_interval"),
         ("analysis: truncated DCD in Python", lambda: _analyze_cut(f), ValueError, r"incomplete"),
     ]
+
+
+def _cutoff_force(f, cutoff):
+    """The Lennard-Jones model whose metadata records cutoff_nm 0.85, with a neighbor list of ``cutoff``."""
+    force = nnforce.NNForce(f["lj_bytes"])
+    force.setNeighborList(cutoff)
+    return force
 
 
 def _huge_metadata(f):

@@ -171,6 +171,29 @@ class _Report:
         self.sections.append((heading, self.files[key], caption))
 
 
+_NUMBER_RULES = {  # argument: (command-line flag, smallest allowed, whether it must be a whole number, None allowed)
+    "stride": ("--stride", 1, True, False), "chunk": ("--chunk", 1, True, False),
+    "temperature_k": ("--temperature", 0, False, False), "n_samples": ("--samples", 0, True, False),
+    "dt_ps": ("--dt-ps", 0, False, True), "n_workers": ("--workers", 1, True, True),
+}
+
+
+def _check_numbers(**values):
+    """Raise ValueError naming the flag for a number outside its domain (a negative --dt-ps gave negative
+    timescales; a NaN temperature NaN free energies)."""
+    import math
+
+    for name, value in values.items():
+        flag, smallest, whole, optional = _NUMBER_RULES[name]
+        if value is None and optional:
+            continue
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = ok and (value >= smallest if whole else value > smallest) and (not whole or float(value).is_integer())
+        if not ok:
+            what = f"a whole number >= {smallest}" if whole else "a positive number"
+            raise ValueError(f"{name} ({flag}) must be {what}, got {value!r}")
+
+
 def _features(report, features, top, chunk, scheduler, n_workers, dt_ps, progress, complete_frames_only=False):
     """Featurize every trajectory (in-process or with Dask) and save ``features.npz``."""
     reference = top if isinstance(top, (str, os.PathLike)) else None
@@ -402,6 +425,8 @@ def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:dim=2"
     >>> result["files"]["html"]  # doctest: +SKIP
     'analysis/analysis.html'
     """
+    _check_numbers(stride=stride, chunk=chunk, temperature_k=temperature_k, n_samples=n_samples, dt_ps=dt_ps,
+                   n_workers=n_workers)
     traj_files = trajectory_paths(traj_files)
     topology = load_topology(top)
     make_output_dir(out_dir)

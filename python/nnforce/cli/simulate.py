@@ -55,7 +55,8 @@ def register(subparsers):
     parser.add_argument("--neighbor-cutoff", type=float, default=None, help="NNForce neighbor list cutoff, nm")
     parser.add_argument("--neighbor-skin", type=float, default=0.0, help="neighbor list skin, nm")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads for the model (default: torch's; 1 is often fastest on busy CPUs)")
+                        help="torch threads for the model (default: 1 per 2000 model atoms, at least 1; "
+                             "see bench/results/threads.md)")
     parser.add_argument("--uncertainty-threshold", type=float, default=None,
                         help="committee models: flag (or stop at) frames whose energy spread exceeds this, kJ/mol")
     parser.add_argument("--uncertainty-action", default="flag", choices=("flag", "stop"),

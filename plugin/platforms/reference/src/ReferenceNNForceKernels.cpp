@@ -52,17 +52,20 @@ void ReferenceCalcNNForceKernel::loadModel(const NNForce& force, const KernelSet
                                   " atoms but the force gives it " + to_string(numAtoms) + ". Re-export it with nnforce.export.to_pt2(..., "
                                   "max_atoms=...) covering this system.");
         minPairs = package->minPairs;
+        checkNeighborCutoffCoversModel(recordedCutoff("{\"cutoff_nm\": " + package->get("cutoff_nm") + "}"), cutoff);
         return;
     }
     package.reset();
     const vector<char>& bytes = force.getModelBytes();
+    torch::jit::ExtraFilesMap extra{{"nnforce_metadata.json", ""}};
     try {
         istringstream stream(string(bytes.begin(), bytes.end()));
-        module = torch::jit::load(stream, torch::kCPU);
+        module = torch::jit::load(stream, torch::kCPU, extra);
     }
     catch (const std::exception& e) {
         throw OpenMMException("NNForce: could not load the TorchScript model: " + torchMessage(e));
     }
+    checkNeighborCutoffCoversModel(recordedCutoff(extra["nnforce_metadata.json"]), cutoff);
     module.eval();
     dtype = setup.useDouble(isReference) ? torch::kFloat64 : torch::kFloat32;
     convertModelPrecision(module, dtype);  // floating-point parameters and buffers only
@@ -194,6 +197,7 @@ double ReferenceCalcNNForceKernel::execute(ContextImpl& context, bool includeFor
         unpackModelOutput(output, outputsForces, numAtoms, energy, forces);
         lastOutputs.setPlain(energy, forces);
     }
+    checkOutputPrecision(energy, forces);
     double energyValue = energy.item<double>();
     if (!isfinite(energyValue))
         throw OpenMMException(nonFiniteEnergyMessage(energyValue));
@@ -201,8 +205,11 @@ double ReferenceCalcNNForceKernel::execute(ContextImpl& context, bool includeFor
     if (includeForces) {
         vector<torch::Tensor> gradients;
         if (needGradients || !derivativeIndex.empty()) {
-            if (!energy.requires_grad())
+            if (!energy.requires_grad()) {
+                if (needGradients)
+                    checkForcesHaveAGradient(false, false);
                 gradients.assign(gradientInputs.size(), torch::Tensor());
+            }
             else {
                 vector<torch::Tensor> wrt = gradientInputs;
                 if (!needGradients)
@@ -216,8 +223,10 @@ double ReferenceCalcNNForceKernel::execute(ContextImpl& context, bool includeFor
                 if (!needGradients)
                     gradients.insert(gradients.begin(), torch::Tensor());
             }
-            if (needGradients)
-                forces = gradients[0].defined() ? -gradients[0] : torch::Tensor();
+            if (needGradients) {
+                checkForcesHaveAGradient(energy.requires_grad(), gradients[0].defined());
+                forces = -gradients[0];
+            }
         }
         if (forces.defined())
             addForces(context, forces);
