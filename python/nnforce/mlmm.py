@@ -136,7 +136,7 @@ def check_lambda(lambda_ml, name="lambda_ml"):
     >>> check_lambda(2.0)
     Traceback (most recent call last):
     ...
-    ValueError: lambda_ml must be a number between 0 (MM) and 1 (ML), got 2.0 ...
+    ValueError: lambda_ml must be a number between 0 (MM) and 1 (ML), got 2.0: outside it the energy E_MM + lambda (E_ML - E_MM) is an extrapolation
     """
     import math
 

@@ -140,6 +140,9 @@ void NNForce::setProperty(const string& name, const string& value) {
 void NNForce::setNeighborList(double cutoff, double skin, int capacity) {
     if (!isfinite(cutoff) || !isfinite(skin) || skin < 0)
         throw OpenMMException("NNForce::setNeighborList: cutoff must be finite and skin >= 0 (both in nm).");
+    if (cutoff < 0)
+        throw OpenMMException("NNForce::setNeighborList: cutoff " + to_string(cutoff) + " nm is negative; give the model's cutoff "
+                              "in nm, or 0 for no neighbor list.");
     if (capacity < 0)
         throw OpenMMException("NNForce::setNeighborList: capacity must be >= 0 (0 means no padding).");
     long long limit = getMaxNeighborCapacity();

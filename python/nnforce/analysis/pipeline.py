@@ -371,8 +371,18 @@ def _populations_and_structures(report, clusterer, dtrajs, projected, msm, msm_l
         n_samples=report.n_samples, seed=report.seed, representatives=reps, prefix="cluster")
     if not report.viewer:  # no metastable states: the most populated clusters' representatives
         order = [int(c) for c in np.argsort(-np.asarray(populations)) if "representative" in written.get(int(c), {})]
+        model = report.result.get("msm")
+        outside = set() if model is None else set(range(clusterer.n_clusters)) - {int(c) for c in model.active_set}
         report.viewer = [{"name": f"cluster {c}", "pdb": written[c]["representative"],
-                          "caption": f"population {populations[c]:.3f}"} for c in order[:MAX_INTERACTIVE]]
+                          "caption": _population_caption(populations[c], c in outside)} for c in order[:MAX_INTERACTIVE]]
+
+
+def _population_caption(population, outside_active_set):
+    """A cluster's caption: its population, or that it lies outside the MSM's active set (no stationary population,
+    not a population of 0)."""
+    if outside_active_set:
+        return "outside the MSM's active set (no stationary population)"
+    return f"population {population:.3f}"
 
 
 def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:dim=2", cluster="kmeans",

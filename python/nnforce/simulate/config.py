@@ -123,6 +123,8 @@ class SimulationConfig:
         if self.lambda_ml is not None and not 0.0 <= self.lambda_ml <= 1.0:
             raise ValueError(f"lambda_ml (--lambda-ml) must be between 0 (pure MM) and 1 (ML in the ML region), got "
                              f"{self.lambda_ml!r}: outside it the energy is an extrapolation, E_MM + lambda (E_ML - E_MM)")
+        if self.mm_cutoff_nm <= 0:
+            raise ValueError(f"mm_cutoff_nm (--mm-cutoff) must be a positive distance in nm, got {self.mm_cutoff_nm!r}")
         if self.neighbor_skin_nm < 0:
             raise ValueError(f"neighbor_skin_nm (--neighbor-skin) must be >= 0 nm, got {self.neighbor_skin_nm!r}")
         if self.trajectory is not None and os.path.splitext(str(self.trajectory))[1].lower() not in TRAJECTORY_FORMATS:
