@@ -38,7 +38,7 @@ def plugin_pairs(pos, cutoff, box=None):
     for (i, j), s in zip(pairs.T, shifts):
         assert i < j
         result.add((int(i), int(j)) + tuple(np.round(s * 1e6).astype(np.int64)))
-    assert len(result) == len(pairs)  # each pair once
+    assert len(result) == pairs.shape[1]  # each pair once
     return result
 
 

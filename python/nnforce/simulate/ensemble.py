@@ -208,10 +208,14 @@ def _monitor(client, specs, config):
     attempts = [0] * len(specs)
 
     token = uuid.uuid4().hex[:12]  # keys unique to this run: a scheduler may still hold an earlier run's results
+    # The model's bytes go to the workers once (scattered), not inside every task: a task carrying megabytes made
+    # Dask warn of a "large graph" on every run.
+    model = client.scatter(specs[0]["model_bytes"], broadcast=True, hash=False) if specs else None
+    light = [{key: value for key, value in spec.items() if key != "model_bytes"} for spec in specs]
 
     def submit(b):
         first, last = specs[b]["replicas"][0], specs[b]["replicas"][-1]
-        return client.submit(run_batch, specs[b], key=f"nnforce-replicas-{first}-{last}-try{attempts[b]}-{token}",
+        return client.submit(run_batch, light[b], model, key=f"nnforce-replicas-{first}-{last}-try{attempts[b]}-{token}",
                              pure=False)
 
     running = {submit(b): b for b in range(len(specs))}
