@@ -80,12 +80,13 @@ def make_inputs(root):
     with open(f["pdb"]) as handle:
         text = handle.read()
     f["noelement_pdb"] = os.path.join(root, "noelement.pdb")
-    with open(f["noelement_pdb"], "w") as handle:  # an atom name OpenMM cannot turn into an element, no element column
-        handle.write("\n".join(line[:12] + " QQ1 UNK" + line[20:76] if line.startswith(("ATOM", "HETATM")) else line
-                               for line in text.splitlines()) + "\n")
+    atoms = iter(range(1, 100))
+    with open(f["noelement_pdb"], "w") as handle:  # atom names OpenMM cannot turn into an element, no element column
+        handle.write("\n".join(line[:12] + f" QQ{next(atoms)} UNK" + line[20:76] if line.startswith(("ATOM", "HETATM"))
+                               else line for line in text.splitlines()) + "\n")
     with open(os.path.join(root, "notes.txt"), "w") as handle:
         handle.write("not a topology\n")
-    with open(os.path.join(root, "frames.xyz"), "w") as handle:
+    with open(os.path.join(root, "frames.traj"), "w") as handle:
         handle.write("2\n\nAr 0 0 0\nAr 3.8 0 0\n")
     run = os.path.join(root, "run")
     if not os.path.exists(os.path.join(run, "result.json")):
@@ -296,9 +297,9 @@ def cases(f):
         ("analyze", "topology is a text file", "cli", ["analyze", traj, "--top", os.path.join(root, "notes.txt"),
                                                         "--features", "distances:selection=all", *aout("k")],
          r"notes\.txt"),
-        ("analyze", "trajectory format mdtraj reads but nnforce does not stream", "cli",
-         ["analyze", os.path.join(root, "frames.xyz"), "--top", final, "--features", "distances:selection=all",
-          *aout("l")], r"frames\.xyz"),
+        ("analyze", "trajectory with an extension no reader knows", "cli",
+         ["analyze", os.path.join(root, "frames.traj"), "--top", final, "--features", "distances:selection=all",
+          *aout("l")], r"frames\.traj"),
         ("analyze", "feature option misspelt", "cli",
          ["analyze", traj, "--top", final, "--features", "distances:selction=all", *aout("m")],
          r"selction.*did you mean 'selection'"),

@@ -2,12 +2,15 @@
 `--threads 1` / `--threads 2`, on an idle-ish machine and with two busy loops beside it, side by side.
 
 Each run is the real command line in a fresh process: `nnforce simulate alanine_dipeptide.pdb ani1x --steps N
---equilibration-steps 0 --no-progress` (alanine dipeptide, 22 atoms, the issue's 19-atom peptide's neighbour in
+--equilibration-steps 0 --no-minimize --no-progress` (alanine dipeptide, 22 atoms, the issue's 19-atom peptide's neighbour in
 size), plus the variant's flags or environment. What is timed is the production run (ms/step from the run's own
 ns/day), and the whole process's wall and CPU time (user + system of the child). One run per variant per condition,
 variants interleaved; the load average is recorded before every run. Writes bench/results/threads.md.
 
-Run: PYTHONPATH=python .venv/bin/python bench/threads.py [--steps 150] [--busy-steps 100]
+Run: PYTHONPATH=python .venv/bin/python bench/threads.py [--steps 100] [--busy-steps 60]
+
+(Without --no-minimize the minimisation dominates: under a load of 10 the `--threads 2` run had not finished
+minimising after 5 minutes, where the default's whole run took 50 s.)
 """
 import argparse
 import json
@@ -44,7 +47,7 @@ def _run(pdb, steps, flags, env_extra, timestep_fs=0.5):
     for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env.pop(key, None)
     argv = [sys.executable, "-m", "nnforce.cli", "simulate", pdb, "ani1x", "--steps", str(steps),
-            "--equilibration-steps", "0", "--no-progress", "--trajectory-interval", str(steps), "-o", out, *flags]
+            "--equilibration-steps", "0", "--no-minimize", "--no-progress", "--trajectory-interval", str(steps), "-o", out, *flags]
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -63,8 +66,8 @@ def _run(pdb, steps, flags, env_extra, timestep_fs=0.5):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=150, help="production steps on the idle-ish machine")
-    parser.add_argument("--busy-steps", type=int, default=100, help="production steps beside two busy loops")
+    parser.add_argument("--steps", type=int, default=100, help="production steps on the idle-ish machine")
+    parser.add_argument("--busy-steps", type=int, default=60, help="production steps beside two busy loops")
     args = parser.parse_args()
     from nnforce.demo.molecule import ALANINE_PDB
 
@@ -94,7 +97,8 @@ def main():
         ["condition", "steps", "settings", "load avg (1 min) before", "ms/step (production)",
          "vs best of --threads 1/2", "process wall s", "process CPU s"],
         rows,
-        ["`nnforce simulate <alanine dipeptide, 22 atoms> ani1x --steps N --equilibration-steps 0 --no-progress`, "
+        ["`nnforce simulate <alanine dipeptide, 22 atoms> ani1x --steps N --equilibration-steps 0 --no-minimize "
+         "--no-progress`, "
          "CPU platform (the fastest here), one fresh process per run, one run each, variants interleaved; ms/step "
          "from the run's own ns/day (production only); wall and CPU time are the whole process's (imports, model "
          "load, minimisation included). 'two busy loops': two `while True: pass` Python processes beside the run. "

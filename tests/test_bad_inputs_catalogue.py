@@ -140,6 +140,13 @@ def inputs(tmp_path_factory):
                      "--platform", "Reference", "--trajectory-interval", "2", "--no-progress", "--threads", "1"]) == 0
     f["run"] = str(run)
     (root / "cut.dcd").write_bytes(open(run / "trajectory.dcd", "rb").read()[:-7])  # frame 10 of 10 cut short
+    # a checkpoint whose weights do not fit the model its spec describes
+    from nnforce.train.config import build_model
+
+    spec = {"type": "pair", "elements": [18]}
+    weights = {k: torch.zeros(3) for k in build_model(spec).state_dict()} or {"stray": torch.zeros(3)}
+    torch.save({"format": "nnforce-checkpoint", "version": 1, "model_state": weights, "best_model_state": None,
+                "model_spec": spec, "history": [], "metadata": None}, root / "misfit.ckpt")
     pdb_text = open(f["pdb"]).read()
     f["swapped_pdb"] = str(root / "argon_swapped.pdb")  # the same 2 atoms, the other order
     open(f["swapped_pdb"], "w").write(pdb_text.replace("AR1", "ARX").replace("AR2", "AR1").replace("ARX", "AR2"))
@@ -331,6 +338,13 @@ def cli_cases(f):
          r"dt_ps \(--dt-ps\) must be a positive number"),
         ("analyze: NaN temperature", ["analyze", traj, "--top", final, *dist, "--temperature", "nan"],
          r"--temperature"),
+        # issue 24: an error before, but not one line that says what to change
+        ("export: weights that do not fit the spec", ["export", root / "misfit.ckpt", "-o", root / "m.pt"],
+         r"misfit\.ckpt: the weights it holds do not fit the model its spec describes"),
+        ("export: a TorchScript model given as checkpoint", ["export", lj, "-o", root / "m.pt"],
+         r"lj\.pt is a TorchScript model, already exported, not a training checkpoint.*--info"),
+        ("analyze: misspelt feature option", ["analyze", traj, "--top", final, "--features", "distances:selction=all",
+                                              "-o", root / "a5"], r"no option 'selction' \(did you mean 'selection'\?\)"),
     ]
 
 
@@ -400,6 +414,10 @@ def api_cases(f):
          r"takes 'scale' and the force gives 'scal'"),
         ("setNeighborList: shorter than the model's recorded cutoff", lambda: _energy(_cutoff_force(f, 0.5)), Error,
          r"cutoff 0\.5 nm is shorter than the model's own cutoff 0\.85 nm.*setNeighborList\(0\.85\)"),
+        ("createMixedSystem: atom index out of range", lambda: _mixed_out_of_range(f), ValueError,
+         r"atoms has indices outside 0\.\.2: \[7\]"),
+        ("simulate API: a coordinate at 1e9 nm", lambda: _far_coordinate(f), ValueError,
+         r"atom 1 lies at \[1000000000\.0, 0\.0, 0\.0\] nm"),
         ("output: wrong forces shape", lambda: _energy(_force_with(OutputsWrongForces(),
                                                                    lambda force: force.setOutputsForces(True))),
          Error, r"forces of shape"),
@@ -464,6 +482,27 @@ def api_cases(f):
          ValueError, r"report_interval"),
         ("analysis: truncated DCD in Python", lambda: _analyze_cut(f), ValueError, r"incomplete"),
     ]
+
+
+def _mixed_out_of_range(f):
+    from nnforce.potentials import MLPotential
+
+    topology = app.PDBFile(f["methanol_pdb"]).topology
+    system = openmm.System()
+    for atom in topology.atoms():
+        system.addParticle(atom.element.mass)
+    system.addForce(openmm.NonbondedForce())
+    for _ in range(3):
+        system.getForce(0).addParticle(0.0, 0.3, 0.5)
+    return MLPotential("nnforce", modelPath=f["lj"]).createMixedSystem(topology, system, [0, 7])
+
+
+def _far_coordinate(f):
+    from nnforce.simulate import SimulationConfig, run
+
+    topology = app.PDBFile(f["pdb"]).topology
+    return run(SimulationConfig(model=f["lj"], topology=topology, positions=[[0.5, 0.5, 0.5], [1e9, 0.0, 0.0]],
+                                output_dir=str(f["root"] / "far"), steps=2, platform="Reference", progress=False))
 
 
 def _cutoff_force(f, cutoff):

@@ -303,10 +303,11 @@ def test_resume_with_the_same_structure_still_continues(argon, tmp_path):
 
     run = tmp_path / "run"
     shutil.copytree(argon["run"], run)
+    saved = json.load(open(run / "checkpoint.json"))["step"]
     code, _, err = cli("simulate", argon["pdb"], argon["model"], "-o", run, "--steps", "410", "--platform", "Reference",
                        "--no-progress", "--timestep-fs", "2", "--temperature", "80", "--resume")
     assert code == 0, err
-    assert json.load(open(run / "result.json"))["resumed_from_step"] == 400
+    assert json.load(open(run / "result.json"))["resumed_from_step"] == saved > 0
 
 
 def test_thread_defaults_give_a_small_model_one_torch_thread_and_openmm_one(argon, tmp_path):
@@ -337,3 +338,33 @@ def test_msm_inactive_clusters_are_not_captioned_population_zero():
 
     assert _population_caption(0.0, True) == "outside the MSM's active set (no stationary population)"
     assert _population_caption(0.25, False) == "population 0.250"
+
+
+def test_report_interval_longer_than_the_run_is_warned(argon, tmp_path):
+    """--report-interval 1000 on a 4-step run wrote an energies.csv without a row, without a word."""
+    code, _, err = cli("simulate", argon["pdb"], argon["model"], "-o", tmp_path / "run", "--steps", "4", "--platform",
+                       "Reference", "--no-progress", "--equilibration-steps", "0", "--report-interval", "1000",
+                       "--no-minimize")
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert warnings == ["nnforce simulate: warning: --report-interval 1000 is longer than the run (4 steps): energies.csv "
+                        "gets no row; give --report-interval 1 or less"]
+
+
+def test_to_pt2_refuses_max_atoms_zero_before_compiling():
+    from nnforce.export import to_pt2
+
+    with pytest.raises(ValueError, match=r"max_atoms must be a whole number >= 2 \(or None for the default\), got 0"):
+        to_pt2(LennardJones(), "unused.pt2", {"positions": torch.zeros(3, 3, dtype=torch.float64)}, max_atoms=0)
+
+
+def test_analyze_prints_no_dcd_reader_chatter(argon, tmp_path, capfd):
+    """mdtraj's DCD reader printed 'dcdplugin) ...' lines on opening each file (64 per analysis)."""
+    from nnforce.analysis.stream import iter_chunks
+
+    capfd.readouterr()
+    frames = sum(c.n_frames for c in iter_chunks(os.path.join(argon["run"], "trajectory.dcd"),
+                                                 os.path.join(argon["run"], "final.pdb"), chunk=50))
+    print("after")
+    out, err = capfd.readouterr()
+    assert frames > 0 and "dcdplugin" not in out + err and out == "after\n"

@@ -212,6 +212,10 @@ def neighbor_cutoff(info, requested_nm=None):
     True
     """
     if "neighbors" not in info["arguments"]:
+        if requested_nm is not None:
+            raise ValueError(f"a neighbor-list cutoff (--neighbor-cutoff {requested_nm}) was given but the model's forward() "
+                             "takes no 'neighbors' argument, so it would be ignored (the model sees every pair): leave it "
+                             "out, or use a model that takes neighbors")
         return None
     own = info.get("cutoff_nm")
     if requested_nm is not None:
