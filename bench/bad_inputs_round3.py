@@ -27,7 +27,8 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
-CASE_TIMEOUT_S = 120
+CASE_TIMEOUT_S = 300
+_POTENTIALS = {}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -185,7 +186,10 @@ def cases(f):
     def mlp(*args, **kwargs):
         from nnforce.potentials import MLPotential
 
-        return MLPotential(*args, **kwargs)
+        key = repr((args, sorted(kwargs.items())))
+        if key not in _POTENTIALS:  # torchani's ANI-1x takes a while to build: once for the cases that use it
+            _POTENTIALS[key] = MLPotential(*args, **kwargs)
+        return _POTENTIALS[key]
 
     def water():
         from openmm import app
@@ -320,7 +324,9 @@ def cases(f):
         ("to_pt2", "positions of shape [N, 2]", "api", lambda: pt2({"positions": torch.zeros(2, 2)}), ValueError,
          r"positions"),
         ("export_model", "into a folder that does not exist", "api", lambda: _export_into_missing_folder(root),
-         (FileNotFoundError, ValueError), r"no_such_dir"),
+         FileNotFoundError, r"no_such_dir.*does not exist"),
+        ("export_model", "a model without atomic_numbers", "api", lambda: _export_lj(root), ValueError,
+         r"takes no atomic_numbers.*torch\.jit\.save"),
         # --- MLPotential
         ("MLPotential", "unknown name", "api", lambda: mlp("ani3x"), ValueError, r"ani3x"),
         ("MLPotential", "element ANI-1x lacks", "api", lambda: mlp("ani1x").createSystem(chloride()), ValueError,
@@ -420,6 +426,13 @@ def _export_into_missing_folder(root):
     return export_model(model, os.path.join(root, "no_such_dir", "deeper", "m.pt"))
 
 
+def _export_lj(root):
+    from nnforce.export import export_model
+    from nnforce.models import LennardJones
+
+    return export_model(LennardJones(), os.path.join(root, "lj_export.pt"))
+
+
 def _iter(path, top, chunk=10):
     from nnforce.analysis.stream import iter_chunks
 
@@ -473,8 +486,12 @@ def judge_api(call, types, pattern):
     return "silent", f"returned {str(value)[:120]}"
 
 
+class CaseHung(BaseException):
+    """Raised by the alarm: not an Exception, so neither the CLI nor a judge mistakes it for the case's error."""
+
+
 def _alarm(signum, frame):
-    raise TimeoutError("hung")
+    raise CaseHung()
 
 
 def child(results_path, root):
@@ -502,7 +519,7 @@ def child(results_path, root):
                 verdict, message = judge_api(payload, rest[0], rest[1])
             else:
                 verdict, message = judge_cli(payload, rest[0], warn=kind == "warn")
-        except TimeoutError:
+        except CaseHung:
             verdict, message = "crash", f"hung for more than {CASE_TIMEOUT_S} s"
         finally:
             signal.alarm(0)

@@ -416,6 +416,9 @@ def api_cases(f):
          r"cutoff 0\.5 nm is shorter than the model's own cutoff 0\.85 nm.*setNeighborList\(0\.85\)"),
         ("createMixedSystem: atom index out of range", lambda: _mixed_out_of_range(f), ValueError,
          r"atoms has indices outside 0\.\.2: \[7\]"),
+        *([("MLPotential: ani2x without a network", lambda: _ani2x_offline(f), OSError,
+            r"MLPotential\('ani2x'\): torchani could not download.*Run once with network access")]
+          if _ani2x_not_shipped() else []),
         ("simulate API: a coordinate at 1e9 nm", lambda: _far_coordinate(f), ValueError,
          r"atom 1 lies at \[1000000000\.0, 0\.0, 0\.0\] nm"),
         ("output: wrong forces shape", lambda: _energy(_force_with(OutputsWrongForces(),
@@ -495,6 +498,34 @@ def _mixed_out_of_range(f):
     for _ in range(3):
         system.getForce(0).addParticle(0.0, 0.3, 0.5)
     return MLPotential("nnforce", modelPath=f["lj"]).createMixedSystem(topology, system, [0, 7])
+
+
+def _ani2x_not_shipped():
+    """Whether torchani must download ANI-2x (its networks are not in the installed package)."""
+    try:
+        import torchani
+    except Exception:  # noqa: BLE001 - torchani missing or broken: the case cannot run
+        return False
+    return not os.path.exists(os.path.join(os.path.dirname(torchani.__file__), "resources", "ani-2x_8x.info"))
+
+
+def _ani2x_offline(f):
+    """MLPotential('ani2x') with no way out to the network (a dead proxy) and an empty download cache (HOME)."""
+    from nnforce.potentials import MLPotential
+
+    saved = {k: os.environ.get(k) for k in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "HOME")}
+    os.environ.update({"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+                       "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",
+                       "HOME": str(f["root"] / "home")})
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # torchani prints "Downloading ANI model parameters ..."
+            return MLPotential("ani2x")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _far_coordinate(f):

@@ -134,10 +134,12 @@ def _species_atomic_numbers(model):
 def _downloaded_model(torchani, name):
     """torchani's ANI-2x / ANI-1ccx, whose networks torchani downloads on first use; without a network (or with a
     broken download) one OSError naming the potential and the way out instead of torchani's long traceback."""
+    import zipfile
+
     constructor = {"ani2x": torchani.models.ANI2x, "ani1ccx": torchani.models.ANI1ccx}[name]
     try:
         return constructor(periodic_table_index=True)
-    except (OSError, RuntimeError, ValueError) as error:  # urllib's URLError is an OSError
+    except (OSError, RuntimeError, ValueError, zipfile.BadZipFile) as error:  # requests' errors are OSErrors
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise OSError(f"MLPotential({name!r}): torchani could not download or read the {name} networks ({first}). "
                       f"Run once with network access so torchani caches them, or use MLPotential('ani1x') (shipped "
