@@ -368,3 +368,25 @@ def test_analyze_prints_no_dcd_reader_chatter(argon, tmp_path, capfd):
     print("after")
     out, err = capfd.readouterr()
     assert frames > 0 and "dcdplugin" not in out + err and out == "after\n"
+
+
+def test_replica_ensemble_resume_refuses_another_structure(argon, tmp_path):
+    """The ensemble's manifest compared settings only: a structure with the same atom count in another order was
+    continued from the replicas' checkpoints. It now records the topology fingerprint and refuses."""
+    from openmm import app as openmm_app
+
+    from nnforce.simulate.ensemble import EnsembleConfig, _manifest, _prepare_output
+
+    topology = openmm_app.PDBFile(argon["pdb"]).topology
+    swapped = openmm_app.Topology()
+    residue = swapped.addResidue("AR", swapped.addChain())
+    for name in ("AR2", "AR1", "AR3", "AR4"):
+        swapped.addAtom(name, app.element.argon, residue)
+    config = EnsembleConfig(model=argon["model"], pdb=argon["pdb"], replicas=2, steps=10, output_dir=str(tmp_path / "e"))
+    os.makedirs(config.output_dir)
+    info = {"sha256": "m"}
+    _prepare_output(config, _manifest(config, info, [], topology))
+    config.resume = True
+    _prepare_output(config, _manifest(config, info, [], topology))  # the same structure: goes on
+    with pytest.raises(ValueError, match=r"--resume: the ensemble in .* was run on another structure"):
+        _prepare_output(config, _manifest(config, info, [], swapped))
