@@ -108,10 +108,10 @@ def main():
          "is recorded.",
          "",
          "The rule the defaults follow (nnforce.simulate.threads.default_threads): torch's intra-op threads = "
-         "1 per 2,000 model atoms, at least 1 and at most the cores not busy (os.sched_getaffinity minus the "
-         "1-minute load average, at least 1); OpenMM's CPU platform threads: 1 for a pure-ML system (its only work "
-         "is the integrator), else OpenMM's own default. `--threads N` sets torch's threads; NNFORCE_THREADS=torch "
-         "restores torch's and OpenMM's own defaults.",
+         "1 per 2,000 model atoms, at least 1 and at most the cores this process may use (os.sched_getaffinity); "
+         "OpenMM's CPU platform threads: 1 for a pure-ML system (its only work is the integrator), else OpenMM's own "
+         "default (ML/MM: the MM forces use them). `--threads N` sets torch's threads; NNFORCE_THREADS=torch "
+         "restores torch's and OpenMM's own defaults (the old behaviour, measured above as 'torch's own default').",
          "",
          "Why, for 16+ cores: an ANI-style model on tens of atoms runs hundreds of small ops per step, each a few "
          "microseconds of work; splitting one over OpenMP threads costs a fork/join (several microseconds) per op "
