@@ -16,6 +16,7 @@ import math
 import os
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -217,15 +218,16 @@ def _monitor(client, specs, config):
     attempts = [0] * len(specs)
 
     token = uuid.uuid4().hex[:12]  # keys unique to this run: a scheduler may still hold an earlier run's results
-    # The model's bytes go to the workers once (scattered), not inside every task: a task carrying megabytes made
-    # Dask warn of a "large graph" on every run.
-    model = client.scatter(specs[0]["model_bytes"], broadcast=True, hash=False) if specs else None
-    light = [{key: value for key, value in spec.items() if key != "model_bytes"} for spec in specs]
 
     def submit(b):
         first, last = specs[b]["replicas"][0], specs[b]["replicas"][-1]
-        return client.submit(run_batch, light[b], model, key=f"nnforce-replicas-{first}-{last}-try{attempts[b]}-{token}",
-                             pure=False)
+        # Each task carries the model's bytes, so that a task resubmitted after its worker died needs nothing that
+        # died with it (a model scattered to the workers was lost with a killed worker: "Futures cancelled"). Dask
+        # warns of a "large graph" for such a task on every run; the size is intended, so that warning is not shown.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"(?s).*[Ll]arge graph")
+            return client.submit(run_batch, specs[b], key=f"nnforce-replicas-{first}-{last}-try{attempts[b]}-{token}",
+                                 pure=False)
 
     running = {submit(b): b for b in range(len(specs))}
     bar = tqdm(total=config.replicas * config.steps, unit="step", desc=f"{config.replicas} replicas",

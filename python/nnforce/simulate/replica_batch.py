@@ -161,7 +161,7 @@ def _advance(spec, system, topology, group, states, target):
             writer.close()
 
 
-def run_batch(spec: Dict[str, Any], model_bytes: bytes = None) -> Dict[int, Dict[str, Any]]:
+def run_batch(spec: Dict[str, Any]) -> Dict[int, Dict[str, Any]]:
     """Run the replicas ``spec["replicas"]`` to ``spec["steps"]`` (resuming from their checkpoints).
 
     Parameters
@@ -171,8 +171,6 @@ def run_batch(spec: Dict[str, Any], model_bytes: bytes = None) -> Dict[int, Dict
         starts (positions nm per replica), steps, timestep_fs, temperature_k, friction_per_ps, seed,
         trajectory_interval, checkpoint_interval, platform, model_precision, neighbor_cutoff_nm,
         neighbor_skin_nm, minimize, minimize_max_iterations, threads, suffix.
-    model_bytes : bytes, optional
-        The model, when the spec leaves it out (the ensemble scatters it to the workers once).
 
     Returns
     -------
@@ -189,8 +187,6 @@ def run_batch(spec: Dict[str, Any], model_bytes: bytes = None) -> Dict[int, Dict
 
     import nnforce  # noqa: F401  (loads the plugin into this worker)
 
-    if model_bytes is not None:  # sent apart from the spec (scattered once to every worker)
-        spec = dict(spec, model_bytes=model_bytes)
     torch.set_num_threads(int(spec.get("threads") or 1))
     out = spec["output_dir"]
     os.makedirs(out, exist_ok=True)
