@@ -84,7 +84,7 @@ def gpu_inputs(name, n, dtype):
     if numbers is not None:
         inputs["atomic_numbers"] = torch.tensor(numbers, device="cuda")
     pairs, shifts = nnforce.neighbor_pairs(positions, cutoff + skin)
-    inputs["neighbors"] = torch.tensor(np.ascontiguousarray(pairs.T), device="cuda")
+    inputs["neighbors"] = torch.tensor(pairs, device="cuda")
     inputs["shifts"] = torch.tensor(shifts, dtype=dtype, device="cuda")
     return positions, scripted, inputs
 

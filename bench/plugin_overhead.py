@@ -67,7 +67,7 @@ def bare_inputs(extras, neighbor, positions, dtype):
         inputs["atomic_numbers"] = torch.tensor(extras["atomic_numbers"])
     if neighbor:
         pairs, shifts = nnforce.neighbor_pairs(positions, neighbor[0] + neighbor[1])
-        inputs["neighbors"] = torch.tensor(pairs.T.copy())
+        inputs["neighbors"] = torch.tensor(pairs)
         inputs["shifts"] = torch.tensor(shifts, dtype=dtype)
     return inputs
 

@@ -48,7 +48,7 @@ def pt2_bytes(directory):
     pairs, shifts = nnforce.neighbor_pairs(x, 0.52)
     numbers = [a.element.atomic_number for a in topology.atoms()]
     example = {"positions": torch.tensor(x, dtype=torch.float32), "atomic_numbers": torch.tensor(numbers),
-               "neighbors": torch.tensor(pairs.T.copy()), "shifts": torch.tensor(shifts, dtype=torch.float32)}
+               "neighbors": torch.tensor(pairs), "shifts": torch.tensor(shifts, dtype=torch.float32)}
     path = os.path.join(directory, "model.pt2")
     to_pt2(ANIModel(ELEMENTS, hidden=[64, 32], seed=0), path, example, precision="single", max_atoms=64 * 22 + 1)
     with open(path, "rb") as handle:

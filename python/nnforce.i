@@ -241,18 +241,21 @@ std::vector<double> _neighborPairs(const std::vector<double>& flatPositions, con
 
 %pythoncode %{
 def neighbor_pairs(positions, cutoff_nm, box=None, replicas=None):
-    """All pairs closer than cutoff_nm found by NNForce's cell list: (pairs int64 [P, 2], shifts float64 [P, 3] nm).
+    """All pairs closer than cutoff_nm found by NNForce's cell list: (pairs int64 [2, P], shifts float64 [P, 3] nm).
+
+    pairs is laid out as the model contract's ``neighbors`` argument (row 0: i, row 1: j), so it can be passed to a
+    model as torch.from_numpy(pairs).
 
     positions: [N, 3] nm; box: None (non-periodic) or [3, 3] reduced periodic box vectors (rows), nm.
     replicas: None, or the replica index of each atom (as NNForce.setAtomReplicas): only pairs within a replica.
-    r_ij = positions[j] - positions[i] + shift for each pair (i < j).
+    r_ij = positions[j] - positions[i] + shift for each pair p (i = pairs[0, p] < j = pairs[1, p]).
     """
     import numpy as np
     positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
     box_flat = [] if box is None else np.asarray(box, dtype=np.float64).reshape(9).tolist()
     groups = [] if replicas is None else [int(r) for r in np.asarray(replicas).reshape(-1)]
     flat = np.asarray(_neighborPairs(positions.reshape(-1).tolist(), box_flat, float(cutoff_nm), groups)).reshape(-1, 5)
-    return flat[:, :2].astype(np.int64), flat[:, 2:].copy()
+    return np.ascontiguousarray(flat[:, :2].T.astype(np.int64)), flat[:, 2:].copy()
 
 
 def _copy_settings(source, target):

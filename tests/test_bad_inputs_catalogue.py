@@ -65,6 +65,26 @@ class OutputsWrongForces(torch.nn.Module):
         return positions.sum(), positions[:1]
 
 
+class TakesCharges(torch.nn.Module):
+    def forward(self, positions: Tensor, charges: Tensor) -> Tensor:
+        return (charges.sum() + 1.0) * (positions * positions).sum()
+
+
+class HalfEnergy(torch.nn.Module):
+    def forward(self, positions: Tensor) -> Tensor:
+        return (85.05 + 0.0 * positions.sum()).to(torch.float16)
+
+
+class DetachedEnergy(torch.nn.Module):
+    def forward(self, positions: Tensor) -> Tensor:
+        return (positions.detach() ** 2).sum()
+
+
+class IgnoresPositions(torch.nn.Module):
+    def forward(self, positions: Tensor, scale: Tensor) -> Tensor:
+        return scale * 2.0
+
+
 def _save(module, path, metadata=None):
     extra = {"nnforce_metadata.json": json.dumps(metadata)} if metadata else {}
     torch.jit.save(torch.jit.script(module), str(path), _extra_files=extra)
@@ -120,6 +140,16 @@ def inputs(tmp_path_factory):
                      "--platform", "Reference", "--trajectory-interval", "2", "--no-progress", "--threads", "1"]) == 0
     f["run"] = str(run)
     (root / "cut.dcd").write_bytes(open(run / "trajectory.dcd", "rb").read()[:-7])  # frame 10 of 10 cut short
+    # a checkpoint whose weights do not fit the model its spec describes
+    from nnforce.train.config import build_model
+
+    spec = {"type": "pair", "elements": [18]}
+    weights = {k: torch.zeros(3) for k in build_model(spec).state_dict()} or {"stray": torch.zeros(3)}
+    torch.save({"format": "nnforce-checkpoint", "version": 1, "model_state": weights, "best_model_state": None,
+                "model_spec": spec, "history": [], "metadata": None}, root / "misfit.ckpt")
+    pdb_text = open(f["pdb"]).read()
+    f["swapped_pdb"] = str(root / "argon_swapped.pdb")  # the same 2 atoms, the other order
+    open(f["swapped_pdb"], "w").write(pdb_text.replace("AR1", "ARX").replace("AR2", "AR1").replace("ARX", "AR2"))
     return f
 
 
@@ -295,6 +325,26 @@ def cli_cases(f):
         ("train: broken YAML", ["train", root / "bad.yaml"], r"bad\.yaml"),
         ("train: YAML that is not a mapping", ["train", root / "list.yaml"], r"list\.yaml"),
         ("nnforce: unknown command", ["fly"], r"invalid choice: 'fly'"),
+        # issue 24: silently wrong before
+        ("simulate: neighbor list shorter than the model's cutoff", [*sim, "--neighbor-cutoff", "0.2", *out],
+         r"--neighbor-cutoff.*0\.2 nm is shorter than the model's own cutoff 0\.85"),
+        ("simulate: resume with the atoms in another order",
+         [*sim[:1], f["swapped_pdb"], *sim[2:], "-o", _damaged_run(f, "swapped", lambda d: None), "--resume"],
+         r"another structure.*argon_swapped\.pdb"),
+        ("simulate: lambda-ml 2", [*sim, "--lambda-ml", "2", *out], r"lambda_ml \(--lambda-ml\) must be between 0"),
+        ("simulate: NaN time step", [*sim, "--timestep-fs", "nan", *out], r"timestep_fs must be a finite number"),
+        ("simulate: infinite temperature", [*sim, "--temperature", "inf", *out], r"temperature_k must be a finite"),
+        ("analyze: negative dt-ps", ["analyze", traj, "--top", final, *dist, "--dt-ps", "-1"],
+         r"dt_ps \(--dt-ps\) must be a positive number"),
+        ("analyze: NaN temperature", ["analyze", traj, "--top", final, *dist, "--temperature", "nan"],
+         r"--temperature"),
+        # issue 24: an error before, but not one line that says what to change
+        ("export: weights that do not fit the spec", ["export", root / "misfit.ckpt", "-o", root / "m.pt"],
+         r"misfit\.ckpt: the weights it holds do not fit the model its spec describes"),
+        ("export: a TorchScript model given as checkpoint", ["export", lj, "-o", root / "m.pt"],
+         r"lj\.pt is a TorchScript model, already exported, not a training checkpoint.*--info"),
+        ("analyze: misspelt feature option", ["analyze", traj, "--top", final, "--features", "distances:selction=all",
+                                              "-o", root / "a5"], r"no option 'selction' \(did you mean 'selection'\?\)"),
     ]
 
 
@@ -337,6 +387,40 @@ def api_cases(f):
             ThousandAPlusB(), lambda force: force.addGlobalParameter("a", 1.0),
             lambda force: force.addGlobalParameter("b", 1.0), lambda force: force.addEnergyParameterDerivative("c"))),
          Error, r"names no global parameter"),
+        # issue 24: plugin inputs accepted and ignored, or bound against their names
+        ("addGlobalParameter: named 'box'", lambda: _force_with(LennardJones(), lambda force: force.addGlobalParameter("box", 1.0)),
+         Error, r"'box' is an input NNForce provides.*setUsesPeriodicBoundaryConditions"),
+        ("addGlobalParameter: named 'box', force not periodic", lambda: _energy(_force_with(
+            NeedsBox(), lambda force: force.addGlobalParameter("box", 1.0))), Error, r"'box' is an input NNForce provides"),
+        ("addPerAtomInput: named 'positions'", lambda: _force_with(
+            LennardJones(), lambda force: force.addPerAtomInput("positions", [0.0, 0.0])), Error,
+         r"'positions' is an input NNForce provides"),
+        ("setGlobalParameterName: to 'neighbors'", lambda: _force_with(
+            LennardJones(), lambda force: force.addGlobalParameter("scale", 1.0),
+            lambda force: force.setGlobalParameterName(0, "neighbors")), Error, r"'neighbors' is an input.*setNeighborList"),
+        ("output: float16 energy", lambda: _energy(_force_with(HalfEnergy())), Error, r"energy as Half.*float32 or float64"),
+        ("output: energy detached from the positions", lambda: _energy(_force_with(DetachedEnergy())), Error,
+         r"no autograd path to the positions"),
+        ("output: energy not from the positions", lambda: _energy(_force_with(
+            IgnoresPositions(), lambda force: force.addGlobalParameter("scale", 1.0))), Error,
+         r"no autograd path to the positions"),
+        ("binding: box given as 'charges'", lambda: _energy(_force_with(
+            TakesCharges(), lambda force: force.setUsesPeriodicBoundaryConditions(True)), box=np.eye(3) * 3.0), Error,
+         r"'charges'.*per-atom charges.*would pass it the box"),
+        ("binding: globals differing only in case", lambda: _energy(globals_ab("A", "B")), Error,
+         r"takes 'a' and the force gives 'A'"),
+        ("binding: global one letter off", lambda: _energy(_force_with(
+            IgnoresPositions(), lambda force: force.addGlobalParameter("scal", 1.0))), Error,
+         r"takes 'scale' and the force gives 'scal'"),
+        ("setNeighborList: shorter than the model's recorded cutoff", lambda: _energy(_cutoff_force(f, 0.5)), Error,
+         r"cutoff 0\.5 nm is shorter than the model's own cutoff 0\.85 nm.*setNeighborList\(0\.85\)"),
+        ("createMixedSystem: atom index out of range", lambda: _mixed_out_of_range(f), ValueError,
+         r"atoms has indices outside 0\.\.2: \[7\]"),
+        *([("MLPotential: ani2x without a network", lambda: _ani2x_offline(f), OSError,
+            r"MLPotential\('ani2x'\): torchani could not download.*Run once with network access")]
+          if _ani2x_not_shipped() else []),
+        ("simulate API: a coordinate at 1e9 nm", lambda: _far_coordinate(f), ValueError,
+         r"atom 1 lies at \[1000000000\.0, 0\.0, 0\.0\] nm"),
         ("output: wrong forces shape", lambda: _energy(_force_with(OutputsWrongForces(),
                                                                    lambda force: force.setOutputsForces(True))),
          Error, r"forces of shape"),
@@ -401,6 +485,62 @@ def api_cases(f):
          ValueError, r"report_interval"),
         ("analysis: truncated DCD in Python", lambda: _analyze_cut(f), ValueError, r"incomplete"),
     ]
+
+
+def _mixed_out_of_range(f):
+    from nnforce.potentials import MLPotential
+
+    topology = app.PDBFile(f["methanol_pdb"]).topology
+    system = openmm.System()
+    for atom in topology.atoms():
+        system.addParticle(atom.element.mass)
+    system.addForce(openmm.NonbondedForce())
+    for _ in range(3):
+        system.getForce(0).addParticle(0.0, 0.3, 0.5)
+    return MLPotential("nnforce", modelPath=f["lj"]).createMixedSystem(topology, system, [0, 7])
+
+
+def _ani2x_not_shipped():
+    """Whether torchani must download ANI-2x (its networks are not in the installed package)."""
+    try:
+        import torchani
+    except Exception:  # noqa: BLE001 - torchani missing or broken: the case cannot run
+        return False
+    return not os.path.exists(os.path.join(os.path.dirname(torchani.__file__), "resources", "ani-2x_8x.info"))
+
+
+def _ani2x_offline(f):
+    """MLPotential('ani2x') with no way out to the network (a dead proxy) and an empty download cache (HOME)."""
+    from nnforce.potentials import MLPotential
+
+    saved = {k: os.environ.get(k) for k in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "HOME")}
+    os.environ.update({"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+                       "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",
+                       "HOME": str(f["root"] / "home")})
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # torchani prints "Downloading ANI model parameters ..."
+            return MLPotential("ani2x")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _far_coordinate(f):
+    from nnforce.simulate import SimulationConfig, run
+
+    topology = app.PDBFile(f["pdb"]).topology
+    return run(SimulationConfig(model=f["lj"], topology=topology, positions=[[0.5, 0.5, 0.5], [1e9, 0.0, 0.0]],
+                                output_dir=str(f["root"] / "far"), steps=2, platform="Reference", progress=False))
+
+
+def _cutoff_force(f, cutoff):
+    """The Lennard-Jones model whose metadata records cutoff_nm 0.85, with a neighbor list of ``cutoff``."""
+    force = nnforce.NNForce(f["lj_bytes"])
+    force.setNeighborList(cutoff)
+    return force
 
 
 def _huge_metadata(f):

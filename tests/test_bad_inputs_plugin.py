@@ -59,15 +59,16 @@ def test_misspelt_global_parameter_is_an_error_not_a_positional_binding(small_mo
 
 
 def test_positional_fallback_only_when_no_name_matches_and_said_once_in_the_log(tmp_path):
-    """forward(positions, a, b) with globals A, B: TorchForce's positional order (A -> a, B -> b), logged once."""
+    """forward(positions, a, b) with globals g1, g2: TorchForce's positional order (g1 -> a, g2 -> b), logged once.
+    (Globals 'A', 'B' are now refused as near misses of 'a', 'b' (issue 24): a case typo must not bind by position.)"""
     path = tmp_path / "model.pt"
     path.write_bytes(model_bytes(ThousandAPlusB()))
     script = textwrap.dedent(f"""
         import openmm, nnforce
         for repeat in range(2):
             force = nnforce.NNForce({str(path)!r})
-            force.addGlobalParameter("A", 2.0)
-            force.addGlobalParameter("B", 7.0)
+            force.addGlobalParameter("g1", 2.0)
+            force.addGlobalParameter("g2", 7.0)
             system = openmm.System()
             system.addParticle(1.0)
             system.addForce(force)
@@ -268,3 +269,90 @@ def test_entry_marked_as_directory_is_refused(small_model):
     with pytest.raises(openmm.OpenMMException, match=f"'{re.escape(name)}' is marked as a directory but holds data"):
         nnforce.NNForce(bytes(damaged))
     assert struct.unpack("<I", small_model[central + 38:central + 42])[0] & 0x10 == 0
+
+
+# ---- issue 24: inputs that used to give a silently wrong number ----
+
+def _lj_with_cutoff_metadata(cutoff_nm):
+    from nnforce.models import LennardJones
+
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(LennardJones(cutoff=0.85)), buffer,
+                   _extra_files={"nnforce_metadata.json": '{"elements": [18], "cutoff_nm": %r}' % cutoff_nm})
+    return buffer.getvalue()
+
+
+def test_the_model_recorded_cutoff_binds_the_neighbor_list():
+    """A list as long as the recorded cutoff gives the all-pairs energy; a shorter one is refused at Context
+    creation (it gave the energy of the pairs inside 0.5 nm only)."""
+    positions = np.array([[0.0, 0, 0], [0.37, 0, 0], [0.0, 0.62, 0.0]])  # one pair at 0.62 nm: inside 0.85, beyond 0.5
+    model = _lj_with_cutoff_metadata(0.85)
+    energies = {}
+    for cutoff in (0.0, 0.85, 0.9):
+        force = nnforce.NNForce(model)
+        force.setNeighborList(cutoff)
+        context = context_for(make_system(3, force))
+        context.setPositions(positions)
+        energies[cutoff] = context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(
+            openmm.unit.kilojoule_per_mole)
+    from nnforce.models import LennardJones
+
+    lj = LennardJones(cutoff=0.85).double()
+    expected = float(lj(torch.tensor(positions)))
+    assert energies[0.0] == pytest.approx(expected, rel=1e-10)
+    assert energies[0.85] == pytest.approx(expected, rel=1e-10) and energies[0.9] == pytest.approx(expected, rel=1e-10)
+    short = nnforce.NNForce(model)
+    short.setNeighborList(0.5)
+    with pytest.raises(openmm.OpenMMException, match=r"cutoff 0\.5 nm is shorter than the model's own cutoff 0\.85 nm"):
+        context_for(make_system(3, short))
+
+
+class TorchForceStyle(torch.nn.Module):
+    """openmm-torch's convention: forward(positions, box) with the box argument under another name."""
+
+    def forward(self, positions: Tensor, boxvectors: Tensor) -> Tensor:
+        return boxvectors[0, 0] * (positions * positions).sum()
+
+
+class Scaled(torch.nn.Module):
+    def forward(self, positions: Tensor, k: Tensor) -> Tensor:
+        return k * (positions * positions).sum()
+
+
+def test_positional_binding_still_serves_models_that_follow_it():
+    """The new name checks refuse only names that say otherwise: TorchForce's forward(positions, boxvectors) on a
+    periodic force and forward(positions, k) with a global 'k' still get the box and k."""
+    positions = np.array([[0.1, 0.2, 0.3], [0.4, 0.1, 0.0]])
+    force = nnforce.NNForce(torch.jit.script(TorchForceStyle()))
+    force.setUsesPeriodicBoundaryConditions(True)
+    context = context_for(make_system(2, force, box=np.eye(3) * 2.5))
+    context.setPositions(positions)
+    energy = context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(openmm.unit.kilojoule_per_mole)
+    assert energy == pytest.approx(2.5 * (positions ** 2).sum(), rel=1e-10)
+    force = nnforce.NNForce(torch.jit.script(Scaled()))
+    force.addGlobalParameter("k", 3.0)
+    context = context_for(make_system(2, force))
+    context.setPositions(positions)
+    energy = context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(openmm.unit.kilojoule_per_mole)
+    assert energy == pytest.approx(3.0 * (positions ** 2).sum(), rel=1e-10)
+    force = nnforce.NNForce(torch.jit.script(Scaled()))
+    force.addGlobalParameter("K", 3.0)  # case only: was bound by position
+    with pytest.raises(openmm.OpenMMException, match=r"takes 'k' and the force gives 'K'"):
+        context_for(make_system(2, force)).getState(getEnergy=True)
+
+
+class Float32Energy(torch.nn.Module):
+    def forward(self, positions: Tensor) -> Tensor:
+        return (positions * positions).sum().float()
+
+
+def test_float32_energy_is_kept_and_float16_refused():
+    positions = np.array([[0.1, 0.2, 0.3], [0.4, 0.1, 0.0]])
+    force = nnforce.NNForce(torch.jit.script(Float32Energy()))
+    context = context_for(make_system(2, force))
+    context.setPositions(positions)
+    state = context.getState(getEnergy=True, getForces=True)
+    assert state.getPotentialEnergy().value_in_unit(openmm.unit.kilojoule_per_mole) == pytest.approx(
+        (positions ** 2).sum(), rel=1e-6)
+    forces = state.getForces(asNumpy=True).value_in_unit(openmm.unit.kilojoule_per_mole / openmm.unit.nanometer)
+    np.testing.assert_allclose(forces, -2 * positions, rtol=1e-6)

@@ -278,3 +278,115 @@ def test_timescales_longer_than_the_data_are_flagged():
     from nnforce.analysis.adapt import flag_timescales
 
     assert flag_timescales([0.5, 3.0], 1.0, "ps") == "0.5 ps, 3 ps (longer than the 1 ps of data: not resolved)"
+
+
+# ---- issue 24 ----
+
+def test_no_hydrogen_structure_under_a_model_with_hydrogen_is_warned(argon, tmp_path):
+    """ANI-1x on a structure without hydrogens ran without a word: now one warning line, and the run goes on."""
+    model = tmp_path / "lj_h.pt"
+    torch.jit.save(torch.jit.script(LennardJones()), str(model),
+                   _extra_files={"nnforce_metadata.json": json.dumps({"elements": [1, 18], "cutoff_nm": 0.85})})
+    code, _, err = cli("simulate", argon["pdb"], model, "-o", tmp_path / "run", "--steps", "2", "--platform",
+                       "Reference", "--no-progress", "--equilibration-steps", "0", "--no-minimize")
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "no hydrogen" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("nnforce simulate: warning: the structure has 4 atoms and no hydrogen")
+    code, _, err = cli("simulate", argon["pdb"], argon["model"], "-o", tmp_path / "run2", "--steps", "2", "--platform",
+                       "Reference", "--no-progress", "--equilibration-steps", "0", "--no-minimize")
+    assert code == 0 and "no hydrogen" not in err  # a model that knows no hydrogen: nothing to say
+
+
+def test_resume_with_the_same_structure_still_continues(argon, tmp_path):
+    """The topology fingerprint refuses another structure (catalogue) but not the one the run was written with."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(argon["run"], run)
+    saved = json.load(open(run / "checkpoint.json"))["step"]
+    code, _, err = cli("simulate", argon["pdb"], argon["model"], "-o", run, "--steps", "410", "--platform", "Reference",
+                       "--no-progress", "--timestep-fs", "2", "--temperature", "80", "--resume")
+    assert code == 0, err
+    assert json.load(open(run / "result.json"))["resumed_from_step"] == saved > 0
+
+
+def test_thread_defaults_give_a_small_model_one_torch_thread_and_openmm_one(argon, tmp_path):
+    from nnforce.simulate import SimulationConfig, run
+    from nnforce.simulate.threads import apply_thread_defaults, default_torch_threads
+
+    assert default_torch_threads(22, cores=64) == 1 and default_torch_threads(40000, cores=8) == 8
+    properties = {}
+    assert apply_thread_defaults(None, 22, True, "CPU", properties) == 1 and properties == {"Threads": "1"}
+    assert torch.get_num_threads() == 1
+    properties = {}
+    assert apply_thread_defaults(None, 22, False, "CPU", properties) == 1 and properties == {}  # ML/MM: OpenMM's own
+    torch.set_num_threads(2)
+    result = run(SimulationConfig(model=argon["model"], pdb=argon["pdb"], output_dir=str(tmp_path / "t"), steps=2,
+                                  platform="Reference", progress=False, trajectory=None))
+    assert result["final_step"] == 2 and torch.get_num_threads() == 1
+
+
+def test_equilibration_is_never_longer_than_the_run(argon, tmp_path):
+    code, out, err = cli("simulate", argon["pdb"], argon["model"], "-o", tmp_path / "run", "--steps", "20",
+                         "--platform", "Reference", "--no-progress", "--threads", "1")
+    assert code == 0, err
+    assert json.load(open(tmp_path / "run" / "result.json"))["equilibration_steps"] == 20
+
+
+def test_msm_inactive_clusters_are_not_captioned_population_zero():
+    from nnforce.analysis.stages import population_caption as _population_caption
+
+    assert _population_caption(0.0, True) == "outside the MSM's active set (no stationary population)"
+    assert _population_caption(0.25, False) == "population 0.250"
+
+
+def test_report_interval_longer_than_the_run_is_warned(argon, tmp_path):
+    """--report-interval 1000 on a 4-step run wrote an energies.csv without a row, without a word."""
+    code, _, err = cli("simulate", argon["pdb"], argon["model"], "-o", tmp_path / "run", "--steps", "4", "--platform",
+                       "Reference", "--no-progress", "--equilibration-steps", "0", "--report-interval", "1000",
+                       "--no-minimize")
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert warnings == ["nnforce simulate: warning: --report-interval 1000 is longer than the run (4 steps): energies.csv "
+                        "gets no row; give --report-interval 1 or less"]
+
+
+def test_to_pt2_refuses_max_atoms_zero_before_compiling():
+    from nnforce.export import to_pt2
+
+    with pytest.raises(ValueError, match=r"max_atoms must be a whole number >= 2 \(or None for the default\), got 0"):
+        to_pt2(LennardJones(), "unused.pt2", {"positions": torch.zeros(3, 3, dtype=torch.float64)}, max_atoms=0)
+
+
+def test_analyze_prints_no_dcd_reader_chatter(argon, tmp_path, capfd):
+    """mdtraj's DCD reader printed 'dcdplugin) ...' lines on opening each file (64 per analysis)."""
+    from nnforce.analysis.stream import iter_chunks
+
+    capfd.readouterr()
+    frames = sum(c.n_frames for c in iter_chunks(os.path.join(argon["run"], "trajectory.dcd"),
+                                                 os.path.join(argon["run"], "final.pdb"), chunk=50))
+    print("after")
+    out, err = capfd.readouterr()
+    assert frames > 0 and "dcdplugin" not in out + err and out == "after\n"
+
+
+def test_replica_ensemble_resume_refuses_another_structure(argon, tmp_path):
+    """The ensemble's manifest compared settings only: a structure with the same atom count in another order was
+    continued from the replicas' checkpoints. It now records the topology fingerprint and refuses."""
+    from openmm import app as openmm_app
+
+    from nnforce.simulate.ensemble import EnsembleConfig, _manifest, _prepare_output
+
+    topology = openmm_app.PDBFile(argon["pdb"]).topology
+    swapped = openmm_app.Topology()
+    residue = swapped.addResidue("AR", swapped.addChain())
+    for name in ("AR2", "AR1", "AR3", "AR4"):
+        swapped.addAtom(name, app.element.argon, residue)
+    config = EnsembleConfig(model=argon["model"], pdb=argon["pdb"], replicas=2, steps=10, output_dir=str(tmp_path / "e"))
+    os.makedirs(config.output_dir)
+    info = {"sha256": "m"}
+    _prepare_output(config, _manifest(config, info, [], topology))
+    config.resume = True
+    _prepare_output(config, _manifest(config, info, [], topology))  # the same structure: goes on
+    with pytest.raises(ValueError, match=r"--resume: the ensemble in .* was run on another structure"):
+        _prepare_output(config, _manifest(config, info, [], swapped))

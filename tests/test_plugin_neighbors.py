@@ -34,10 +34,11 @@ def brute_force_pairs(pos, cutoff, box=None):
 def plugin_pairs(pos, cutoff, box=None):
     pairs, shifts = nnforce.neighbor_pairs(pos, cutoff, box)
     result = set()
-    for (i, j), s in zip(pairs, shifts):
+    assert pairs.shape == (2, len(shifts))  # laid out as the contract's neighbors [2, P]
+    for (i, j), s in zip(pairs.T, shifts):
         assert i < j
         result.add((int(i), int(j)) + tuple(np.round(s * 1e6).astype(np.int64)))
-    assert len(result) == len(pairs)  # each pair once
+    assert len(result) == pairs.shape[1]  # each pair once
     return result
 
 
@@ -164,7 +165,7 @@ class PairCount(torch.nn.Module):
 
 def test_fixed_capacity_pads_and_grows_without_dropping_pairs():
     pos, box = lj_fluid(64, density=12.0)
-    exact_pairs = len(nnforce.neighbor_pairs(pos, 0.6, box)[0])
+    exact_pairs = nnforce.neighbor_pairs(pos, 0.6, box)[0].shape[1]
     lj_energy = None
     for capacity in (0, 10, 5000):
         force = nnforce.NNForce(torch.jit.script(PairCount()))

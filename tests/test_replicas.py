@@ -99,19 +99,19 @@ def test_no_neighbor_pair_crosses_replicas(molecules, periodic):
     joined = np.concatenate(positions)
     replicas = np.repeat(np.arange(3), 22)
     pairs, shifts = nnforce.neighbor_pairs(joined, 0.52, box, replicas=replicas)
-    assert (replicas[pairs[:, 0]] == replicas[pairs[:, 1]]).all()
+    assert (replicas[pairs[0]] == replicas[pairs[1]]).all()
     # exactly each replica's own list (periodic images of its own atoms included), offset by 22 k
     expected = set()
     for k, p in enumerate(positions):
         own, own_shifts = nnforce.neighbor_pairs(p, 0.52, box)
-        for (i, j), s in zip(own, own_shifts):
+        for (i, j), s in zip(own.T, own_shifts):
             expected.add((int(i) + 22 * k, int(j) + 22 * k) + tuple(np.round(s * 1e6).astype(int)))
-    found = {(int(i), int(j)) + tuple(np.round(s * 1e6).astype(int)) for (i, j), s in zip(pairs, shifts)}
-    assert found == expected and len(found) == len(pairs)
+    found = {(int(i), int(j)) + tuple(np.round(s * 1e6).astype(int)) for (i, j), s in zip(pairs.T, shifts)}
+    assert found == expected and len(found) == pairs.shape[1]
     if periodic:
         assert np.abs(shifts).max() > 0  # images were found (the box is small)
     all_pairs, _ = nnforce.neighbor_pairs(joined, 0.52, box)
-    crossing = replicas[all_pairs[:, 0]] != replicas[all_pairs[:, 1]]
+    crossing = replicas[all_pairs[0]] != replicas[all_pairs[1]]
     assert crossing.any()  # without the replica index the overlapping copies would be paired
 
 

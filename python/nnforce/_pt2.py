@@ -265,7 +265,11 @@ def compile_pt2(model, example, precision="double", derivatives=(), max_atoms=No
     for d in derivatives:
         if d not in names or tensors[names.index(d)].dim() != 0:
             raise ValueError(f"derivative {d!r} must name a global parameter given in the example as a scalar")
-    bounds = (int(max_atoms or DEFAULT_MAX_ATOMS), int(max_pairs or DEFAULT_MAX_PAIRS))
+    for name, value, smallest in (("max_atoms", max_atoms, MIN_ATOMS), ("max_pairs", max_pairs, MIN_PAIRS)):
+        if value is not None and (isinstance(value, bool) or not float(value).is_integer() or int(value) < smallest):
+            raise ValueError(f"{name} must be a whole number >= {smallest} (or None for the default), got {value!r}")
+    bounds = (DEFAULT_MAX_ATOMS if max_atoms is None else int(max_atoms),
+              DEFAULT_MAX_PAIRS if max_pairs is None else int(max_pairs))
     if tensors[0].shape[0] > bounds[0]:
         raise ValueError(f"the example has {tensors[0].shape[0]} atoms, more than max_atoms={bounds[0]}")
     extras = _extra_outputs(model, names, tensors)

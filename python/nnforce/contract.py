@@ -12,6 +12,7 @@ import datetime
 import hashlib
 import io
 import json
+import math
 import os
 from typing import Any, Dict, List
 
@@ -211,8 +212,21 @@ def neighbor_cutoff(info, requested_nm=None):
     True
     """
     if "neighbors" not in info["arguments"]:
+        if requested_nm is not None:
+            raise ValueError(f"a neighbor-list cutoff (--neighbor-cutoff {requested_nm}) was given but the model's forward() "
+                             "takes no 'neighbors' argument, so it would be ignored (the model sees every pair): leave it "
+                             "out, or use a model that takes neighbors")
         return None
-    cutoff = requested_nm if requested_nm is not None else info.get("cutoff_nm")
+    own = info.get("cutoff_nm")
+    if requested_nm is not None:
+        requested = float(requested_nm)
+        if not math.isfinite(requested) or requested <= 0:
+            raise ValueError(f"the neighbor-list cutoff (--neighbor-cutoff) must be a positive distance in nm, got {requested_nm!r}")
+        if own and requested < float(own) * (1 - 1e-9):
+            raise ValueError(f"the neighbor-list cutoff (--neighbor-cutoff) {requested:g} nm is shorter than the model's own "
+                             f"cutoff {float(own):g} nm: the pairs between the two would be missed and the energy would be "
+                             f"wrong. Leave it out (the model's cutoff is used) or give {float(own):g} or more.")
+    cutoff = requested_nm if requested_nm is not None else own
     return None if cutoff is None else float(cutoff)
 
 
@@ -289,6 +303,25 @@ def _element_name(z):
         return f"{Element.getByAtomicNumber(z).symbol} (Z={z})"
     except KeyError:
         return f"Z={z}"
+
+
+def missing_hydrogens_warning(model_elements, atomic_numbers, what="the structure"):
+    """A warning (str) when a model trained with hydrogen is given heavy atoms and no hydrogen at all (a PDB file
+    from a crystal structure usually lacks them, and the model then sees radicals); None otherwise.
+
+    Examples
+    --------
+    >>> missing_hydrogens_warning([1, 6, 8], [6, 8]) is not None
+    True
+    >>> missing_hydrogens_warning([1, 6, 8], [6, 1, 1, 1, 1]) is None
+    True
+    """
+    numbers = [int(z) for z in atomic_numbers]
+    if model_elements is None or 1 not in {int(z) for z in model_elements} or not numbers or 1 in numbers:
+        return None
+    return (f"{what} has {len(numbers)} atoms and no hydrogen: the model was trained on molecules with their "
+            "hydrogens, so its energies here are those of radicals. If the file lacks them (X-ray structures do), "
+            "add them first (e.g. openmm.app.Modeller.addHydrogens or pdbfixer).")
 
 
 def check_elements(model_elements, atomic_numbers, what="the structure"):

@@ -73,6 +73,11 @@ def check_model(model, elements, cutoff_nm, structure=None, fd_step_nm=1e-5, rto
     >>> report = check_model(RadialMLP(elements=[1, 8], seed=0), [1, 8], 0.5)  # doctest: +SKIP
     """
     scripted = torch.jit.script(model)
+    arguments = [a.name for a in scripted.forward.schema.arguments[1:]]
+    if "atomic_numbers" not in arguments:
+        raise ValueError(f"export_model checks models of the contract forward(positions, atomic_numbers[, neighbors, shifts, "
+                         f"box]); this model's forward({', '.join(arguments)}) takes no atomic_numbers. Give forward() an "
+                         "atomic_numbers argument, or save the model with torch.jit.save (NNForce runs it as it is)")
     if structure is None:
         z, x = sample_structure(elements, cutoff_nm)
     else:
@@ -192,6 +197,9 @@ def export_model(model, path, metadata=None, check=True, structure=None):
     >>> from nnforce.models import RadialMLP
     >>> info = export_model(RadialMLP(elements=[1, 8], seed=0), "water.pt")  # doctest: +SKIP
     """
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(folder):  # before the checks (minutes for a big model), not after them
+        raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist (create it first)")
     model = copy.deepcopy(model).eval()
     info = model_metadata(model, metadata)
     if check:  # the model's own elements and cutoff, whatever ``metadata`` says

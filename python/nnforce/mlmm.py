@@ -126,6 +126,28 @@ def _strip_custom_nonbonded(force, ml):
             force.addExclusion(*pair)
 
 
+def check_lambda(lambda_ml, name="lambda_ml"):
+    """Raise ValueError unless ``lambda_ml`` is None or a number in [0, 1]: outside it the interpolated energy
+    E_MM + lambda (E_ML - E_MM) is an extrapolation (lambda 2 gives 2 E_ML - E_MM), never what was meant.
+
+    Examples
+    --------
+    >>> check_lambda(0.5)
+    >>> check_lambda(2.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: lambda_ml must be a number between 0 (MM) and 1 (ML), got 2.0: outside it the energy E_MM + lambda (E_ML - E_MM) is an extrapolation
+    """
+    import math
+
+    if lambda_ml is None:
+        return
+    if isinstance(lambda_ml, bool) or not isinstance(lambda_ml, (int, float)) or not math.isfinite(lambda_ml) \
+            or not 0.0 <= lambda_ml <= 1.0:
+        raise ValueError(f"{name} must be a number between 0 (MM) and 1 (ML), got {lambda_ml!r}: outside it the "
+                         "energy E_MM + lambda (E_ML - E_MM) is an extrapolation")
+
+
 def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lambda_name="lambda_ml",
                        neighbor_cutoff_nm=None, neighbor_skin_nm=0.0, properties=None, embedding="mechanical"):
     """Return a new System in which ``model`` acts on ``ml_atoms`` and the MM terms inside that region are removed.
@@ -170,6 +192,7 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
         raise ValueError(f"the topology has {topology.getNumAtoms()} atoms but the System has {n} particles; "
                          "pass the Topology the System was created from")
     ml = validate_atoms(ml_atoms, n)
+    check_lambda(lambda_ml)
     atomic_numbers_of(topology, ml)  # every ML atom needs an element (no virtual sites)
     ml_set = set(ml)
     for i in range(system.getNumConstraints()):

@@ -56,7 +56,27 @@ void NNForce::checkModelBytes() {
     modelFormat = detectModelFormat(entries, where) == ModelFormat::AOTInductor ? 1 : 0;
 }
 
+/**
+ * Refuse a global parameter or per-atom input named after an input nnforce itself provides (the model contract's
+ * arguments): the model would receive nnforce's value under that name and the user's would be ignored.
+ */
+static void checkNotAContractName(const string& name, const string& call) {
+    static const vector<string> contract = {"positions", "box", "neighbors", "shifts", "atomic_numbers", "replica"};
+    if (name.empty())
+        throw OpenMMException("NNForce::" + call + ": the name is empty; give the name of the forward() argument it is passed as.");
+    if (find(contract.begin(), contract.end(), name) == contract.end())
+        return;
+    string how = name == "box" ? "setUsesPeriodicBoundaryConditions(True) (the box comes from the System/Context)"
+               : name == "neighbors" || name == "shifts" ? "setNeighborList(cutoff_nm)"
+               : name == "atomic_numbers" ? "setAtomicNumbers(...)"
+               : name == "replica" ? "setAtomReplicas(...)" : "the Context's positions";
+    throw OpenMMException("NNForce::" + call + ": '" + name + "' is an input NNForce provides itself (the model contract), so a " +
+                          (call == "addPerAtomInput" ? "per-atom input" : "global parameter") + " of that name would be ignored. "
+                          "Give '" + name + "' with " + how + ", or use another name.");
+}
+
 int NNForce::addGlobalParameter(const string& name, double defaultValue) {
+    checkNotAContractName(name, "addGlobalParameter");
     for (auto& p : globalParameters)
         if (p.name == name)
             throw OpenMMException("NNForce: global parameter '" + name + "' was already added.");
@@ -71,6 +91,7 @@ const string& NNForce::getGlobalParameterName(int index) const {
 
 void NNForce::setGlobalParameterName(int index, const string& name) {
     ASSERT_VALID_INDEX(index, globalParameters);
+    checkNotAContractName(name, "setGlobalParameterName");
     globalParameters[index].name = name;
 }
 
@@ -119,6 +140,9 @@ void NNForce::setProperty(const string& name, const string& value) {
 void NNForce::setNeighborList(double cutoff, double skin, int capacity) {
     if (!isfinite(cutoff) || !isfinite(skin) || skin < 0)
         throw OpenMMException("NNForce::setNeighborList: cutoff must be finite and skin >= 0 (both in nm).");
+    if (cutoff < 0)
+        throw OpenMMException("NNForce::setNeighborList: cutoff " + to_string(cutoff) + " nm is negative; give the model's cutoff "
+                              "in nm, or 0 for no neighbor list.");
     if (capacity < 0)
         throw OpenMMException("NNForce::setNeighborList: capacity must be >= 0 (0 means no padding).");
     long long limit = getMaxNeighborCapacity();
@@ -175,6 +199,7 @@ void NNForce::setAtomicNumbers(const vector<int>& atomicNumbers) {
 int NNForce::addPerAtomInput(const string& name, const vector<double>& values, int width) {
     if (width < 1)
         throw OpenMMException("NNForce::addPerAtomInput: width must be >= 1.");
+    checkNotAContractName(name, "addPerAtomInput");
     for (auto& p : perAtomInputs)
         if (p.name == name)
             throw OpenMMException("NNForce::addPerAtomInput: input '" + name + "' was already added; use setPerAtomInput to change it.");

@@ -107,6 +107,29 @@ def write_html(path, title, sections, numbers, structures=None, viewer=None):
     return _html.write_page(path, title, "\n".join(body))
 
 
+_NUMBER_RULES = {  # argument: (command-line flag, smallest allowed, whether it must be a whole number, None allowed)
+    "stride": ("--stride", 1, True, False), "chunk": ("--chunk", 1, True, False),
+    "temperature_k": ("--temperature", 0, False, False), "n_samples": ("--samples", 0, True, False),
+    "dt_ps": ("--dt-ps", 0, False, True), "n_workers": ("--workers", 1, True, True),
+}
+
+
+def _check_numbers(**values):
+    """Raise ValueError naming the flag for a number outside its domain (a negative --dt-ps gave negative
+    timescales; a NaN temperature NaN free energies)."""
+    import math
+
+    for name, value in values.items():
+        flag, smallest, whole, optional = _NUMBER_RULES[name]
+        if value is None and optional:
+            continue
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = ok and (value >= smallest if whole else value > smallest) and (not whole or float(value).is_integer())
+        if not ok:
+            what = f"a whole number >= {smallest}" if whole else "a positive number"
+            raise ValueError(f"{name} ({flag}) must be {what}, got {value!r}")
+
+
 def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:dim=2", cluster="kmeans",
             msm="n_sets=3", stride=1, chunk=10000, temperature_k=300.0, seed=0, n_samples=5, scheduler=None,
             n_workers=None, dt_ps=None, progress=False, complete_frames_only=False):
@@ -157,6 +180,8 @@ def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:dim=2"
     >>> result["files"]["html"]  # doctest: +SKIP
     'analysis/analysis.html'
     """
+    _check_numbers(stride=stride, chunk=chunk, temperature_k=temperature_k, n_samples=n_samples, dt_ps=dt_ps,
+                   n_workers=n_workers)
     traj_files = trajectory_paths(traj_files)
     topology = load_topology(top)
     make_output_dir(out_dir)

@@ -300,6 +300,16 @@ def populations_stage(run, clusterer, dtrajs, projected, msm, msm_lag_given=True
         n_samples=run.n_samples, seed=run.seed, representatives=reps, prefix="cluster")
     if not part.viewer:  # no metastable states: the most populated clusters' representatives
         order = [int(c) for c in np.argsort(-np.asarray(populations)) if "representative" in written.get(int(c), {})]
+        model = part.result.get("msm")
+        outside = set() if model is None else set(range(clusterer.n_clusters)) - {int(c) for c in model.active_set}
         part.viewer = [{"name": f"cluster {c}", "pdb": written[c]["representative"],
-                        "caption": f"population {populations[c]:.3f}"} for c in order[:MAX_INTERACTIVE]]
+                        "caption": population_caption(populations[c], c in outside)} for c in order[:MAX_INTERACTIVE]]
     return part
+
+
+def population_caption(population, outside_active_set):
+    """A cluster's caption: its population, or that it lies outside the MSM's active set (no stationary population,
+    not a population of 0)."""
+    if outside_active_set:
+        return "outside the MSM's active set (no stationary population)"
+    return f"population {population:.3f}"

@@ -82,8 +82,10 @@ def _trajectory_atoms(path):
     """Atom count stored in a trajectory file, where mdtraj can tell without a topology (else None)."""
     import mdtraj as md
 
+    from .trajfile import quiet_native_output
+
     try:
-        with md.open(path) as handle:
+        with quiet_native_output(), md.open(path) as handle:
             if hasattr(handle, "read") and path.endswith((".xtc", ".trr", ".dcd")):
                 xyz = handle.read(n_frames=1)[0]
                 return int(xyz.shape[1])
@@ -114,7 +116,7 @@ def iter_chunks(path, top, chunk=10000, stride=1, atom_indices=None, complete_fr
     """
     import mdtraj as md
 
-    from .trajfile import check_trajectory
+    from .trajfile import check_trajectory, quiet_native_output
 
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -127,8 +129,12 @@ def iter_chunks(path, top, chunk=10000, stride=1, atom_indices=None, complete_fr
     limit = check_trajectory(path, complete_frames_only)  # frames to read (strided below), None = all
     remaining = None if limit is None else (limit + int(stride) - 1) // int(stride)
     try:
-        iterator = md.iterload(path, top=topology, chunk=int(chunk), stride=int(stride), atom_indices=atom_indices)
-        for piece in iterator:
+        iterator = iter(md.iterload(path, top=topology, chunk=int(chunk), stride=int(stride), atom_indices=atom_indices))
+        while True:
+            with quiet_native_output():  # the DCD reader's chatter on opening the file
+                piece = next(iterator, None)
+            if piece is None:
+                break
             if remaining is not None:
                 if remaining <= 0:
                     break

@@ -116,7 +116,10 @@ def sample_frames(dtrajs, n_samples=5, seed=0):
 def _load(paths, top, pairs, stride):
     import mdtraj as md
 
-    frames = [md.load_frame(os.fspath(paths[t]), f * stride, top=top) for t, f in pairs]
+    from .trajfile import quiet_native_output
+
+    with quiet_native_output():  # the DCD reader's chatter, once per frame loaded
+        frames = [md.load_frame(os.fspath(paths[t]), f * stride, top=top) for t, f in pairs]
     return md.join(frames) if len(frames) > 1 else frames[0]
 
 

@@ -12,11 +12,13 @@ frame from the file layout alone:
 
 Other formats are not checked (None).
 """
+import contextlib
 import os
 import struct
+import sys
 import warnings
 
-__all__ = ["check_trajectory", "trajectory_layout", "AKMA_TIME_PS"]
+__all__ = ["check_trajectory", "trajectory_layout", "quiet_native_output", "AKMA_TIME_PS"]
 
 AKMA_TIME_PS = 0.04888821  # CHARMM's AKMA time unit in ps (sqrt(A^2 amu / (kcal/mol)))
 XTC_MAGIC = 1995
@@ -185,3 +187,29 @@ def check_trajectory(path, complete_frames_only=False):
         raise ValueError(f"{path}: {problem} (a run killed while writing, or an interrupted copy). To analyse its "
                          f"{complete} complete frames, pass --complete-frames-only (complete_frames_only=True)")
     return complete
+
+
+@contextlib.contextmanager
+def quiet_native_output():
+    """Silence what native code writes to the process's standard output while the block runs: mdtraj's DCD reader
+    (VMD's dcdplugin) prints three lines ("dcdplugin) detected standard 32-bit DCD file ...") each time it opens a
+    file, 64 lines per ``nnforce analyze``. Python's own output is flushed before and goes on after."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        sys.stdout.flush()
+        libc.fflush(None)
+        saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    except (OSError, AttributeError, ValueError):  # no fd 1 (an embedded interpreter): nothing to silence
+        yield
+        return
+    os.dup2(devnull, 1)
+    try:
+        yield
+    finally:
+        libc.fflush(None)
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+

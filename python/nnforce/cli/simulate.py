@@ -55,7 +55,8 @@ def register(subparsers):
     parser.add_argument("--neighbor-cutoff", type=float, default=None, help="NNForce neighbor list cutoff, nm")
     parser.add_argument("--neighbor-skin", type=float, default=0.0, help="neighbor list skin, nm")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads for the model (default: torch's; 1 is often fastest on busy CPUs)")
+                        help="torch threads for the model (default: 1 per 2000 model atoms, at least 1; "
+                             "see bench/results/threads.md)")
     parser.add_argument("--uncertainty-threshold", type=float, default=None,
                         help="committee models: flag (or stop at) frames whose energy spread exceeds this, kJ/mol")
     parser.add_argument("--uncertainty-action", default="flag", choices=("flag", "stop"),
@@ -104,6 +105,12 @@ def run(args):
     if chosen:
         print(f"nnforce simulate: for {args.steps} steps: {', '.join(chosen)} (set them with "
               "--equilibration-steps, --trajectory-interval, --report-interval)", file=sys.stderr)
+    for flag, interval, what in (("--report-interval", args.report_interval, "energies.csv gets no row"),
+                                 ("--trajectory-interval", args.trajectory_interval, "the trajectory gets no frame")):
+        if isinstance(interval, int) and interval > args.steps + (args.equilibration_steps or 0) > 0:
+            print(f"nnforce simulate: warning: {flag} {interval} is longer than the run ({args.steps} steps"
+                  f"{f' + {args.equilibration_steps} of equilibration' if args.equilibration_steps else ''}): {what}; "
+                  f"give {flag} {max(1, args.steps // 10)} or less", file=sys.stderr)
     config = SimulationConfig(
         model=args.model if args.potential is None else f"{args.potential}:{args.model_path}", pdb=args.structure, output_dir=args.output_dir, steps=args.steps,
         equilibration_steps=args.equilibration_steps, minimize=not args.no_minimize, integrator=args.integrator,

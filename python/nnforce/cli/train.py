@@ -15,7 +15,7 @@ config.yaml:
   output: run/                                             # checkpoints, history.csv, tensorboard/, metrics.json
   export: run/model.pt                                     # optional: script + check + write the best model
 
-writes: OUTPUT/best.ckpt, last.ckpt, history.csv, tensorboard/, metrics.json (test metrics, kcal/mol and meV)"""
+writes: OUTPUT/best.ckpt, last.ckpt, history.csv, tensorboard/, metrics.json (test metrics in kJ/mol, also kcal/mol and meV)"""
 
 
 def register(subparsers):
@@ -60,9 +60,10 @@ def run(args):
                             train={key: getattr(args, flag) for flag, key in TRAIN_FLAGS})
     outcome = run_training(*spec, resume=args.resume, progress=not args.no_progress)
     metrics = outcome["metrics"]
-    line = f"test energy MAE {metrics['energy_mae_kcal_mol']:.3f} kcal/mol ({metrics['energy_mae_mev']:.1f} meV)"
-    if "force_mae_kcal_mol_a" in metrics:
-        line += f", force MAE {metrics['force_mae_kcal_mol_a']:.3f} kcal/mol/A"
+    line = (f"test energy MAE {metrics['energy_mae_kj_mol']:.3f} kJ/mol "
+            f"(= {metrics['energy_mae_kcal_mol']:.3f} kcal/mol, for comparison with the literature)")
+    if "force_mae_kj_mol_nm" in metrics:
+        line += f", force MAE {metrics['force_mae_kj_mol_nm']:.2f} kJ/mol/nm"
     print(line)
     if outcome["export"]:
         print(f"wrote {outcome['export']}")

@@ -117,7 +117,9 @@ class MLPotential:
 
         if embedding != "mechanical":
             raise ValueError(f"embedding {embedding!r} is not supported; nnforce's ML/MM uses 'mechanical' embedding")
-        atoms = [int(a) for a in atoms]
+        from ..contract import validate_atoms
+
+        atoms = validate_atoms(atoms, system.getNumParticles(), "atoms")  # before any MM force reads an index
         if "charge" not in args:
             args["charge"] = _region_charge(system, atoms)
         periodic = topology.getPeriodicBoxVectors() is not None or system.usesPeriodicBoundaryConditions()

@@ -103,10 +103,8 @@ class TorchANIPotential:
             raise ValueError(f"{name!r} builds its own model; pass a custom one with MLPotential('torchani', model=...)")
         elif name == "ani1x":
             self.model = torchani_ani1x(path)
-        elif name == "ani2x":
-            self.model = torchani.models.ANI2x(periodic_table_index=True)
         else:
-            self.model = torchani.models.ANI1ccx(periodic_table_index=True)
+            self.model = _downloaded_model(torchani, name)
         if not getattr(self.model, "periodic_table_index", False):
             raise ValueError("the torchani model must be built with periodic_table_index=True (atomic numbers in)")
         self.elements = _species_atomic_numbers(self.model)
@@ -131,3 +129,18 @@ def _species_atomic_numbers(model):
     from openmm.app import Element
 
     return [Element.getBySymbol(symbol).atomic_number for symbol in model.species]
+
+
+def _downloaded_model(torchani, name):
+    """torchani's ANI-2x / ANI-1ccx, whose networks torchani downloads on first use; without a network (or with a
+    broken download) one OSError naming the potential and the way out instead of torchani's long traceback."""
+    import zipfile
+
+    constructor = {"ani2x": torchani.models.ANI2x, "ani1ccx": torchani.models.ANI1ccx}[name]
+    try:
+        return constructor(periodic_table_index=True)
+    except (OSError, RuntimeError, ValueError, zipfile.BadZipFile) as error:  # requests' errors are OSErrors
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise OSError(f"MLPotential({name!r}): torchani could not download or read the {name} networks ({first}). "
+                      f"Run once with network access so torchani caches them, or use MLPotential('ani1x') (shipped "
+                      f"with torchani) or MLPotential('torchani', model=...) with a model built offline.") from None

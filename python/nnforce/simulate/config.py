@@ -1,4 +1,5 @@
 """What one simulation needs: :class:`SimulationConfig` (validated on creation) and the output file names."""
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, List, Optional
@@ -112,8 +113,20 @@ class SimulationConfig:
         for name in ("report_interval", "trajectory_interval"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be a positive number of steps, got {getattr(self, name)}")
+        for name in ("timestep_fs", "temperature_k", "friction_per_ps", "minimize_tolerance_kj_mol_nm", "mm_cutoff_nm",
+                     "neighbor_skin_nm", "lambda_ml", "neighbor_cutoff_nm", "equilibration_friction_per_ps"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
         if self.timestep_fs <= 0 or self.temperature_k <= 0 or self.friction_per_ps < 0:
             raise ValueError("timestep_fs and temperature_k must be positive and friction_per_ps >= 0")
+        if self.lambda_ml is not None and not 0.0 <= self.lambda_ml <= 1.0:
+            raise ValueError(f"lambda_ml (--lambda-ml) must be between 0 (pure MM) and 1 (ML in the ML region), got "
+                             f"{self.lambda_ml!r}: outside it the energy is an extrapolation, E_MM + lambda (E_ML - E_MM)")
+        if self.mm_cutoff_nm <= 0:
+            raise ValueError(f"mm_cutoff_nm (--mm-cutoff) must be a positive distance in nm, got {self.mm_cutoff_nm!r}")
+        if self.neighbor_skin_nm < 0:
+            raise ValueError(f"neighbor_skin_nm (--neighbor-skin) must be >= 0 nm, got {self.neighbor_skin_nm!r}")
         if self.trajectory is not None and os.path.splitext(str(self.trajectory))[1].lower() not in TRAJECTORY_FORMATS:
             raise ValueError(f"trajectory must end in one of {TRAJECTORY_FORMATS}, got {self.trajectory!r}")
         if self.pdb is None and (self.topology is None or self.positions is None):
@@ -159,7 +172,8 @@ def equilibration_friction(config):
 
 
 def short_run_defaults(steps, timestep_fs, output_dir=None, resume=False):
-    """The CLI's defaults scaled to the run: equilibration steps (:data:`DEFAULT_EQUILIBRATION_PS`), a trajectory
+    """The CLI's defaults scaled to the run: equilibration steps (:data:`DEFAULT_EQUILIBRATION_PS`, at most the
+    production steps), a trajectory
     interval giving about :data:`DEFAULT_TRAJECTORY_FRAMES` frames and a report interval giving about
     :data:`DEFAULT_REPORT_ROWS` rows. On ``resume`` the intervals the checkpoint was written with are kept.
 
@@ -181,13 +195,15 @@ def short_run_defaults(steps, timestep_fs, output_dir=None, resume=False):
     --------
     >>> short_run_defaults(2000, 0.5)
     {'equilibration_steps': 1000, 'trajectory_interval': 20, 'report_interval': 10}
+    >>> short_run_defaults(200, 0.5)["equilibration_steps"]  # never longer than the production run
+    200
     """
     import json
 
     from ..units import FS_PER_PS
 
-    values = {"equilibration_steps": (int(round(DEFAULT_EQUILIBRATION_PS * FS_PER_PS / float(timestep_fs)))
-                                      if float(timestep_fs) > 0 else 0),  # (a bad time step is refused later)
+    values = {"equilibration_steps": (min(int(round(DEFAULT_EQUILIBRATION_PS * FS_PER_PS / float(timestep_fs))), int(steps))
+                                      if float(timestep_fs) > 0 and int(steps) > 0 else 0),  # (a bad time step is refused later)
               "trajectory_interval": max(1, int(steps) // DEFAULT_TRAJECTORY_FRAMES),
               "report_interval": max(1, int(steps) // DEFAULT_REPORT_ROWS)}
     state = os.path.join(os.fspath(output_dir), CHECKPOINT_STATE_NAME) if output_dir is not None else None

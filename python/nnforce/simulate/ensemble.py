@@ -16,6 +16,7 @@ import math
 import os
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -161,9 +162,13 @@ def _read_structures(config):
     return text, structure.topology, picked.positions, info
 
 
-def _manifest(config, info, starts_info):
+def _manifest(config, info, starts_info, topology=None):
+    from .outputs import topology_fingerprint
+
     settings = {name: getattr(config, name) for name in _FINGERPRINT}
     settings["model_sha256"] = info["sha256"]
+    if topology is not None:  # another structure with the same atom count must not continue these replicas
+        settings["topology_sha256"] = topology_fingerprint(topology)
     return json.loads(json.dumps({"settings": settings, "starts": starts_info}))
 
 
@@ -175,8 +180,13 @@ def _prepare_output(config, manifest):
         if not config.resume:
             raise ValueError(f"{config.output_dir} already holds an ensemble ({MANIFEST}); continue it with --resume "
                              "or choose another output folder")
-        if old.get("settings") != manifest["settings"]:
-            changed = sorted(k for k in manifest["settings"] if old.get("settings", {}).get(k) != manifest["settings"][k])
+        saved = old.get("settings", {})
+        changed = sorted(k for k in manifest["settings"] if saved.get(k) != manifest["settings"][k]
+                         and (k != "topology_sha256" or k in saved))  # (manifests from before it was recorded)
+        if "topology_sha256" in changed:
+            raise ValueError(f"--resume: the ensemble in {config.output_dir} was run on another structure (other atoms, "
+                             "order or bonds); resume with the original structure, or choose another output folder")
+        if changed:
             raise ValueError(f"--resume: the ensemble in {config.output_dir} was run with other settings ({', '.join(changed)})")
         return
     with atomic_write(path, "w") as handle:
@@ -211,8 +221,13 @@ def _monitor(client, specs, config):
 
     def submit(b):
         first, last = specs[b]["replicas"][0], specs[b]["replicas"][-1]
-        return client.submit(run_batch, specs[b], key=f"nnforce-replicas-{first}-{last}-try{attempts[b]}-{token}",
-                             pure=False)
+        # Each task carries the model's bytes, so that a task resubmitted after its worker died needs nothing that
+        # died with it (a model scattered to the workers was lost with a killed worker: "Futures cancelled"). Dask
+        # warns of a "large graph" for such a task on every run; the size is intended, so that warning is not shown.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"(?s).*[Ll]arge graph")
+            return client.submit(run_batch, specs[b], key=f"nnforce-replicas-{first}-{last}-try{attempts[b]}-{token}",
+                                 pure=False)
 
     running = {submit(b): b for b in range(len(specs))}
     bar = tqdm(total=config.replicas * config.steps, unit="step", desc=f"{config.replicas} replicas",
@@ -279,7 +294,7 @@ def run_ensemble(config: EnsembleConfig, client=None) -> Dict[str, Any]:
         raise ValueError("the model takes no neighbor list with a known cutoff and no 'replica' input, so replicas "
                          "batched in one Context would interact: export the model with its cutoff (nnforce export), "
                          "give --neighbor-cutoff, or use a model taking 'replica'")
-    manifest = _manifest(config, info, starts_info)
+    manifest = _manifest(config, info, starts_info, topology)
     os.makedirs(config.output_dir, exist_ok=True)
     _prepare_output(config, manifest)
     own = client is None

@@ -204,7 +204,22 @@ class TrajectoryWriter:
             self._handle = None
 
 
-def fingerprint(config, info, num_atoms):
+def topology_fingerprint(topology):
+    """SHA-256 (hex) of the topology's atoms in order (element, name, residue name) and its bonds: a structure with
+    the same atom count but another atom order or another molecule gives another fingerprint."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    index = {atom: i for i, atom in enumerate(topology.atoms())}
+    for atom in topology.atoms():
+        symbol = atom.element.symbol if atom.element is not None else "?"
+        digest.update(f"{symbol}|{atom.name}|{atom.residue.name};".encode())
+    for bond in topology.bonds():
+        digest.update(f"{index[bond[0]]}-{index[bond[1]]};".encode())
+    return digest.hexdigest()
+
+
+def fingerprint(config, info, num_atoms, topology=None):
     """The settings a checkpoint was written with (compared on resume), as they read back from JSON.
 
     Examples
@@ -218,6 +233,8 @@ def fingerprint(config, info, num_atoms):
     info : dict
         From :func:`nnforce.contract.inspect_model` (its ``sha256``).
     num_atoms : int
+    topology : openmm.app.Topology, optional
+        Its :func:`topology_fingerprint` is recorded too.
 
     Returns
     -------
@@ -226,6 +243,8 @@ def fingerprint(config, info, num_atoms):
     values = {name: getattr(config, name) for name in DYNAMICS_FIELDS}
     values["model_sha256"] = info["sha256"]
     values["num_atoms"] = num_atoms
+    if topology is not None:
+        values["topology_sha256"] = topology_fingerprint(topology)
     values["ml_atoms"] = config.ml_atoms if isinstance(config.ml_atoms, (str, type(None))) else list(config.ml_atoms)
     return json.loads(json.dumps(values))
 

@@ -15,6 +15,7 @@ from .config import CHECKPOINT_NAME, CHECKPOINT_STATE_NAME, CSV_COLUMNS, CSV_NAM
 from .outputs import (EnergyLog, TrajectoryWriter, energy_drift, fingerprint, read_checkpoint, read_checkpoint_state,
                       temperature_warning, write_json)
 from .system import build_system, degrees_of_freedom, get_platform, load_structure, make_integrator
+from .threads import apply_thread_defaults
 
 
 class _Session:
@@ -37,7 +38,7 @@ class _Session:
         self.integrator = make_integrator(config)
         self.simulation = app.Simulation(topology, system, self.integrator, platform, properties)
         self.context = self.simulation.context
-        self.fingerprint = fingerprint(config, info, topology.getNumAtoms())
+        self.fingerprint = fingerprint(config, info, topology.getNumAtoms(), topology)
         self.equilibration = int(config.equilibration_steps)
         self.total = self.equilibration + int(config.steps)
         self.dt_ps = config.timestep_ps
@@ -62,7 +63,12 @@ class _Session:
             return None
         saved = read_checkpoint_state(self.state_path)
         changed = {k: (saved["fingerprint"].get(k), v) for k, v in self.fingerprint.items()
-                   if saved["fingerprint"].get(k) != v}
+                   if saved["fingerprint"].get(k) != v and (k != "topology_sha256" or k in saved["fingerprint"])}
+        if "topology_sha256" in changed:
+            raise ValueError(f"resume: the checkpoint in {self.output_dir} was written for another structure (same "
+                             f"{self.topology.getNumAtoms()} atoms, but other atoms, order or bonds than "
+                             f"{self.config.pdb or 'the topology given'}); resume with the original structure, or start "
+                             "a new run in another output directory")
         if changed:
             raise ValueError("resume: the checkpoint in {} was written with different settings {}; use the "
                              "original settings or a new output directory".format(
@@ -314,13 +320,12 @@ def run(config: SimulationConfig, system=None) -> Dict[str, Any]:
     1000
     """
     platform, properties = get_platform(config.platform, config.precision)
-    if config.threads is not None:
-        import torch
-
-        if int(config.threads) < 1:
-            raise ValueError(f"threads must be >= 1, got {config.threads}")
-        torch.set_num_threads(int(config.threads))  # the plugin evaluates the model in this process's libtorch
+    if config.threads is not None and int(config.threads) < 1:
+        raise ValueError(f"threads must be >= 1, got {config.threads}")
     topology, positions = load_structure(config)
+    properties = dict(properties)
+    apply_thread_defaults(config.threads, _num_model_atoms(config, topology),
+                          system is None and config.forcefield is None, platform.getName(), properties)
     if system is None:
         info = inspect_model(config.model)
         system = build_system(config, topology, info)
@@ -334,3 +339,13 @@ def run(config: SimulationConfig, system=None) -> Dict[str, Any]:
     return session.summary(step, speed, platform, resumed_from)
 
 
+def _num_model_atoms(config, topology):
+    """The atoms the model sees: the ML region, or the whole structure."""
+    if config.ml_atoms is None:
+        return topology.getNumAtoms()
+    try:
+        from ..contract import parse_atom_selection
+
+        return len(parse_atom_selection(config.ml_atoms, topology))
+    except ValueError:
+        return topology.getNumAtoms()  # (build_system reports a bad selection)

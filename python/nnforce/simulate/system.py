@@ -2,7 +2,7 @@
 ML/MM System (:func:`nnforce.mlmm.create_mlmm_system`), and the degrees of freedom for temperatures."""
 import os
 
-from ..contract import atomic_numbers_of, check_elements, neighbor_cutoff, parse_atom_selection
+from ..contract import atomic_numbers_of, check_elements, missing_hydrogens_warning, neighbor_cutoff, parse_atom_selection
 from ..force import build_ml_system
 
 
@@ -60,15 +60,34 @@ def load_structure(config):
         if topology.getNumAtoms() == 0 or len(positions) != topology.getNumAtoms():
             raise ValueError(f"structure {path} holds no atoms with coordinates (is it a {kind} file? ATOM/HETATM "
                              "records are needed)")
-        if not np.all(np.isfinite(positions.value_in_unit(unit.nanometer))):
-            raise ValueError(f"structure {path} has non-finite coordinates")
+        _check_coordinates(positions, f"structure {path}")
         return topology, positions
     positions = config.positions
     if not unit.is_quantity(positions):
         positions = unit.Quantity(np.asarray(positions, dtype=float), unit.nanometer)
     if len(positions) != config.topology.getNumAtoms():
         raise ValueError(f"{len(positions)} positions for a topology of {config.topology.getNumAtoms()} atoms")
+    _check_coordinates(positions, "positions")
     return config.topology, positions
+
+
+MAX_COORDINATE_NM = 1000.0  # beyond this no molecular structure lies (and final.pdb could not hold it)
+
+
+def _check_coordinates(positions, what):
+    """Raise ValueError for a non-finite coordinate or one beyond :data:`MAX_COORDINATE_NM`, naming the atom."""
+    import numpy as np
+    from openmm import unit
+
+    values = np.asarray(positions.value_in_unit(unit.nanometer), dtype=float).reshape(-1, 3)
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{what} has non-finite coordinates (atom {int(np.argmax(bad))})")
+    far = np.abs(values).max(axis=1) > MAX_COORDINATE_NM
+    if far.any():
+        atom = int(np.argmax(far))
+        raise ValueError(f"{what}: atom {atom} lies at {values[atom].tolist()} nm, beyond +-{MAX_COORDINATE_NM:g} nm from "
+                         "the origin; fix the coordinates (positions are in nm, PDB files in angstrom)")
 
 
 def mm_system(config, topology, ml_atoms):
@@ -123,6 +142,7 @@ def build_system(config, topology, info):
     cutoff = neighbor_cutoff(info, config.neighbor_cutoff_nm)
     if config.forcefield is None:
         check_elements(info["elements"], atomic_numbers_of(topology), "the structure")
+        _warn_missing_hydrogens(info, atomic_numbers_of(topology), "the structure")
         return build_ml_system(info, topology, neighbor_cutoff_nm=cutoff, neighbor_skin_nm=config.neighbor_skin_nm,
                                precision=config.model_precision)
     ml_atoms = parse_atom_selection(config.ml_atoms, topology)
@@ -263,3 +283,12 @@ def degrees_of_freedom(system):
     if any(isinstance(system.getForce(i), openmm.CMMotionRemover) for i in range(system.getNumForces())):
         dof -= 3
     return max(dof, 1)
+
+
+def _warn_missing_hydrogens(info, atomic_numbers, what):
+    """Say on stderr (one line) when a model trained with hydrogens is given a structure without any."""
+    import sys
+
+    message = missing_hydrogens_warning(info.get("elements"), atomic_numbers, what)
+    if message:
+        print(f"nnforce simulate: warning: {message}", file=sys.stderr)

@@ -29,6 +29,25 @@ def save_checkpoint(path, state):
         handle.write(buffer.getvalue())
 
 
+def _refuse_exported_model(path):
+    """Raise ValueError for an exported model (TorchScript or .pt2) given where a training checkpoint is expected
+    (torch.load would answer with its weights_only essay)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return
+    kind = ("an AOTInductor package (.pt2)" if any("aotinductor" in n for n in names) else
+            "a TorchScript model" if any(n.split("/", 1)[-1].startswith(("code/", "constants.pkl")) for n in names)
+            else None)
+    if kind:
+        raise ValueError(f"{path} is {kind}, already exported, not a training checkpoint: `nnforce export` turns a "
+                         "checkpoint (best.ckpt from `nnforce train`) into a model; to read this model's metadata use "
+                         f"`nnforce export {path} --info`")
+
+
 def load_checkpoint(path):
     """Read a checkpoint written by :func:`save_checkpoint` (``torch.load`` with ``weights_only=True``).
 
@@ -49,6 +68,7 @@ def load_checkpoint(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a directory, not a training checkpoint (best.ckpt or last.ckpt inside it?)")
+    _refuse_exported_model(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises RuntimeError/UnpicklingError/EOFError with long texts
@@ -95,8 +115,18 @@ def model_from_checkpoint(path):
     state = load_checkpoint(path)
     if not state.get("model_spec"):
         raise ValueError(f"{path} carries no model spec; pass model_spec= to fit() to make exportable checkpoints")
-    model = build_model(state["model_spec"])
+    try:
+        model = build_model(state["model_spec"])
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"{path}: its model spec {state['model_spec']!r} does not build a model ({error}); the "
+                         "checkpoint was written by another nnforce version or edited: train again") from None
     weights = state["best_model_state"] or state["model_state"]
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, AttributeError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"{path}: the weights it holds do not fit the model its spec describes ({first[:200]}); "
+                         "the checkpoint was damaged or edited: use another checkpoint (best.ckpt/last.ckpt) or train "
+                         "again") from None
     model.eval()
     return model, state

@@ -10,6 +10,9 @@
 #include <torch/script.h>
 #include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <functional>
 #include <string>
@@ -160,11 +163,115 @@ inline void logPositionalBinding(const std::vector<std::string>& argumentNames) 
 }
 
 /**
+ * What nnforce reads an argument name as meaning: "positions", "box", "neighbors", "shifts", "atomic numbers",
+ * "replica", "per-atom charges", ... ; "" for a name it does not recognise. Used to refuse a positional binding that
+ * would hand an argument something its name says it is not (forward(positions, charges) receiving the box).
+ */
+inline std::string recognisedMeaning(const std::string& name) {
+    static const std::vector<std::pair<std::vector<std::string>, std::string>> meanings = {
+        {{"positions", "coordinates", "coords", "pos", "xyz"}, "positions"},
+        {{"box", "box_vectors", "boxvectors", "boxVectors", "cell", "periodic_box"}, "box"},
+        {{"neighbors", "neighbours", "neighbor_list", "edge_index", "pairs"}, "neighbors"},
+        {{"shifts", "cell_shifts"}, "shifts"},
+        {{"atomic_numbers", "numbers", "species", "elements", "atom_types", "types", "z", "Z"}, "atomic numbers"},
+        {{"replica"}, "replica"},
+        {{"charges", "charge", "partial_charges", "atomic_charges", "q"}, "per-atom charges"},
+        {{"masses", "mass"}, "masses"},
+        {{"velocities", "forces", "spins", "spin"}, "per-atom values"},
+    };
+    for (auto& meaning : meanings)
+        if (std::find(meaning.first.begin(), meaning.first.end(), name) != meaning.first.end())
+            return meaning.second;
+    return "";
+}
+
+/** Whether two names differ only in case, or (both of 4+ characters) by one inserted, deleted or changed character. */
+inline bool isNearMiss(const std::string& a, const std::string& b) {
+    if (a == b)
+        return false;
+    auto lower = [](std::string s) {
+        for (auto& c : s)
+            c = (char) std::tolower((unsigned char) c);
+        return s;
+    };
+    if (lower(a) == lower(b))
+        return true;
+    if (a.size() < 4 || b.size() < 4 || (a.size() > b.size() ? a.size() - b.size() : b.size() - a.size()) > 1)
+        return false;
+    const std::string& l = a.size() >= b.size() ? a : b;
+    const std::string& r = a.size() >= b.size() ? b : a;
+    size_t i = 0;
+    while (i < r.size() && l[i] == r[i])
+        i++;
+    if (l.size() == r.size())
+        return l.compare(i + 1, std::string::npos, r, i + 1, std::string::npos) == 0;
+    return l.compare(i + 1, std::string::npos, r, i, std::string::npos) == 0;
+}
+
+/**
+ * Refuse a positional binding (TorchForce's forward(positions[, box][, globals...])) that goes against the names:
+ * an argument whose name nnforce recognises as meaning something other than its slot (forward(positions, charges)
+ * on a periodic force would receive the box as 'charges'), or an argument name that is a near miss of a name the
+ * force gives (global 'A' and argument 'a': bound by position, a typo would silently swap values).
+ *
+ * @param argumentNames  forward()'s arguments after self
+ * @param slots          what each position receives: "positions", "box", then the global parameter names
+ * @param givenNames     the force's global parameter and per-atom input names
+ */
+inline void checkPositionalNames(const std::vector<std::string>& argumentNames, const std::vector<std::string>& slots,
+        const std::vector<std::string>& givenNames) {
+    using std::string;
+    for (size_t a = 0; a < argumentNames.size() && a < slots.size(); a++) {
+        const string& name = argumentNames[a];
+        for (auto& given : givenNames)
+            if (isNearMiss(name, given))
+                throw OpenMM::OpenMMException("NNForce: the model's forward(" + joinNames(argumentNames) + ") takes '" + name +
+                                              "' and the force gives '" + given + "': names are matched exactly (case included), so '" + name +
+                                              "' would be bound by position instead. Rename the global parameter or per-atom input to '" +
+                                              name + "' (or the argument to '" + given + "').");
+        bool global = a >= 2 || (a == 1 && slots[1] != "box");
+        string slotMeaning = global ? "global parameter '" + slots[a] + "'" : slots[a];
+        string meaning = recognisedMeaning(name);
+        if (!meaning.empty() && meaning != slotMeaning && name != slots[a])
+            throw OpenMM::OpenMMException("NNForce: the model's forward(" + joinNames(argumentNames) + ") takes '" + name + "', which nnforce reads "
+                                          "as the " + meaning + ", but TorchForce's positional convention forward(positions[, box][, globals...]) "
+                                          "would pass it the " + slotMeaning + ". Name forward()'s arguments after the model contract "
+                                          "(positions, box, neighbors, shifts, atomic_numbers) and provide '" + name + "' by name "
+                                          "(addPerAtomInput / addGlobalParameter with that name), or rename the argument.");
+    }
+}
+
+/** The neighbor-list cutoff (nm) a model records in its nnforce metadata ("cutoff_nm"); 0 when it records none. */
+inline double recordedCutoff(const std::string& metadataJson) {
+    size_t key = metadataJson.find("\"cutoff_nm\"");
+    if (key == std::string::npos)
+        return 0.0;
+    size_t colon = metadataJson.find(':', key);
+    if (colon == std::string::npos)
+        return 0.0;
+    const char* start = metadataJson.c_str() + colon + 1;
+    char* end = nullptr;
+    double value = std::strtod(start, &end);
+    return end == start || !std::isfinite(value) || value < 0 ? 0.0 : value;
+}
+
+/**
+ * A neighbor list shorter than the cutoff the model records would drop the pairs between the two without a word:
+ * refuse it at Context creation. (No list, cutoff 0, gives the model every pair: nothing to check.)
+ */
+inline void checkNeighborCutoffCoversModel(double modelCutoff, double listCutoff) {
+    if (modelCutoff > 0 && listCutoff > 0 && listCutoff < modelCutoff * (1 - 1e-9))
+        throw OpenMM::OpenMMException("NNForce: setNeighborList cutoff " + c10::str(listCutoff) + " nm is shorter than the model's own cutoff " +
+                                      c10::str(modelCutoff) + " nm (recorded in its nnforce metadata): the pairs between the two would be "
+                                      "missed and the energy would be wrong. Call setNeighborList(" + c10::str(modelCutoff) + ") or longer.");
+}
+
+/**
  * The inputs of TorchForce's positional convention, forward(positions[, box][, globals...]), refusing a model whose
  * argument named after a contract input would receive something else in that order.
  */
 inline std::vector<ModelInput> positionalInputs(const std::vector<c10::Argument>& arguments, const std::vector<std::string>& argumentNames,
-        bool periodic, int numGlobals, const std::string& missing, const std::vector<std::string>& available) {
+        bool periodic, const std::vector<std::string>& globalNames, const std::string& missing, const std::vector<std::string>& available) {
     using std::string;
     std::vector<string> slots = {"positions"};
     if (periodic)
@@ -178,6 +285,9 @@ inline std::vector<ModelInput> positionalInputs(const std::vector<c10::Argument>
                                           "forward(positions[, box][, globals...]), because its argument '" + name +
                                           "' would receive something else. The force provides: " + joinNames(available) + ".");
     }
+    slots.insert(slots.end(), globalNames.begin(), globalNames.end());
+    checkPositionalNames(argumentNames, slots, globalNames);
+    int numGlobals = (int) globalNames.size();
     auto isFloat = [&](size_t a) { return arguments[a].type()->kind() == c10::TypeKind::FloatType; };
     std::vector<ModelInput> inputs = {{ModelInput::Positions, -1, c10::IValue()}};
     if (periodic)
@@ -289,7 +399,7 @@ inline std::vector<ModelInput> bindModelInputs(torch::jit::Module& module, const
     int expected = 1 + (periodic ? 1 : 0) + (int) globalNames.size();
     bool unusedNames = !namesMatched && !(globalNames.empty() && perAtomNames.empty());
     if ((!unmatched.empty() || unusedNames) && !namesMatched && perAtomNames.empty() && numArguments == expected) {
-        inputs = positionalInputs(arguments, argumentNames, periodic, (int) globalNames.size(),
+        inputs = positionalInputs(arguments, argumentNames, periodic, globalNames,
                                   unmatched.empty() ? string("?") : unmatched[0], available);
         logPositionalBinding(argumentNames);
     }

@@ -60,17 +60,20 @@ public:
                 throw OpenMMException("NNForce: the .pt2 model was compiled for " + to_string(package->minAtoms) + " to " + to_string(package->maxAtoms) +
                                       " atoms but the force gives it " + to_string(numAtoms) + ". Re-export it with nnforce.export.to_pt2(..., "
                                       "max_atoms=...) covering this system.");
+            checkNeighborCutoffCoversModel(recordedCutoff("{\"cutoff_nm\": " + package->get("cutoff_nm") + "}"), setup.cutoff);
             return;
         }
         package.reset();
         const std::vector<char>& bytes = force.getModelBytes();
+        torch::jit::ExtraFilesMap extra{{"nnforce_metadata.json", ""}};  // the cutoff an nnforce export records
         try {
             std::istringstream stream(std::string(bytes.begin(), bytes.end()));
-            module = torch::jit::load(stream, device);
+            module = torch::jit::load(stream, device, extra);
         }
         catch (const std::exception& e) {
             throw OpenMMException("NNForce: could not load the TorchScript model: " + torchMessage(e));
         }
+        checkNeighborCutoffCoversModel(recordedCutoff(extra["nnforce_metadata.json"]), setup.cutoff);
         module.eval();
         modelDtype = setup.useDouble(platformDouble) ? torch::kFloat64 : torch::kFloat32;
         convertModelPrecision(module, modelDtype);  // floating-point parameters and buffers only
@@ -165,6 +168,7 @@ public:
             unpackModelOutput(output, outputsForces, numAtoms, result.energy, result.forces);
             outputs.setPlain(result.energy, result.forces);
         }
+        checkOutputPrecision(result.energy, result.forces);
         if (!includeForces)
             result.forces = torch::Tensor();
         return result;
@@ -185,7 +189,9 @@ public:
         }
         size_t first = 0;
         if (!outputsForces) {
-            result.forces = gradients[0];  // undefined when the energy does not depend on the positions
+            // forces from autograd: an energy with no path to the positions would give zero forces silently
+            checkForcesHaveAGradient(result.energy.requires_grad(), gradients[0].defined());
+            result.forces = gradients[0];
             result.forceSign = -1.0;
             first = 1;
         }

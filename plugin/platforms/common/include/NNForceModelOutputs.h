@@ -133,6 +133,38 @@ inline void unpackDictOutput(const c10::IValue& output, bool outputsForces, int6
     outputs.evaluated = true;
 }
 
+/**
+ * Refuse an energy or forces below single precision (float16, bfloat16): 85.05 kJ/mol comes back as 85.0625, and
+ * forces lose as much. Call after unpacking forward()'s output (forces may be undefined).
+ */
+inline void checkOutputPrecision(const torch::Tensor& energy, const torch::Tensor& forces) {
+    auto low = [](const torch::Tensor& t) {
+        return t.defined() && (t.scalar_type() == torch::kHalf || t.scalar_type() == torch::kBFloat16);
+    };
+    for (const torch::Tensor* t : {&energy, &forces})
+        if (low(*t))
+            throw OpenMM::OpenMMException(std::string("NNForce: forward() returned the ") + (t == &energy ? "energy" : "forces") + " as " +
+                                          std::string(c10::toString(t->scalar_type())) + ", which keeps about 3 significant digits "
+                                          "(85.05 kJ/mol would read 85.0625). Return float32 or float64: convert with .float() or .double() "
+                                          "before returning.");
+}
+
+/**
+ * The forces come from the gradient of the energy with respect to the positions: refuse an energy with no autograd
+ * path to them (computed under torch.no_grad(), detached, or not from the positions), which would give zero forces.
+ *
+ * @param energyRequiresGrad  whether the energy tensor requires grad
+ * @param gradientDefined     whether autograd returned a gradient for the positions
+ */
+inline void checkForcesHaveAGradient(bool energyRequiresGrad, bool gradientDefined) {
+    if (energyRequiresGrad && gradientDefined)
+        return;
+    throw OpenMM::OpenMMException(std::string("NNForce: the model's energy has no autograd path to the positions (") +
+                                  (energyRequiresGrad ? "it does not depend on them" : "it was computed under torch.no_grad(), detached, or not from them") +
+                                  "), so the forces would be zero. Compute the energy from the positions argument with gradients enabled, "
+                                  "or return the forces yourself and call setOutputsForces(True).");
+}
+
 } // namespace NNForcePlugin
 
 #endif

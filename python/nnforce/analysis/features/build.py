@@ -55,11 +55,25 @@ def parse_features(specs, reference=None):
             if reference is None:
                 raise ValueError("rmsd feature needs a reference structure: rmsd:reference=ref.pdb (or --top is used)")
             options["reference"] = reference
+        _check_option_names(spec, name, options)
         try:
             features.append(FEATURE_NAMES[name](**options))
         except TypeError as error:
             raise ValueError(f"feature {spec!r}: {error}") from None
     return Featurizer(features)
+
+
+def _check_option_names(spec, name, options):
+    """Raise ValueError for an option the feature does not take, listing those it does (and the nearest)."""
+    import difflib
+    import inspect
+
+    accepted = [p for p in inspect.signature(FEATURE_NAMES[name].__init__).parameters if p != "self"]
+    for key in options:
+        if key not in accepted:
+            near = difflib.get_close_matches(key, accepted, n=1)
+            raise ValueError(f"feature {spec!r}: {name} takes no option {key!r}"
+                             f"{f' (did you mean {near[0]!r}?)' if near else ''}; its options: {', '.join(accepted) or 'none'}")
 
 
 # ----------------------------------------------------------------------------------------------------------
