@@ -58,11 +58,17 @@ CUDA_VENV := .venv-cuda
 CUDA_PY := $(CUDA_VENV)/bin/python
 PYPI_PIP := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(CUDA_PY) -m pip
 OPENMM_CUDA := openmm-cuda-13==8.6.1
+CUDA_DEPS := "$(TORCH)" "$(OPENMM)" "$(OPENMM_CUDA)" swig numpy pytest tqdm mdtraj "pyparsing<3.3"
+# PyPI's wheels (about 2.9 GB) are kept outside the clone, so a second CI run on the same machine downloads nothing
+# (pip's own HTTP cache stays empty here); `pip download` skips files already in the folder.
+CUDA_WHEELS ?= $(HOME)/.cache/nnforce/pypi-wheels
 
 $(CUDA_VENV)/.deps-stamp: Makefile
 	test -x $(CUDA_PY) || $(PYTHON) -m venv $(CUDA_VENV)
 	$(PYPI_PIP) install -q --upgrade pip setuptools wheel
-	$(PYPI_PIP) install -q "$(TORCH)" "$(OPENMM)" "$(OPENMM_CUDA)" swig numpy pytest tqdm mdtraj "pyparsing<3.3"
+	mkdir -p "$(CUDA_WHEELS)"
+	$(PYPI_PIP) download -q -d "$(CUDA_WHEELS)" $(CUDA_DEPS)
+	$(PYPI_PIP) install -q --no-index --find-links "$(CUDA_WHEELS)" $(CUDA_DEPS)
 	$(CUDA_PY) -c "import torch, openmm; assert torch.__version__.startswith('2.13.0') and torch.version.cuda, torch.__version__; print('torch', torch.__version__, 'openmm', openmm.__version__)"
 	touch $@
 
