@@ -103,15 +103,23 @@ class TorchANIPotential:
             raise ValueError(f"{name!r} builds its own model; pass a custom one with MLPotential('torchani', model=...)")
         elif name == "ani1x":
             self.model = torchani_ani1x(path)
-        elif name == "ani2x":
-            self.model = torchani.models.ANI2x(periodic_table_index=True)
         else:
-            self.model = torchani.models.ANI1ccx(periodic_table_index=True)
+            builder = torchani.models.ANI2x if name == "ani2x" else torchani.models.ANI1ccx
+            try:
+                self.model = builder(periodic_table_index=True)
+            except Exception as error:  # noqa: BLE001 - offline or a broken download: one clear line
+                raise RuntimeError(f"could not load {name!r} with torchani.models.{builder.__name__}"
+                                   f"(periodic_table_index=True): {type(error).__name__}: {error}. torchani downloads "
+                                   "these weights on first use; on an offline machine use 'ani1x' (its networks ship "
+                                   "in the torchani wheel)") from error
         if not getattr(self.model, "periodic_table_index", False):
             raise ValueError("the torchani model must be built with periodic_table_index=True (atomic numbers in)")
         self.elements = _species_atomic_numbers(self.model)
 
-    def module(self, atomic_numbers, charge=0, precision=None, periodic=False):
+    ml_long_range = False  # ANI is local (openmm-ml says the same)
+
+    def module(self, atomic_numbers, charge=0, precision=None, periodic=False, modelIndex=None):
+        """``modelIndex`` (openmm-ml's): use that member of the ensemble only (default: the mean of all)."""
         _common.check_elements(atomic_numbers, self.elements, "torchani")
         import copy
 
@@ -123,7 +131,16 @@ class TorchANIPotential:
         if all(hasattr(model, part) for part in parts):
             # a torchani BuiltinModel/BuiltinEnsemble computes exactly this chain; its own attributes (a Python
             # symbol table) do not script under torch 2.13, the chain of torchani modules does
-            model = import_torchani().nn.Sequential(*(getattr(model, part) for part in parts))
+            chain = [getattr(model, part) for part in parts]
+            if modelIndex is not None:
+                members = len(chain[2]) if isinstance(chain[2], import_torchani().nn.Ensemble) else 1
+                if not -members <= int(modelIndex) < members:
+                    raise ValueError(f"modelIndex {modelIndex} is out of range: this model has {members} members")
+                if members > 1:
+                    chain[2] = chain[2][int(modelIndex)]
+            model = import_torchani().nn.Sequential(*chain)
+        elif modelIndex is not None:
+            raise ValueError("modelIndex needs a torchani built-in ensemble (ANI1x, ANI2x, ANI1ccx)")
         return torch.jit.script(TorchANIAdapter(model))
 
 
