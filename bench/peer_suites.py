@@ -7,8 +7,8 @@ Nothing of the peers is copied into this project: their checkouts are read where
 * ``openmmtorch/__init__.py``: ``from nnforce import NNForce as TorchForce`` (the one-line shim);
 * ``openmmml/__init__.py``: ``from nnforce import MLPotential`` (the one-line shim);
 * for openmm-ml itself (its checkout on PYTHONPATH, pure Python, not installed): a ``.dist-info`` whose
-  ``entry_points.txt`` is generated from the ``openmmml.potentials`` list in the checkout's setup.py, because
-  openmm-ml registers its models only through that entry-point group.
+  ``entry_points.txt`` is generated from the ``openmmml.*`` entry-point lists in the checkout's setup.py, because
+  openmm-ml registers its models and embeddings only through those entry-point groups.
 
 Both sides load bench/_peer_standins.py (``-p _peer_standins``): the offline stand-ins for downloads only
 (ANI-2x/ANI-1ccx -> torchani wheel's ANI-1x; MACE foundation models -> one small seeded MACE). Each side runs in
@@ -39,14 +39,17 @@ def _write(path, text):
 
 
 def _ml_entry_points(ml_path):
-    """The ``openmmml.potentials`` entry points declared in the checkout's setup.py (parsed, not executed)."""
+    """The ``openmmml.*`` entry-point groups declared in the checkout's setup.py (parsed, not executed)."""
     tree = ast.parse(open(os.path.join(ml_path, "setup.py")).read())
+    groups = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values):
-                if isinstance(key, ast.Constant) and key.value == "openmmml.potentials":
-                    return [ast.literal_eval(item) for item in value.elts]
-    raise ValueError(f"no 'openmmml.potentials' entry points in {ml_path}/setup.py")
+                if isinstance(key, ast.Constant) and str(key.value).startswith("openmmml."):
+                    groups[key.value] = [ast.literal_eval(item) for item in value.elts]
+    if "openmmml.potentials" not in groups:
+        raise ValueError(f"no 'openmmml.potentials' entry points in {ml_path}/setup.py")
+    return groups
 
 
 def _ml_version(ml_path):
@@ -64,7 +67,8 @@ def make_shims(root, ml_path):
     info = os.path.join(peer, f"openmmml-{version}.dist-info")
     _write(os.path.join(info, "METADATA"), f"Metadata-Version: 2.1\nName: openmmml\nVersion: {version}\n")
     _write(os.path.join(info, "entry_points.txt"),
-           "[openmmml.potentials]\n" + "".join(line.replace(" = ", "=") + "\n" for line in _ml_entry_points(ml_path)))
+           "".join(f"[{group}]\n" + "".join(line.replace(" = ", "=") + "\n" for line in lines)
+                   for group, lines in _ml_entry_points(ml_path).items()))
     return shim, peer
 
 
@@ -162,7 +166,7 @@ def main(argv=None):
                        f"{len(theirs)} items ({t1:.0f} s); nnforce passes {_count(ours)} ({t2:.0f} s); of the items "
                        f"openmm-ml passes, nnforce passes {len(kept)} of {len(both)}")
         out += table("openmm-ml", "openmm-ml", theirs, "nnforce", ours)
-    out[5:5] = ["## Summary", ""] + summary + [""]
+    out[4:4] = ["## Summary", ""] + summary + [""]
     text = "\n".join(out) + "\n"
     tmp = args.output + ".tmp"
     os.makedirs(os.path.dirname(args.output), exist_ok=True)

@@ -49,6 +49,13 @@ for _name in ("aimnet", "aimnet2", "aimnet2-2025", "aimnet2-nse", "aimnet2-pd", 
 _COMMON_ARGS = ("charge", "precision", "platformProperties", "device", "mlLongRange")
 
 
+class UnknownPotentialError(KeyError, ValueError):
+    """An unknown potential name: a KeyError as in openmm-ml, and a ValueError as every other bad request here."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
 class MLPotentialImplFactory:
     """Creates :class:`MLPotentialImpl` objects (openmm-ml's extension API, same methods and meaning).
 
@@ -138,7 +145,8 @@ class MLPotential:
     def __init__(self, name, **args):
         _load_entry_points()
         if name not in MLPotential._implFactories:
-            raise KeyError(f"unknown potential name {name!r}; the known names are {', '.join(self.knownNames())}")
+            raise UnknownPotentialError(f"unknown potential name {name!r}; the known names are "
+                                        f"{', '.join(self.knownNames())}")
         self.name = name
         self._impl = MLPotential._implFactories[name].createImpl(name, **args)
 
@@ -250,9 +258,10 @@ def _mechanical(impl, topology, system, atoms, forceGroup, interpolate, mlLongRa
 
     periodic = system.usesPeriodicBoundaryConditions()
     known = impl.getMLLongRange()
-    if known is not None and mlLongRange is not None:
-        raise ValueError("this ML model does not take the mlLongRange option: it declares whether it includes "
-                         "long-range interactions itself")
+    if known is not None and mlLongRange is not None and bool(mlLongRange) != bool(known):
+        raise ValueError(f"mlLongRange={mlLongRange} contradicts the model, which declares that it "
+                         f"{'includes' if known else 'does not include'} long-range interactions; leave mlLongRange "
+                         "out")
     long_range = known if known is not None else mlLongRange
     pme = [f for f in system.getForces() if isinstance(f, openmm.NonbondedForce)
            and f.getNonbondedMethod() in (openmm.NonbondedForce.Ewald, openmm.NonbondedForce.PME,
@@ -282,8 +291,8 @@ def _mechanical(impl, topology, system, atoms, forceGroup, interpolate, mlLongRa
             scratch.addParticle(system.getParticleMass(i))
         scratch.setDefaultPeriodicBoxVectors(*system.getDefaultPeriodicBoxVectors())
         impl.addForces(topology, scratch, atoms, forceGroup, **args)
-        forces = [openmm.XmlSerializer.clone(scratch.getForce(i)) if not isinstance(scratch.getForce(i),
-                  openmm.PythonForce) else scratch.getForce(i) for i in range(scratch.getNumForces())]
+        # copies the new System owns (a PythonForce clones with its callable, pickled)
+        forces = [openmm.XmlSerializer.clone(scratch.getForce(i)) for i in range(scratch.getNumForces())]
         if len(forces) == 1:
             force = forces[0]
         else:

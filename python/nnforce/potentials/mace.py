@@ -186,7 +186,7 @@ class MACEPotential:
         elif (modelPath is None) == (model is None):
             raise ValueError("the 'mace' potential needs modelPath='file.model' (a MACE model file) or model=<MACE>")
         else:
-            self.ml_long_range = None
+            self.ml_long_range = False  # the adapter gives the model the plugin's pairs within r_max only: local
         self.model = load_model(modelPath) if modelPath is not None else model
         if model is not None and not isinstance(model, import_mace().MACE):
             raise ValueError(f"model is a {type(model).__name__}, not a MACE model")

@@ -107,6 +107,10 @@ class TorchMDNetPotential:
         self.elements = None  # an embedding over atomic numbers 1..max_z
         self.max_z = int(self.hparams.get("max_z", 100))
         self.cutoff_upper_nm = float(self.hparams.get("cutoff_upper", 5.0)) * lengthScale
+        if self.ml_long_range is None:
+            # TorchMD-Net's graph reaches cutoff_upper; only a Coulomb prior adds long-range terms
+            self.ml_long_range = "coulomb" in str(self.hparams.get("prior_model", "")).lower() or None
+            self.ml_long_range = None if self.ml_long_range else False
 
     def module(self, atomic_numbers, charge=0, precision=None, periodic=False):
         bad = sorted({int(z) for z in atomic_numbers if int(z) >= self.max_z or int(z) < 1})

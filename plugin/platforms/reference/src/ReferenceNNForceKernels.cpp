@@ -64,8 +64,8 @@ void ReferenceCalcNNForceKernel::loadModel(const NNForce& force, const KernelSet
         throw OpenMMException("NNForce: could not load the TorchScript model: " + torchMessage(e));
     }
     module.eval();
-    dtype = setup.useDouble(isReference) ? torch::kFloat64 : torch::kFloat32;
-    convertModelPrecision(module, dtype);  // floating-point parameters and buffers only
+    dtype = setup.useDoubleOnHost(isReference) ? torch::kFloat64 : torch::kFloat32;
+    convertModelPrecision(module, dtype, setup.torchForceStyle);  // floating-point parameters and buffers only
     minPairs = 0;
 }
 
