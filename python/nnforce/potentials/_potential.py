@@ -267,8 +267,9 @@ def _mechanical(impl, topology, system, atoms, forceGroup, interpolate, mlLongRa
            and f.getNonbondedMethod() in (openmm.NonbondedForce.Ewald, openmm.NonbondedForce.PME,
                                           openmm.NonbondedForce.LJPME)]
     if periodic and long_range is None:
-        raise ValueError("the System is periodic and it is unknown whether the ML model includes long-range "
-                         "interactions; pass mlLongRange=True or mlLongRange=False to createMixedSystem")
+        # the first sentence is openmm-ml's wording, which its tests match
+        raise ValueError("The system is periodic and it is unknown if the ML model uses long-range interactions: "
+                         "pass mlLongRange=True or mlLongRange=False to createMixedSystem")
     if periodic and long_range and not pme:
         raise ValueError("the System is periodic and the ML model includes long-range interactions while the MM "
                          "force field does not (no Ewald/PME NonbondedForce); pass mlLongRange=False")
