@@ -306,8 +306,8 @@ def _mechanical(impl, topology, system, atoms, forceGroup, interpolate, mlLongRa
     for p, q, d in reversed(kept):
         result.addConstraint(p, q, d)
     if periodic and long_range:
-        # the model already includes the region's interactions with its own periodic images: take the MM
-        # force field's Ewald/PME energy of the region alone (its charges, nothing else) out, scaled like the model
+        # the model already includes the region's interactions with its own periodic images: take the MM force
+        # field's PME energy between the region and its images out, scaled like the model
         _subtract_region_pme(result, pme[0], ml, forceGroup, interpolate)
     return result
 
@@ -322,6 +322,12 @@ def _subtract_region_pme(result, nonbonded, ml, forceGroup, interpolate):
     for i in range(result.getNumParticles()):
         charge = nonbonded.getParticleParameters(i)[0] if i in ml else 0.0
         region.addParticle(charge, 1.0, 0.0)
+    # create_mlmm_system already removed every same-image pair inside the region (exceptions); what the MM force field
+    # still has of the region is its interactions with its own periodic images: the region's PME without those pairs
+    members = sorted(ml)
+    for a in range(len(members)):
+        for b in range(a):
+            region.addException(members[a], members[b], 0.0, 1.0, 0.0)
     cv = openmm.CustomCVForce("-lambda_interpolate*region" if interpolate else "-region")
     cv.addCollectiveVariable("region", region)
     if interpolate:
