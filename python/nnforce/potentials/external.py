@@ -5,7 +5,8 @@ _potential._load_entry_points). Otherwise the name gives one clear error naming 
 use instead, rather than "unknown name".
 """
 
-_PACKAGES = {"aimnet": "aimnet (AIMNet2)", "fennix": "fennol (FeNNix)", "orb": "orb-models (Orb)", "deepmd": "deepmd-kit"}
+_PACKAGES = {"aimnet": "aimnet (AIMNet2)", "fennix": "fennol (FeNNix)", "orb": "orb-models (Orb)",
+             "deepmd": "deepmd-kit"}
 
 
 class ExternalPotential:
