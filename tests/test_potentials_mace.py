@@ -60,11 +60,11 @@ def reference(calculator, numbers, positions_nm, box=None):
 
 def test_create_system_vacuum(potential, calculator, one_torch_thread):
     topology, positions = ps.molecule()
-    system = potential.createSystem(topology)
+    system = potential.createSystem(topology, returnEnergyType="energy")
     energy, forces = ps.openmm_energy_forces(system, positions)
     ref_e, ref_f, _ = reference(calculator, ps.atomic_numbers(topology), positions)
     ps.assert_close(energy, forces, ref_e, ref_f)
-    inter = potential.createSystem(topology, returnEnergyType="interaction_energy")
+    inter = potential.createSystem(topology)  # openmm-ml's default returnEnergyType: "interaction_energy"
     e_inter, _ = ps.openmm_energy_forces(inter, positions)
     _, _, ref_inter = reference(calculator, ps.atomic_numbers(topology), positions)
     assert abs(e_inter - ref_inter) <= 1e-6 * abs(ref_inter)
@@ -72,7 +72,7 @@ def test_create_system_vacuum(potential, calculator, one_torch_thread):
 
 def test_create_system_triclinic_box(potential, calculator, one_torch_thread):
     topology, positions, _, _ = ps.triclinic_box()
-    system = potential.createSystem(topology)
+    system = potential.createSystem(topology, returnEnergyType="energy")
     energy, forces = ps.openmm_energy_forces(system, positions)
     ref_e, ref_f, _ = reference(calculator, ps.atomic_numbers(topology), positions, ps.box_nm(topology))
     ps.assert_close(energy, forces, ref_e, ref_f)
@@ -86,7 +86,7 @@ def test_create_system_triclinic_box(potential, calculator, one_torch_thread):
 @pytest.mark.parametrize("make", [ps.vacuum_peptide, ps.triclinic_box], ids=["vacuum", "triclinic"])
 def test_create_mixed_system(make, potential, calculator, one_torch_thread):
     topology, positions, mm_system, peptide = make()
-    mixed = potential.createMixedSystem(topology, mm_system, peptide, forceGroup=1)
+    mixed = potential.createMixedSystem(topology, mm_system, peptide, forceGroup=1, returnEnergyType="energy")
     energy, forces = ps.openmm_energy_forces(mixed, positions, groups={1})
     box = ps.box_nm(topology) if topology.getPeriodicBoxVectors() is not None else None
     ref_e, ref_f, _ = reference(calculator, ps.atomic_numbers(topology, peptide), positions[peptide], box)
@@ -94,7 +94,7 @@ def test_create_mixed_system(make, potential, calculator, one_torch_thread):
     others = np.setdiff1d(np.arange(len(positions)), peptide)
     assert np.abs(forces[others]).max() == 0.0
     # interpolate: lambda_interpolate = 1 is the mixed System, 0 the force field alone
-    lam = potential.createMixedSystem(topology, mm_system, peptide, interpolate=True)
+    lam = potential.createMixedSystem(topology, mm_system, peptide, interpolate=True, returnEnergyType="energy")
     e_mixed, _ = ps.openmm_energy_forces(mixed, positions)
     e_mm, _ = ps.openmm_energy_forces(mm_system, positions)
     e_one, _ = ps.openmm_energy_forces(lam, positions, parameters={"lambda_interpolate": 1.0})
@@ -110,7 +110,7 @@ def test_single_precision_on_cpu_platform(potential, calculator, one_torch_threa
     import openmm.unit as unit
 
     topology, positions = ps.molecule()
-    system = potential.createSystem(topology, precision="single")
+    system = potential.createSystem(topology, precision="single", returnEnergyType="energy")
     context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CPU"))
     context.setPositions(positions * unit.nanometer)
     energy = context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)

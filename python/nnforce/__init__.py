@@ -49,6 +49,8 @@ def _load_plugin():
 
 _load_error = _load_plugin()
 
+from .potentials._potential import MLPotential, MLPotentialImpl, MLPotentialImplFactory  # noqa: E402 - openmm-ml's
+
 
 def __getattr__(name):
     if name in _PLUGIN_NAMES and _load_error is not None:

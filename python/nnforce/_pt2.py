@@ -32,6 +32,7 @@ import tempfile
 import torch
 
 from ._io import atomic_save
+from ._pt2_package import read_pt2_metadata
 
 FORMAT = "nnforce-pt2"
 KNOWN_ORDER = ("positions", "box", "neighbors", "shifts", "atomic_numbers")

@@ -7,7 +7,7 @@ from the elements, the topology's box); :func:`topology_of` makes a one-residue 
 molecules known only by their numbers); :func:`build_context` makes the Context on a platform by name.
 Used by simulate, replicas, the stability check, active learning, the demo, potentials and mlmm.
 """
-from .contract import atomic_numbers_of, validate_atoms
+from .atoms import atomic_numbers_of, validate_atoms
 
 
 def build_nnforce(model, topology, atoms=None, *, neighbor_cutoff_nm=None, neighbor_skin_nm=0.0, precision=None,
@@ -23,7 +23,7 @@ def build_nnforce(model, topology, atoms=None, *, neighbor_cutoff_nm=None, neigh
         Gives the atomic numbers (set unless an ``inspect_model`` dict shows the model takes none) and, unless ``periodic`` is given, periodicity (a box means periodic).
     atoms : sequence of int, optional
         The atoms the model acts on (``setAtoms``); all particles when omitted. Validated with
-        :func:`nnforce.contract.validate_atoms`.
+        :func:`nnforce.atoms.validate_atoms`.
     neighbor_cutoff_nm : float, optional
         Give the model a neighbor list with this cutoff (``setNeighborList``); none when omitted.
     neighbor_skin_nm : float

@@ -14,7 +14,7 @@ import itertools
 
 import openmm
 
-from .contract import atomic_numbers_of, validate_atoms
+from .atoms import atomic_numbers_of, validate_atoms
 from .force import build_nnforce
 from .units import COULOMB_KJ_MOL_NM
 
@@ -31,7 +31,7 @@ _IGNORED = {"CMMotionRemover", "MonteCarloBarostat", "AndersenThermostat", "Mont
             "MonteCarloMembraneBarostat", "MonteCarloFlexibleBarostat"}
 
 
-def _copy_system(system):
+def copy_system(system):
     return openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(system))
 
 
@@ -162,9 +162,10 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
     topology : openmm.app.Topology
         The topology ``system`` was created from (atomic numbers of the region).
     ml_atoms : sequence of int
-        The ML region (validated by :func:`nnforce.contract.validate_atoms`).
-    model : nnforce.NNForce, str, bytes, torch.jit.ScriptModule or dict
-        Anything :func:`nnforce.force.build_nnforce` takes.
+        The ML region (validated by :func:`nnforce.atoms.validate_atoms`).
+    model : nnforce.NNForce, str, bytes, torch.jit.ScriptModule, dict or openmm.Force
+        Anything :func:`nnforce.force.build_nnforce` takes, or another OpenMM Force that already computes the ML
+        region's energy (used as is; MLPotential's openmm-ml-style potentials, e.g. ``ase``).
     lambda_ml : float, optional
         Adds the global parameter ``lambda_name`` interpolating MM (0) and ML (1) inside the region, with its
         exact energy derivative requested.
@@ -201,7 +202,7 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
             raise ValueError("the System has constraints inside the ML region; create it with constraints=None and "
                              "rigidWater=False for the ML atoms")
 
-    source = _copy_system(system)
+    source = copy_system(system)
     result = openmm.System()
     for i in range(n):
         result.addParticle(source.getParticleMass(i))
@@ -212,9 +213,12 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
         result.addConstraint(*source.getConstraintParameters(i))
 
     internal_forces, internal_pairs = _split_forces(source, ml_set, result)
-    ml_force = build_nnforce(model, topology, ml, neighbor_cutoff_nm=neighbor_cutoff_nm,
-                             neighbor_skin_nm=neighbor_skin_nm, properties=properties,
-                             periodic=source.usesPeriodicBoundaryConditions())
+    if _is_other_force(model):
+        ml_force = model  # an openmm-ml MLPotentialImpl's own Force (e.g. the ase potential's PythonForce), as is
+    else:
+        ml_force = build_nnforce(model, topology, ml, neighbor_cutoff_nm=neighbor_cutoff_nm,
+                                 neighbor_skin_nm=neighbor_skin_nm, properties=properties,
+                                 periodic=source.usesPeriodicBoundaryConditions())
 
     if lambda_ml is None:
         result.addForce(ml_force)
@@ -222,6 +226,18 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
     result.addForce(_lambda_force(ml_force, internal_forces, internal_pairs, lambda_ml, lambda_name,
                                   source.usesPeriodicBoundaryConditions()))
     return result
+
+
+def _is_other_force(model):
+    """An OpenMM Force that is not an NNForce (already configured for the ML atoms by whoever made it)."""
+    if not isinstance(model, openmm.Force):
+        return False
+    try:
+        import nnforce
+
+        return not isinstance(model, nnforce.NNForce)
+    except ImportError:
+        return True
 
 
 def _num_terms(force):

@@ -130,6 +130,15 @@ def _check_numbers(**values):
             raise ValueError(f"{name} ({flag}) must be {what}, got {value!r}")
 
 
+def _write_summary(run, report, settings):
+    """summary.json: the report's numbers and files with the settings used; returns its path."""
+    summary = {"numbers": {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in report.numbers.items()},
+               "files": {k: v for k, v in report.files.items() if isinstance(v, str)}, **settings}
+    with atomic_write(run.path("summary.json"), "w") as handle:
+        json.dump(summary, handle, indent=2, default=str)
+    return run.path("summary.json")
+
+
 def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:dim=2", cluster="kmeans",
             msm="n_sets=3", stride=1, chunk=10000, temperature_k=300.0, seed=0, n_samples=5, scheduler=None,
             n_workers=None, dt_ps=None, progress=False, complete_frames_only=False):
@@ -200,12 +209,8 @@ def analyze(traj_files, top, out_dir, features=("phi_psi",), reduce="tica:dim=2"
     if dtrajs is not None:
         report.add(populations_stage(run, clusterer, dtrajs, projected, msm, msm_lag_given))
     files, numbers = report.files, report.numbers
-    summary = {"numbers": {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in numbers.items()},
-               "files": {k: v for k, v in files.items() if isinstance(v, str)}, "trajectories": traj_files,
-               "features": list(features), "reduce": reduce, "cluster": cluster, "msm": msm, "stride": stride}
-    with atomic_write(run.path("summary.json"), "w") as handle:
-        json.dump(summary, handle, indent=2, default=str)
-    files["summary"] = run.path("summary.json")
+    files["summary"] = _write_summary(run, report, {"trajectories": traj_files, "features": list(features),
+                                                    "reduce": reduce, "cluster": cluster, "msm": msm, "stride": stride})
     structures = {heading: files[key] for heading, key in (("cluster structures", "cluster_structures"),
                                                            ("metastable-state structures", "state_structures"))
                   if isinstance(files.get(key), dict)}

@@ -109,7 +109,7 @@ def atomic_numbers(topology):
     -------
     numpy.ndarray of int64
     """
-    from ..contract import atomic_numbers_of
+    from ..atoms import atomic_numbers_of
 
     return np.array(atomic_numbers_of(topology), dtype=np.int64)
 

@@ -2,7 +2,7 @@
 
 Migration from openmm-ml is the import::
 
-    from nnforce.potentials import MLPotential      # was: from openmmml import MLPotential
+    from nnforce import MLPotential                 # was: from openmmml import MLPotential
     potential = MLPotential("mace", modelPath="model.model")
     system = potential.createSystem(topology)
     mixed = potential.createMixedSystem(topology, mm_system, ml_atoms, interpolate=True)
@@ -12,6 +12,6 @@ Families: MACE (``mace``), TorchANI (``ani1x``, ``ani2x``, ``ani1ccx``, ``torcha
 contract-following TorchScript file (``nnforce``). Each adapter is a TorchScript module that runs in C++ inside
 NNForce; see docs/potentials.md.
 """
-from ._potential import MLPotential
+from ._potential import MLPotential, MLPotentialImpl, MLPotentialImplFactory
 
-__all__ = ["MLPotential"]
+__all__ = ["MLPotential", "MLPotentialImpl", "MLPotentialImplFactory"]

@@ -1,20 +1,26 @@
-"""``MLPotential``: openmm-ml's interface, with Systems whose ML part is an NNForce (no Python in the step).
+"""``MLPotential``: openmm-ml's interface and extension API, with Systems whose ML part is an NNForce.
 
-Each family (MACE, TorchANI, TorchMD-Net, NequIP/Allegro, nnforce's own) is a class with
+openmm-ml's names, argument names, defaults and meanings (``MLPotential(name, **args)``, ``createSystem``,
+``createMixedSystem(..., removeConstraints=True, forceGroup=0, interpolate=False, embedding='mechanical')``,
+``getSupportedEmbeddings``, ``registerImplFactory``, the ``MLPotentialImplFactory``/``MLPotentialImpl`` base classes
+and the ``openmmml.potentials`` entry-point group), so a package that registers a potential for openmm-ml works
+unchanged. nnforce's own families are registered under openmm-ml's model names; each is a class with
 
 * ``supports_periodic`` / ``supports_charge`` (bool), ``elements`` (atomic numbers it knows, or None),
 * ``cutoff_nm`` (the plugin neighbor list it wants, or None for a model that finds its own pairs),
-* ``module(atomic_numbers, charge=..., precision=..., **options)`` -> a TorchScript module following the contract.
+* ``module(atomic_numbers, charge=..., precision=..., **options)`` -> a TorchScript module following the contract,
 
-Everything that can be wrong with the request (unknown name, wrong file, unknown element, a charge the model
-cannot take, periodic boxes it cannot do) is a ValueError raised here, before any Context exists.
+and runs in C++ inside NNForce (no Python in the step). Everything that can be wrong with the request (wrong file,
+unknown element, a charge the model cannot take, periodic boxes it cannot do) is a ValueError raised before any
+Context exists; an unknown potential name is a KeyError, as in openmm-ml.
 """
 import importlib
+import inspect
 
 import openmm
 import openmm.unit as unit
 
-#: name -> (module, class); the names follow openmm-ml where the family exists there
+#: name -> (module, class) of nnforce's own families; the names follow openmm-ml 1.7/1.8 where the family exists
 _FAMILIES = {
     "mace": ("mace", "MACEPotential"),
     "ani1x": ("ani", "TorchANIPotential"),
@@ -26,36 +32,138 @@ _FAMILIES = {
     "nequip": ("nequip", "NequIPPotential"),
     "allegro": ("nequip", "NequIPPotential"),
     "nnforce": ("native", "NativePotential"),
+    "ase": ("ase", "ASEPotential"),
 }
+for _name in ("mace-off23-small", "mace-off23-medium", "mace-off23-large", "mace-off24-medium", "mace-mpa-0-medium",
+              "mace-omat-0-small", "mace-omat-0-medium", "mace-omol-0-extra-large", "mace-les-off-small"):
+    _FAMILIES[_name] = ("mace", "MACEPotential")
+for _name in ("aceff-1.0", "aceff-1.1", "aceff-2.0"):
+    _FAMILIES[_name] = ("torchmdnet", "TorchMDNetPotential")
+for _name in ("aimnet", "aimnet2", "aimnet2-2025", "aimnet2-nse", "aimnet2-pd", "aimnet2-rxn", "fennix",
+              "fennix-bio1-small", "fennix-bio1-medium", "fennix-bio1-small-finetune-ions",
+              "fennix-bio1-medium-finetune-ions", "orb-v3-conservative-inf-omat", "orb-v3-conservative-omol",
+              "deepmd"):
+    _FAMILIES[_name] = ("external", "ExternalPotential")
+
+#: createSystem/createMixedSystem arguments every nnforce family takes (the rest go to the family's ``module``)
+_COMMON_ARGS = ("charge", "precision", "platformProperties", "device", "mlLongRange")
+
+
+class UnknownPotentialError(KeyError, ValueError):
+    """An unknown potential name: a KeyError as in openmm-ml, and a ValueError as every other bad request here."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+class MLPotentialImplFactory:
+    """Creates :class:`MLPotentialImpl` objects (openmm-ml's extension API, same methods and meaning).
+
+    Register an instance with :meth:`MLPotential.registerImplFactory`, or declare it as an entry point in the
+    ``openmmml.potentials`` group (name = potential name, value = the factory class).
+    """
+
+    def createImpl(self, name, **args):
+        """Return the MLPotentialImpl for potential ``name`` (``args``: the MLPotential constructor's keywords)."""
+        raise NotImplementedError("Subclasses must implement createImpl()")
+
+
+class MLPotentialImpl:
+    """Implements one potential (openmm-ml's extension API, same methods and meaning)."""
+
+    def addForces(self, topology, system, atoms, forceGroup, **args):
+        """Add the Forces of this potential for ``atoms`` (all when None) of ``topology`` to ``system``."""
+        raise NotImplementedError("Subclasses must implement addForces()")
+
+    def createMixedSystem(self, topology, system, atoms, forceGroup, interpolate, embedding, **args):
+        """A mixed System with an embedding this potential implements itself (see getSupportedEmbeddings)."""
+        raise NotImplementedError("Subclasses must implement createMixedSystem()")
+
+    def getSupportedEmbeddings(self):
+        """Embedding names this potential implements itself (none by default)."""
+        return []
+
+    def getMLLongRange(self):
+        """True if the model includes long-range (periodic-image) interactions, False if local, None if unknown."""
+        return None
+
+
+class _FamilyFactory(MLPotentialImplFactory):
+    def createImpl(self, name, **args):
+        module_name, class_name = _FAMILIES[name]
+        module = importlib.import_module(f"{__package__}.{module_name}")
+        return NNForcePotentialImpl(name, getattr(module, class_name)(name, **args))
+
+
+_ENTRY_POINTS_LOADED = []
+
+
+def _load_entry_points():
+    """Register the ``openmmml.potentials`` entry points of installed packages (once), except openm-ml's own and
+    names nnforce already implements: those stay nnforce's (C++ NNForce instead of openmm-ml's Python callback)."""
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED.append(True)
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group="openmmml.potentials"):
+        if point.name in MLPotential._implFactories or point.value.startswith("openmmml."):
+            continue
+        try:
+            MLPotential._implFactories[point.name] = point.load()()
+        except Exception as error:  # a broken third-party package must not break every MLPotential
+            MLPotential._implFactories[point.name] = _BrokenFactory(point, error)
+
+
+class _BrokenFactory(MLPotentialImplFactory):
+    def __init__(self, point, error):
+        self.point, self.error = point, error
+
+    def createImpl(self, name, **args):
+        raise ImportError(f"the potential {name!r} is registered by the entry point {self.point.value!r} "
+                          f"(group openmmml.potentials), which failed to load: {self.error}")
 
 
 class MLPotential:
-    """A machine-learned potential by name, as in openmm-ml: ``MLPotential("mace", modelPath="file.model")``.
+    """A machine-learned potential by name, as in openmm-ml: ``MLPotential("mace-off23-small")``.
 
     Parameters
     ----------
     name : str
-        One of :meth:`knownNames`: ``"mace"``, ``"ani1x"`` (torchani's ANI-1x from the networks in the torchani
-        wheel), ``"ani2x"``/``"ani1ccx"`` (torchani's own, which it downloads), ``"torchani"`` (any torchani model
-        object, ``model=``), ``"nnforce-ani1x"`` (nnforce's own ANI-1x reader), ``"torchmdnet"``, ``"nequip"``,
-        ``"allegro"``, ``"nnforce"`` (any TorchScript file following the model contract).
+        One of :meth:`knownNames`: openmm-ml's names (``"mace"``, ``"mace-off23-small"`` ..., ``"ani2x"``,
+        ``"ani1ccx"``, ``"torchmdnet"``, ``"aceff-1.0"`` ..., ``"nequip"``, ``"ase"``, ``"aimnet2"`` ...) and
+        nnforce's own (``"ani1x"``, ``"torchani"``, ``"nnforce-ani1x"``, ``"allegro"``, ``"nnforce"``), plus any
+        registered with :meth:`registerImplFactory` or the ``openmmml.potentials`` entry points. Unknown: KeyError.
     **args
         Family options, e.g. ``modelPath`` (a model file), ``model`` (a model object), ``lengthScale`` and
         ``energyScale`` (TorchMD-Net, NequIP), ``head`` (MACE). See docs/potentials.md.
     """
 
+    _implFactories = {}
+    _embeddings = ("mechanical",)
+
     def __init__(self, name, **args):
-        if name not in _FAMILIES:
-            raise ValueError(f"unknown potential name {name!r}; the known names are {', '.join(self.knownNames())}")
-        module_name, class_name = _FAMILIES[name]
-        module = importlib.import_module(f"{__package__}.{module_name}")
+        _load_entry_points()
+        if name not in MLPotential._implFactories:
+            raise UnknownPotentialError(f"unknown potential name {name!r}; the known names are "
+                                        f"{', '.join(self.knownNames())}")
         self.name = name
-        self._impl = getattr(module, class_name)(name, **args)
+        self._impl = MLPotential._implFactories[name].createImpl(name, **args)
 
     @staticmethod
     def knownNames():
         """The potential names MLPotential accepts."""
-        return sorted(_FAMILIES)
+        _load_entry_points()
+        return sorted(MLPotential._implFactories)
+
+    @staticmethod
+    def registerImplFactory(name, factory):
+        """Register ``factory`` (an :class:`MLPotentialImplFactory`) for potential ``name`` (replaces any)."""
+        MLPotential._implFactories[name] = factory
+
+    def getSupportedEmbeddings(self):
+        """The embedding names createMixedSystem accepts: ``"mechanical"`` and the potential's own."""
+        return sorted(set(MLPotential._embeddings) | set(self._impl.getSupportedEmbeddings()))
 
     def createSystem(self, topology, removeCMMotion=True, **args):
         """A System in which this potential computes every interaction of ``topology``.
@@ -67,17 +175,22 @@ class MLPotential:
         removeCMMotion : bool
             Add a CMMotionRemover.
         **args
-            ``charge`` (total charge, models that take it), ``precision`` (``"single"``/``"double"``, default the
-            model's own dtype), ``forceGroup``, ``platformProperties`` (extra NNForce properties), and family options.
+            openmm-ml's (``precision``, ``returnEnergyType``, ``charge``, ``multiplicity``, ``modelIndex``,
+            ``device``, ...) and nnforce's extras (``forceGroup``, default 0; ``platformProperties``: extra NNForce
+            properties).
 
         Returns
         -------
         openmm.System
         """
-        from ..force import build_ml_system
-
-        force = self.createForce(topology, None, periodic=topology.getPeriodicBoxVectors() is not None, **args)
-        system = build_ml_system(force, topology)
+        system = openmm.System()
+        box = topology.getPeriodicBoxVectors()
+        if box is not None:
+            system.setDefaultPeriodicBoxVectors(*box)
+        for atom in topology.atoms():
+            system.addParticle(0.0 if atom.element is None else atom.element.mass)
+        forceGroup = args.pop("forceGroup", 0)
+        self._impl.addForces(topology, system, None, forceGroup, **args)
         if removeCMMotion:
             system.addForce(openmm.CMMotionRemover())
         return system
@@ -86,10 +199,10 @@ class MLPotential:
                           embedding="mechanical", **args):
         """A copy of ``system`` in which this potential describes the interactions inside ``atoms``.
 
-        Uses :func:`nnforce.mlmm.create_mlmm_system` (mechanical embedding): bonded terms and nonbonded pairs
-        entirely inside the ML region are removed, everything else stays with the force field. With
-        ``interpolate=True`` the global parameter ``lambda_interpolate`` (1 = ML, 0 = MM) interpolates the region's
-        energy, and its exact derivative is available.
+        ``embedding="mechanical"`` (the default) uses :func:`nnforce.mlmm.create_mlmm_system`: bonded terms and
+        nonbonded pairs entirely inside the ML region are removed, everything else stays with the force field.
+        With ``interpolate=True`` the global parameter ``lambda_interpolate`` (1 = ML, 0 = MM) interpolates the
+        region's energy, and its exact derivative is available.
 
         Parameters
         ----------
@@ -99,52 +212,82 @@ class MLPotential:
         atoms : iterable of int
             Indices of the ML atoms.
         removeConstraints : bool
-            Drop constraints between two ML atoms (create_mlmm_system refuses them otherwise).
+            True (default): drop constraints between two ML atoms; False keeps them (as openmm-ml).
         forceGroup : int
             Force group of the ML force.
         interpolate : bool
             Add ``lambda_interpolate``.
         embedding : str
-            Only ``"mechanical"``.
+            One of :meth:`getSupportedEmbeddings`.
         **args
-            As for :meth:`createSystem`; ``charge`` defaults to the ML region's net MM charge, rounded.
+            As for :meth:`createSystem`; ``mlLongRange`` (periodic Systems: does the model include the ML region's
+            periodic images? False keeps the MM electrostatics between the region and its images, True removes
+            them; models that know, e.g. ANI (local), decide themselves); ``charge`` defaults to the ML region's
+            net MM charge, rounded (nnforce families).
 
         Returns
         -------
         openmm.System
         """
-        from .. import mlmm
-
-        if embedding != "mechanical":
-            raise ValueError(f"embedding {embedding!r} is not supported; nnforce's ML/MM uses 'mechanical' embedding")
-        from ..contract import validate_atoms
+        from ..atoms import validate_atoms
 
         atoms = validate_atoms(atoms, system.getNumParticles(), "atoms")  # before any MM force reads an index
-        if "charge" not in args:
-            args["charge"] = _region_charge(system, atoms)
+        if embedding in self._impl.getSupportedEmbeddings():
+            result = self._impl.createMixedSystem(topology, system, atoms, forceGroup, interpolate, embedding, **args)
+        elif embedding == "mechanical":
+            from ._embedding import mechanical_embedding
+
+            result = mechanical_embedding(self._impl, topology, system, atoms, forceGroup, interpolate, **args)
+        else:
+            raise KeyError(f"unknown embedding {embedding!r}; this potential supports "
+                           f"{', '.join(self.getSupportedEmbeddings())}")
+        if removeConstraints:
+            ml = set(atoms)
+            for index in reversed(range(result.getNumConstraints())):
+                p, q, _ = result.getConstraintParameters(index)
+                if p in ml and q in ml:
+                    result.removeConstraint(index)
+        return result
+
+    def createForce(self, topology, atoms=None, **args):
+        """The NNForce of an nnforce family for ``atoms`` of ``topology`` (all atoms when None)."""
+        if not isinstance(self._impl, NNForcePotentialImpl) or hasattr(self._impl.family, "add_forces"):
+            raise ValueError(f"the {self.name!r} potential is not an NNForce family; use createSystem")
+        return self._impl.createForce(topology, atoms, **args)
+
+
+class NNForcePotentialImpl(MLPotentialImpl):
+    """An nnforce family as an openmm-ml MLPotentialImpl: ``addForces`` adds one NNForce (runs in C++)."""
+
+    def __init__(self, name, family):
+        self.name = name
+        self.family = family
+
+    def getMLLongRange(self):
+        return getattr(self.family, "ml_long_range", None)
+
+    def addForces(self, topology, system, atoms, forceGroup, **args):
         periodic = topology.getPeriodicBoxVectors() is not None or system.usesPeriodicBoundaryConditions()
         box = system.getDefaultPeriodicBoxVectors() if periodic else None
-        force = self.createForce(topology, atoms, periodic=periodic, box=box, forceGroup=forceGroup, **args)
-        source = system
-        if removeConstraints:
-            source = mlmm._copy_system(system)
-            ml = set(atoms)
-            for index in reversed(range(source.getNumConstraints())):
-                p, q, _ = source.getConstraintParameters(index)
-                if p in ml and q in ml:
-                    source.removeConstraint(index)
-        return mlmm.create_mlmm_system(source, topology, atoms, force, lambda_ml=1.0 if interpolate else None,
-                                       lambda_name="lambda_interpolate")
+        if hasattr(self.family, "add_forces"):  # families that are not NNForce models (the ASE callback)
+            self.family.add_forces(topology, system, atoms, forceGroup, periodic=periodic, **args)
+            return
+        system.addForce(self.createForce(topology, atoms, periodic=periodic, box=box, forceGroup=forceGroup, **args))
 
     def createForce(self, topology, atoms=None, periodic=None, box=None, charge=0, precision=None, forceGroup=0,
-                    platformProperties=None, **options):
-        """The NNForce for ``atoms`` of ``topology`` (all atoms when None), validated before any Context exists.
+                    platformProperties=None, device=None, mlLongRange=None, **options):
+        """The NNForce for ``atoms`` of ``topology`` (all atoms when None), validated before any Context exists."""
+        from ..force import build_nnforce
 
-        Returns
-        -------
-        nnforce.NNForce
-        """
-        impl = self._impl
+        impl = self.family
+        if device is not None and str(device).split(":")[0] not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}; NNForce runs where the Context's "
+                             "platform runs (CPU/Reference: cpu, CUDA: cuda)")
+        accepted = [p for p in inspect.signature(impl.module).parameters if p not in ("atomic_numbers", "periodic")]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise ValueError(f"the {self.name!r} potential does not take the argument(s) {', '.join(unknown)}; it "
+                             f"takes {', '.join(sorted(set(accepted) | set(_COMMON_ARGS) | {'forceGroup'}))}")
         all_atoms = list(topology.atoms())
         chosen = all_atoms if atoms is None else [all_atoms[a] for a in atoms]
         missing = [a.index for a in chosen if a.element is None]
@@ -160,9 +303,9 @@ class MLPotential:
                              "(topology.setPeriodicBoxVectors(None)) or a model that supports periodic systems")
         charge = _as_charge(charge)
         if charge != 0 and not impl.supports_charge:
-            raise ValueError(f"the system has total charge {charge:g} but the {self.name!r} model takes no charge input "
-                             "and would treat it as neutral; use a model that takes the total charge, or a neutral "
-                             "ML region")
+            raise ValueError(f"the system has total charge {charge:g} but the {self.name!r} model takes no charge "
+                             "input and would treat it as neutral; use a model that takes the total charge, or a "
+                             "neutral ML region")
         if box is None and periodic:
             box = topology.getPeriodicBoxVectors()
         cutoff = impl.cutoff_nm
@@ -172,12 +315,12 @@ class MLPotential:
 
         with _common.builtin_torch_functions():
             module = impl.module(numbers, charge=charge, precision=precision, periodic=periodic, **options)
-        from ..force import build_nnforce
-
-        properties = {"precision": "double" if _module_dtype(module) == "float64" else "single"}
+        dtype = _module_dtype(module)
+        properties = {"precision": "double" if dtype == "float64" else "single"}
         properties.update({key: str(value) for key, value in (platformProperties or {}).items()})
         force = build_nnforce(module, topology, atoms, neighbor_cutoff_nm=cutoff, properties=properties,
                               periodic=bool(periodic))
+        force.setUsesPeriodicBoundaryConditions(bool(periodic))
         force.setForceGroup(forceGroup)
         force.setName(f"MLPotential {self.name}")
         return force
@@ -189,15 +332,6 @@ def _as_charge(charge):
     if abs(value - round(value)) > 1e-6:
         raise ValueError(f"charge must be a whole number of elementary charges, got {value}")
     return int(round(value))
-
-
-def _region_charge(system, atoms):
-    """The net charge of ``atoms`` in the System's NonbondedForce, rounded (0 without one)."""
-    for force in system.getForces():
-        if isinstance(force, openmm.NonbondedForce):
-            total = sum(force.getParticleParameters(a)[0].value_in_unit(unit.elementary_charge) for a in atoms)
-            return int(round(total))
-    return 0
 
 
 def _check_box(box, cutoff_nm, name):
@@ -224,3 +358,7 @@ def _module_dtype(module):
         if tensor.is_floating_point():
             return str(tensor.dtype).replace("torch.", "")
     return "float32"
+
+
+for _name in _FAMILIES:
+    MLPotential._implFactories.setdefault(_name, _FamilyFactory())

@@ -109,7 +109,10 @@ class TorchANIPotential:
             raise ValueError("the torchani model must be built with periodic_table_index=True (atomic numbers in)")
         self.elements = _species_atomic_numbers(self.model)
 
-    def module(self, atomic_numbers, charge=0, precision=None, periodic=False):
+    ml_long_range = False  # ANI is local (openmm-ml says the same)
+
+    def module(self, atomic_numbers, charge=0, precision=None, periodic=False, modelIndex=None):
+        """``modelIndex`` (openmm-ml's): use that member of the ensemble only (default: the mean of all)."""
         _common.check_elements(atomic_numbers, self.elements, "torchani")
         import copy
 
@@ -121,7 +124,16 @@ class TorchANIPotential:
         if all(hasattr(model, part) for part in parts):
             # a torchani BuiltinModel/BuiltinEnsemble computes exactly this chain; its own attributes (a Python
             # symbol table) do not script under torch 2.13, the chain of torchani modules does
-            model = import_torchani().nn.Sequential(*(getattr(model, part) for part in parts))
+            chain = [getattr(model, part) for part in parts]
+            if modelIndex is not None:
+                members = len(chain[2]) if isinstance(chain[2], import_torchani().nn.Ensemble) else 1
+                if not -members <= int(modelIndex) < members:
+                    raise ValueError(f"modelIndex {modelIndex} is out of range: this model has {members} members")
+                if members > 1:
+                    chain[2] = chain[2][int(modelIndex)]
+            model = import_torchani().nn.Sequential(*chain)
+        elif modelIndex is not None:
+            raise ValueError("modelIndex needs a torchani built-in ensemble (ANI1x, ANI2x, ANI1ccx)")
         return torch.jit.script(TorchANIAdapter(model))
 
 

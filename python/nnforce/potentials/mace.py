@@ -35,6 +35,8 @@ class MACEAdapter(torch.nn.Module):
     """
 
     r_max_nm: float
+    total_charge: float
+    total_spin: float
 
     def __init__(self, model: torch.nn.Module, dtype: Optional[torch.dtype] = None, head: Optional[str] = None,
                  energy: str = "energy"):
@@ -54,6 +56,8 @@ class MACEAdapter(torch.nn.Module):
             raise ValueError(f"this MACE model has no head {head!r}; its heads are {heads}")
         self.head_index = heads.index(head) if head is not None else 0
         self.energy_key = energy
+        self.total_charge = 0.0
+        self.total_spin = 1.0
         lookup = torch.full((119,), -1, dtype=torch.long)
         for index, z in enumerate(self.elements):
             lookup[z] = index
@@ -84,6 +88,8 @@ class MACEAdapter(torch.nn.Module):
             "batch": torch.zeros(n, dtype=torch.long, device=positions.device),
             "ptr": torch.tensor([0, n], dtype=torch.long, device=positions.device),
             "head": torch.full((1,), self.head_index, dtype=torch.long, device=positions.device),
+            "total_charge": torch.full((1,), self.total_charge, dtype=positions.dtype, device=positions.device),
+            "total_spin": torch.full((1,), self.total_spin, dtype=positions.dtype, device=positions.device),
         }
         out = self.model(data, training=False, compute_force=False)
         energy = out[self.energy_key]
@@ -131,15 +137,56 @@ def load_model(model_path):
     return model
 
 
+#: openmm-ml's MACE model names -> (mace's foundation-model function, its ``model`` argument, long-range)
+FOUNDATION_MODELS = {
+    "mace-off23-small": ("mace_off", "small", False),
+    "mace-off23-medium": ("mace_off", "medium", False),
+    "mace-off23-large": ("mace_off", "large", False),
+    "mace-off24-medium": ("mace_off", "https://github.com/ACEsuit/mace-off/blob/main/mace_off24/"
+                                      "MACE-OFF24_medium.model?raw=true", False),
+    "mace-mpa-0-medium": ("mace_mp", "medium-mpa-0", False),
+    "mace-omat-0-small": ("mace_mp", "small-omat-0", False),
+    "mace-omat-0-medium": ("mace_mp", "medium-omat-0", False),
+    "mace-omol-0-extra-large": ("mace_omol", "extra_large", False),
+    "mace-les-off-small": ("mace_off", "https://github.com/ChengUCB/les_fit/blob/main/MACELES-OFF/"
+                                       "MACELES-OFF_small_converted.model?raw=true", True),
+}
+
+
+def foundation_model(name):
+    """A MACE foundation model by openmm-ml's name, through mace's own loader (which downloads and caches it)."""
+    import_mace()
+    from mace.calculators import foundations_models
+
+    function, argument, _ = FOUNDATION_MODELS[name]
+    try:
+        return getattr(foundations_models, function)(model=argument, device="cpu", return_raw_model=True)
+    except Exception as error:  # noqa: BLE001 - offline, a missing optional package: one clear line
+        raise RuntimeError(f"could not load the MACE foundation model {name!r} with "
+                           f"mace.calculators.foundations_models.{function}(model={argument!r}): "
+                           f"{type(error).__name__}: {error}. It is downloaded on first use; on an offline machine "
+                           "put the model file in mace's cache or use MLPotential('mace', modelPath=...)") from error
+
+
 class MACEPotential:
-    """The ``mace`` family for :class:`nnforce.potentials.MLPotential` (``modelPath`` or ``model``)."""
+    """The ``mace`` family for :class:`nnforce.potentials.MLPotential`: ``modelPath``/``model``, or one of
+    openmm-ml's foundation-model names (``mace-off23-small`` ...), loaded by mace's own functions."""
 
     supports_periodic = True
-    supports_charge = False
+    supports_charge = False  # True for mace-omol, which reads total_charge; the others would ignore a charge
 
     def __init__(self, name, modelPath=None, model=None, head=None):
-        if (modelPath is None) == (model is None):
+        if name in FOUNDATION_MODELS:
+            if modelPath is not None or model is not None:
+                raise ValueError(f"{name!r} loads its own model; pass a local one with MLPotential('mace', "
+                                 "modelPath=...)")
+            model = foundation_model(name)
+            self.ml_long_range = FOUNDATION_MODELS[name][2]
+            self.supports_charge = FOUNDATION_MODELS[name][0] == "mace_omol"
+        elif (modelPath is None) == (model is None):
             raise ValueError("the 'mace' potential needs modelPath='file.model' (a MACE model file) or model=<MACE>")
+        else:
+            self.ml_long_range = False  # the adapter gives the model the plugin's pairs within r_max only: local
         self.model = load_model(modelPath) if modelPath is not None else model
         if model is not None and not isinstance(model, import_mace().MACE):
             raise ValueError(f"model is a {type(model).__name__}, not a MACE model")
@@ -148,8 +195,13 @@ class MACEPotential:
         self.cutoff_nm = float(self.model.r_max) / _common.ANGSTROM_PER_NM
         self._compiled = {}
 
-    def module(self, atomic_numbers, charge=0, precision=None, periodic=False, returnEnergyType="energy"):
-        """The TorchScript module (MACEAdapter) for these atoms."""
+    def module(self, atomic_numbers, charge=0, precision=None, periodic=False, returnEnergyType="interaction_energy",
+               multiplicity=1):
+        """The TorchScript module (MACEAdapter) for these atoms.
+
+        ``returnEnergyType`` as openmm-ml: ``"interaction_energy"`` (default, without the isolated-atom energies)
+        or ``"energy"``. ``charge`` and ``multiplicity`` go to the model as ``total_charge``/``total_spin``.
+        """
         _common.check_elements(atomic_numbers, self.elements, "MACE")
         dtype = _common.precision_dtype(precision) or next(self.model.parameters()).dtype
         if dtype not in self._compiled:
@@ -159,4 +211,7 @@ class MACEPotential:
 
             # e3nn modules declare how they compile (script or trace); e3nn compiles MACE by those declarations
             self._compiled[dtype] = e3nn_jit.compile(copy.deepcopy(self.model).to(dtype).eval())
-        return torch.jit.script(MACEAdapter(self._compiled[dtype], None, self.head, returnEnergyType))
+        adapter = MACEAdapter(self._compiled[dtype], None, self.head, returnEnergyType)
+        adapter.total_charge = float(charge)
+        adapter.total_spin = float(multiplicity)
+        return torch.jit.script(adapter)

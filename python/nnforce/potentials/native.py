@@ -62,6 +62,8 @@ class NativePotential:
         self.elements = self.metadata.get("elements") or _elements_from_lookup(self.model)
         cutoff = float(self.metadata.get("cutoff_nm") or 0.0)
         self.cutoff_nm = cutoff if (self.uses_neighbors and cutoff > 0) else None
+        # a model that sees only the plugin's pairs within its cutoff is local; one with a box and no list may not be
+        self.ml_long_range = False if (self.cutoff_nm is not None or not self.supports_periodic) else None
 
     def module(self, atomic_numbers, charge=0, precision=None, periodic=False):
         if self.elements:
@@ -75,6 +77,7 @@ class NNForceANI1xPotential:
 
     supports_periodic = True
     supports_charge = False
+    ml_long_range = False  # ANI-1x: the plugin's pairs within 0.52 nm
     elements = [1, 6, 7, 8]
 
     def __init__(self, name, path=None):

@@ -114,6 +114,7 @@ class NequIPPotential:
 
     supports_periodic = True
     supports_charge = False
+    ml_long_range = False  # the plugin's pairs within r_max only: local
 
     def __init__(self, name, modelPath=None, model=None, lengthScale=0.1, energyScale=_common.KJ_MOL_PER_EV):
         if (modelPath is None) == (model is None):

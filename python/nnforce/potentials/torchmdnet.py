@@ -74,8 +74,28 @@ class TorchMDNetPotential:
     supports_periodic = True
     cutoff_nm = None  # TorchMD-Net finds its own pairs
 
+    #: openmm-ml's pretrained names -> (Hugging Face repository, file), loaded with huggingface_hub as openmm-ml does
+    PRETRAINED = {"aceff-1.0": ("Acellera/AceFF-1.0", "aceff_v1.0.ckpt"),
+                  "aceff-1.1": ("Acellera/AceFF-1.1", "aceff_v1.1.ckpt"),
+                  "aceff-2.0": ("Acellera/AceFF-2.0", "aceff_v2.0.ckpt")}
+    ml_long_range = None
+
     def __init__(self, name, modelPath=None, lengthScale=0.1, energyScale=_common.KJ_MOL_PER_EV,
                  maxNumNeighbors=128):
+        if name in self.PRETRAINED:
+            if modelPath is not None:
+                raise ValueError(f"{name!r} loads its own checkpoint; pass a local one with MLPotential('torchmdnet', "
+                                 "modelPath=...)")
+            repo, filename = self.PRETRAINED[name]
+            try:
+                from huggingface_hub import hf_hub_download
+
+                modelPath = hf_hub_download(repo_id=repo, filename=filename)
+            except Exception as error:  # noqa: BLE001 - missing package or offline: one clear line
+                raise RuntimeError(f"could not load {name!r} with huggingface_hub.hf_hub_download({repo!r}, "
+                                   f"{filename!r}): {type(error).__name__}: {error}. It is downloaded on first use; "
+                                   "offline, use MLPotential('torchmdnet', modelPath=...)") from error
+            self.ml_long_range = False
         if modelPath is None:
             raise ValueError("the 'torchmdnet' potential needs modelPath='model.ckpt' (a TorchMD-Net checkpoint)")
         self.hparams = read_checkpoint(modelPath)
@@ -87,6 +107,10 @@ class TorchMDNetPotential:
         self.elements = None  # an embedding over atomic numbers 1..max_z
         self.max_z = int(self.hparams.get("max_z", 100))
         self.cutoff_upper_nm = float(self.hparams.get("cutoff_upper", 5.0)) * lengthScale
+        if self.ml_long_range is None:
+            # TorchMD-Net's graph reaches cutoff_upper; only a Coulomb prior adds long-range terms
+            self.ml_long_range = "coulomb" in str(self.hparams.get("prior_model", "")).lower() or None
+            self.ml_long_range = None if self.ml_long_range else False
 
     def module(self, atomic_numbers, charge=0, precision=None, periodic=False):
         bad = sorted({int(z) for z in atomic_numbers if int(z) >= self.max_z or int(z) < 1})

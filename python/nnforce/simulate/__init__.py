@@ -20,8 +20,8 @@ Everything the dynamics needs is fixed by the config and ``seed`` (velocities an
 The rooms: :mod:`~nnforce.simulate.config` (the settings), :mod:`~nnforce.simulate.system` (structure, System,
 platform, integrator), :mod:`~nnforce.simulate.outputs` (files), :mod:`~nnforce.simulate.runner` (the run).
 """
-from ..contract import (METADATA_FILE, atomic_numbers_of, check_elements, inspect_model,  # noqa: F401
-                        parse_atom_selection)
+from ..contract import METADATA_FILE, inspect_model  # noqa: F401
+from ..atoms import atomic_numbers_of, check_elements, parse_atom_selection  # noqa: F401
 from .config import (CHECKPOINT_NAME, CHECKPOINT_STATE_NAME, CSV_COLUMNS, CSV_FLUSH_SECONDS, CSV_NAME,  # noqa: F401
                      INTEGRATOR_ALIASES, INTEGRATORS, TRAJECTORY_FORMATS, SimulationConfig)
 from .outputs import EnergyLog, TrajectoryWriter, energy_drift  # noqa: F401

@@ -285,7 +285,8 @@ def run_ensemble(config: EnsembleConfig, client=None) -> Dict[str, Any]:
     --------
     >>> run_ensemble(EnsembleConfig("model.pt", "mol.pdb", replicas=16, steps=20000))  # doctest: +SKIP
     """
-    from ..contract import atomic_numbers_of, check_elements, inspect_model, neighbor_cutoff
+    from ..contract import inspect_model, neighbor_cutoff
+    from ..atoms import atomic_numbers_of, check_elements
 
     info = inspect_model(config.model)
     pdb_text, topology, starts, starts_info = _read_structures(config)

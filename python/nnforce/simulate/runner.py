@@ -344,7 +344,7 @@ def _num_model_atoms(config, topology):
     if config.ml_atoms is None:
         return topology.getNumAtoms()
     try:
-        from ..contract import parse_atom_selection
+        from ..atoms import parse_atom_selection
 
         return len(parse_atom_selection(config.ml_atoms, topology))
     except ValueError:

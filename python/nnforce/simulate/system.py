@@ -2,7 +2,8 @@
 ML/MM System (:func:`nnforce.mlmm.create_mlmm_system`), and the degrees of freedom for temperatures."""
 import os
 
-from ..contract import atomic_numbers_of, check_elements, missing_hydrogens_warning, neighbor_cutoff, parse_atom_selection
+from ..contract import neighbor_cutoff
+from ..atoms import atomic_numbers_of, check_elements, missing_hydrogens_warning, parse_atom_selection
 from ..force import build_ml_system
 
 

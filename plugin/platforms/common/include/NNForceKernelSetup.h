@@ -25,6 +25,7 @@ struct KernelSetup {
     double cutoff = 0, skin = 0;                  // neighbor list (cutoff 0: none)
     int capacity = 0;
     std::string precision;                        // the "precision" property, "" when not set
+    bool torchForceStyle = false;                 // an openmm-torch model: see isTorchForceStyle()
     bool useCUDAGraphs = false;
     int cudaGraphWarmupSteps = 3;
 
@@ -65,6 +66,27 @@ struct KernelSetup {
         useCUDAGraphs = property("useCUDAGraphs") == "true";
         if (!property("CUDAGraphWarmupSteps").empty())
             cudaGraphWarmupSteps = std::stoi(property("CUDAGraphWarmupSteps"));
+        torchForceStyle = isTorchForceStyle(force, precision);
+    }
+
+    /**
+     * Whether the force runs an openmm-torch model the way openmm-torch's TorchForce does: a TorchScript *file*
+     * without nnforce's metadata (extra/nnforce_metadata.json, written by nnforce export) and no "precision"
+     * property. Such a model gets float64 inputs on Reference and CPU and keeps its own parameter and buffer
+     * dtypes (TorchForce converts nothing). Models given as in-memory modules or bytes, nnforce exports and .pt2
+     * packages keep nnforce's rules (the platform's precision, parameters converted to it).
+     */
+    static bool isTorchForceStyle(const NNForce& force, const std::string& precision) {
+        if (!precision.empty() || force.getModelFormat() != "torchscript" || force.getFile().empty())
+            return false;
+        static const std::string entry = "extra/nnforce_metadata.json";  // zip entry names are stored uncompressed
+        const std::vector<char>& bytes = force.getModelBytes();
+        return std::search(bytes.begin(), bytes.end(), entry.begin(), entry.end()) == bytes.end();
+    }
+
+    /** useDouble for the host kernels (Reference, CPU): always float64 for an openmm-torch model, as TorchForce. */
+    bool useDoubleOnHost(bool isReference) const {
+        return torchForceStyle || useDouble(isReference);
     }
 
     /** Whether the model runs in float64: the "precision" property when set, else the platform's default. */

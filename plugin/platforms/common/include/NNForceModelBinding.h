@@ -100,16 +100,17 @@ inline bool isFloat64Buffer(const std::string& name, const torch::Tensor& value)
 /**
  * Convert the model's floating-point parameters and buffers (except float64 self energies) to dtype, leaving integer buffers (lookup tables) alone,
  * which Module::to(dtype) would turn into floats, and switch off gradients of the parameters: only gradients with
- * respect to inputs are ever needed.
+ * respect to inputs are ever needed. keepDtypes: convert nothing, only switch off the gradients (openmm-torch models,
+ * KernelSetup::torchForceStyle).
  */
-inline void convertModelPrecision(torch::jit::Module& module, torch::Dtype dtype) {
+inline void convertModelPrecision(torch::jit::Module& module, torch::Dtype dtype, bool keepDtypes = false) {
     for (auto parameter : module.parameters()) {
-        if (parameter.is_floating_point() && parameter.scalar_type() != dtype)
+        if (!keepDtypes && parameter.is_floating_point() && parameter.scalar_type() != dtype)
             parameter.set_data(parameter.detach().to(dtype));
         parameter.set_requires_grad(false);
     }
     for (auto buffer : module.named_buffers()) {
-        if (isFloat64Buffer(buffer.name, buffer.value))
+        if (keepDtypes || isFloat64Buffer(buffer.name, buffer.value))
             continue;
         if (buffer.value.is_floating_point() && buffer.value.scalar_type() != dtype)
             buffer.value.set_data(buffer.value.to(dtype));

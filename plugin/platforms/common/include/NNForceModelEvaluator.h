@@ -75,8 +75,12 @@ public:
         }
         checkNeighborCutoffCoversModel(recordedCutoff(extra["nnforce_metadata.json"]), setup.cutoff);
         module.eval();
-        modelDtype = setup.useDouble(platformDouble) ? torch::kFloat64 : torch::kFloat32;
-        convertModelPrecision(module, modelDtype);  // floating-point parameters and buffers only
+        // An openmm-torch model (KernelSetup::torchForceStyle) runs on the host as TorchForce runs it: float64
+        // inputs, its own parameter and buffer dtypes.
+        bool torchForceStyle = setup.torchForceStyle && !device.is_cuda();
+        bool useDouble = device.is_cuda() ? setup.useDouble(platformDouble) : setup.useDoubleOnHost(platformDouble);
+        modelDtype = useDouble ? torch::kFloat64 : torch::kFloat32;
+        convertModelPrecision(module, modelDtype, torchForceStyle);  // floating-point parameters and buffers only
     }
 
     /** Bind the model's inputs to what the force provides (after load; atomicNumbers: whether the force gives them). */
