@@ -35,6 +35,19 @@ def copy_system(system):
     return openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(system))
 
 
+def remove_internal_constraints(system, atoms):
+    """Remove from ``system`` (in place) every constraint between two of ``atoms`` (the ML region's bond lengths
+    are the model's to keep); returns the removed constraints as ``(p, q, distance)``, last index first."""
+    inside = set(int(a) for a in atoms)
+    removed = []
+    for index in reversed(range(system.getNumConstraints())):
+        p, q, distance = system.getConstraintParameters(index)
+        if p in inside and q in inside:
+            removed.append((p, q, distance))
+            system.removeConstraint(index)
+    return removed
+
+
 def _bonded_split(force, ml):
     """Two copies of a bonded force: (terms not entirely in the ML region, terms entirely inside)."""
     kind = type(force).__name__

@@ -36,12 +36,7 @@ def mechanical_embedding(impl, topology, system, atoms, forceGroup, interpolate,
                          "force field does not (no Ewald/PME NonbondedForce); pass mlLongRange=False")
     ml = set(atoms)
     source = mlmm.copy_system(system)
-    kept = []
-    for index in reversed(range(source.getNumConstraints())):
-        p, q, d = source.getConstraintParameters(index)
-        if p in ml and q in ml:
-            kept.append((p, q, d))
-            source.removeConstraint(index)
+    kept = mlmm.remove_internal_constraints(source, atoms)
     if _is_nnforce_family(impl):
         if "charge" not in args:
             args["charge"] = region_charge(system, atoms)

@@ -229,6 +229,7 @@ class MLPotential:
         -------
         openmm.System
         """
+        from .. import mlmm
         from ..atoms import validate_atoms
 
         atoms = validate_atoms(atoms, system.getNumParticles(), "atoms")  # before any MM force reads an index
@@ -242,11 +243,7 @@ class MLPotential:
             raise KeyError(f"unknown embedding {embedding!r}; this potential supports "
                            f"{', '.join(self.getSupportedEmbeddings())}")
         if removeConstraints:
-            ml = set(atoms)
-            for index in reversed(range(result.getNumConstraints())):
-                p, q, _ = result.getConstraintParameters(index)
-                if p in ml and q in ml:
-                    result.removeConstraint(index)
+            mlmm.remove_internal_constraints(result, atoms)
         return result
 
     def createForce(self, topology, atoms=None, **args):

@@ -96,6 +96,8 @@ def mm_system(config, topology, ml_atoms):
     region (the model describes its bonds)."""
     from openmm import app, unit
 
+    from ..mlmm import remove_internal_constraints
+
     try:
         forcefield = app.ForceField(*config.forcefield)
     except (ValueError, OSError) as error:
@@ -108,11 +110,7 @@ def mm_system(config, topology, ml_atoms):
         topology, nonbondedMethod=app.PME if periodic else app.NoCutoff,
         nonbondedCutoff=config.mm_cutoff_nm * unit.nanometer,
         constraints=app.HBonds if config.constraints == "hbonds" else None, rigidWater=True)
-    inside = set(ml_atoms)
-    for index in reversed(range(system.getNumConstraints())):
-        p, q, _ = system.getConstraintParameters(index)
-        if p in inside and q in inside:
-            system.removeConstraint(index)
+    remove_internal_constraints(system, ml_atoms)
     return system
 
 
