@@ -71,26 +71,22 @@ def seed_starts(frames_nm, phi_rad, psi_rad, topology, per_basin, seed):
 
 
 class _Thermometer:
-    """An OpenMM reporter keeping each replica's kinetic temperature and the mean potential energy per replica."""
+    """Keeps each replica's kinetic temperature and the mean potential energy per replica at every frame (an
+    ``observe`` of :func:`nnforce.simulate.replicas.run_replica_steps`)."""
 
-    def __init__(self, interval, batch):
+    def __init__(self, batch):
         from openmm import unit
 
         from ..units import KB_KJ_MOL_K
 
-        self.interval, self.batch = int(interval), batch
+        self.batch = batch
         masses = np.array([batch.system.getParticleMass(i).value_in_unit(unit.dalton)
                            for i in range(batch.system.getNumParticles())])
         self.masses = batch.split(masses)  # [R, n]
         self.dof_kb = 3 * batch.atoms_per_replica * KB_KJ_MOL_K
         self.temperatures, self.potentials = [], []
 
-    def describeNextReport(self, simulation):
-        """OpenMM's reporter protocol: velocities and energy every ``interval`` steps."""
-        return {"steps": self.interval - simulation.currentStep % self.interval, "periodic": False,
-                "include": ["velocities", "energy"]}
-
-    def report(self, simulation, state):
+    def __call__(self, step, state):
         """Record the replicas' temperatures (K) and the potential energy per replica (kJ/mol)."""
         from openmm import unit
 
@@ -121,38 +117,43 @@ def _seed31(seed, salt):
     return int(np.random.SeedSequence([int(seed), int(salt)]).generate_state(1)[0] % 2147483646) + 1
 
 
-def _equilibrate(simulation, s, temperature, seed):
+def _equilibrate(context, s, temperature, seed):
     """Minimize, draw velocities (seeded), equilibrate with the stronger friction, then set the production friction;
     returns (ms per step of the equilibration, the production steps that fit the time budget)."""
     import openmm
     from openmm import unit
 
     began = time.perf_counter()
-    openmm.LocalEnergyMinimizer.minimize(simulation.context, 10.0, int(s["ensemble_minimize_iterations"]))
-    simulation.context.setVelocitiesToTemperature(temperature, _seed31(seed, 2))
+    openmm.LocalEnergyMinimizer.minimize(context, 10.0, int(s["ensemble_minimize_iterations"]))
+    context.setVelocitiesToTemperature(temperature, _seed31(seed, 2))
     timed = time.perf_counter()
-    simulation.step(int(s["ensemble_equilibration_steps"]))
+    context.getIntegrator().step(int(s["ensemble_equilibration_steps"]))
     ms = (time.perf_counter() - timed) * 1000.0 / max(int(s["ensemble_equilibration_steps"]), 1)
-    simulation.integrator.setFriction(s["ensemble_friction_per_ps"] / unit.picosecond)
+    context.getIntegrator().setFriction(s["ensemble_friction_per_ps"] / unit.picosecond)
     return ms, _production_steps(s, ms, time.perf_counter() - began)
 
 
-def _produce(simulation, reporters, steps, interval, replicas, progress):
-    """Production: ``steps`` steps from step 0 with ``reporters`` (closed at the end); returns the wall time (s)."""
+def _produce(context, batch, writers, thermometer, steps, interval, progress):
+    """Production: ``steps`` steps with the shared replica loop (frames to ``writers``, closed at the end, and to
+    ``thermometer``); returns the wall time (s)."""
     from tqdm.auto import tqdm
 
-    simulation.currentStep = 0
-    simulation.reporters += reporters
+    from ..simulate.replicas import run_replica_steps
+
     production = time.perf_counter()
-    chunk = interval * max(1, 500 // interval)  # progress updates
+    replicas = batch.num_replicas
     with tqdm(total=steps * replicas, unit="step", desc=f"{replicas} replicas", disable=not progress) as bar:
-        done = 0
-        while done < steps:
-            n = min(chunk, steps - done)
-            simulation.step(n)
-            done += n
-            bar.update(n * replicas)
-    reporters[0].close()
+        def observe(step, state):
+            thermometer(step, state)
+            bar.update(interval * replicas)
+
+        try:
+            for writer in writers:
+                writer.start()
+            run_replica_steps(context, batch, 0, steps, interval, writers, observe, energy=True)
+        finally:
+            for writer in writers:
+                writer.close()
     return time.perf_counter() - production
 
 
@@ -191,10 +192,11 @@ def run_nnforce_ensemble(model_path, topology, starts_nm, settings, seed, out_di
     >>> result = run_nnforce_ensemble("model.pt", topology, starts, SETTINGS["small"], 1, "ensemble")  # doctest: +SKIP
     """
     import openmm
-    from openmm import app, unit
+    from openmm import unit
 
     from ..contract import inspect_model
-    from ..simulate.replicas import ReplicaReporter, replicate
+    from ..force import build_context
+    from ..simulate.replicas import replica_writers, replicate
     from ..simulate import SimulationConfig, build_system
     from ..units import FS_PER_PS
 
@@ -207,17 +209,20 @@ def run_nnforce_ensemble(model_path, topology, starts_nm, settings, seed, out_di
     integrator = openmm.LangevinMiddleIntegrator(temperature, _equilibration_friction(s) / unit.picosecond,
                                                  s["ensemble_timestep_fs"] * unit.femtoseconds)
     integrator.setRandomNumberSeed(_seed31(seed, 1))
-    simulation = app.Simulation(batch.topology, batch.system, integrator, openmm.Platform.getPlatformByName("CPU"),
-                                {"Threads": "1"})
-    simulation.context.setPositions(batch.positions)
-    ms, steps = _equilibrate(simulation, s, temperature, seed)
+    context = build_context(batch.system, integrator, "CPU", {"Threads": "1"})
+    context.setPositions(batch.positions)
+    ms, steps = _equilibrate(context, s, temperature, seed)
     if log is not None:
         log(f"NNForce: {ms:.1f} ms per step for {batch.num_replicas} replicas in one Context; {steps} production "
             f"steps per replica (at most {s['ensemble_steps']})")
     interval = int(s["ensemble_trajectory_interval"])
-    writer, thermometer = ReplicaReporter(out_dir, interval, batch), _Thermometer(interval, batch)
-    wall = _produce(simulation, [writer, thermometer], steps, interval, batch.num_replicas, progress)
-    return {"trajectories": list(writer.paths), "replicas": batch.num_replicas, "steps": steps,
+    os.makedirs(out_dir, exist_ok=True)
+    writers = replica_writers(out_dir, range(batch.num_replicas), batch.replica_topology,
+                              integrator.getStepSize().value_in_unit(unit.picoseconds), interval,
+                              first_step=interval)  # the header names the first frame's step
+    thermometer = _Thermometer(batch)
+    wall = _produce(context, batch, writers, thermometer, steps, interval, progress)
+    return {"trajectories": [writer.path for writer in writers], "replicas": batch.num_replicas, "steps": steps,
             "equilibration_steps": int(s["ensemble_equilibration_steps"]), "ms_per_step": ms, "wall_s": wall,
             "aggregate_steps_per_s": steps * batch.num_replicas / wall,
             "temperatures_k": np.asarray(thermometer.temperatures), "potential_per_replica_kj_mol":

@@ -118,13 +118,11 @@ def _advance(spec, system, topology, group, states, target):
     """Run the replicas in ``group`` (all at the same step) to step ``target``, one Context at a time."""
     from openmm import unit
 
-    from .outputs import TrajectoryWriter
+    from .replicas import replica_writers, run_replica_steps
 
     out = spec["output_dir"]
     interval, every = spec["trajectory_interval"], spec["checkpoint_interval"]
-    periodic = topology.getPeriodicBoxVectors() is not None
-    writers = [TrajectoryWriter(os.path.join(out, replica_file_name(k, spec["suffix"])), topology,
-                                spec["timestep_fs"] / FS_PER_PS, interval, 0) for k in group]
+    writers = replica_writers(out, group, topology, spec["timestep_fs"] / FS_PER_PS, interval, spec["suffix"])
     try:
         for k, writer in zip(group, writers):
             writer.start(frames_kept=states[k]["frames"])
@@ -132,15 +130,8 @@ def _advance(spec, system, topology, group, states, target):
         while step < target:
             batch, context = _context(spec, system, topology, group, states)
             end = min(target, (step // every + 1) * every)
-            while step < end:
-                stop = min(end, (step // interval + 1) * interval)
-                context.getIntegrator().step(stop - step)
-                step = stop
-                state = context.getState(getPositions=True, getVelocities=True)
-                if step % interval == 0:
-                    box = state.getPeriodicBoxVectors() if periodic else None
-                    for writer, frame in zip(writers, batch.split(state.getPositions(asNumpy=True))):
-                        writer.write_positions(frame, box)
+            state = run_replica_steps(context, batch, step, end, interval, writers)
+            step = end
             positions = batch.split(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
             speeds = batch.split(state.getVelocities(asNumpy=True).value_in_unit(unit.nanometer / unit.picosecond))
             del context

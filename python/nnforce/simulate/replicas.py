@@ -6,7 +6,9 @@ non-interacting replicas: the particles are repeated R times and one ``NNForce``
 atoms of different replicas (periodic images included; each replica sees the box as if it were alone). For
 small molecules most of a model call is fixed overhead, so R replicas in one call cost little more than one.
 
-:class:`ReplicaReporter` writes one trajectory file per replica.
+:class:`ReplicaReporter` writes one trajectory file per replica (for an ``app.Simulation``);
+:func:`run_replica_steps` is the one replica MD loop (Dask batches and the demo), writing with
+:func:`replica_writers`.
 
 Examples
 --------
@@ -19,7 +21,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, List, Sequence
 
-__all__ = ["ReplicaSystem", "replicate", "ReplicaReporter", "replica_file_name"]
+__all__ = ["ReplicaSystem", "replicate", "ReplicaReporter", "replica_file_name", "replica_writers", "run_replica_steps"]
 
 
 def replica_file_name(index, suffix=".dcd", prefix="replica"):
@@ -290,3 +292,50 @@ class ReplicaReporter:
 
     def __del__(self):
         self.close()
+
+
+def replica_writers(directory, indices, topology, dt_ps, interval, suffix=".dcd", first_step=0):
+    """One :class:`nnforce.simulate.outputs.TrajectoryWriter` per replica index (``replica_0007.dcd`` ... in
+    ``directory``), not started yet (``start(frames_kept=...)`` opens each); ``first_step`` goes to the files'
+    headers as with :class:`ReplicaReporter` (the step its first frame is written at)."""
+    from .outputs import TrajectoryWriter
+
+    return [TrajectoryWriter(os.path.join(directory, replica_file_name(k, suffix)), topology, dt_ps, interval,
+                             first_step) for k in indices]
+
+
+def run_replica_steps(context, batch: ReplicaSystem, start, end, interval, writers=(), observe=None, energy=False):
+    """The one replica MD loop (the Dask batches' and the demo's): step ``context``, a Context of ``batch``, from
+    step ``start`` to step ``end``, stopping at every multiple of ``interval``.
+
+    At each stop the State is read (positions, velocities, and the energy when ``energy``); at a multiple of
+    ``interval`` each replica's frame goes to its writer in ``writers`` (one per replica, in replica order) and
+    ``observe(step, state)`` is called.
+
+    Returns
+    -------
+    openmm.State or None
+        The State at ``end`` (None when ``start >= end``).
+
+    Examples
+    --------
+    >>> state = run_replica_steps(context, batch, 0, 1000, 10, writers)  # doctest: +SKIP
+    """
+    interval = int(interval)
+    if interval <= 0:
+        raise ValueError(f"interval must be a positive number of steps, got {interval}")
+    periodic = batch.replica_topology.getPeriodicBoxVectors() is not None
+    integrator = context.getIntegrator()
+    step, state = int(start), None
+    while step < end:
+        stop = min(int(end), (step // interval + 1) * interval)
+        integrator.step(stop - step)
+        step = stop
+        state = context.getState(getPositions=True, getVelocities=True, getEnergy=bool(energy))
+        if step % interval == 0:
+            box = state.getPeriodicBoxVectors() if periodic else None
+            for writer, frame in zip(writers, batch.split(state.getPositions(asNumpy=True))):
+                writer.write_positions(frame, box)
+            if observe is not None:
+                observe(step, state)
+    return state
