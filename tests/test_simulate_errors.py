@@ -118,3 +118,36 @@ def test_cli_reports_errors_with_exit_code_2(tmp_path, lj_with_metadata, capsys)
     assert "model file not found" in capsys.readouterr().err
     assert main(["simulate", str(pdb), lj_with_metadata, "--platform", "Nope"]) == 2
     assert "unknown OpenMM platform" in capsys.readouterr().err
+
+
+def test_the_verified_force_of_inspect_model_reaches_the_system(lj_with_metadata):
+    """One verification on the way to the kernel: the NNForce inspect_model built while verifying the bytes is the
+    one build_ml_system puts on the System (taken once), and it computes what an NNForce of the file computes."""
+    import openmm
+    from openmm import app, unit
+
+    import nnforce
+    from nnforce.force import build_ml_system
+
+    info = inspect_model(lj_with_metadata)
+    assert info["format"] == "torchscript" and len(info["verified_force"]) == 1
+    built = info["verified_force"][0]
+    topology = app.Topology()
+    residue = topology.addResidue("AR", topology.addChain())
+    for _ in range(3):
+        topology.addAtom("Ar", app.element.argon, residue)
+    system = build_ml_system(info, topology)
+    assert int(system.getForce(0).this) == int(built.this) and info["verified_force"] == []
+    again = build_ml_system(info, topology)  # taken: a second System gets an NNForce of its own from the bytes
+    assert int(again.getForce(0).this) != int(built.this)
+    reference = openmm.System()
+    for _ in range(3):
+        reference.addParticle(39.9)
+    reference.addForce(nnforce.NNForce(lj_with_metadata))
+    positions = [[0.0, 0.0, 0.0], [0.36, 0.0, 0.0], [0.0, 0.41, 0.05]] * unit.nanometer
+    energies = []
+    for candidate in (system, again, reference):
+        context = openmm.Context(candidate, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+        context.setPositions(positions)
+        energies.append(context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
+    assert energies[0] != 0.0 and energies[0] == energies[1] == energies[2]

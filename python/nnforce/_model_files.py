@@ -1,8 +1,10 @@
 """Model files before torch reads them: built-in models known by name, and the archive check (zip structure, CRCs,
-size limits) that :func:`nnforce.contract.inspect_model` runs on every model (re-exported from ``nnforce.contract``)."""
+size limits): :func:`verified_force` builds the model's ``NNForce`` once, whose C++ constructor is the one check on
+the way to the kernel (:func:`nnforce.contract.inspect_model` keeps it for :func:`nnforce.force.build_nnforce`);
+:func:`check_model_archive` is the check alone (re-exported from ``nnforce.contract``)."""
 import io
 
-__all__ = ["BUILTIN_MODELS", "builtin_model_bytes", "check_model_archive"]
+__all__ = ["BUILTIN_MODELS", "builtin_model_bytes", "check_model_archive", "verified_force"]
 
 
 # Models known by name (when no file of that name exists): name -> (description, builder of the eager module).
@@ -76,3 +78,46 @@ def check_model_archive(data, name):
         plugin.checkModelArchive(data, name)
     except openmm.OpenMMException as error:
         raise ValueError(str(error).replace("NNForce: ", "", 1)) from None
+
+
+def verified_force(data, name):
+    """The ``NNForce`` of a model's bytes, built once: its C++ constructor is the one verification of the archive
+    (zip structure, CRC-32s, size limits; ``verifyModelArchive``) and tells the format from the entries.
+
+    Parameters
+    ----------
+    data : bytes
+        The model file's bytes.
+    name : str
+        How to name the model in messages.
+
+    Returns
+    -------
+    nnforce.NNForce or None
+        None where the plugin is not built, or where the archive is sound but not a format NNForce runs (the
+        caller then says what the file is, as before: a torch.save pickle, ...).
+
+    Raises
+    ------
+    ValueError
+        A damaged archive or an exceeded limit, named as :func:`check_model_archive` names them.
+
+    Examples
+    --------
+    >>> force = verified_force(open("model.pt", "rb").read(), "'model.pt'")  # doctest: +SKIP
+    >>> force.getModelFormat()  # doctest: +SKIP
+    'torchscript'
+    """
+    try:
+        from . import plugin
+    except ImportError:  # a source tree without the compiled plugin: torch's own reader is all there is
+        return None
+    import openmm
+
+    try:
+        return plugin.NNForce(data)
+    except openmm.OpenMMException:
+        # only on the way out: the archive check again, with the model's own name in the message; a sound archive
+        # in a format NNForce does not run gets None and the caller's message
+        check_model_archive(data, name)
+        return None

@@ -14,7 +14,7 @@ import math
 import os
 from typing import Any, Dict
 
-from ._model_files import BUILTIN_MODELS, builtin_model_bytes, check_model_archive  # noqa: F401 (re-exported)
+from ._model_files import BUILTIN_MODELS, builtin_model_bytes, check_model_archive, verified_force  # noqa: F401
 
 METADATA_FILE = "nnforce_metadata.json"
 """Name of the extra file (TorchScript ``_extra_files``) that holds a model's JSON metadata."""
@@ -102,7 +102,9 @@ def inspect_model(model) -> Dict[str, Any]:
         ``bytes`` (the serialized model), ``arguments`` (``forward``'s argument names, ``self`` excluded),
         ``metadata`` (the :data:`METADATA_FILE` dict, empty if none), ``elements`` (list of atomic numbers or
         None: from the metadata, else the module's ``elements`` attribute), ``cutoff_nm`` (float or None, likewise
-        from ``cutoff_nm``) and ``sha256`` of the bytes.
+        from ``cutoff_nm``), ``sha256`` of the bytes, ``format`` and ``verified_force`` (a list holding the
+        ``NNForce`` built from the bytes while verifying them, until :func:`nnforce.force.build_nnforce` takes it;
+        empty without the compiled plugin).
 
     Raises
     ------
@@ -126,14 +128,19 @@ def inspect_model(model) -> Dict[str, Any]:
     if data[:4] != b"PK\x03\x04":
         raise ValueError(f"{name} is not a model file (not a zip archive); export models with `nnforce export` "
                          "or torch.jit.save")
-    check_model_archive(data, name)  # damaged or oversized archives are refused before torch reads them whole
+    # the one verification: the NNForce's C++ constructor (damaged or oversized archives are refused before torch
+    # reads them whole); the force travels in the dict to force.build_nnforce, which adds it to the System
+    force = verified_force(data, name)
+    verified = [] if force is None else [force]
     from ._pt2_package import package_metadata
 
-    package = package_metadata(data)  # a .pt2 AOTInductor package: its inputs and metadata come from the archive
+    # a .pt2 AOTInductor package: its inputs and metadata come from the archive (its zip directory is read here
+    # only when the plugin did not already say it is TorchScript)
+    package = None if force is not None and force.getModelFormat() == "torchscript" else package_metadata(data)
     if package is not None:
         return {"bytes": data, "arguments": list(package["inputs"]), "metadata": package,
                 "elements": package.get("elements") or None, "cutoff_nm": package.get("cutoff_nm"),
-                "sha256": hashlib.sha256(data).hexdigest(), "format": "pt2"}
+                "sha256": hashlib.sha256(data).hexdigest(), "format": "pt2", "verified_force": verified}
     extra = {METADATA_FILE: ""}
     try:
         module = torch.jit.load(io.BytesIO(data), map_location="cpu", _extra_files=extra)
@@ -151,7 +158,7 @@ def inspect_model(model) -> Dict[str, Any]:
     return {"bytes": data, "arguments": arguments, "metadata": metadata,
             "elements": None if elements is None else [int(z) for z in elements],
             "cutoff_nm": None if cutoff is None else float(cutoff), "sha256": hashlib.sha256(data).hexdigest(),
-            "format": "torchscript"}
+            "format": "torchscript", "verified_force": verified}
 
 
 def read_metadata(path):

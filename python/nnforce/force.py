@@ -17,8 +17,9 @@ def build_nnforce(model, topology, atoms=None, *, neighbor_cutoff_nm=None, neigh
     Parameters
     ----------
     model : str, bytes, torch.jit.ScriptModule, dict or nnforce.NNForce
-        The model file, its bytes, a scripted module, the dict of :func:`nnforce.contract.inspect_model`
-        (its ``bytes`` are used), or an ``NNForce`` to configure in place.
+        The model file, its bytes, a scripted module, the dict of :func:`nnforce.contract.inspect_model` (the
+        ``NNForce`` it built while verifying the bytes is taken, the first time; later calls build one from its
+        ``bytes``), or an ``NNForce`` to configure in place.
     topology : openmm.app.Topology
         Gives the atomic numbers (set unless an ``inspect_model`` dict shows the model takes none) and, unless ``periodic`` is given, periodicity (a box means periodic).
     atoms : sequence of int, optional
@@ -48,6 +49,11 @@ def build_nnforce(model, topology, atoms=None, *, neighbor_cutoff_nm=None, neigh
 
     if isinstance(model, nnforce.NNForce):
         force = model
+        for name, value in (properties or {}).items():
+            force.setProperty(name, str(value))
+    elif isinstance(model, dict) and model.get("verified_force"):
+        # the NNForce inspect_model built (and so verified) from these bytes: taken once, as a System owns its forces
+        force = model["verified_force"].pop()
         for name, value in (properties or {}).items():
             force.setProperty(name, str(value))
     else:
