@@ -46,7 +46,7 @@ for _name in ("aimnet", "aimnet2", "aimnet2-2025", "aimnet2-nse", "aimnet2-pd", 
     _FAMILIES[_name] = ("external", "ExternalPotential")
 
 #: createSystem/createMixedSystem arguments every nnforce family takes (the rest go to the family's ``module``)
-_COMMON_ARGS = ("charge", "precision", "platformProperties", "device", "mlLongRange")
+_COMMON_ARGS = ("charge", "precision", "platformProperties", "device", "mlLongRange", "modelFormat")
 
 
 class UnknownPotentialError(KeyError, ValueError):
@@ -275,15 +275,21 @@ class NNForcePotentialImpl(MLPotentialImpl):
         system.addForce(self.createForce(topology, atoms, periodic=periodic, box=box, forceGroup=forceGroup, **args))
 
     def createForce(self, topology, atoms=None, periodic=None, box=None, charge=0, precision=None, forceGroup=0,
-                    platformProperties=None, device=None, mlLongRange=None, **options):
-        """The NNForce for ``atoms`` of ``topology`` (all atoms when None), validated before any Context exists."""
+                    platformProperties=None, device=None, mlLongRange=None, modelFormat="torchscript", **options):
+        """The NNForce for ``atoms`` of ``topology`` (all atoms when None), validated before any Context exists.
+
+        ``modelFormat`` (nnforce's extra): ``"torchscript"`` (default) or ``"pt2"`` (the same module compiled
+        AOT with torch.export + AOTInductor, see potentials/_formats.py)."""
         from ..force import build_nnforce
+        from ._formats import check_format
 
         impl = self.family
         if device is not None and str(device).split(":")[0] not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}; NNForce runs where the Context's "
                              "platform runs (CPU/Reference: cpu, CUDA: cuda)")
-        accepted = [p for p in inspect.signature(impl.module).parameters if p not in ("atomic_numbers", "periodic")]
+        check_format(modelFormat, impl, self.name)
+        accepted = [p for p in inspect.signature(impl.module).parameters
+                    if p not in ("atomic_numbers", "periodic") and not p.startswith("_")]
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             raise ValueError(f"the {self.name!r} potential does not take the argument(s) {', '.join(unknown)}; it "
@@ -314,8 +320,16 @@ class NNForcePotentialImpl(MLPotentialImpl):
         from . import _common
 
         with _common.builtin_torch_functions():
+            if modelFormat == "pt2":
+                options["_eager"] = True
             module = impl.module(numbers, charge=charge, precision=precision, periodic=periodic, **options)
         dtype = _module_dtype(module)
+        if modelFormat == "pt2":
+            import torch
+
+            from ._formats import compile_family_module
+
+            module = compile_family_module(module, numbers, cutoff, bool(periodic), getattr(torch, dtype))
         properties = {"precision": "double" if dtype == "float64" else "single"}
         properties.update({key: str(value) for key, value in (platformProperties or {}).items()})
         force = build_nnforce(module, topology, atoms, neighbor_cutoff_nm=cutoff, properties=properties,

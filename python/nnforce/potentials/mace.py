@@ -196,7 +196,7 @@ class MACEPotential:
         self._compiled = {}
 
     def module(self, atomic_numbers, charge=0, precision=None, periodic=False, returnEnergyType="interaction_energy",
-               multiplicity=1):
+               multiplicity=1, _eager=False):
         """The TorchScript module (MACEAdapter) for these atoms.
 
         ``returnEnergyType`` as openmm-ml: ``"interaction_energy"`` (default, without the isolated-atom energies)
@@ -204,6 +204,13 @@ class MACEPotential:
         """
         _common.check_elements(atomic_numbers, self.elements, "MACE")
         dtype = _common.precision_dtype(precision) or next(self.model.parameters()).dtype
+        if _eager:  # for torch.export (.pt2): the plain module, no e3nn/TorchScript compilation
+            import copy
+
+            adapter = MACEAdapter(copy.deepcopy(self.model).to(dtype).eval(), None, self.head, returnEnergyType)
+            adapter.total_charge = float(charge)
+            adapter.total_spin = float(multiplicity)
+            return adapter
         if dtype not in self._compiled:
             import copy
 

@@ -140,10 +140,10 @@ class NequIPPotential:
         self.cutoff_nm = self.r_max * self.length_scale
         self._compiled = {}
 
-    def module(self, atomic_numbers, charge=0, precision=None, periodic=False):
+    def module(self, atomic_numbers, charge=0, precision=None, periodic=False, _eager=False):
         _common.check_elements(atomic_numbers, self.elements, "NequIP")
         dtype = _common.precision_dtype(precision)
-        key = str(dtype)
+        key = str(dtype) + ("-eager" if _eager else "")
         if key not in self._compiled:
             import copy
 
@@ -157,9 +157,9 @@ class NequIPPotential:
             for sub in model.modules():  # energy only: NNForce differentiates the energy itself
                 if hasattr(sub, "do_derivatives"):
                     sub.do_derivatives = False
-            self._compiled[key] = e3nn_jit.compile(model)
+            self._compiled[key] = model if _eager else e3nn_jit.compile(model)
         lookup = torch.full((119,), -1, dtype=torch.long)
         for index, z in enumerate(self.elements):
             lookup[z] = index
         adapter = NequIPAdapter(self._compiled[key], lookup, self.r_max, self.length_scale, self.energy_scale)
-        return torch.jit.script(adapter)
+        return adapter if _eager else torch.jit.script(adapter)
