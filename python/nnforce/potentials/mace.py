@@ -86,7 +86,7 @@ class MACEAdapter(torch.nn.Module):
             "unit_shifts": torch.zeros_like(edge_shifts),
             "cell": cell,
             "batch": torch.zeros(n, dtype=torch.long, device=positions.device),
-            "ptr": torch.tensor([0, n], dtype=torch.long, device=positions.device),
+            "ptr": torch.cat([torch.zeros(1, dtype=torch.long, device=positions.device), _count(atomic_numbers)]),
             "head": torch.full((1,), self.head_index, dtype=torch.long, device=positions.device),
             "total_charge": torch.full((1,), self.total_charge, dtype=positions.dtype, device=positions.device),
             "total_spin": torch.full((1,), self.total_spin, dtype=positions.dtype, device=positions.device),
@@ -95,6 +95,11 @@ class MACEAdapter(torch.nn.Module):
         energy = out[self.energy_key]
         assert energy is not None
         return energy.sum() * self.kj_mol_per_ev
+
+
+def _count(atomic_numbers: Tensor) -> Tensor:
+    """``[N]`` as a tensor computed from the input (torch.tensor([N]) would fix N in an exported .pt2)."""
+    return torch.ones_like(atomic_numbers, dtype=torch.long).sum().reshape(1)
 
 
 def import_mace():

@@ -36,7 +36,6 @@ class NequIPAdapter(torch.nn.Module):
 
     def forward(self, positions: Tensor, atomic_numbers: Tensor, neighbors: Optional[Tensor] = None,
                 shifts: Optional[Tensor] = None, box: Optional[Tensor] = None) -> Tensor:
-        n = positions.shape[0]
         i, j, vectors, offsets = _common.pairs_with_offsets(positions, neighbors, shifts, box)
         sender, receiver, edge_offsets = _common.directed_edges(i, j, vectors, offsets, self.cutoff_nm)
         data = {
@@ -45,8 +44,7 @@ class NequIPAdapter(torch.nn.Module):
             "edge_cell_shift": edge_offsets / self.length_scale,
             "cell": torch.eye(3, dtype=positions.dtype, device=positions.device).unsqueeze(0),
             "atom_types": self.type_of_z.index_select(0, atomic_numbers.long()),
-            "batch": torch.zeros(n, dtype=torch.long, device=positions.device),
-            "num_atoms": torch.tensor([n], dtype=torch.long, device=positions.device),
+            "num_atoms": torch.ones_like(atomic_numbers, dtype=torch.long).sum().reshape(1),  # N stays dynamic (.pt2)
         }
         out = self.model(data)
         return out["total_energy"].sum() * self.energy_scale
