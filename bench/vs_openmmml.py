@@ -246,6 +246,8 @@ def main():
     parser.add_argument("--families", nargs="+", default=FAMILIES)
     parser.add_argument("--format", choices=FORMATS + ("fastest",), default="fastest",
                         help="nnforce's model format; fastest: time both, report the faster per system")
+    parser.add_argument("--torchscript-only", nargs="*", default=[], metavar="FAMILY",
+                        help="families timed in TorchScript only (saves their .pt2 compilation)")
     parser.add_argument("--no-torchmdnet-shim", action="store_true",
                         help="run openmm-ml's TorchMD-Net loading as released (see the module docstring)")
     parser.add_argument("--workdir", default=os.path.join(ROOT, ".cache", "bench-vs-openmmml"))
@@ -256,7 +258,7 @@ def main():
     rows, failures = [], []
     for family in args.families:
         ours = {}
-        for model_format in formats:
+        for model_format in (("torchscript",) if family in args.torchscript_only else formats):
             try:
                 ours[model_format] = Worker(sys.executable, "nnforce", family, args.workdir, model_format,
                                             energy64=not ours)
@@ -335,6 +337,8 @@ def write(rows, failures, args):
            "checkpoint's weights because of openmm-ml's check_errors=False)") + ". Versions: " + versions(),
     ]
     notes += [f"Not run: {failure}" for failure in failures]
+    if args.torchscript_only:
+        notes.append(f"TorchScript only in this run (--torchscript-only): {', '.join(args.torchscript_only)}.")
     write_table("vs_openmmml.md", "openmm-ml (PythonForce) vs nnforce.potentials (NNForce)", header, rows, notes)
 
 
