@@ -250,6 +250,7 @@ def main():
                         help="families timed in TorchScript only (saves their .pt2 compilation)")
     parser.add_argument("--no-torchmdnet-shim", action="store_true",
                         help="run openmm-ml's TorchMD-Net loading as released (see the module docstring)")
+    parser.add_argument("--results-name", default="vs_openmmml.md", help="file name under bench/results")
     parser.add_argument("--workdir", default=os.path.join(ROOT, ".cache", "bench-vs-openmmml"))
     args = parser.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
@@ -339,7 +340,7 @@ def write(rows, failures, args):
     notes += [f"Not run: {failure}" for failure in failures]
     if args.torchscript_only:
         notes.append(f"TorchScript only in this run (--torchscript-only): {', '.join(args.torchscript_only)}.")
-    write_table("vs_openmmml.md", "openmm-ml (PythonForce) vs nnforce.potentials (NNForce)", header, rows, notes)
+    write_table(args.results_name, "openmm-ml (PythonForce) vs nnforce.potentials (NNForce)", header, rows, notes)
 
 
 def versions():
