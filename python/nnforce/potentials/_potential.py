@@ -196,7 +196,7 @@ class MLPotential:
         return system
 
     def createMixedSystem(self, topology, system, atoms, removeConstraints=True, forceGroup=0, interpolate=False,
-                          embedding="mechanical", **args):
+                          embedding="mechanical", returnInfo=False, **args):
         """A copy of ``system`` in which this potential describes the interactions inside ``atoms``.
 
         ``embedding="mechanical"`` (the default) uses :func:`nnforce.mlmm.create_mlmm_system`: bonded terms and
@@ -219,6 +219,10 @@ class MLPotential:
             Add ``lambda_interpolate``.
         embedding : str
             One of :meth:`getSupportedEmbeddings`.
+        returnInfo : bool
+            Return ``dict(system=, topology=, oldToNew=)`` instead of the System, as openmm-ml 1.8. nnforce's
+            mechanical embedding adds no link atoms, so ``topology`` is the one given and ``oldToNew`` the identity;
+            a potential's own embedding may return its own dict.
         **args
             As for :meth:`createSystem`; ``mlLongRange`` (periodic Systems: does the model include the ML region's
             periodic images? False keeps the MM electrostatics between the region and its images, True removes
@@ -227,13 +231,14 @@ class MLPotential:
 
         Returns
         -------
-        openmm.System
+        openmm.System, or dict when ``returnInfo``
         """
         from ..atoms import validate_atoms
 
         atoms = validate_atoms(atoms, system.getNumParticles(), "atoms")  # before any MM force reads an index
         if embedding in self._impl.getSupportedEmbeddings():
-            result = self._impl.createMixedSystem(topology, system, atoms, forceGroup, interpolate, embedding, **args)
+            result = self._impl.createMixedSystem(topology, system, atoms, forceGroup, interpolate, embedding,
+                                                  returnInfo=returnInfo, **args)
         elif embedding == "mechanical":
             from ._embedding import mechanical_embedding
 
@@ -241,13 +246,15 @@ class MLPotential:
         else:
             raise KeyError(f"unknown embedding {embedding!r}; this potential supports "
                            f"{', '.join(self.getSupportedEmbeddings())}")
+        info = result if isinstance(result, dict) else dict(system=result, topology=topology,
+                                                             oldToNew=list(range(topology.getNumAtoms())))
         if removeConstraints:
             ml = set(atoms)
-            for index in reversed(range(result.getNumConstraints())):
-                p, q, _ = result.getConstraintParameters(index)
+            for index in reversed(range(info["system"].getNumConstraints())):
+                p, q, _ = info["system"].getConstraintParameters(index)
                 if p in ml and q in ml:
-                    result.removeConstraint(index)
-        return result
+                    info["system"].removeConstraint(index)
+        return info if returnInfo else info["system"]
 
     def createForce(self, topology, atoms=None, **args):
         """The NNForce of an nnforce family for ``atoms`` of ``topology`` (all atoms when None)."""
