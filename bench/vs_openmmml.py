@@ -77,7 +77,7 @@ def make_nequip(dtype="float32"):
                           per_type_energy_scales={"H": 0.5, "C": 0.5, "N": 0.5, "O": 0.5})
 
 
-def potential_for(side, family, folder, model_format="torchscript"):
+def potential_for(side, family, folder, model_format="torchscript", nequip_dtype="float32"):
     if side == "nnforce":
         sys.path.insert(0, os.path.join(ROOT, "python"))
         from nnforce.potentials import MLPotential
@@ -90,7 +90,7 @@ def potential_for(side, family, folder, model_format="torchscript"):
             return MLPotential("ani1x"), {"precision": "single", **options}
         if family == "torchmdnet":
             return MLPotential("torchmdnet", modelPath=os.path.join(folder, "tensornet.ckpt")), options
-        return MLPotential("nequip", model=make_nequip()), options
+        return MLPotential("nequip", model=make_nequip(nequip_dtype)), options
     from openmmml import MLPotential
 
     if family == "mace":
@@ -114,7 +114,7 @@ def potential_for(side, family, folder, model_format="torchscript"):
                            energyScale=KJ_MOL_PER_EV), {}
     import nequip.model.saved_models.load_utils as load_utils
 
-    model = make_nequip()
+    model = make_nequip(nequip_dtype)
     load_utils.load_saved_model = lambda *args, **kwargs: model
     return MLPotential("nequip", modelPath="seeded-model", lengthScale=0.1, energyScale=96.48533212331002), {}
 
@@ -157,7 +157,10 @@ def worker(side, family, model_format):
             if side == "openmmml" and family in ("ani", "torchmdnet"):
                 energies64[key] = energy  # openmm-ml's ANI/TorchMD-Net paths run float32 only (module docstring)
             else:
-                energies64[key] = energy_float64(potential, options, topology, positions)
+                pair = (potential, options)
+                if family == "nequip":  # nequip bakes model_dtype in (casts inside): a float64 model, same seed
+                    pair = potential_for(side, family, folder, model_format, "float64")
+                energies64[key] = energy_float64(*pair, topology, positions)
     print(json.dumps({"ready": True, "energies": {k: v[3] for k, v in contexts.items()}, "energies64": energies64}),
           flush=True)
     for line in sys.stdin:
