@@ -52,3 +52,12 @@ def test_unknown_model_format_is_a_value_error():
 def test_private_eager_flag_is_not_an_option():
     with pytest.raises(ValueError, match="does not take the argument"):
         MLPotential("ani1x").createSystem(_topology(["O", "H", "H"]), _eager=True)
+
+
+def test_torchmdnet_pt2_is_refused_with_the_reason():
+    from nnforce.potentials._formats import check_format
+    from nnforce.potentials.torchmdnet import TorchMDNetPotential
+
+    with pytest.raises(ValueError, match="refused for the 'torchmdnet' potential: its .pt2 compiles but"):
+        check_format("pt2", TorchMDNetPotential, "torchmdnet")
+    check_format("torchscript", TorchMDNetPotential, "torchmdnet")  # TorchScript stays available

@@ -17,6 +17,10 @@ def check_format(model_format, family, name):
     """ValueError unless ``model_format`` is known and the family can build an eager module for it."""
     if model_format not in FORMATS:
         raise ValueError(f"modelFormat must be one of {', '.join(FORMATS)}, got {model_format!r}")
+    refused = getattr(family, "pt2_refused", None)
+    if model_format == "pt2" and refused:
+        raise ValueError(f"modelFormat='pt2' is refused for the {name!r} potential: {refused}; use "
+                         "modelFormat='torchscript'")
     if model_format == "pt2" and "_eager" not in inspect.signature(family.module).parameters:
         raise ValueError(f"the {name!r} potential has no .pt2 path (its module is a TorchScript file); use "
                          "modelFormat='torchscript', or compile an nnforce model with `nnforce export --format pt2` "
