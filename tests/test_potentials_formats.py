@@ -61,3 +61,12 @@ def test_torchmdnet_pt2_is_refused_with_the_reason():
     with pytest.raises(ValueError, match="refused for the 'torchmdnet' potential: its .pt2 compiles but"):
         check_format("pt2", TorchMDNetPotential, "torchmdnet")
     check_format("torchscript", TorchMDNetPotential, "torchmdnet")  # TorchScript stays available
+
+
+def test_nequip_periodic_pt2_is_refused_vacuum_is_not():
+    from nnforce.potentials._formats import check_format
+    from nnforce.potentials.nequip import NequIPPotential
+
+    with pytest.raises(ValueError, match="refused for the 'nequip' potential: its periodic .pt2"):
+        check_format("pt2", NequIPPotential, "nequip", periodic=True)
+    check_format("pt2", NequIPPotential, "nequip", periodic=False)

@@ -13,11 +13,12 @@ import torch
 FORMATS = ("torchscript", "pt2")
 
 
-def check_format(model_format, family, name):
+def check_format(model_format, family, name, periodic=False):
     """ValueError unless ``model_format`` is known and the family can build an eager module for it."""
     if model_format not in FORMATS:
         raise ValueError(f"modelFormat must be one of {', '.join(FORMATS)}, got {model_format!r}")
-    refused = getattr(family, "pt2_refused", None)
+    refused = getattr(family, "pt2_refused", None) or (getattr(family, "pt2_refused_periodic", None) if periodic
+                                                        else None)
     if model_format == "pt2" and refused:
         raise ValueError(f"modelFormat='pt2' is refused for the {name!r} potential: {refused}; use "
                          "modelFormat='torchscript'")

@@ -294,7 +294,8 @@ class NNForcePotentialImpl(MLPotentialImpl):
         if device is not None and str(device).split(":")[0] not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}; NNForce runs where the Context's "
                              "platform runs (CPU/Reference: cpu, CUDA: cuda)")
-        check_format(modelFormat, impl, self.name)
+        check_format(modelFormat, impl, self.name,
+                     bool(periodic) if periodic is not None else topology.getPeriodicBoxVectors() is not None)
         accepted = [p for p in inspect.signature(impl.module).parameters
                     if p not in ("atomic_numbers", "periodic") and not p.startswith("_")]
         unknown = sorted(set(options) - set(accepted))
