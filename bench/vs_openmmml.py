@@ -1,7 +1,10 @@
-"""openmm-ml (PythonForce) vs nnforce.potentials (NNForce, TorchScript) for each model family, side by side.
+"""openmm-ml (PythonForce) vs nnforce.potentials (NNForce: TorchScript or .pt2) for each model family, side by side.
 
-Run: `python bench/vs_openmmml.py --openmmml-python /path/to/openmmml-venv/bin/python [--rounds 3]`;
-writes bench/results/vs_openmmml.md. openmm-ml is the released `openmmml` from PyPI, installed in its own
+Run: `python bench/vs_openmmml.py --openmmml-python /path/to/openmmml-venv/bin/python [--rounds 3]
+[--format torchscript|pt2|fastest]`; writes bench/results/vs_openmmml.md. ``--format fastest`` (default) runs an
+nnforce worker per format (``MLPotential.createSystem(..., modelFormat=...)``), interleaved with openmm-ml, and
+reports the faster one per system; a family whose ``.pt2`` does not compile keeps TorchScript and the table says
+why. openmm-ml is the released `openmmml` from PyPI, installed in its own
 environment (with the same torch 2.13.0 and family packages), and runs in its own process as its users run it.
 
 For each family one openmm-ml worker and one nnforce worker stay alive; the main process alternates them
@@ -15,7 +18,16 @@ torchani 2.1.1 wheel.
 Shims on the openmm-ml side, only where it cannot get a model offline: its ANI path calls
 torchani.models.ANI2x() (a download), so torchani.models.ANI2x is replaced by the wheel's ANI-1x ensemble; its
 NequIP path calls nequip's load_saved_model (a trained checkpoint), so that returns the seeded model object.
+One more, so both sides evaluate the same weights: openmm-ml loads TorchMD-Net checkpoints with
+``check_errors=False``; torchmd-net 3.1.0's load_model writes its keyword arguments into the checkpoint's own
+hyper_parameters dict and then takes "check_errors in hyper_parameters" as the sign of an old-format checkpoint,
+so it permutes TensorNet's linear layers of a current checkpoint ("compatibility_load"). The shim adds
+``compatibility_load=False`` to openmm-ml's call (``--no-torchmdnet-shim`` runs openmm-ml as released).
 Everything else is openmm-ml's own code.
+
+Energies are compared in float64 (``precision="double"``, the same ``returnEnergyType`` on both sides) where
+openmm-ml can run float64 (MACE, NequIP); its ANI and TorchMD-Net paths hand the model float32 positions
+whatever the model's dtype, so there openmm-ml's float32 energy is compared with nnforce's float64 energy.
 """
 import argparse
 import json
@@ -30,6 +42,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 FAMILIES = ["ani", "mace", "torchmdnet", "nequip"]
+FORMATS = ("torchscript", "pt2")
+KJ_MOL_PER_EV = 96.48533212331002  # nnforce.units' value, given to openmm-ml (its TorchMD-Net default: 96.4916)
 SYSTEMS = {"ala2 vacuum (22 atoms)": "ala2", "water box (1,038 atoms)": "water"}
 STEPS = {"ala2": 20, "water": 2}
 
@@ -63,22 +77,25 @@ def make_nequip(dtype="float32"):
                           per_type_energy_scales={"H": 0.5, "C": 0.5, "N": 0.5, "O": 0.5})
 
 
-def potential_for(side, family, folder):
+def potential_for(side, family, folder, model_format="torchscript", nequip_dtype="float32"):
     if side == "nnforce":
         sys.path.insert(0, os.path.join(ROOT, "python"))
         from nnforce.potentials import MLPotential
 
+        options = {"modelFormat": model_format}
         if family == "mace":
-            return MLPotential("mace", modelPath=os.path.join(folder, "mace.model")), {"precision": "single"}
+            return MLPotential("mace", modelPath=os.path.join(folder, "mace.model")), {
+                "precision": "single", "returnEnergyType": "interaction_energy", **options}
         if family == "ani":
-            return MLPotential("ani1x"), {"precision": "single"}
+            return MLPotential("ani1x"), {"precision": "single", **options}
         if family == "torchmdnet":
-            return MLPotential("torchmdnet", modelPath=os.path.join(folder, "tensornet.ckpt")), {}
-        return MLPotential("nequip", model=make_nequip()), {}
+            return MLPotential("torchmdnet", modelPath=os.path.join(folder, "tensornet.ckpt")), options
+        return MLPotential("nequip", model=make_nequip(nequip_dtype)), options
     from openmmml import MLPotential
 
     if family == "mace":
-        return MLPotential("mace", modelPath=os.path.join(folder, "mace.model")), {"precision": "single"}
+        return MLPotential("mace", modelPath=os.path.join(folder, "mace.model")), {
+            "precision": "single", "returnEnergyType": "interaction_energy"}
     if family == "ani":
         import torchani
 
@@ -88,24 +105,42 @@ def potential_for(side, family, folder):
         torchani.models.ANI2x = lambda **kwargs: torchani_ani1x()
         return MLPotential("ani2x"), {}
     if family == "torchmdnet":
-        return MLPotential("torchmdnet", modelPath=os.path.join(folder, "tensornet.ckpt")), {}
+        if os.environ.get("NNFORCE_BENCH_TMD_SHIM") == "1":
+            import torchmdnet.models.model as tmn_model
+
+            released = tmn_model.load_model
+            tmn_model.load_model = lambda *args, **kwargs: released(*args, compatibility_load=False, **kwargs)
+        return MLPotential("torchmdnet", modelPath=os.path.join(folder, "tensornet.ckpt"),
+                           energyScale=KJ_MOL_PER_EV), {}
     import nequip.model.saved_models.load_utils as load_utils
 
-    model = make_nequip()
+    model = make_nequip(nequip_dtype)
     load_utils.load_saved_model = lambda *args, **kwargs: model
     return MLPotential("nequip", modelPath="seeded-model", lengthScale=0.1, energyScale=96.48533212331002), {}
 
 
-def worker(side, family):
+def energy_float64(potential, options, topology, positions):
+    """The potential's energy in float64 (``precision="double"``), Reference platform."""
+    import openmm
+    import openmm.unit as unit
+
+    system = potential.createSystem(topology, **dict(options, precision="double"))
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(positions)
+    return context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+
+
+def worker(side, family, model_format):
     import openmm
     import openmm.unit as unit
     import torch
 
     torch.set_num_threads(1)
     folder = os.environ["NNFORCE_BENCH_DIR"]
-    potential, options = potential_for(side, family, folder)
+    potential, options = potential_for(side, family, folder, model_format)
     systems = build_systems()
-    contexts = {}
+    contexts, energies64 = {}, {}
+    tag = f"{side}-{model_format}" if side == "nnforce" else side
     for key, (topology, positions) in systems.items():
         system = potential.createSystem(topology, **options)
         integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 0.5 * unit.femtosecond)
@@ -115,10 +150,19 @@ def worker(side, family):
         state = context.getState(getEnergy=True, getForces=True)
         energy = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
         forces = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
-        np.save(os.path.join(folder, f"forces-{side}-{family}-{key}.npy"), np.asarray(forces))
+        np.save(os.path.join(folder, f"forces-{tag}-{family}-{key}.npy"), np.asarray(forces))
         integrator.step(1)  # warm-up (lazy compilation, first neighbor list)
         contexts[key] = (context, integrator, positions, energy)
-    print(json.dumps({"ready": True, "energies": {k: v[3] for k, v in contexts.items()}}), flush=True)
+        if os.environ.get("NNFORCE_BENCH_ENERGY64") == "1":
+            if side == "openmmml" and family in ("ani", "torchmdnet"):
+                energies64[key] = energy  # openmm-ml's ANI/TorchMD-Net paths run float32 only (module docstring)
+            else:
+                pair = (potential, options)
+                if family == "nequip":  # nequip bakes model_dtype in (casts inside): a float64 model, same seed
+                    pair = potential_for(side, family, folder, model_format, "float64")
+                energies64[key] = energy_float64(*pair, topology, positions)
+    print(json.dumps({"ready": True, "energies": {k: v[3] for k, v in contexts.items()}, "energies64": energies64}),
+          flush=True)
     for line in sys.stdin:
         request = json.loads(line)
         context, integrator, positions, _ = contexts[request["system"]]
@@ -162,17 +206,29 @@ def make_models(folder):
 
 
 class Worker:
-    def __init__(self, python, side, family, folder):
-        env = dict(os.environ, OMP_NUM_THREADS="1", NNFORCE_BENCH_DIR=folder)
-        self.process = subprocess.Popen([python, os.path.abspath(__file__), "--worker", side, family],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    def __init__(self, python, side, family, folder, model_format="-", energy64=False, torchmdnet_shim=True):
+        env = dict(os.environ, OMP_NUM_THREADS="1", NNFORCE_BENCH_DIR=folder,
+                   NNFORCE_BENCH_ENERGY64="1" if energy64 else "0",
+                   NNFORCE_BENCH_TMD_SHIM="1" if torchmdnet_shim else "0")
+        self.log = os.path.join(folder, f"worker-{side}-{model_format}-{family}.log")
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen([python, os.path.abspath(__file__), "--worker", side, family, model_format],
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                                            env=env)
         self.ready = self._read()
+
+    def error_line(self):
+        """The last error line of the worker's stderr (why it ended)."""
+        with open(self.log) as log:
+            lines = [line.strip() for line in log if "Error" in line or "error" in line]
+        return lines[-1][:300] if lines else "no error line"
 
     def _read(self):
         while True:
             line = self.process.stdout.readline()
             if not line:
-                raise RuntimeError(f"worker {self.process.args[-2:]} ended: see its stderr above")
+                self.process.wait()
+                raise RuntimeError(f"worker {self.process.args[-3:]} ended: {self.error_line()} (log {self.log})")
             if line.startswith("{"):
                 return json.loads(line)
 
@@ -191,60 +247,105 @@ def main():
     parser.add_argument("--openmmml-python", required=True, help="python of the environment with openmmml installed")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--families", nargs="+", default=FAMILIES)
+    parser.add_argument("--format", choices=FORMATS + ("fastest",), default="fastest",
+                        help="nnforce's model format; fastest: time both, report the faster per system")
+    parser.add_argument("--torchscript-only", nargs="*", default=[], metavar="FAMILY",
+                        help="families timed in TorchScript only (saves their .pt2 compilation)")
+    parser.add_argument("--no-torchmdnet-shim", action="store_true",
+                        help="run openmm-ml's TorchMD-Net loading as released (see the module docstring)")
+    parser.add_argument("--results-name", default="vs_openmmml.md", help="file name under bench/results")
     parser.add_argument("--workdir", default=os.path.join(ROOT, ".cache", "bench-vs-openmmml"))
     args = parser.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     make_models(args.workdir)
-    rows = []
+    formats = FORMATS if args.format == "fastest" else (args.format,)
+    rows, failures = [], []
     for family in args.families:
-        ours = Worker(sys.executable, "nnforce", family, args.workdir)
-        theirs = Worker(args.openmmml_python, "openmmml", family, args.workdir)
-        times = {(side, key): [] for side in ("nnforce", "openmmml") for key in STEPS}
+        ours = {}
+        for model_format in (("torchscript",) if family in args.torchscript_only else formats):
+            try:
+                ours[model_format] = Worker(sys.executable, "nnforce", family, args.workdir, model_format,
+                                            energy64=not ours)
+            except RuntimeError as error:
+                failures.append(f"{family} {model_format}: {error}")
+        theirs = Worker(args.openmmml_python, "openmmml", family, args.workdir, energy64=True,
+                        torchmdnet_shim=not args.no_torchmdnet_shim)
+        if not ours:
+            theirs.close()
+            continue
+        times = {(side, key): [] for side in list(ours) + ["openmmml"] for key in STEPS}
         for _ in range(args.rounds):
             for key, steps in STEPS.items():
-                times[("nnforce", key)].append(ours.run(key, steps))
+                for model_format, process in ours.items():
+                    times[(model_format, key)].append(process.run(key, steps))
                 times[("openmmml", key)].append(theirs.run(key, steps))
-        ours.close()
-        theirs.close()
+        for process in list(ours.values()) + [theirs]:
+            process.close()
         for label, key in SYSTEMS.items():
-            rows.append(row(family, label, key, times, ours.ready, theirs.ready, args.workdir))
-        write(rows, args)  # after every family, so a stopped run still leaves the families it measured
+            rows.append(row(family, label, key, times, {f: w.ready for f, w in ours.items()}, theirs.ready,
+                            args.workdir))
+        write(rows, failures, args)  # after every family, so a stopped run still leaves the families it measured
+    write(rows, failures, args)
 
 
 def row(family, label, key, times, ours, theirs, folder):
-    cpu_ours = statistics.median(t["cpu_ms"] for t in times[("nnforce", key)])
-    cpu_theirs = statistics.median(t["cpu_ms"] for t in times[("openmmml", key)])
-    e_ours, e_theirs = ours["energies"][key], theirs["energies"][key]
-    f_ours = np.load(os.path.join(folder, f"forces-nnforce-{family}-{key}.npy"))
+    cpu = {side: statistics.median(t["cpu_ms"] for t in times[(side, key)])
+           for side in list(ours) + ["openmmml"]}
+    first = next(iter(ours))  # the worker that computed the float64 energies
+    agree = {f: abs(ours[f]["energies"][key] - ours[first]["energies"][key]) <= 1e-4 * abs(ours[first]["energies"][key])
+             for f in ours}  # a format whose float32 energy differs from the first format's is never "fastest"
+    best = min((f for f in ours if agree[f]), key=lambda f: cpu[f])
+    e_theirs, e_ours = theirs["energies64"][key], ours[first]["energies64"][key]
+    f_ours = np.load(os.path.join(folder, f"forces-nnforce-{best}-{family}-{key}.npy"))
     f_theirs = np.load(os.path.join(folder, f"forces-openmmml-{family}-{key}.npy"))
     rel_e = abs(e_ours - e_theirs) / abs(e_theirs)
+    formats_agree = "-"
+    if len(ours) > 1:
+        a, b = (ours[f]["energies"][key] for f in FORMATS)
+        formats_agree = f"{abs(a - b) / abs(a):.1e}"
     force_ratio = float(np.linalg.norm(f_theirs) / np.linalg.norm(f_ours))
     rel_f = float(np.abs(f_ours - f_theirs).max() / np.abs(f_ours).max())
-    speedup = cpu_theirs / cpu_ours
+    speedup = cpu["openmmml"] / cpu[best]
     goal_speed = speedup >= 1.5 if key == "ala2" else speedup >= 1.0
-    return [family, label, f"{cpu_theirs:.2f}", f"{cpu_ours:.2f}", f"{speedup:.2f}x",
-            "met" if goal_speed else "not met", f"{e_theirs:.4f}", f"{rel_e:.1e}", "met" if rel_e <= 1e-4 else "not met",
-            f"{rel_f:.1e}", f"{force_ratio:.3f}"]
+    float32_only = family in ("ani", "torchmdnet")
+    return [family, label, f"{cpu['openmmml']:.2f}",
+            f"{cpu['torchscript']:.2f}" if "torchscript" in cpu else "-",
+            f"{cpu['pt2']:.2f}" if "pt2" in cpu else "-", best, f"{speedup:.2f}x",
+            "met" if goal_speed else "not met",
+            f"{e_theirs:.4f}" + (" (float32)" if float32_only else ""), f"{rel_e:.1e}",
+            "met" if rel_e <= 1e-6 else "not met", formats_agree, f"{rel_f:.1e}", f"{force_ratio:.3f}"]
 
 
-def write(rows, args):
+def write(rows, failures, args):
     sys.path.insert(0, HERE)
     from _common import write_table
 
-    header = ["family", "system", "openmm-ml ms/step (CPU)", "nnforce ms/step (CPU)", "speed-up", "speed goal",
-              "openmm-ml energy kJ/mol", "energy rel. diff", "energy goal (1e-4, float32)", "max force diff / max |F|",
+    header = ["family", "system", "openmm-ml ms/step (CPU)", "nnforce TorchScript ms/step (CPU)",
+              "nnforce .pt2 ms/step (CPU)", "fastest", "speed-up (fastest)", "speed goal",
+              "openmm-ml energy kJ/mol (float64)", "energy rel. diff (float64)", "energy goal (1e-6)",
+              ".pt2 vs TorchScript energy (float32)", "max force diff / max |F| (float32)",
               "|F openmm-ml| / |F nnforce|"]
     notes = [
-        f"CPU platform, 1 thread, float32 models, median over {args.rounds} interleaved rounds of CPU time per step "
-        "(time.process_time of each worker process; LangevinMiddle 0.5 fs). nnforce runs TorchScript; the .pt2 "
-        "variant is not in this table (the pt2 branch's to_pt2 was not merged when this ran).",
-        "Speed goals: >= 1.5x at 22 atoms, >= 1.0x (never slower) at 1,038 atoms. Energy goal: 1e-4 relative in float32.",
-        "Forces are compared too: openmm-ml's ANI path hands PythonForce the gradient in kJ/mol/A as kJ/mol/nm "
-        "(forces 10x too small), which the last column shows as 0.1.",
+        f"CPU platform, 1 thread, float32 models for the timing, median over {args.rounds} interleaved rounds of CPU "
+        "time per step (time.process_time of each worker process; LangevinMiddle 0.5 fs; per round: each nnforce "
+        "format, then openmm-ml, on each system). Format option: " + args.format + ".",
+        "Speed goals: >= 1.5x at 22 atoms, >= 1.0x (never slower) at 1,038 atoms, for the fastest nnforce format. "
+        "Energy goal: 1e-6 relative in float64 (precision='double' on both sides, Reference platform; MACE with "
+        "returnEnergyType='interaction_energy' on both sides; nnforce's float64 energy from the TorchScript worker "
+        "when both formats run). openmm-ml's ANI and TorchMD-Net paths are float32 only (they convert positions to "
+        "float32), so those rows compare openmm-ml's float32 energy with nnforce's float64 energy.",
+        "Forces are compared too (float32, the fastest format vs openmm-ml): openmm-ml's ANI path hands PythonForce "
+        "the gradient in kJ/mol/A as kJ/mol/nm (forces 10x too small), which the last column shows as 0.1.",
         "Shims on the openmm-ml side (module docstring): ANI2x() returns the wheel's ANI-1x; NequIP's loader returns "
-        "the seeded model. Versions: " + versions(),
+        "the seeded model; TorchMD-Net: energyScale=96.48533 given explicitly (openmm-ml's default is 96.4916) and "
+        + ("no compatibility_load shim (openmm-ml as released)" if args.no_torchmdnet_shim else
+           "compatibility_load=False added to its load_model call (torchmd-net 3.1.0 otherwise permutes the "
+           "checkpoint's weights because of openmm-ml's check_errors=False)") + ". Versions: " + versions(),
     ]
-    write_table("vs_openmmml.md", "openmm-ml (PythonForce) vs nnforce.potentials (NNForce)", header, rows, notes)
+    notes += [f"Not run: {failure}" for failure in failures]
+    if args.torchscript_only:
+        notes.append(f"TorchScript only in this run (--torchscript-only): {', '.join(args.torchscript_only)}.")
+    write_table(args.results_name, "openmm-ml (PythonForce) vs nnforce.potentials (NNForce)", header, rows, notes)
 
 
 def versions():
@@ -264,6 +365,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         import openmm  # noqa: F401
 
-        worker(sys.argv[2], sys.argv[3])
+        worker(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
         main()

@@ -204,3 +204,40 @@ def test_ase_potential_equals_the_calculator():
     assert np.abs(f_sub[:3]).max() == 0.0
     with pytest.raises(ValueError, match="needs calculator="):
         potential.createSystem(topology)
+
+
+class OwnEmbeddingImpl(SpringImpl):
+    """An openmm-ml 1.8-style potential with its own embedding that returns openmm-ml's info dict itself."""
+
+    def getSupportedEmbeddings(self):
+        return ["own"]
+
+    def createMixedSystem(self, topology, system, atoms, forceGroup, interpolate, embedding, returnInfo=False,
+                          **args):
+        copy = openmm.XmlSerializer.clone(system)
+        self.addForces(topology, copy, atoms, forceGroup)
+        return dict(system=copy, topology=topology, oldToNew=[2 * i for i in range(topology.getNumAtoms())]) \
+            if returnInfo else copy
+
+
+class OwnEmbeddingFactory(MLPotentialImplFactory):
+    def createImpl(self, name, **args):
+        return OwnEmbeddingImpl(2.0)
+
+
+def test_return_info_as_openmm_ml_18():
+    MLPotential.registerImplFactory("test-spring", SpringFactory())
+    topology, mm_system, positions = two_waters(rigid=True)
+    potential = MLPotential("test-spring")
+    plain = potential.createMixedSystem(topology, mm_system, [0, 1, 2])
+    info = potential.createMixedSystem(topology, mm_system, [0, 1, 2], returnInfo=True)
+    assert sorted(info) == ["oldToNew", "system", "topology"]
+    assert info["topology"] is topology and info["oldToNew"] == list(range(6))  # no link atoms: nothing moves
+    assert info["system"].getNumConstraints() == plain.getNumConstraints() == 3  # removeConstraints applies to it
+    assert energy(info["system"], positions)[0] == pytest.approx(energy(plain, positions)[0], rel=1e-12)
+    MLPotential.registerImplFactory("test-own", OwnEmbeddingFactory())
+    own = MLPotential("test-own").createMixedSystem(topology, mm_system, [0, 1, 2], embedding="own", returnInfo=True)
+    assert own["oldToNew"] == [0, 2, 4, 6, 8, 10]  # the potential's own dict is returned as it made it
+    assert own["system"].getNumConstraints() == 3  # ML-ML constraints removed, as openmm-ml does on info["system"]
+    e_own = energy(own["system"], positions)[0]
+    assert e_own == pytest.approx(energy(mm_system, positions)[0] + 2.0 * (positions[:3] ** 2).sum(), rel=1e-9)

@@ -46,7 +46,7 @@ for _name in ("aimnet", "aimnet2", "aimnet2-2025", "aimnet2-nse", "aimnet2-pd", 
     _FAMILIES[_name] = ("external", "ExternalPotential")
 
 #: createSystem/createMixedSystem arguments every nnforce family takes (the rest go to the family's ``module``)
-_COMMON_ARGS = ("charge", "precision", "platformProperties", "device", "mlLongRange")
+_COMMON_ARGS = ("charge", "precision", "platformProperties", "device", "mlLongRange", "modelFormat")
 
 
 class UnknownPotentialError(KeyError, ValueError):
@@ -196,7 +196,7 @@ class MLPotential:
         return system
 
     def createMixedSystem(self, topology, system, atoms, removeConstraints=True, forceGroup=0, interpolate=False,
-                          embedding="mechanical", **args):
+                          embedding="mechanical", returnInfo=False, **args):
         """A copy of ``system`` in which this potential describes the interactions inside ``atoms``.
 
         ``embedding="mechanical"`` (the default) uses :func:`nnforce.mlmm.create_mlmm_system`: bonded terms and
@@ -219,6 +219,10 @@ class MLPotential:
             Add ``lambda_interpolate``.
         embedding : str
             One of :meth:`getSupportedEmbeddings`.
+        returnInfo : bool
+            Return ``dict(system=, topology=, oldToNew=)`` instead of the System, as openmm-ml 1.8. nnforce's
+            mechanical embedding adds no link atoms, so ``topology`` is the one given and ``oldToNew`` the identity;
+            a potential's own embedding may return its own dict.
         **args
             As for :meth:`createSystem`; ``mlLongRange`` (periodic Systems: does the model include the ML region's
             periodic images? False keeps the MM electrostatics between the region and its images, True removes
@@ -227,14 +231,15 @@ class MLPotential:
 
         Returns
         -------
-        openmm.System
+        openmm.System, or dict when ``returnInfo``
         """
         from .. import mlmm
         from ..atoms import validate_atoms
 
         atoms = validate_atoms(atoms, system.getNumParticles(), "atoms")  # before any MM force reads an index
         if embedding in self._impl.getSupportedEmbeddings():
-            result = self._impl.createMixedSystem(topology, system, atoms, forceGroup, interpolate, embedding, **args)
+            result = self._impl.createMixedSystem(topology, system, atoms, forceGroup, interpolate, embedding,
+                                                  returnInfo=returnInfo, **args)
         elif embedding == "mechanical":
             from ._embedding import mechanical_embedding
 
@@ -242,9 +247,11 @@ class MLPotential:
         else:
             raise KeyError(f"unknown embedding {embedding!r}; this potential supports "
                            f"{', '.join(self.getSupportedEmbeddings())}")
+        info = result if isinstance(result, dict) else dict(system=result, topology=topology,
+                                                             oldToNew=list(range(topology.getNumAtoms())))
         if removeConstraints:
-            mlmm.remove_internal_constraints(result, atoms)
-        return result
+            mlmm.remove_internal_constraints(info["system"], atoms)
+        return info if returnInfo else info["system"]
 
     def createForce(self, topology, atoms=None, **args):
         """The NNForce of an nnforce family for ``atoms`` of ``topology`` (all atoms when None)."""
@@ -272,15 +279,22 @@ class NNForcePotentialImpl(MLPotentialImpl):
         system.addForce(self.createForce(topology, atoms, periodic=periodic, box=box, forceGroup=forceGroup, **args))
 
     def createForce(self, topology, atoms=None, periodic=None, box=None, charge=0, precision=None, forceGroup=0,
-                    platformProperties=None, device=None, mlLongRange=None, **options):
-        """The NNForce for ``atoms`` of ``topology`` (all atoms when None), validated before any Context exists."""
+                    platformProperties=None, device=None, mlLongRange=None, modelFormat="torchscript", **options):
+        """The NNForce for ``atoms`` of ``topology`` (all atoms when None), validated before any Context exists.
+
+        ``modelFormat`` (nnforce's extra): ``"torchscript"`` (default) or ``"pt2"`` (the same module compiled
+        AOT with torch.export + AOTInductor, see potentials/_formats.py)."""
         from ..force import build_nnforce
+        from ._formats import check_format
 
         impl = self.family
         if device is not None and str(device).split(":")[0] not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}; NNForce runs where the Context's "
                              "platform runs (CPU/Reference: cpu, CUDA: cuda)")
-        accepted = [p for p in inspect.signature(impl.module).parameters if p not in ("atomic_numbers", "periodic")]
+        check_format(modelFormat, impl, self.name,
+                     bool(periodic) if periodic is not None else topology.getPeriodicBoxVectors() is not None)
+        accepted = [p for p in inspect.signature(impl.module).parameters
+                    if p not in ("atomic_numbers", "periodic") and not p.startswith("_")]
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             raise ValueError(f"the {self.name!r} potential does not take the argument(s) {', '.join(unknown)}; it "
@@ -311,8 +325,16 @@ class NNForcePotentialImpl(MLPotentialImpl):
         from . import _common
 
         with _common.builtin_torch_functions():
+            if modelFormat == "pt2":
+                options["_eager"] = True
             module = impl.module(numbers, charge=charge, precision=precision, periodic=periodic, **options)
         dtype = _module_dtype(module)
+        if modelFormat == "pt2":
+            import torch
+
+            from ._formats import compile_family_module
+
+            module = compile_family_module(module, numbers, cutoff, bool(periodic), getattr(torch, dtype))
         properties = {"precision": "double" if dtype == "float64" else "single"}
         properties.update({key: str(value) for key, value in (platformProperties or {}).items()})
         force = build_nnforce(module, topology, atoms, neighbor_cutoff_nm=cutoff, properties=properties,

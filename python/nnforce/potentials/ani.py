@@ -111,7 +111,7 @@ class TorchANIPotential:
 
     ml_long_range = False  # ANI is local (openmm-ml says the same)
 
-    def module(self, atomic_numbers, charge=0, precision=None, periodic=False, modelIndex=None):
+    def module(self, atomic_numbers, charge=0, precision=None, periodic=False, modelIndex=None, _eager=False):
         """``modelIndex`` (openmm-ml's): use that member of the ensemble only (default: the mean of all)."""
         _common.check_elements(atomic_numbers, self.elements, "torchani")
         import copy
@@ -134,7 +134,8 @@ class TorchANIPotential:
             model = import_torchani().nn.Sequential(*chain)
         elif modelIndex is not None:
             raise ValueError("modelIndex needs a torchani built-in ensemble (ANI1x, ANI2x, ANI1ccx)")
-        return torch.jit.script(TorchANIAdapter(model))
+        adapter = TorchANIAdapter(model)
+        return adapter if _eager else torch.jit.script(adapter)
 
 
 def _species_atomic_numbers(model):

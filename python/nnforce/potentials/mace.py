@@ -86,7 +86,7 @@ class MACEAdapter(torch.nn.Module):
             "unit_shifts": torch.zeros_like(edge_shifts),
             "cell": cell,
             "batch": torch.zeros(n, dtype=torch.long, device=positions.device),
-            "ptr": torch.tensor([0, n], dtype=torch.long, device=positions.device),
+            "ptr": torch.cat([torch.zeros(1, dtype=torch.long, device=positions.device), _count(atomic_numbers)]),
             "head": torch.full((1,), self.head_index, dtype=torch.long, device=positions.device),
             "total_charge": torch.full((1,), self.total_charge, dtype=positions.dtype, device=positions.device),
             "total_spin": torch.full((1,), self.total_spin, dtype=positions.dtype, device=positions.device),
@@ -95,6 +95,11 @@ class MACEAdapter(torch.nn.Module):
         energy = out[self.energy_key]
         assert energy is not None
         return energy.sum() * self.kj_mol_per_ev
+
+
+def _count(atomic_numbers: Tensor) -> Tensor:
+    """``[N]`` as a tensor computed from the input (torch.tensor([N]) would fix N in an exported .pt2)."""
+    return torch.ones_like(atomic_numbers, dtype=torch.long).sum().reshape(1)
 
 
 def import_mace():
@@ -196,7 +201,7 @@ class MACEPotential:
         self._compiled = {}
 
     def module(self, atomic_numbers, charge=0, precision=None, periodic=False, returnEnergyType="interaction_energy",
-               multiplicity=1):
+               multiplicity=1, _eager=False):
         """The TorchScript module (MACEAdapter) for these atoms.
 
         ``returnEnergyType`` as openmm-ml: ``"interaction_energy"`` (default, without the isolated-atom energies)
@@ -204,6 +209,13 @@ class MACEPotential:
         """
         _common.check_elements(atomic_numbers, self.elements, "MACE")
         dtype = _common.precision_dtype(precision) or next(self.model.parameters()).dtype
+        if _eager:  # for torch.export (.pt2): the plain module, no e3nn/TorchScript compilation
+            import copy
+
+            adapter = MACEAdapter(copy.deepcopy(self.model).to(dtype).eval(), None, self.head, returnEnergyType)
+            adapter.total_charge = float(charge)
+            adapter.total_spin = float(multiplicity)
+            return adapter
         if dtype not in self._compiled:
             import copy
 

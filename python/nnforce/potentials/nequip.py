@@ -36,7 +36,6 @@ class NequIPAdapter(torch.nn.Module):
 
     def forward(self, positions: Tensor, atomic_numbers: Tensor, neighbors: Optional[Tensor] = None,
                 shifts: Optional[Tensor] = None, box: Optional[Tensor] = None) -> Tensor:
-        n = positions.shape[0]
         i, j, vectors, offsets = _common.pairs_with_offsets(positions, neighbors, shifts, box)
         sender, receiver, edge_offsets = _common.directed_edges(i, j, vectors, offsets, self.cutoff_nm)
         data = {
@@ -45,8 +44,7 @@ class NequIPAdapter(torch.nn.Module):
             "edge_cell_shift": edge_offsets / self.length_scale,
             "cell": torch.eye(3, dtype=positions.dtype, device=positions.device).unsqueeze(0),
             "atom_types": self.type_of_z.index_select(0, atomic_numbers.long()),
-            "batch": torch.zeros(n, dtype=torch.long, device=positions.device),
-            "num_atoms": torch.tensor([n], dtype=torch.long, device=positions.device),
+            "num_atoms": torch.ones_like(atomic_numbers, dtype=torch.long).sum().reshape(1),  # N stays dynamic (.pt2)
         }
         out = self.model(data)
         return out["total_energy"].sum() * self.energy_scale
@@ -140,10 +138,14 @@ class NequIPPotential:
         self.cutoff_nm = self.r_max * self.length_scale
         self._compiled = {}
 
-    def module(self, atomic_numbers, charge=0, precision=None, periodic=False):
+    #: periodic .pt2: energy right, forces off openmm-ml's by 2.7 of max |F| (bench/results/vs_openmmml.md)
+    pt2_refused_periodic = ("its periodic .pt2 gives the right energy but forces that differ from the TorchScript "
+                            "module's (bench/results/vs_openmmml.md)")
+
+    def module(self, atomic_numbers, charge=0, precision=None, periodic=False, _eager=False):
         _common.check_elements(atomic_numbers, self.elements, "NequIP")
         dtype = _common.precision_dtype(precision)
-        key = str(dtype)
+        key = str(dtype) + ("-eager" if _eager else "")
         if key not in self._compiled:
             import copy
 
@@ -157,9 +159,9 @@ class NequIPPotential:
             for sub in model.modules():  # energy only: NNForce differentiates the energy itself
                 if hasattr(sub, "do_derivatives"):
                     sub.do_derivatives = False
-            self._compiled[key] = e3nn_jit.compile(model)
+            self._compiled[key] = model if _eager else e3nn_jit.compile(model)
         lookup = torch.full((119,), -1, dtype=torch.long)
         for index, z in enumerate(self.elements):
             lookup[z] = index
         adapter = NequIPAdapter(self._compiled[key], lookup, self.r_max, self.length_scale, self.energy_scale)
-        return torch.jit.script(adapter)
+        return adapter if _eager else torch.jit.script(adapter)

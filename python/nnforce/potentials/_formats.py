@@ -1,0 +1,59 @@
+"""The model format an nnforce family runs in: TorchScript (default) or a ``.pt2`` AOTInductor package.
+
+``MLPotential.createSystem(..., modelFormat="pt2")`` compiles the family's adapter module (the same module its
+TorchScript path scripts) with :func:`nnforce.export.to_pt2`'s compiler, for the inputs NNForce will pass it
+(``positions``, ``atomic_numbers``, ``neighbors``/``shifts`` when the family wants the plugin's neighbor list,
+``box`` when periodic). Packages are cached (``nnforce.export.cache_dir``), keyed by the model, its inputs and
+precision, so a second System of the same model and inputs compiles nothing.
+"""
+import inspect
+
+import torch
+
+FORMATS = ("torchscript", "pt2")
+
+
+def check_format(model_format, family, name, periodic=False):
+    """ValueError unless ``model_format`` is known and the family can build an eager module for it."""
+    if model_format not in FORMATS:
+        raise ValueError(f"modelFormat must be one of {', '.join(FORMATS)}, got {model_format!r}")
+    refused = getattr(family, "pt2_refused", None) or (getattr(family, "pt2_refused_periodic", None) if periodic
+                                                        else None)
+    if model_format == "pt2" and refused:
+        raise ValueError(f"modelFormat='pt2' is refused for the {name!r} potential: {refused}; use "
+                         "modelFormat='torchscript'")
+    if model_format == "pt2" and "_eager" not in inspect.signature(family.module).parameters:
+        raise ValueError(f"the {name!r} potential has no .pt2 path (its module is a TorchScript file); use "
+                         "modelFormat='torchscript', or compile an nnforce model with `nnforce export --format pt2` "
+                         "and load that file")
+
+
+def example_inputs(atomic_numbers, cutoff_nm, periodic, dtype):
+    """Contract inputs for compiling: a small deterministic cluster of the System's elements (the atom and pair
+    counts are dynamic in the package, so only the set of inputs and their dtypes matter)."""
+    elements = sorted({int(z) for z in atomic_numbers})
+    z = [elements[k % len(elements)] for k in range(max(8, len(elements)))]
+    grid = torch.tensor([[a, b, c] for a in range(2) for b in range(2) for c in range(3)], dtype=torch.float64)
+    positions = 0.5 + 0.14 * grid[: len(z)] + 0.003 * torch.arange(len(z), dtype=torch.float64).unsqueeze(1)
+    if len(z) > len(grid):
+        raise ValueError("too many elements for the .pt2 example cluster")  # 12 distinct elements at most
+    example = {"positions": positions.to(dtype), "atomic_numbers": torch.tensor(z, dtype=torch.long)}
+    if periodic:
+        example["box"] = torch.eye(3, dtype=dtype) * 3.0
+    if cutoff_nm is not None:
+        n = len(z)
+        pairs = torch.triu_indices(n, n, 1)
+        example["neighbors"] = pairs
+        example["shifts"] = torch.zeros(pairs.shape[1], 3, dtype=dtype)
+    return example
+
+
+def compile_family_module(module, atomic_numbers, cutoff_nm, periodic, dtype):
+    """The ``.pt2`` package (bytes) of an eager adapter ``module`` in ``dtype`` (float32 or float64)."""
+    from .._pt2 import compile_pt2
+
+    precision = "double" if dtype == torch.float64 else "single"
+    example = example_inputs(atomic_numbers, cutoff_nm, periodic, dtype)
+    path, _ = compile_pt2(module, example, precision=precision, cache=True)
+    with open(path, "rb") as handle:
+        return handle.read()
