@@ -221,7 +221,12 @@ def _metadata(model, names, derivatives, precision, bounds, device, extra, extra
         if not record["elements"] and getattr(module, "elements", None):
             record["elements"] = [int(z) for z in module.elements]
         if not record["cutoff_nm"]:
-            record["cutoff_nm"] = float(getattr(module, "cutoff", getattr(module, "cutoff_nm", 0.0)))
+            for attribute in ("cutoff", "cutoff_nm"):  # a number only (torchmd-net's `cutoff` is a module)
+                value = getattr(module, attribute, None)
+                if (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+                        isinstance(value, torch.Tensor) and value.numel() == 1):
+                    record["cutoff_nm"] = float(value)
+                    break
     record.pop("created_utc", None)  # the package is cached: nothing time-dependent inside
     record.update({
         "format": FORMAT, "version": 1, "inputs": list(names),

@@ -112,8 +112,7 @@ class TorchMDNetPotential:
         self.cutoff_upper_nm = float(self.hparams.get("cutoff_upper", 5.0)) * lengthScale
         if self.ml_long_range is None:
             # TorchMD-Net's graph reaches cutoff_upper; only a Coulomb prior adds long-range terms
-            self.ml_long_range = "coulomb" in str(self.hparams.get("prior_model", "")).lower() or None
-            self.ml_long_range = None if self.ml_long_range else False
+            self.ml_long_range = None if "coulomb" in str(self.hparams.get("prior_model", "")).lower() else False
 
     #: the .pt2 of this adapter compiles but its energies are wrong (bench/results/vs_openmmml.md), cause not found
     pt2_refused = ("its .pt2 compiles but gives energies 0.8-2.3 relative off the TorchScript module's "
