@@ -1,6 +1,7 @@
 """Run openmm-torch's and openmm-ml's own test files against nnforce through one-line shims, side by side.
 
-    python bench/peer_suites.py PATH_TO_OPENMM_TORCH PATH_TO_OPENMM_ML [-k EXPR] [--files F ...]
+    python bench/peer_suites.py PATH_TO_OPENMM_TORCH PATH_TO_OPENMM_ML [-k EXPR] [--ml-files F ...]
+        [--openmmml-package SITE/openmmml]
 
 Nothing of the peers is copied into this project: their checkouts are read where they are. A temporary folder gets
 
@@ -8,7 +9,11 @@ Nothing of the peers is copied into this project: their checkouts are read where
 * ``openmmml/__init__.py``: ``from nnforce import MLPotential`` (the one-line shim);
 * for openmm-ml itself (its checkout on PYTHONPATH, pure Python, not installed): a ``.dist-info`` whose
   ``entry_points.txt`` is generated from the ``openmmml.*`` entry-point lists in the checkout's setup.py, because
-  openmm-ml registers its models and embeddings only through those entry-point groups.
+  openmm-ml registers its models and embeddings only through those entry-point groups;
+* or, with ``--openmmml-package``, a released openmm-ml as pip installed it (e.g. ``pip install openmmml==1.8`` in
+  another environment): that ``openmmml`` folder and the ``openmmml-*.dist-info`` beside it are linked into the
+  temporary folder, so the checkout's test files run against the release (the checkout of the peer's repository may
+  be older or newer than the release the issue names).
 
 Both sides load bench/_peer_standins.py (``-p _peer_standins``): the offline stand-ins for downloads only
 (ANI-2x/ANI-1ccx -> torchani wheel's ANI-1x; MACE foundation models -> one small seeded MACE). Each side runs in
@@ -77,6 +82,22 @@ def make_shims(root, ml_path):
     return shim, peer
 
 
+def released_peer(root, package):
+    """A PYTHONPATH folder holding an installed openmm-ml release: its package and its dist-info (entry points)."""
+    package = os.path.abspath(package)
+    site = os.path.dirname(package)
+    infos = [n for n in os.listdir(site) if n.startswith("openmmml-") and n.endswith(".dist-info")]
+    if os.path.basename(package) != "openmmml" or not os.path.isfile(os.path.join(package, "__init__.py")) \
+            or len(infos) != 1:
+        raise ValueError(f"--openmmml-package {package}: expected the 'openmmml' folder of a pip installation with "
+                         "one openmmml-*.dist-info beside it (e.g. .../site-packages/openmmml)")
+    peer = os.path.join(root, "peer-ml-release")
+    os.makedirs(peer, exist_ok=True)
+    os.symlink(package, os.path.join(peer, "openmmml"))
+    os.symlink(os.path.join(site, infos[0]), os.path.join(peer, infos[0]))
+    return peer, infos[0][len("openmmml-"):-len(".dist-info")]
+
+
 def run_pytest(label, files, cwd, pythonpath, root, extra):
     xml = os.path.join(root, f"{label}.xml")
     env = dict(os.environ)
@@ -132,6 +153,9 @@ def main(argv=None):
     parser.add_argument("--ml-files", nargs="*", default=None, help="openmm-ml test files (default: all of test/)")
     parser.add_argument("--skip-torch", action="store_true")
     parser.add_argument("--skip-ml", action="store_true")
+    parser.add_argument("--openmmml-package", default=None,
+                        help="an installed openmm-ml release's 'openmmml' folder to run the checkout's tests against "
+                             "(default: the checkout's own source)")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "peer_suites.md"))
     args = parser.parse_args(argv)
     torch_path = os.path.abspath(args.openmm_torch)
@@ -163,11 +187,18 @@ def main(argv=None):
     if not args.skip_ml:
         test_dir = os.path.join(ml_path, "test")
         files = args.ml_files or sorted(f for f in os.listdir(test_dir) if f.startswith("Test") and f.endswith(".py"))
-        theirs, t1 = run_pytest("ml-peer", files, test_dir, [ml_path, peer], root, extra)
+        if args.openmmml_package:
+            peer_path, ml_version = released_peer(root, args.openmmml_package)
+            ml_label = f"{ml_version} (pip release; test files from the checkout, whose setup.py says " \
+                       f"{_ml_version(ml_path)})"
+            peer_paths = [peer_path]
+        else:
+            ml_label, peer_paths = _ml_version(ml_path), [ml_path, peer]
+        theirs, t1 = run_pytest("ml-peer", files, test_dir, peer_paths, root, extra)
         ours, t2 = run_pytest("ml-nnforce", files, test_dir, [shim], root, extra)
         both = [n for n in theirs if theirs[n][0] == "pass"]
         kept = [n for n in both if ours.get(n, ("-",))[0] == "pass"]
-        summary.append(f"- openmm-ml {_ml_version(ml_path)} (test/): openmm-ml itself passes {_count(theirs)} of "
+        summary.append(f"- openmm-ml {ml_label} (test/): openmm-ml itself passes {_count(theirs)} of "
                        f"{len(theirs)} items ({t1:.0f} s); nnforce passes {_count(ours)} ({t2:.0f} s); of the items "
                        f"openmm-ml passes, nnforce passes {len(kept)} of {len(both)}")
         out += table("openmm-ml", "openmm-ml", theirs, "nnforce", ours)
