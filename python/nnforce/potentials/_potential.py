@@ -200,7 +200,12 @@ class MLPotential:
         """A copy of ``system`` in which this potential describes the interactions inside ``atoms``.
 
         ``embedding="mechanical"`` (the default) uses :func:`nnforce.mlmm.create_mlmm_system`: bonded terms and
-        nonbonded pairs entirely inside the ML region are removed, everything else stays with the force field.
+        nonbonded pairs inside the ML region are removed, everything else stays with the force field. Where the
+        region cuts a covalent bond of ``topology``, the model sees it capped with a hydrogen link atom, as in
+        openmm-ml 1.8: a massless virtual site on the bond, appended to the System (and, in the returned
+        ``topology``, to a copy of the Topology), and the MM angles, torsions and CMAP terms the capped fragment
+        accounts for are removed too (see nnforce/potentials/_link_atoms.py). Context positions then need one more
+        entry per link atom (any value: OpenMM places virtual sites itself).
         With ``interpolate=True`` the global parameter ``lambda_interpolate`` (1 = ML, 0 = MM) interpolates the
         region's energy, and its exact derivative is available.
 
@@ -220,14 +225,17 @@ class MLPotential:
         embedding : str
             One of :meth:`getSupportedEmbeddings`.
         returnInfo : bool
-            Return ``dict(system=, topology=, oldToNew=)`` instead of the System, as openmm-ml 1.8. nnforce's
-            mechanical embedding adds no link atoms, so ``topology`` is the one given and ``oldToNew`` the identity;
-            a potential's own embedding may return its own dict.
+            Return ``dict(system=, topology=, oldToNew=)`` instead of the System, as openmm-ml 1.8: ``topology``
+            has the link atoms appended (the given Topology when the region cuts no bond), ``oldToNew`` maps the
+            given atoms to the returned Topology's (the identity); a potential's own embedding may return its own
+            dict.
         **args
             As for :meth:`createSystem`; ``mlLongRange`` (periodic Systems: does the model include the ML region's
             periodic images? False keeps the MM electrostatics between the region and its images, True removes
             them; models that know, e.g. ANI (local), decide themselves); ``charge`` defaults to the ML region's
-            net MM charge, rounded (nnforce families).
+            net MM charge, rounded (nnforce families); ``linkAtomDistances`` (mechanical embedding, as openmm-ml
+            1.8): ``[(atom1, atom2, distance), ...]`` sets the link atom's distance from the ML atom for those
+            bonds (default: the covalent radii of the ML atom and hydrogen, summed).
 
         Returns
         -------
