@@ -39,8 +39,9 @@ for _name in ("mace-off23-small", "mace-off23-medium", "mace-off23-large", "mace
     _FAMILIES[_name] = ("mace", "MACEPotential")
 for _name in ("aceff-1.0", "aceff-1.1", "aceff-2.0"):
     _FAMILIES[_name] = ("torchmdnet", "TorchMDNetPotential")
-for _name in ("aimnet", "aimnet2", "aimnet2-2025", "aimnet2-nse", "aimnet2-pd", "aimnet2-rxn", "fennix",
-              "fennix-bio1-small", "fennix-bio1-medium", "fennix-bio1-small-finetune-ions",
+for _name in ("aimnet", "aimnet2", "aimnet2-2025", "aimnet2-nse", "aimnet2-pd", "aimnet2-rxn"):
+    _FAMILIES[_name] = ("aimnet", "AIMNet2Potential")
+for _name in ("fennix", "fennix-bio1-small", "fennix-bio1-medium", "fennix-bio1-small-finetune-ions",
               "fennix-bio1-medium-finetune-ions", "orb-v3-conservative-inf-omat", "orb-v3-conservative-omol",
               "deepmd"):
     _FAMILIES[_name] = ("external", "ExternalPotential")
@@ -287,15 +288,21 @@ class NNForcePotentialImpl(MLPotentialImpl):
         system.addForce(self.createForce(topology, atoms, periodic=periodic, box=box, forceGroup=forceGroup, **args))
 
     def createForce(self, topology, atoms=None, periodic=None, box=None, charge=0, precision=None, forceGroup=0,
-                    platformProperties=None, device=None, mlLongRange=None, modelFormat="torchscript", **options):
+                    platformProperties=None, device=None, mlLongRange=None, modelFormat=None, **options):
         """The NNForce for ``atoms`` of ``topology`` (all atoms when None), validated before any Context exists.
 
-        ``modelFormat`` (nnforce's extra): ``"torchscript"`` (default) or ``"pt2"`` (the same module compiled
-        AOT with torch.export + AOTInductor, see potentials/_formats.py)."""
+        ``modelFormat`` (nnforce's extra): ``"torchscript"`` (the default, except for families that only export,
+        AIMNet2: ``"pt2"``) or ``"pt2"`` (the same module compiled AOT with torch.export + AOTInductor, see
+        potentials/_formats.py)."""
         from ..force import build_nnforce
         from ._formats import check_format
 
         impl = self.family
+        if modelFormat is None:
+            modelFormat = getattr(impl, "default_format", "torchscript")
+        if modelFormat == "torchscript" and getattr(impl, "torchscript_refused", None):
+            raise ValueError(f"modelFormat='torchscript' is refused for the {self.name!r} potential: "
+                             f"{impl.torchscript_refused}")
         if device is not None and str(device).split(":")[0] not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}; NNForce runs where the Context's "
                              "platform runs (CPU/Reference: cpu, CUDA: cuda)")

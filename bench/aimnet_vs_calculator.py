@@ -1,0 +1,70 @@
+"""AIMNet2 as a .pt2 package in NNForce against aimnet's own AIMNet2Calculator (issue 23).
+
+    PYTHONPATH=python python bench/aimnet_vs_calculator.py
+
+The model is tests/test_potentials_aimnet.py's seeded small AIMNet2 (aimnet's bundled architecture file, narrower
+layers; nothing downloaded). ``MLPotential("aimnet", model=...).createSystem`` compiles the adapter to ``.pt2``
+(minutes the first time, then cached under ``$NNFORCE_CACHE``), and the System runs on OpenMM's Reference and CPU
+platforms; energies and forces are compared with the calculator's (float32, as openmm-ml calls it), neutral and
+charged. Writes bench/results/aimnet.md.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+
+
+def main():
+    import openmm
+    import openmm.unit as unit
+    import torch
+
+    from nnforce.potentials import MLPotential
+    from test_potentials_aimnet import NUMBERS, POSITIONS_NM, calculator_reference, small_aimnet2, topology_of
+
+    torch.set_num_threads(1)
+    model = small_aimnet2()
+    rows = []
+    for charge in (0, 1):
+        start = time.process_time()
+        system = MLPotential("aimnet", model=model).createSystem(topology_of(NUMBERS), charge=charge)
+        build_s = time.process_time() - start
+        ref_e, ref_f = calculator_reference(model, NUMBERS, POSITIONS_NM, charge)
+        for platform in ("Reference", "CPU"):
+            properties = {"Threads": "1"} if platform == "CPU" else {}
+            context = openmm.Context(system, openmm.VerletIntegrator(0.001),
+                                     openmm.Platform.getPlatformByName(platform), properties)
+            context.setPositions(POSITIONS_NM * unit.nanometer)
+            state = context.getState(getEnergy=True, getForces=True)
+            energy = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+            forces = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
+            rows.append((str(charge), platform, f"{build_s:.1f}", f"{ref_e:.6f}", f"{energy:.6f}",
+                         f"{abs(energy - ref_e) / abs(ref_e):.1e}",
+                         f"{np.abs(forces - ref_f).max() / np.abs(ref_f).max():.1e}"))
+            print(" | ".join(rows[-1]), flush=True)
+    lines = ["# AIMNet2: nnforce's .pt2 in NNForce vs aimnet's AIMNet2Calculator", "",
+             "Written by `python bench/aimnet_vs_calculator.py` (aimnet 0.2.6, seeded small AIMNet2 from the wheel's "
+             "models/aimnet2.yaml, 8 atoms: two waters and a CH fragment, nm positions in "
+             "tests/test_potentials_aimnet.py). The System is built by `MLPotential('aimnet', model=...)`, whose "
+             "default modelFormat for AIMNet2 is 'pt2' (the adapter compiled with torch.export + AOTInductor, "
+             "float64); the calculator runs in float32, as openmm-ml calls it. Build: CPU seconds of "
+             "createSystem (the .pt2 compile the first time, a cache hit afterwards; the charged System recompiles, "
+             "the charge being a constant of the package). Forces: largest component difference over the largest "
+             "reference component.", "",
+             "| charge | platform | build CPU s | E calculator (kJ/mol) | E NNForce | rel. diff. | forces rel. diff. |",
+             "|---|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    text = "\n".join(lines) + "\n"
+    path = os.path.join(HERE, "results", "aimnet.md")
+    with open(path + ".tmp", "w") as handle:
+        handle.write(text)
+    os.replace(path + ".tmp", path)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
