@@ -42,9 +42,11 @@ for _name in ("aceff-1.0", "aceff-1.1", "aceff-2.0"):
 for _name in ("aimnet", "aimnet2", "aimnet2-2025", "aimnet2-nse", "aimnet2-pd", "aimnet2-rxn"):
     _FAMILIES[_name] = ("aimnet", "AIMNet2Potential")
 for _name in ("fennix", "fennix-bio1-small", "fennix-bio1-medium", "fennix-bio1-small-finetune-ions",
-              "fennix-bio1-medium-finetune-ions", "orb-v3-conservative-inf-omat", "orb-v3-conservative-omol",
-              "deepmd"):
-    _FAMILIES[_name] = ("external", "ExternalPotential")
+              "fennix-bio1-medium-finetune-ions"):
+    _FAMILIES[_name] = ("external", "FeNNixPotential")
+for _name in ("orb-v3-conservative-inf-omat", "orb-v3-conservative-omol"):
+    _FAMILIES[_name] = ("external", "OrbPotential")
+_FAMILIES["deepmd"] = ("external", "DeePMDPotential")
 
 #: createSystem/createMixedSystem arguments every nnforce family takes (the rest go to the family's ``module``)
 _COMMON_ARGS = ("charge", "precision", "platformProperties", "device", "mlLongRange", "modelFormat")
