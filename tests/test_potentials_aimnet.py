@@ -105,3 +105,20 @@ def test_bad_requests(model, tmp_path):
         MLPotential("aimnet2", modelPath=str(tmp_path / "missing.pt"))
     with pytest.raises(ValueError, match="modelIndex must be 0, 1, 2 or 3"):
         MLPotential("aimnet2")._impl.family.calculator(modelIndex=4)
+
+
+def test_pt2_cache_key_sees_the_charge(model):
+    """The charge is a constant of the compiled package: two charges must not share a cached .pt2 (they did when the
+    key held only the state dict and sources)."""
+    from nnforce._pt2 import _cache_key
+    from nnforce.potentials._formats import example_inputs
+
+    family = MLPotential("aimnet", model=model)._impl.family
+    example = example_inputs(NUMBERS, None, False, torch.float64)
+    names, tensors = list(example), list(example.values())
+    keys = {_cache_key(family.module(NUMBERS, charge=charge, _eager=True), names, tensors, "double", (), (10, 10),
+                       "cpu") for charge in (0, 1, 0)}
+    assert len(keys) == 2
+    with pytest.raises(ValueError, match="pass charge= and multiplicity= to createSystem"):
+        MLPotential("aimnet", model=model, charge=1)
+    MLPotential("aimnet", model=model, charge=0, multiplicity=1)  # openmm-ml's tests pass the defaults here

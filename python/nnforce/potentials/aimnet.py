@@ -84,7 +84,12 @@ class AIMNet2Potential:
                            "this family)")
     pt2_refused = None
 
-    def __init__(self, name, modelPath=None, model=None):
+    def __init__(self, name, modelPath=None, model=None, charge=0, multiplicity=1):
+        # openmm-ml's tests pass charge/multiplicity to MLPotential(...), where its AIMNet2 factory drops them; the
+        # values that matter are createSystem's. A value here that would be dropped is refused, not ignored.
+        if charge != 0 or multiplicity != 1:
+            raise ValueError("pass charge= and multiplicity= to createSystem/createMixedSystem, not to "
+                             "MLPotential(...) (openmm-ml ignores them there)")
         self.name = name
         if name in PRETRAINED:
             if modelPath is not None or model is not None:
