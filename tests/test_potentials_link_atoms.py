@@ -82,6 +82,10 @@ def test_the_model_sees_the_capped_fragment(one_torch_thread):
     ref = ani1x(dtype=torch.float64)(fragment, torch.tensor(numbers))
     ref_forces = -torch.autograd.grad(ref, x)[0].numpy()
     ps.assert_close(energy, forces[:n], ref.item(), ref_forces)
+    # interpolated, the NNForce on region + caps inside the CustomCVForce: lambda 1 is the mixed System
+    lam = MLPotential("nnforce-ani1x").createMixedSystem(topology, mm_system, region, interpolate=True)
+    e_lam = energy_forces(lam, positions, parameters={"lambda_interpolate": 1.0})[0]
+    assert e_lam == pytest.approx(energy_forces(system, positions)[0], rel=1e-9)
     # the caps differ from a plain cut: the uncapped region's energy is another number
     uncapped = ani1x(dtype=torch.float64)(x[region], torch.tensor(ps.atomic_numbers(topology, region))).item()
     assert abs(uncapped - energy) > 100.0
