@@ -47,10 +47,23 @@ def topology_of(numbers):
     return topology
 
 
-def calculator_reference(model, numbers, positions_nm, charge=0.0):
+#: DFT-D3(BJ) parameters of wB97M-D3 (s6, s8, a1, a2), what a registry model's metadata carries
+D3_PARAMS = {"s6": 1.0, "s8": 0.3908, "a1": 0.5660, "a2": 3.1280}
+
+
+def make_calculator(model, externals=False):
+    """aimnet's AIMNet2Calculator; ``externals``: with its external Coulomb and DFT-D3 modules, as the registry
+    models (v2 artifacts with needs_coulomb/needs_dispersion) are run."""
     from aimnet.calculators import AIMNet2Calculator
 
-    calculator = AIMNet2Calculator(model, device="cpu")
+    if externals:
+        object.__setattr__(model, "_metadata", {"d3_params": dict(D3_PARAMS)})  # how aimnet stores loaded metadata
+        return AIMNet2Calculator(model, device="cpu", needs_coulomb=True, needs_dispersion=True)
+    return AIMNet2Calculator(model, device="cpu")
+
+
+def calculator_reference(model, numbers, positions_nm, charge=0.0, externals=False):
+    calculator = make_calculator(model, externals)
     result = calculator({"coord": torch.tensor(positions_nm * ANGSTROM_PER_NM, dtype=torch.float32).unsqueeze(0),
                          "numbers": torch.tensor([numbers]), "charge": torch.tensor([float(charge)])}, forces=True)
     energy = float(result["energy"].detach().sum()) * KJ_MOL_PER_EV
@@ -64,14 +77,15 @@ def model():
     return small_aimnet2()
 
 
-@pytest.mark.parametrize("charge", [0, 1])
-def test_adapter_equals_aimnet_calculator(model, charge, one_torch_thread):
-    potential = MLPotential("aimnet", model=model)
+@pytest.mark.parametrize("charge,externals", [(0, False), (1, False), (0, True)],
+                         ids=["neutral", "charged", "coulomb+dftd3"])
+def test_adapter_equals_aimnet_calculator(model, charge, externals, one_torch_thread):
+    potential = MLPotential("aimnet", model=make_calculator(small_aimnet2(), externals))
     adapter = potential._impl.family.module(NUMBERS, charge=charge, precision="double", _eager=True)
     positions = torch.tensor(POSITIONS_NM, dtype=torch.float64, requires_grad=True)
     energy = adapter(positions, torch.tensor(NUMBERS))
     forces = -torch.autograd.grad(energy, positions)[0].numpy()
-    ref_e, ref_f = calculator_reference(model, NUMBERS, POSITIONS_NM, charge)
+    ref_e, ref_f = calculator_reference(small_aimnet2(), NUMBERS, POSITIONS_NM, charge, externals)
     # the calculator runs in float32 (its coordinates are cast), the adapter in float64
     assert abs(energy.item() - ref_e) <= 1e-6 * abs(ref_e), (energy.item(), ref_e)
     assert np.abs(forces - ref_f).max() <= 1e-5 * np.abs(ref_f).max()
