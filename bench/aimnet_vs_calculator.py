@@ -52,7 +52,8 @@ def main():
              "tests/test_potentials_aimnet.py). The System is built by `MLPotential('aimnet', model=...)`, whose "
              "default modelFormat for AIMNet2 is 'pt2' (the adapter compiled with torch.export + AOTInductor, "
              "float64); the calculator runs in float32, as openmm-ml calls it. Build: CPU seconds of "
-             "createSystem (the .pt2 compile the first time, a cache hit afterwards; the charged System recompiles, "
+             "createSystem in this process (the C++ compiler's child processes not counted; about 5 minutes of wall "
+             "time each on this shared 2-core machine) (the .pt2 compile the first time, a cache hit afterwards; the charged System recompiles, "
              "the charge being a constant of the package). Forces: largest component difference over the largest "
              "reference component.", "",
              "| charge | platform | build CPU s | E calculator (kJ/mol) | E NNForce | rel. diff. | forces rel. diff. |",
