@@ -8,7 +8,6 @@ virtual-site rules); the MM terms that remain are the ones a hand-written list o
 """
 import numpy as np
 import openmm
-import openmm.app as app
 import openmm.unit as unit
 import pytest
 
@@ -174,14 +173,14 @@ def test_mm_terms_removed_and_kept():
 
 def test_interpolation_ends_with_link_atoms():
     MLPotential.registerImplFactory("test-link-spring", SpringFactory())
-    topology, positions, mm_system, region, named = dipeptide_region()
+    topology, positions, mm_system, region, _ = dipeptide_region()
     potential = MLPotential("test-link-spring")
     mixed = potential.createMixedSystem(topology, mm_system, region)
     lam = potential.createMixedSystem(topology, mm_system, region, interpolate=True)
     e_mm, _ = ps.openmm_energy_forces(mm_system, positions)
     e_mixed, f_mixed = energy_forces(mixed, positions)
     e0, _, d0 = energy_forces(lam, positions, parameters={"lambda_interpolate": 0.0})
-    e1, f1, d1 = energy_forces(lam, positions, parameters={"lambda_interpolate": 1.0})
+    e1, f1, _ = energy_forces(lam, positions, parameters={"lambda_interpolate": 1.0})
     assert e0 == pytest.approx(e_mm, rel=1e-10)  # lambda 0: the force field, every removed term back
     assert e1 == pytest.approx(e_mixed, rel=1e-10)
     np.testing.assert_allclose(f1, f_mixed, rtol=1e-9, atol=1e-9)
@@ -215,7 +214,7 @@ def test_custom_nonbonded_gets_exclusions_for_caps():
     """A CustomNonbondedForce gives a cap zero parameters and an exclusion with every particle (its expression
     would otherwise see the cap); the NonbondedForce gets the same exceptions, keeping the exclusion sets equal."""
     MLPotential.registerImplFactory("test-link-spring", SpringFactory())
-    topology, positions, mm_system, region, named = dipeptide_region()
+    topology, positions, mm_system, region, _ = dipeptide_region()
     system = openmm.XmlSerializer.clone(mm_system)
     custom = openmm.CustomNonbondedForce("1/(r+s1+s2)")
     custom.addPerParticleParameter("s")
