@@ -198,8 +198,8 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
         atoms in the region. MLPotential's link atoms use openmm-ml 1.8's rules
         (:func:`nnforce.potentials._link_atoms.capped_region_rule`).
     model_atoms : sequence of int, optional
-        The atoms the model acts on when it is not given as a ready NNForce, default ``ml_atoms`` (MLPotential
-        passes the region plus its link atoms).
+        The atoms the model (or the NNForce given, which is configured with them) acts on, default ``ml_atoms``
+        (MLPotential passes the region plus its link atoms).
 
     Returns
     -------
