@@ -241,3 +241,53 @@ def test_custom_nonbonded_gets_exclusions_for_caps():
     alone.addForce(reference)
     e_ref = ps.openmm_energy_forces(alone, positions)[0]
     assert energy_forces(mixed, positions, groups={5})[0] == pytest.approx(e_ref, rel=1e-12)
+
+
+def test_system_with_virtual_sites():
+    """A force field with virtual sites (TIP4P-Ew's M sites): the mixed System keeps them (create_mlmm_system used to
+    hand the input's sites to the new System, which OpenMM refuses: "does not own its corresponding OpenMM object")."""
+    MLPotential.registerImplFactory("test-link-spring", SpringFactory())
+    topology = openmm.app.Topology()
+    chain = topology.addChain()
+    positions = []
+    for k in range(2):
+        residue = topology.addResidue("HOH", chain)
+        o = topology.addAtom("O", openmm.app.element.oxygen, residue)
+        for name in ("H1", "H2"):
+            topology.addBond(o, topology.addAtom(name, openmm.app.element.hydrogen, residue))
+        base = np.array([0.31 * k, 0.02 * k, 0.0])
+        positions += [base, base + [0.0957, 0.0, 0.0], base + [-0.024, 0.0927, 0.0]]
+    forcefield = openmm.app.ForceField("amber14/tip4pew.xml")
+    modeller = openmm.app.Modeller(topology, np.array(positions) * unit.nanometer)
+    modeller.addExtraParticles(forcefield)
+    system = forcefield.createSystem(modeller.topology, nonbondedMethod=openmm.app.NoCutoff, constraints=None,
+                                     rigidWater=False)
+    positions = np.array(modeller.positions.value_in_unit(unit.nanometer))
+    sites = [i for i in range(system.getNumParticles()) if system.isVirtualSite(i)]
+    assert len(sites) == 2
+    water0 = [a.index for a in modeller.topology.atoms() if a.residue.index == 0 and a.element is not None]
+    mixed = MLPotential("test-link-spring").createMixedSystem(modeller.topology, system, water0, forceGroup=1)
+    assert [i for i in range(mixed.getNumParticles()) if mixed.isVirtualSite(i)] == sites
+    # the MM part lost exactly water 0's bond and angle terms (its internal pairs are force-field exclusions)
+    internal = openmm.System()
+    for i in range(system.getNumParticles()):
+        internal.addParticle(1.0)
+    bonds, angles = openmm.HarmonicBondForce(), openmm.HarmonicAngleForce()
+    for force in system.getForces():
+        if isinstance(force, openmm.HarmonicBondForce):
+            for i in range(force.getNumBonds()):
+                p, q, r0, k = force.getBondParameters(i)
+                if p in water0 and q in water0:
+                    bonds.addBond(p, q, r0, k)
+        elif isinstance(force, openmm.HarmonicAngleForce):
+            for i in range(force.getNumAngles()):
+                p, q, s, theta, k = force.getAngleParameters(i)
+                if {p, q, s} <= set(water0):
+                    angles.addAngle(p, q, s, theta, k)
+    internal.addForce(bonds)
+    internal.addForce(angles)
+    e_internal = energy_forces(internal, positions)[0]
+    e_mm = energy_forces(system, positions)[0]
+    assert energy_forces(mixed, positions, groups={0})[0] == pytest.approx(e_mm - e_internal, rel=1e-9)
+    assert energy_forces(mixed, positions, groups={1})[0] == pytest.approx(2.5 * (positions[water0] ** 2).sum(),
+                                                                            rel=1e-12)
