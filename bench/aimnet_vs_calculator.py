@@ -46,6 +46,7 @@ def main():
                          f"{abs(energy - ref_e) / abs(ref_e):.1e}",
                          f"{np.abs(forces - ref_f).max() / np.abs(ref_f).max():.1e}"))
             print(" | ".join(rows[-1]), flush=True)
+    timing = time_per_evaluation(model, NUMBERS, POSITIONS_NM, topology_of)
     lines = ["# AIMNet2: nnforce's .pt2 in NNForce vs aimnet's AIMNet2Calculator", "",
              "Written by `python bench/aimnet_vs_calculator.py` (aimnet 0.2.6, seeded small AIMNet2 from the wheel's "
              "models/aimnet2.yaml, 8 atoms: two waters and a CH fragment, nm positions in "
@@ -59,12 +60,63 @@ def main():
              "| charge | platform | build CPU s | E calculator (kJ/mol) | E NNForce | rel. diff. | forces rel. diff. |",
              "|---|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["", "## Time per energy + forces evaluation (CPU platform, 1 thread)", "",
+              "CPU time of this process per `getState(getEnergy=True, getForces=True)`, 8 atoms, best of 5 rounds of "
+              "50, the two Systems interleaved. Callback: an `openmm.PythonForce` calling the same "
+              "`AIMNet2Calculator` (float32, `forces=True`) the way openmm-ml 1.8 does; NNForce runs float64. The "
+              "model is the narrow seeded one, where the per-call Python overhead dominates: a full-size AIMNet2 "
+              "would show a smaller ratio (not measured: its weights need a download).", "",
+              "| System | ms per evaluation |", "|---|---|"]
+    lines += [f"| {label} | {ms:.2f} |" for label, ms in timing]
+    lines.append(f"\nRatio callback / NNForce: {timing[1][1] / timing[0][1]:.2f}x")
     text = "\n".join(lines) + "\n"
     path = os.path.join(HERE, "results", "aimnet.md")
     with open(path + ".tmp", "w") as handle:
         handle.write(text)
     os.replace(path + ".tmp", path)
     print(text)
+
+
+def time_per_evaluation(model, numbers, positions_nm, topology_of, rounds=5, steps=50):
+    import openmm
+    import openmm.unit as unit
+    import torch
+    from aimnet.calculators import AIMNet2Calculator
+
+    from nnforce.potentials import MLPotential
+    from nnforce.units import ANGSTROM_PER_NM, KJ_MOL_PER_EV
+
+    topology = topology_of(numbers)
+    ours = MLPotential("aimnet", model=model).createSystem(topology)  # the cached .pt2
+    calculator = AIMNet2Calculator(model, device="cpu")
+    z = torch.tensor([numbers])
+
+    def compute(state):
+        coord = torch.tensor(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer) * ANGSTROM_PER_NM,
+                             dtype=torch.float32).unsqueeze(0)
+        result = calculator({"coord": coord, "numbers": z, "charge": torch.tensor([0.0])}, forces=True)
+        return (float(result["energy"].detach().sum()) * KJ_MOL_PER_EV,
+                result["forces"][0].detach().double().numpy() * KJ_MOL_PER_EV * ANGSTROM_PER_NM)
+
+    callback = openmm.System()
+    for atom in topology.atoms():
+        callback.addParticle(atom.element.mass)
+    callback.addForce(openmm.PythonForce(compute))
+    contexts = []
+    for system in (ours, callback):
+        context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CPU"),
+                                 {"Threads": "1"})
+        context.setPositions(positions_nm * unit.nanometer)
+        context.getState(getEnergy=True, getForces=True)  # warm-up
+        contexts.append(context)
+    best = [float("inf"), float("inf")]
+    for _ in range(rounds):
+        for k, context in enumerate(contexts):
+            start = time.process_time()
+            for _ in range(steps):
+                context.getState(getEnergy=True, getForces=True)
+            best[k] = min(best[k], (time.process_time() - start) / steps * 1000.0)
+    return [("NNForce (.pt2)", best[0]), ("PythonForce + AIMNet2Calculator", best[1])]
 
 
 if __name__ == "__main__":
