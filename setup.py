@@ -30,6 +30,7 @@ EXTRAS = {
     "analysis": ANALYSIS,                              # nnforce analyze, nnforce.analysis
     "train": TRAIN,                                    # nnforce train / label / export, nnforce.data, nnforce.train
     "demo": ANALYSIS + TRAIN + ["torchani==2.1.1"],    # nnforce demo (torchani only carries the ANI-1x files)
+    "aimnet": ["aimnet==0.2.6"],                       # MLPotential("aimnet2"...); the rest: requirements-potentials.txt
 }
 EXTRAS["all"] = sorted(set(sum(EXTRAS.values(), [])))
 

@@ -204,6 +204,11 @@ def _cache_key(model, names, tensors, precision, derivatives, bounds, device, me
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
     digest.update(buffer.getvalue())
     digest.update(_source_hash(model).encode())
+    # plain attributes (a total charge, an energy key...) are compiled in as constants: they are part of the model
+    settings = sorted((name, key, repr(value)) for name, module in model.named_modules()
+                      for key, value in vars(module).items()
+                      if not key.startswith("_") and isinstance(value, (bool, int, float, str)))
+    digest.update(json.dumps(settings).encode())
     spec = [type(model).__qualname__, names, [(list(t.shape), str(t.dtype)) for t in tensors], precision,
             list(derivatives), list(bounds), device, torch.__version__, FORMAT, INDUCTOR_OPTIONS,
             json.loads(json.dumps(metadata or {}, sort_keys=True, default=str))]  # compiled into the package

@@ -48,8 +48,9 @@ def remove_internal_constraints(system, atoms):
     return removed
 
 
-def _bonded_split(force, ml):
-    """Two copies of a bonded force: (terms not entirely in the ML region, terms entirely inside)."""
+def _bonded_split(force, ml, internal_term=None):
+    """Two copies of a bonded force: (terms not in the ML region, terms inside it). A term is inside when
+    ``internal_term(atoms)`` says so, by default when all its atoms are in ``ml``."""
     kind = type(force).__name__
     n_atoms, count, getter = _BONDED[kind]
     keep = _empty_like(force)
@@ -57,7 +58,8 @@ def _bonded_split(force, ml):
     for index in range(getattr(force, count)()):
         values = getattr(force, getter)(index)
         atoms, params = list(values[:n_atoms]), list(values[n_atoms:])
-        target = inside if all(a in ml for a in atoms) else keep
+        is_inside = internal_term(atoms) if internal_term is not None else all(a in ml for a in atoms)
+        target = inside if is_inside else keep
         _add_term(target, kind, atoms, params)
     return keep, inside
 
@@ -162,7 +164,8 @@ def check_lambda(lambda_ml, name="lambda_ml"):
 
 
 def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lambda_name="lambda_ml",
-                       neighbor_cutoff_nm=None, neighbor_skin_nm=0.0, properties=None, embedding="mechanical"):
+                       neighbor_cutoff_nm=None, neighbor_skin_nm=0.0, properties=None, embedding="mechanical",
+                       internal_term=None, model_atoms=None):
     """Return a new System in which ``model`` acts on ``ml_atoms`` and the MM terms inside that region are removed.
 
     Bonded terms with all atoms in the region and all nonbonded pairs inside it are removed; everything else
@@ -189,6 +192,14 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
         ``NNForce`` properties (e.g. ``{"precision": "double"}``).
     embedding : {"mechanical"}
         Electrostatic embedding is not implemented yet (NotImplementedError).
+    internal_term : callable, optional
+        ``internal_term(atoms) -> bool`` decides which bonded terms (``atoms``: the term's 2, 3 or 4 atoms, 8 for
+        CMAP) belong to the ML region and are removed (interpolated with ``lambda_ml``); by default those with all
+        atoms in the region. MLPotential's link atoms use openmm-ml 1.8's rules
+        (:func:`nnforce.potentials._link_atoms.capped_region_rule`).
+    model_atoms : sequence of int, optional
+        The atoms the model (or the NNForce given, which is configured with them) acts on, default ``ml_atoms``
+        (MLPotential passes the region plus its link atoms).
 
     Returns
     -------
@@ -216,20 +227,18 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
                              "rigidWater=False for the ML atoms")
 
     source = copy_system(system)
-    result = openmm.System()
-    for i in range(n):
-        result.addParticle(source.getParticleMass(i))
-        if source.isVirtualSite(i):
-            result.setVirtualSite(i, source.getVirtualSite(i))
-    result.setDefaultPeriodicBoxVectors(*source.getDefaultPeriodicBoxVectors())
-    for i in range(source.getNumConstraints()):
-        result.addConstraint(*source.getConstraintParameters(i))
+    # particles, virtual sites (a System must own its sites: they cannot be handed over from `source`), constraints
+    # and box of `source`, without its forces
+    result = copy_system(source)
+    for index in reversed(range(result.getNumForces())):
+        result.removeForce(index)
 
-    internal_forces, internal_pairs = _split_forces(source, ml_set, result)
+    internal_forces, internal_pairs = _split_forces(source, ml_set, result, internal_term)
     if _is_other_force(model):
         ml_force = model  # an openmm-ml MLPotentialImpl's own Force (e.g. the ase potential's PythonForce), as is
     else:
-        ml_force = build_nnforce(model, topology, ml, neighbor_cutoff_nm=neighbor_cutoff_nm,
+        ml_force = build_nnforce(model, topology, ml if model_atoms is None else model_atoms,
+                                 neighbor_cutoff_nm=neighbor_cutoff_nm,
                                  neighbor_skin_nm=neighbor_skin_nm, properties=properties,
                                  periodic=source.usesPeriodicBoundaryConditions())
 
@@ -264,7 +273,7 @@ def _copy_force(force):
     return openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(force))
 
 
-def _split_forces(source, ml_set, result):
+def _split_forces(source, ml_set, result, internal_term=None):
     """Add to ``result`` every force of ``source`` without its terms inside the ML region; returns the removed
     internal terms as forces (bonded, CMAP) and as nonbonded pair parameters."""
     internal_forces = []
@@ -273,7 +282,7 @@ def _split_forces(source, ml_set, result):
         force = source.getForce(index)
         kind = type(force).__name__
         if kind in _BONDED:
-            keep, inside = _bonded_split(force, ml_set)
+            keep, inside = _bonded_split(force, ml_set, internal_term)
             result.addForce(keep)
             if _num_terms(inside):
                 internal_forces.append(inside)
@@ -293,7 +302,8 @@ def _split_forces(source, ml_set, result):
                 inside.addMap(*force.getMapParameters(m))
             for t in range(force.getNumTorsions()):
                 m, *atoms8 = force.getTorsionParameters(t)
-                (inside if all(a in ml_set for a in atoms8) else keep).addTorsion(m, *atoms8)
+                is_inside = internal_term(atoms8) if internal_term is not None else all(a in ml_set for a in atoms8)
+                (inside if is_inside else keep).addTorsion(m, *atoms8)
             keep.setForceGroup(force.getForceGroup())
             result.addForce(keep)
             if inside.getNumTorsions():

@@ -13,9 +13,15 @@ def _is_nnforce_family(impl):
     return family is not None and hasattr(impl, "createForce") and not hasattr(family, "add_forces")
 
 
-def mechanical_embedding(impl, topology, system, atoms, forceGroup, interpolate, mlLongRange=None, **args):
-    """openmm-ml's mechanical embedding semantics on nnforce.mlmm (exact dE/dlambda)."""
+def mechanical_embedding(impl, topology, system, atoms, forceGroup, interpolate, mlLongRange=None,
+                         linkAtomDistances=None, **args):
+    """openmm-ml 1.8's mechanical embedding semantics on nnforce.mlmm (exact dE/dlambda), link atoms included.
+
+    Returns ``dict(system=, topology=, oldToNew=)``: the Topology is a copy with one hydrogen per link atom appended
+    (the given one when the region cuts no bond); ``oldToNew`` is the identity (caps come after every atom).
+    """
     from .. import mlmm
+    from . import _link_atoms
 
     periodic = system.usesPeriodicBoundaryConditions()
     known = impl.getMLLongRange()
@@ -35,19 +41,27 @@ def mechanical_embedding(impl, topology, system, atoms, forceGroup, interpolate,
         raise ValueError("the System is periodic and the ML model includes long-range interactions while the MM "
                          "force field does not (no Ewald/PME NonbondedForce); pass mlLongRange=False")
     ml = set(atoms)
+    if topology.getNumAtoms() != system.getNumParticles():
+        raise ValueError(f"the topology has {topology.getNumAtoms()} atoms but the System has "
+                         f"{system.getNumParticles()} particles; pass the Topology the System was created from")
     source = mlmm.copy_system(system)
     kept = mlmm.remove_internal_constraints(source, atoms)
+    # link atoms: a capping hydrogen (virtual site) on every bond the region cuts, as openmm-ml 1.8
+    link_bonds = _link_atoms.find_link_bonds(topology, atoms)
+    new_topology, caps = _link_atoms.add_link_atoms(topology, source, link_bonds, linkAtomDistances)
+    model_atoms = list(atoms) + caps
     if _is_nnforce_family(impl):
         if "charge" not in args:
             args["charge"] = region_charge(system, atoms)
         box = system.getDefaultPeriodicBoxVectors() if periodic else None
-        force = impl.createForce(topology, atoms, periodic=periodic, box=box, forceGroup=forceGroup, **args)
+        force = impl.createForce(new_topology, model_atoms, periodic=periodic, box=box, forceGroup=forceGroup,
+                                 **args)
     else:
         scratch = openmm.System()
-        for i in range(system.getNumParticles()):
-            scratch.addParticle(system.getParticleMass(i))
+        for i in range(source.getNumParticles()):
+            scratch.addParticle(source.getParticleMass(i))
         scratch.setDefaultPeriodicBoxVectors(*system.getDefaultPeriodicBoxVectors())
-        impl.addForces(topology, scratch, atoms, forceGroup, **args)
+        impl.addForces(new_topology, scratch, model_atoms, forceGroup, **args)
         # copies the new System owns (a PythonForce clones with its callable, pickled)
         forces = [openmm.XmlSerializer.clone(scratch.getForce(i)) for i in range(scratch.getNumForces())]
         if len(forces) == 1:
@@ -57,15 +71,16 @@ def mechanical_embedding(impl, topology, system, atoms, forceGroup, interpolate,
             for k, f in enumerate(forces):
                 force.addCollectiveVariable(f"ml{k}", f)
             force.setForceGroup(forceGroup)
-    result = mlmm.create_mlmm_system(source, topology, atoms, force, lambda_ml=1.0 if interpolate else None,
-                                     lambda_name="lambda_interpolate")
+    result = mlmm.create_mlmm_system(source, new_topology, atoms, force, lambda_ml=1.0 if interpolate else None,
+                                     lambda_name="lambda_interpolate", model_atoms=model_atoms,
+                                     internal_term=_link_atoms.capped_region_rule(topology, atoms))
     for p, q, d in reversed(kept):
         result.addConstraint(p, q, d)
     if periodic and long_range:
         # the model already includes the region's interactions with its own periodic images: take the MM force
         # field's PME energy between the region and its images out, scaled like the model
         _subtract_region_pme(result, pme[0], ml, forceGroup, interpolate)
-    return result
+    return dict(system=result, topology=new_topology, oldToNew=list(range(topology.getNumAtoms())))
 
 
 def _subtract_region_pme(result, nonbonded, ml, forceGroup, interpolate):

@@ -39,11 +39,14 @@ for _name in ("mace-off23-small", "mace-off23-medium", "mace-off23-large", "mace
     _FAMILIES[_name] = ("mace", "MACEPotential")
 for _name in ("aceff-1.0", "aceff-1.1", "aceff-2.0"):
     _FAMILIES[_name] = ("torchmdnet", "TorchMDNetPotential")
-for _name in ("aimnet", "aimnet2", "aimnet2-2025", "aimnet2-nse", "aimnet2-pd", "aimnet2-rxn", "fennix",
-              "fennix-bio1-small", "fennix-bio1-medium", "fennix-bio1-small-finetune-ions",
-              "fennix-bio1-medium-finetune-ions", "orb-v3-conservative-inf-omat", "orb-v3-conservative-omol",
-              "deepmd"):
-    _FAMILIES[_name] = ("external", "ExternalPotential")
+for _name in ("aimnet", "aimnet2", "aimnet2-2025", "aimnet2-nse", "aimnet2-pd", "aimnet2-rxn"):
+    _FAMILIES[_name] = ("aimnet", "AIMNet2Potential")
+for _name in ("fennix", "fennix-bio1-small", "fennix-bio1-medium", "fennix-bio1-small-finetune-ions",
+              "fennix-bio1-medium-finetune-ions"):
+    _FAMILIES[_name] = ("external", "FeNNixPotential")
+for _name in ("orb-v3-conservative-inf-omat", "orb-v3-conservative-omol"):
+    _FAMILIES[_name] = ("external", "OrbPotential")
+_FAMILIES["deepmd"] = ("external", "DeePMDPotential")
 
 #: createSystem/createMixedSystem arguments every nnforce family takes (the rest go to the family's ``module``)
 _COMMON_ARGS = ("charge", "precision", "platformProperties", "device", "mlLongRange", "modelFormat")
@@ -200,7 +203,12 @@ class MLPotential:
         """A copy of ``system`` in which this potential describes the interactions inside ``atoms``.
 
         ``embedding="mechanical"`` (the default) uses :func:`nnforce.mlmm.create_mlmm_system`: bonded terms and
-        nonbonded pairs entirely inside the ML region are removed, everything else stays with the force field.
+        nonbonded pairs inside the ML region are removed, everything else stays with the force field. Where the
+        region cuts a covalent bond of ``topology``, the model sees it capped with a hydrogen link atom, as in
+        openmm-ml 1.8: a massless virtual site on the bond, appended to the System (and, in the returned
+        ``topology``, to a copy of the Topology), and the MM angles, torsions and CMAP terms the capped fragment
+        accounts for are removed too (see nnforce/potentials/_link_atoms.py). Context positions then need one more
+        entry per link atom (any value: OpenMM places virtual sites itself).
         With ``interpolate=True`` the global parameter ``lambda_interpolate`` (1 = ML, 0 = MM) interpolates the
         region's energy, and its exact derivative is available.
 
@@ -220,14 +228,17 @@ class MLPotential:
         embedding : str
             One of :meth:`getSupportedEmbeddings`.
         returnInfo : bool
-            Return ``dict(system=, topology=, oldToNew=)`` instead of the System, as openmm-ml 1.8. nnforce's
-            mechanical embedding adds no link atoms, so ``topology`` is the one given and ``oldToNew`` the identity;
-            a potential's own embedding may return its own dict.
+            Return ``dict(system=, topology=, oldToNew=)`` instead of the System, as openmm-ml 1.8: ``topology``
+            has the link atoms appended (the given Topology when the region cuts no bond), ``oldToNew`` maps the
+            given atoms to the returned Topology's (the identity); a potential's own embedding may return its own
+            dict.
         **args
             As for :meth:`createSystem`; ``mlLongRange`` (periodic Systems: does the model include the ML region's
             periodic images? False keeps the MM electrostatics between the region and its images, True removes
             them; models that know, e.g. ANI (local), decide themselves); ``charge`` defaults to the ML region's
-            net MM charge, rounded (nnforce families).
+            net MM charge, rounded (nnforce families); ``linkAtomDistances`` (mechanical embedding, as openmm-ml
+            1.8): ``[(atom1, atom2, distance), ...]`` sets the link atom's distance from the ML atom for those
+            bonds (default: the covalent radii of the ML atom and hydrogen, summed).
 
         Returns
         -------
@@ -279,15 +290,21 @@ class NNForcePotentialImpl(MLPotentialImpl):
         system.addForce(self.createForce(topology, atoms, periodic=periodic, box=box, forceGroup=forceGroup, **args))
 
     def createForce(self, topology, atoms=None, periodic=None, box=None, charge=0, precision=None, forceGroup=0,
-                    platformProperties=None, device=None, mlLongRange=None, modelFormat="torchscript", **options):
+                    platformProperties=None, device=None, mlLongRange=None, modelFormat=None, **options):
         """The NNForce for ``atoms`` of ``topology`` (all atoms when None), validated before any Context exists.
 
-        ``modelFormat`` (nnforce's extra): ``"torchscript"`` (default) or ``"pt2"`` (the same module compiled
-        AOT with torch.export + AOTInductor, see potentials/_formats.py)."""
+        ``modelFormat`` (nnforce's extra): ``"torchscript"`` (the default, except for families that only export,
+        AIMNet2: ``"pt2"``) or ``"pt2"`` (the same module compiled AOT with torch.export + AOTInductor, see
+        potentials/_formats.py)."""
         from ..force import build_nnforce
         from ._formats import check_format
 
         impl = self.family
+        if modelFormat is None:
+            modelFormat = getattr(impl, "default_format", "torchscript")
+        if modelFormat == "torchscript" and getattr(impl, "torchscript_refused", None):
+            raise ValueError(f"modelFormat='torchscript' is refused for the {self.name!r} potential: "
+                             f"{impl.torchscript_refused}")
         if device is not None and str(device).split(":")[0] not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}; NNForce runs where the Context's "
                              "platform runs (CPU/Reference: cpu, CUDA: cuda)")
