@@ -197,6 +197,10 @@ def main(argv=None):
     log(f"phase 2 done: {production.steps} steps per replica, {production.ms_per_step:.1f} ms/step (all replicas), "
         f"wall {production.wall_s:.0f} s, cpu {production.cpu_s:.0f} s, T {production.temperature_k.mean():.1f} K")
 
+    with atomic_write(args.out + ".phase2.npz", "wb") as handle:  # the raw result, before any analysis can fail
+        np.savez(handle, phi_rad=production.phi_rad, psi_rad=production.psi_rad,
+                 bias_kj_mol_frames=production.bias_kj_mol, bias_grid_kj_mol=bias.bias_kj_mol,
+                 walker_phi_rad=bias.phi_rad, walker_psi_rad=bias.psi_rad)
     T = protocol.temperature_k
     weights = md.frame_weights(production.bias_kj_mol, T)
     fes = md.reweighted_fes(production.phi_rad, production.psi_rad, weights, T, args.bins)
@@ -242,6 +246,7 @@ def main(argv=None):
             basins=np.array(list(pops)), basin_populations=np.array([pops[k] for k in pops]),
             ms_per_step=np.float64(single[0]), record=np.array(json.dumps(record)))
     os.remove(partial)
+    os.remove(args.out + ".phase2.npz")
     write_markdown(args.results, record, fes)
     log(f"wrote {args.out} and {args.results}")
     return 0
