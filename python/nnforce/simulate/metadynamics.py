@@ -44,13 +44,14 @@ from ..units import MOLAR_GAS_CONSTANT_KJ_MOL_K
 from .bias_geometry import (_check_bias_grid, _copy_system, _grid, _kinetic_temperature,  # noqa: F401
                             _platform_properties, _positions, _seed31, _Clock, backbone_torsions, bias_at,
                             biased_replica_systems, dihedrals, repartition_hydrogen_mass)
-from .reweighting import (basin_populations, fes_comparison, fes_noise, fes_rms_difference, frame_weights,  # noqa: F401
-                          reweight_stationary, reweighted_fes)
+from .reweighting import (TEACHER_FES, basin_populations, fes_comparison, fes_noise,  # noqa: F401
+                          fes_rms_difference, frame_weights, load_teacher_fes, reweight_stationary, reweighted_fes)
 
 __all__ = ["SamplingProtocol", "BiasResult", "ProductionResult", "backbone_torsions", "build_bias",
            "run_biased_replicas", "pick_starts", "frame_weights", "reweighted_fes", "basin_populations",
            "fes_rms_difference", "fes_comparison", "fes_noise", "reweight_stationary", "bias_at",
-           "repartition_hydrogen_mass", "dihedrals", "biased_replica_systems"]
+           "repartition_hydrogen_mass", "dihedrals", "biased_replica_systems", "TEACHER_FES", "load_teacher_fes"]
+
 
 
 @dataclass

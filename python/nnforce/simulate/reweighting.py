@@ -2,14 +2,18 @@
 weights exp(+V/kT), the (phi, psi) free energy, basin populations with bootstrap intervals over replicas, the
 RMS difference of two surfaces, the noise of one, and the unbiased stationary distribution of a biased MSM."""
 import math
+import os
 
 import numpy as np
 
 from ..units import MOLAR_GAS_CONSTANT_KJ_MOL_K
 
 __all__ = ["frame_weights", "reweighted_fes", "basin_populations", "fes_rms_difference", "fes_comparison",
-           "fes_noise", "reweight_stationary"]
+           "fes_noise", "reweight_stationary", "TEACHER_FES", "load_teacher_fes"]
 
+TEACHER_FES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo", "data",
+                           "teacher_fes.npz")
+"""The teacher's (ANI-1x) reference made by ``bench/teacher_fes.py`` with this protocol (package data)."""
 
 
 def frame_weights(bias_kj_mol, temperature_k):
@@ -247,3 +251,36 @@ def reweight_stationary(stationary_biased, bias_kj_mol, assignments, temperature
     mean = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
     out = pi * mean
     return out / out.sum()
+
+
+def load_teacher_fes(path=None):
+    """The teacher's reference (:data:`TEACHER_FES`, written by ``bench/teacher_fes.py``).
+
+    Returns
+    -------
+    dict
+        ``fes`` (as :func:`reweighted_fes` returns it: ``fes_kt``, ``counts``, ``edges_rad``, ``temperature_k``),
+        ``basin_populations`` (name -> (value, low, high)), ``phi_rad``/``psi_rad``/``weights``/``bias_kj_mol``
+        [R, T] of its frames, ``bias_grid_kj_mol``, ``ms_per_step`` (one molecule, wall, CPU platform, 1 thread)
+        and ``record`` (protocol, lengths, seed, timings, noise, versions, date).
+
+    Raises
+    ------
+    FileNotFoundError
+        No reference file (run ``python bench/teacher_fes.py``).
+    """
+    import json
+
+    path = TEACHER_FES if path is None else os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"teacher reference not found: {path}; make it with python bench/teacher_fes.py")
+    with np.load(path, allow_pickle=False) as data:
+        record = json.loads(str(data["record"]))
+        fes = {"fes_kt": data["fes_kt"], "counts": data["counts"], "edges_rad": data["edges_rad"],
+               "temperature_k": float(record["protocol"]["temperature_k"])}
+        return {"fes": fes, "record": record,
+                "basin_populations": {str(k): tuple(float(v) for v in row)
+                                      for k, row in zip(data["basins"], data["basin_populations"])},
+                "phi_rad": data["phi_rad"], "psi_rad": data["psi_rad"], "weights": data["weights"],
+                "bias_kj_mol": data["bias_kj_mol_frames"], "bias_grid_kj_mol": data["bias_grid_kj_mol"],
+                "ms_per_step": float(data["ms_per_step"])}
