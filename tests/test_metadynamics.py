@@ -104,6 +104,8 @@ def test_bad_inputs(molecule, ml_system):
     not_periodic[-1] += 1.0
     with pytest.raises(ValueError, match="periodic"):
         md.bias_at(not_periodic, 0.0, 0.0)
+    with pytest.raises(ValueError, match="no frame"):
+        md.run_biased_replicas(ml_system, topology, [x, x], good, md.SamplingProtocol(replicas=2, production_steps=5))
     with pytest.raises(ValueError, match="protocol.replicas"):
         md.run_biased_replicas(ml_system, topology, [x, x, x], good, protocol)
     with pytest.raises(ValueError, match=r"\[\.\.\., 22, 3\]"):

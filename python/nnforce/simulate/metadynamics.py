@@ -388,6 +388,9 @@ def run_biased_replicas(system, topology, starts_nm, bias, protocol: SamplingPro
     if starts.ndim != 3 or len(starts) != protocol.replicas:
         raise ValueError(f"starts_nm: expected {protocol.replicas} starts (protocol.replicas) of shape [N, 3], got "
                          f"shape {starts.shape}; pick them with pick_starts(bias, protocol.replicas, seed)")
+    if protocol.production_steps < protocol.report_interval_steps:
+        raise ValueError(f"production_steps ({protocol.production_steps}) < report_interval_steps "
+                         f"({protocol.report_interval_steps}): phase 2 would save no frame; run at least one interval")
     grid = _check_bias_grid(bias)
     batches, batched = biased_replica_systems(system, topology, starts, grid, protocol.hydrogen_mass_amu)
     interval, steps = protocol.report_interval_steps, protocol.production_steps
