@@ -346,6 +346,20 @@ def _start_contexts(batches, batched, protocol, seed, platform):
     return contexts
 
 
+def _check_phase2(topology, n, starts_nm, protocol):
+    """Phase 2's inputs checked; returns the starts [R, N, 3] nm."""
+    if topology.getNumAtoms() != n:
+        raise ValueError(f"the topology has {topology.getNumAtoms()} atoms but the System {n} particles")
+    starts = _positions(starts_nm, n, "starts_nm")
+    if starts.ndim != 3 or len(starts) != protocol.replicas:
+        raise ValueError(f"starts_nm: expected {protocol.replicas} starts (protocol.replicas) of shape [N, 3], got "
+                         f"shape {starts.shape}; pick them with pick_starts(bias, protocol.replicas, seed)")
+    if protocol.production_steps < protocol.report_interval_steps:
+        raise ValueError(f"production_steps ({protocol.production_steps}) < report_interval_steps "
+                         f"({protocol.report_interval_steps}): phase 2 would save no frame; run at least one interval")
+    return starts
+
+
 def run_biased_replicas(system, topology, starts_nm, bias, protocol: SamplingProtocol = None, seed=0, out_dir=None,
                         platform="CPU", progress=None, max_wall_s=None) -> ProductionResult:
     """Phase 2: R replicas under the phase-1 bias held fixed, ``protocol.production_steps`` steps each.
@@ -382,15 +396,7 @@ def run_biased_replicas(system, topology, starts_nm, bias, protocol: SamplingPro
 
     protocol = SamplingProtocol() if protocol is None else protocol
     n = system.getNumParticles()
-    if topology.getNumAtoms() != n:
-        raise ValueError(f"the topology has {topology.getNumAtoms()} atoms but the System {n} particles")
-    starts = _positions(starts_nm, n, "starts_nm")
-    if starts.ndim != 3 or len(starts) != protocol.replicas:
-        raise ValueError(f"starts_nm: expected {protocol.replicas} starts (protocol.replicas) of shape [N, 3], got "
-                         f"shape {starts.shape}; pick them with pick_starts(bias, protocol.replicas, seed)")
-    if protocol.production_steps < protocol.report_interval_steps:
-        raise ValueError(f"production_steps ({protocol.production_steps}) < report_interval_steps "
-                         f"({protocol.report_interval_steps}): phase 2 would save no frame; run at least one interval")
+    starts = _check_phase2(topology, n, starts_nm, protocol)
     grid = _check_bias_grid(bias)
     batches, batched = biased_replica_systems(system, topology, starts, grid, protocol.hydrogen_mass_amu)
     interval, steps = protocol.report_interval_steps, protocol.production_steps
