@@ -37,7 +37,7 @@ def backbone_torsions(topology) -> Tuple[List[int], List[int]]:
     --------
     >>> from nnforce.demo import alanine_dipeptide
     >>> backbone_torsions(alanine_dipeptide()[0])
-    ([4, 6, 8, 14], [6, 8, 14, 16])
+    ([4, 6, 8, 10], [6, 8, 10, 16])
     """
     residues = list(topology.residues())
     bonded = set()
