@@ -53,7 +53,6 @@ __all__ = ["SamplingProtocol", "BiasResult", "ProductionResult", "backbone_torsi
            "repartition_hydrogen_mass", "dihedrals", "biased_replica_systems", "TEACHER_FES", "load_teacher_fes"]
 
 
-
 @dataclass
 class SamplingProtocol:
     """Issue 25's sampling protocol. The defaults ARE the protocol (the same for student and teacher); only the
