@@ -6,7 +6,9 @@
 Nothing of the peers is copied into this project: their checkouts are read where they are. A temporary folder gets
 
 * ``openmmtorch/__init__.py``: ``from nnforce import NNForce as TorchForce`` (the one-line shim);
-* ``openmmml/__init__.py``: ``from nnforce import MLPotential`` (the one-line shim);
+* ``openmmml/__init__.py``: ``import nnforce.compat.openmmml; nnforce.compat.openmmml.install()`` (the one-line
+  shim: ``openmmml`` and its submodules, e.g. ``openmmml.models.aimnet2potential``, become nnforce's compat package,
+  whose ``MLPotential`` is ``nnforce.MLPotential``);
 * for openmm-ml itself (its checkout on PYTHONPATH, pure Python, not installed): a ``.dist-info`` whose
   ``entry_points.txt`` is generated from the ``openmmml.*`` entry-point lists in the checkout's setup.py, because
   openmm-ml registers its models and embeddings only through those entry-point groups;
@@ -36,8 +38,9 @@ REPO = os.path.dirname(HERE)
 NOTE = ("Items failing on both sides compare against the real weights' reference energies (the stand-ins have "
         'other weights), need a download without a stand-in (aceff-* via huggingface_hub, not installed), a file '
         'missing from the openmm-ml checkout (test/data/toluene/toluene.ckpt, absent from the mirror) or a package'
-        ' not installed (aimnet, fennix, orb, les: collection skipped). openmm-torch 1.5 itself is not installed '
-        'here; the issue records that it passes its 20 non-GPU items.')
+        ' not installed (fennix, orb, les: collection skipped). openmm-torch 1.5 itself is not installed '
+        'here; the issue records that it passes its 20 non-GPU items. aimnet 0.2.6 (requirements-potentials.txt) '
+        'has no get_model_path, which some of openmm-ml 1.8\'s AIMNet2 tests import.')
 TORCH_FILES = ("python/tests/TestTorchForce.py", "python/tests/TestSerializeTorchForce.py",
                "python/tests/TestCUDAGraphs.py")
 
@@ -71,7 +74,8 @@ def _ml_version(ml_path):
 def make_shims(root, ml_path):
     shim = os.path.join(root, "shim")
     _write(os.path.join(shim, "openmmtorch", "__init__.py"), "from nnforce import NNForce as TorchForce\n")
-    _write(os.path.join(shim, "openmmml", "__init__.py"), "from nnforce import MLPotential\n")
+    _write(os.path.join(shim, "openmmml", "__init__.py"),
+           "import nnforce.compat.openmmml; nnforce.compat.openmmml.install()\n")
     peer = os.path.join(root, "peer-ml")
     version = _ml_version(ml_path)
     info = os.path.join(peer, f"openmmml-{version}.dist-info")
@@ -165,7 +169,7 @@ def main(argv=None):
     shim, peer = make_shims(root, ml_path)
     out = ["# openmm-torch's and openmm-ml's own tests against nnforce", "",
            "Written by `python bench/peer_suites.py PATH_TO_OPENMM_TORCH PATH_TO_OPENMM_ML` (one run, both sides; "
-           "shims `openmmtorch.TorchForce = nnforce.NNForce`, `openmmml.MLPotential = nnforce.MLPotential`; offline "
+           "shims `openmmtorch.TorchForce = nnforce.NNForce`, `openmmml = nnforce.compat.openmmml` (whose MLPotential is nnforce.MLPotential); offline "
            "stand-ins for downloads only, identical for both sides: see bench/_peer_standins.py). CPU only, 1 thread.",
            ""]
     summary = []

@@ -209,23 +209,8 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
     --------
     >>> mlmm = create_mlmm_system(system, topology, ligand_atoms, "model.pt", lambda_ml=1.0)  # doctest: +SKIP
     """
-    if embedding != "mechanical":
-        raise NotImplementedError("only mechanical embedding is implemented; electrostatic embedding (MM charges and "
-                                  "positions as model inputs) is planned, see docs/mlmm.md")
-    n = system.getNumParticles()
-    if topology.getNumAtoms() != n:
-        raise ValueError(f"the topology has {topology.getNumAtoms()} atoms but the System has {n} particles; "
-                         "pass the Topology the System was created from")
-    ml = validate_atoms(ml_atoms, n)
-    check_lambda(lambda_ml)
-    atomic_numbers_of(topology, ml)  # every ML atom needs an element (no virtual sites)
+    ml = _checked_region(system, topology, ml_atoms, lambda_ml, embedding)
     ml_set = set(ml)
-    for i in range(system.getNumConstraints()):
-        p, q, _ = system.getConstraintParameters(i)
-        if p in ml_set and q in ml_set:
-            raise ValueError("the System has constraints inside the ML region; create it with constraints=None and "
-                             "rigidWater=False for the ML atoms")
-
     source = copy_system(system)
     # particles, virtual sites (a System must own its sites: they cannot be handed over from `source`), constraints
     # and box of `source`, without its forces
@@ -248,6 +233,27 @@ def create_mlmm_system(system, topology, ml_atoms, model, *, lambda_ml=None, lam
     result.addForce(_lambda_force(ml_force, internal_forces, internal_pairs, lambda_ml, lambda_name,
                                   source.usesPeriodicBoundaryConditions()))
     return result
+
+
+def _checked_region(system, topology, ml_atoms, lambda_ml, embedding):
+    """The validated ML region of create_mlmm_system's inputs (sorted atom indices)."""
+    if embedding != "mechanical":
+        raise NotImplementedError("only mechanical embedding is implemented; electrostatic embedding (MM charges and "
+                                  "positions as model inputs) is planned, see docs/mlmm.md")
+    n = system.getNumParticles()
+    if topology.getNumAtoms() != n:
+        raise ValueError(f"the topology has {topology.getNumAtoms()} atoms but the System has {n} particles; "
+                         "pass the Topology the System was created from")
+    ml = validate_atoms(ml_atoms, n)
+    check_lambda(lambda_ml)
+    atomic_numbers_of(topology, ml)  # every ML atom needs an element (no virtual sites)
+    ml_set = set(ml)
+    for i in range(system.getNumConstraints()):
+        p, q, _ = system.getConstraintParameters(i)
+        if p in ml_set and q in ml_set:
+            raise ValueError("the System has constraints inside the ML region; create it with constraints=None and "
+                             "rigidWater=False for the ML atoms")
+    return ml
 
 
 def _is_other_force(model):
