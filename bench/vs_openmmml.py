@@ -114,9 +114,19 @@ def potential_for(side, family, folder, model_format="torchscript", nequip_dtype
                            energyScale=KJ_MOL_PER_EV), {}
     import nequip.model.saved_models.load_utils as load_utils
 
-    model = make_nequip(nequip_dtype)
-    load_utils.load_saved_model = lambda *args, **kwargs: model
-    return MLPotential("nequip", modelPath="seeded-model", lengthScale=0.1, energyScale=96.48533212331002), {}
+    # one seeded model per dtype, looked up by the modelPath openmm-ml passes to the loader when it builds a System:
+    # a single replaced loader would hand every later System the model made last (the float64 one made for the
+    # energy comparison, whose weights differ: the 2026-12-07 run's "periodic .pt2 forces wrong" came from that)
+    models = dict(getattr(load_utils.load_saved_model, "bench_models", {}))
+    models[f"seeded-{nequip_dtype}"] = make_nequip(nequip_dtype)
+
+    def load_saved_model(path, *args, **kwargs):
+        return models[path]
+
+    load_saved_model.bench_models = models
+    load_utils.load_saved_model = load_saved_model
+    return MLPotential("nequip", modelPath=f"seeded-{nequip_dtype}", lengthScale=0.1,
+                       energyScale=96.48533212331002), {}
 
 
 def energy_float64(potential, options, topology, positions):
