@@ -123,12 +123,12 @@ class TorchANIPotential:
 
     ml_long_range = False  # ANI is local (openmm-ml says the same)
 
-    #: torchani's periodic pair search sizes its image shifts from the box values (``compute_shifts``: ``arange`` up
-    #: to ``ceil(cutoff / height)``) and enumerates pairs with ``triu_indices(N, N)``: neither traces with a dynamic
-    #: atom count; the vacuum path does, with the stand-ins of _torchani_export
-    pt2_refused_periodic = ("torchani's periodic neighbour search (aev.compute_shifts / aev.neighbor_pairs) has sizes "
-                            "that depend on the box values and fixes the atom count, so torch.export cannot trace it; "
-                            "the vacuum .pt2 is available")
+    #: torchani's periodic pair search (aev.neighbor_pairs) enumerates candidate pairs with triu_indices(N, N) and a
+    #: cartesian product over arange(N), which fixes the atom count N in the trace; the vacuum path traces with the
+    #: stand-ins of _torchani_export (whose neighbor_pairs_nopbc replaces the vacuum search's triu_indices)
+    pt2_refused_periodic = ("torchani's periodic neighbour search (aev.neighbor_pairs) fixes the atom count when traced "
+                            "(torch.export: 'You marked atoms as dynamic but your code specialized it to be a "
+                            "constant'), so no periodic .pt2 is made; the vacuum .pt2 is available")
 
     def module(self, atomic_numbers, charge=0, precision=None, periodic=False, modelIndex=None, _eager=False):
         """``modelIndex`` (openmm-ml's): use that member of the ensemble only (default: the mean of all)."""
