@@ -114,9 +114,19 @@ def potential_for(side, family, folder, model_format="torchscript", nequip_dtype
                            energyScale=KJ_MOL_PER_EV), {}
     import nequip.model.saved_models.load_utils as load_utils
 
-    model = make_nequip(nequip_dtype)
-    load_utils.load_saved_model = lambda *args, **kwargs: model
-    return MLPotential("nequip", modelPath="seeded-model", lengthScale=0.1, energyScale=96.48533212331002), {}
+    # one seeded model per dtype, looked up by the modelPath openmm-ml passes to the loader when it builds a System:
+    # a single replaced loader would hand every later System the model made last (the float64 one made for the
+    # energy comparison, whose weights differ: the 2026-12-07 run's "periodic .pt2 forces wrong" came from that)
+    models = dict(getattr(load_utils.load_saved_model, "bench_models", {}))
+    models[f"seeded-{nequip_dtype}"] = make_nequip(nequip_dtype)
+
+    def load_saved_model(path, *args, **kwargs):
+        return models[path]
+
+    load_saved_model.bench_models = models
+    load_utils.load_saved_model = load_saved_model
+    return MLPotential("nequip", modelPath=f"seeded-{nequip_dtype}", lengthScale=0.1,
+                       energyScale=96.48533212331002), {}
 
 
 def energy_float64(potential, options, topology, positions):
@@ -139,10 +149,16 @@ def worker(side, family, model_format):
     folder = os.environ["NNFORCE_BENCH_DIR"]
     potential, options = potential_for(side, family, folder, model_format)
     systems = build_systems()
-    contexts, energies64 = {}, {}
+    contexts, energies64, skipped = {}, {}, {}
     tag = f"{side}-{model_format}" if side == "nnforce" else side
     for key, (topology, positions) in systems.items():
-        system = potential.createSystem(topology, **options)
+        try:
+            system = potential.createSystem(topology, **options)
+        except ValueError as error:  # a format refused for this system (e.g. periodic torchani .pt2): say why
+            if side != "nnforce" or model_format == "torchscript":
+                raise
+            skipped[key] = str(error)
+            continue
         integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 0.5 * unit.femtosecond)
         integrator.setRandomNumberSeed(1)
         context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
@@ -161,7 +177,8 @@ def worker(side, family, model_format):
                 if family == "nequip":  # nequip bakes model_dtype in (casts inside): a float64 model, same seed
                     pair = potential_for(side, family, folder, model_format, "float64")
                 energies64[key] = energy_float64(*pair, topology, positions)
-    print(json.dumps({"ready": True, "energies": {k: v[3] for k, v in contexts.items()}, "energies64": energies64}),
+    print(json.dumps({"ready": True, "energies": {k: v[3] for k, v in contexts.items()}, "energies64": energies64,
+                      "skipped": skipped}),
           flush=True)
     for line in sys.stdin:
         request = json.loads(line)
@@ -277,10 +294,14 @@ def main():
         for _ in range(args.rounds):
             for key, steps in STEPS.items():
                 for model_format, process in ours.items():
-                    times[(model_format, key)].append(process.run(key, steps))
+                    if key not in process.ready.get("skipped", {}):
+                        times[(model_format, key)].append(process.run(key, steps))
                 times[("openmmml", key)].append(theirs.run(key, steps))
         for process in list(ours.values()) + [theirs]:
             process.close()
+        for model_format, process in ours.items():
+            for key, why in process.ready.get("skipped", {}).items():
+                failures.append(f"{family} {model_format} on {key}: {why}")
         for label, key in SYSTEMS.items():
             rows.append(row(family, label, key, times, {f: w.ready for f, w in ours.items()}, theirs.ready,
                             args.workdir))
@@ -289,6 +310,7 @@ def main():
 
 
 def row(family, label, key, times, ours, theirs, folder):
+    ours = {f: ready for f, ready in ours.items() if times[(f, key)]}  # formats refused for this system left out
     cpu = {side: statistics.median(t["cpu_ms"] for t in times[(side, key)])
            for side in list(ours) + ["openmmml"]}
     first = next(iter(ours))  # the worker that computed the float64 energies

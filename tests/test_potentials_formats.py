@@ -63,10 +63,60 @@ def test_torchmdnet_pt2_is_refused_with_the_reason():
     check_format("torchscript", TorchMDNetPotential, "torchmdnet")  # TorchScript stays available
 
 
-def test_nequip_periodic_pt2_is_refused_vacuum_is_not():
+def test_nequip_pt2_is_offered_vacuum_and_periodic():
+    """Periodic NequIP .pt2 was refused after a bench row showed its forces off openmm-ml's; the cause was the bench's
+    openmm-ml shim (it handed the water box a float64 model with other weights), and the compiled package's forces
+    equal the eager module's (bench/results/vs_openmmml_nequip.md), so both are offered again."""
     from nnforce.potentials._formats import check_format
     from nnforce.potentials.nequip import NequIPPotential
 
-    with pytest.raises(ValueError, match="refused for the 'nequip' potential: its periodic .pt2"):
-        check_format("pt2", NequIPPotential, "nequip", periodic=True)
+    assert getattr(NequIPPotential, "pt2_refused_periodic", None) is None
+    check_format("pt2", NequIPPotential, "nequip", periodic=True)
     check_format("pt2", NequIPPotential, "nequip", periodic=False)
+
+
+def test_torchani_export_stand_ins_compute_what_torchani_computes():
+    """The four functions swapped in while torchani's ANI is traced for .pt2 give torchani's own results: the same
+    pairs (in torchani's order), the same set of neighbour-pair triples with their signs, the same angular terms, and
+    the same energies and forces of the whole ANI-1x chain (torchani's code vs the stand-ins, float64)."""
+    import torchani.aev as aev
+
+    from nnforce.potentials import _torchani_export as ex
+
+    generator = torch.Generator().manual_seed(7)
+    coordinates = torch.rand(1, 14, 3, generator=generator, dtype=torch.float64) * 6.0
+    padding = torch.zeros(1, 14, dtype=torch.bool)
+    padding[0, -2:] = True
+    pairs = aev.neighbor_pairs_nopbc(padding, coordinates, 3.5)
+    assert torch.equal(ex.neighbor_pairs_nopbc(padding, coordinates, 3.5), pairs) and pairs.shape[1] > 10
+
+    def triples(result):
+        centre, index, sign = result
+        return sorted((int(centre[k]), tuple(sorted([(int(index[0, k]), int(sign[0, k])),
+                                                     (int(index[1, k]), int(sign[1, k]))])))
+                      for k in range(centre.shape[0]))
+
+    reference = triples(aev.triple_by_molecule(pairs))
+    assert triples(ex.triple_by_molecule(pairs)) == reference and len(reference) > 10
+
+    family = MLPotential("ani1x")._impl.family
+    Rcr, EtaR, ShfR, Rca, ShfZ, EtaA, Zeta, ShfA = family.model.aev_computer.constants()
+    vectors = torch.randn(2, 40, 3, generator=generator, dtype=torch.float64) * 1.5
+    constants = [c.double() for c in (ShfZ, EtaA, Zeta, ShfA)]
+    theirs = aev.angular_terms(Rca, *constants, vectors)
+    assert torch.allclose(ex.angular_terms(Rca, *constants, vectors), theirs, rtol=1e-12, atol=0)
+
+    numbers = [1, 6, 7, 8]
+    module = family.module(numbers, precision="double", _eager=True)
+    z = torch.tensor([6, 1, 1, 1, 1, 8, 1])  # no nitrogen: the species-skip branch is taken by torchani
+    x = (torch.rand(7, 3, generator=generator, dtype=torch.float64) * 0.3).requires_grad_(True)
+    energy = module(x, z)
+    forces = torch.autograd.grad(energy, x)[0]
+    from nnforce.potentials.ani import TorchANIAdapter, TorchANIExportAdapter
+
+    assert isinstance(module, TorchANIExportAdapter)
+    x2 = x.detach().clone().requires_grad_(True)
+    energy2 = TorchANIAdapter.forward(module, x2, z)  # the same chain through torchani's own functions
+    forces2 = torch.autograd.grad(energy2, x2)[0]
+    assert abs(float(energy) - float(energy2)) <= 1e-12 * abs(float(energy2))
+    assert torch.allclose(forces, forces2, rtol=1e-9, atol=1e-9 * float(forces2.abs().max()))

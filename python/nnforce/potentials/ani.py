@@ -50,6 +50,18 @@ class TorchANIAdapter(torch.nn.Module):
         return energy.sum() * self.kj_mol_per_hartree
 
 
+class TorchANIExportAdapter(TorchANIAdapter):
+    """The eager adapter the ``.pt2`` compiler traces: torchani's chain with the export-friendly stand-ins of
+    :mod:`nnforce.potentials._torchani_export` (same numbers; torchani's own code has data-dependent branches and
+    sizes that ``torch.export`` cannot trace)."""
+
+    def forward(self, positions: Tensor, atomic_numbers: Tensor, box: Optional[Tensor] = None) -> Tensor:
+        from ._torchani_export import exportable_torchani
+
+        with exportable_torchani():
+            return super().forward(positions, atomic_numbers, box)
+
+
 def import_torchani():
     """Import torchani (2.1.1 imports ``pkg_resources``, which setuptools >= 81 no longer ships)."""
     try:
@@ -111,6 +123,13 @@ class TorchANIPotential:
 
     ml_long_range = False  # ANI is local (openmm-ml says the same)
 
+    #: torchani's periodic pair search (aev.neighbor_pairs) enumerates candidate pairs with triu_indices(N, N) and a
+    #: cartesian product over arange(N), which fixes the atom count N in the trace; the vacuum path traces with the
+    #: stand-ins of _torchani_export (whose neighbor_pairs_nopbc replaces the vacuum search's triu_indices)
+    pt2_refused_periodic = ("torchani's periodic neighbour search (aev.neighbor_pairs) fixes the atom count when traced "
+                            "(torch.export: 'You marked atoms as dynamic but your code specialized it to be a "
+                            "constant'), so no periodic .pt2 is made; the vacuum .pt2 is available")
+
     def module(self, atomic_numbers, charge=0, precision=None, periodic=False, modelIndex=None, _eager=False):
         """``modelIndex`` (openmm-ml's): use that member of the ensemble only (default: the mean of all)."""
         _common.check_elements(atomic_numbers, self.elements, "torchani")
@@ -134,8 +153,9 @@ class TorchANIPotential:
             model = import_torchani().nn.Sequential(*chain)
         elif modelIndex is not None:
             raise ValueError("modelIndex needs a torchani built-in ensemble (ANI1x, ANI2x, ANI1ccx)")
-        adapter = TorchANIAdapter(model)
-        return adapter if _eager else torch.jit.script(adapter)
+        if _eager:
+            return TorchANIExportAdapter(model)
+        return torch.jit.script(TorchANIAdapter(model))
 
 
 def _species_atomic_numbers(model):

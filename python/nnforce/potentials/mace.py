@@ -35,6 +35,7 @@ class MACEAdapter(torch.nn.Module):
     """
 
     r_max_nm: float
+    cutoff_nm: float
     total_charge: float
     total_spin: float
 
@@ -51,6 +52,7 @@ class MACEAdapter(torch.nn.Module):
         self.model = model
         self.elements = [int(z) for z in model.atomic_numbers.tolist()]
         self.r_max_nm = float(model.r_max) / _common.ANGSTROM_PER_NM
+        self.cutoff_nm = self.r_max_nm  # the contract's name: a .pt2 package records it (NNForce checks its list)
         heads = list(getattr(model, "heads", ["Default"]) or ["Default"])
         if head is not None and head not in heads:
             raise ValueError(f"this MACE model has no head {head!r}; its heads are {heads}")

@@ -138,10 +138,6 @@ class NequIPPotential:
         self.cutoff_nm = self.r_max * self.length_scale
         self._compiled = {}
 
-    #: periodic .pt2: energy right, forces off openmm-ml's by 2.7 of max |F| (bench/results/vs_openmmml.md)
-    pt2_refused_periodic = ("its periodic .pt2 gives the right energy but forces that differ from the TorchScript "
-                            "module's (bench/results/vs_openmmml.md)")
-
     def module(self, atomic_numbers, charge=0, precision=None, periodic=False, _eager=False):
         _common.check_elements(atomic_numbers, self.elements, "NequIP")
         dtype = _common.precision_dtype(precision)
