@@ -10,11 +10,18 @@ Each round ``r`` (in ``OUTPUT/round_<r>/``):
 2. (all rounds but the last) explore: Langevin MD with the committee through NNForce (seed ``seed + 100 + r``),
    reading the committee's ``uncertainty`` output (the spread of its members' energies, kJ/mol) every
    ``sample_interval`` steps; the run stops early when a covalent bond leaves 0.7..1.6 times its reference length
-   (later frames are unphysical; the frames just before the break are the most uncertain ones);
-3. select: the frames with the highest uncertainty above ``threshold_kj_mol``, at least ``min_spacing`` samples
-   apart, at most ``max_frames``;
-4. label them; a frame whose labelling fails (xTB not converging, a non-finite result) is logged and skipped;
-5. add them to ``OUTPUT/data.npz`` and record the round in ``OUTPUT/state.json`` and ``OUTPUT/log.jsonl``.
+   (later frames are unphysical; the frames just before the break are the most uncertain ones). With
+   ``explore["metadynamics"]`` the MD is biased: well-tempered metadynamics (``openmm.app.Metadynamics``) on the
+   config's ``torsions`` pushes the committee over the barriers into every basin (:func:`explore`);
+3. (optional, ``check_frames`` > 0) the error on fresh frames: that many explored frames drawn at random (seeded)
+   are labelled and the committee's mean is compared with them; when both the energy MAE (offset-free) and the
+   force MAE are at most ``stop_ratio`` times the test set's, the committee is converged and the loop stops after
+   this round (the checked frames are added to the data either way);
+4. select: the frames with the highest score above ``threshold_kj_mol`` of uncertainty, at least ``min_spacing``
+   samples apart, at most ``max_frames``; the score is the uncertainty, raised where the data's coverage of the
+   ``torsions`` is thin when ``select["coverage_weight"]`` > 0 (:func:`select`);
+5. label them; a frame whose labelling fails (xTB not converging, a non-finite result) is logged and skipped;
+6. add them to ``OUTPUT/data.npz`` and record the round in ``OUTPUT/state.json`` and ``OUTPUT/log.jsonl``.
 
 Every file is written atomically and ``state.json`` last (with the data's frame count), so an interrupted run
 resumes from the last finished round, dropping frames a cut-off round had already saved. A finished run given
@@ -27,7 +34,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -62,7 +69,18 @@ class LearnConfig:
         :class:`nnforce.train.TrainConfig` fields.
     explore, select, stability : dict
         See the defaults below; ``stability`` None skips the MD check; its ``seeds`` (default 1) is the number of
-        check runs, the other keys go to :func:`nnforce.train.md_stability`.
+        check runs, the other keys go to :func:`nnforce.train.md_stability`. ``explore["metadynamics"]`` (a dict of
+        :func:`explore`'s bias settings) biases the exploration along ``torsions``; ``select["coverage_weight"]``
+        and ``select["coverage_scale_deg"]`` favour frames far (in ``torsions``) from every training frame.
+    torsions : list of [i, j, k, l], optional
+        Atom indices (0-based) of the torsions that describe the molecule's conformations (alanine dipeptide: phi
+        and psi): the collective variables of biased exploration and of the coverage term of the selection.
+    check_frames : int
+        Explored frames (drawn at random, seeded) labelled each round to measure the committee's error on fresh
+        frames (0: no check).
+    stop_ratio : float, optional
+        Stop when the fresh frames' energy (offset-free) and force MAE are both at most this multiple of the test
+        set's (needs ``test`` and ``check_frames``).
     validation_fraction : float
         Share of the data held out for early stopping.
     seed : int
@@ -91,6 +109,9 @@ class LearnConfig:
     stability: Optional[Dict[str, Any]] = field(default_factory=lambda: {"temperature_k": 500.0, "time_ps": 5.0})
     validation_fraction: float = 0.1
     seed: int = 0
+    torsions: Optional[List[List[int]]] = None
+    check_frames: int = 0
+    stop_ratio: Optional[float] = None
 
     def __post_init__(self):
         if int(self.rounds) < 0:
@@ -107,6 +128,20 @@ class LearnConfig:
                 raise FileNotFoundError(f"{name} dataset {path} does not exist")
         if not 0 < float(self.validation_fraction) < 1:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.torsions is not None:
+            self.torsions = [[int(i) for i in t] for t in self.torsions]
+            if not self.torsions or any(len(t) != 4 or len(set(t)) != 4 or min(t) < 0 for t in self.torsions):
+                raise ValueError(f"torsions must be a list of [i, j, k, l] with four distinct atom indices >= 0, "
+                                 f"got {self.torsions}")
+        if (self.explore or {}).get("metadynamics") and not self.torsions:
+            raise ValueError("explore.metadynamics biases the torsions: set torsions (atom indices [[i, j, k, l], ...])")
+        if float((self.select or {}).get("coverage_weight", 0.0)) > 0 and not self.torsions:
+            raise ValueError("select.coverage_weight measures coverage in the torsions: set torsions "
+                             "(atom indices [[i, j, k, l], ...]) or coverage_weight: 0")
+        if int(self.check_frames) < 0:
+            raise ValueError(f"check_frames must be >= 0, got {self.check_frames}")
+        if self.stop_ratio is not None and (float(self.stop_ratio) <= 0 or not self.check_frames or not self.test):
+            raise ValueError(f"stop_ratio ({self.stop_ratio}) must be > 0 and needs check_frames > 0 and a test set")
 
     @classmethod
     def from_yaml(cls, path):
@@ -152,31 +187,120 @@ def train_committee(data, config, round_dir, seed):
     return members
 
 
-def explore(model_path, atomic_numbers, positions_nm, settings, seed):
-    """Langevin MD with the committee; returns (positions [F, N, 3] nm, uncertainties [F] kJ/mol, stopped_early)."""
+METADYNAMICS_DEFAULTS = {"height_kj_mol": 1.5, "sigma_deg": 20.0, "bias_factor": 8.0, "frequency_steps": 100,
+                         "grid_width": 60}
+
+
+def torsion_angles(frames_nm, torsions):
+    """Torsion angles (degrees, [F, T], in [-180, 180)) of frames [F, N, 3] nm, IUPAC sign convention.
+
+    Examples
+    --------
+    >>> x = np.array([[[1.0, 0, 0], [0, 0, 0], [0, 1, 0], [0, 1, 1]]])  # a right angle about the y axis
+    >>> torsion_angles(x, [[0, 1, 2, 3]]).round(6).tolist()
+    [[-90.0]]
+    """
+    x = np.asarray(frames_nm, dtype=np.float64)
+    out = []
+    for i, j, k, l in torsions:
+        b0, b1, b2 = x[:, i] - x[:, j], x[:, k] - x[:, j], x[:, l] - x[:, k]
+        b1n = b1 / np.linalg.norm(b1, axis=-1, keepdims=True)
+        v = b0 - np.sum(b0 * b1n, axis=-1, keepdims=True) * b1n
+        w = b2 - np.sum(b2 * b1n, axis=-1, keepdims=True) * b1n
+        angle = np.degrees(np.arctan2(np.sum(np.cross(b1n, v) * w, axis=-1), np.sum(v * w, axis=-1)))
+        out.append((angle + 180.0) % 360.0 - 180.0)
+    return np.stack(out, axis=1) if out else np.zeros((len(x), 0))
+
+
+def torsion_distance(a_deg, b_deg):
+    """Distances (degrees) between every torsion vector of ``a`` [A, T] and ``b`` [B, T]: the Euclidean norm of the
+    periodic (wrapped to +-180) differences; [A, B]."""
+    d = np.asarray(a_deg, dtype=np.float64)[:, None, :] - np.asarray(b_deg, dtype=np.float64)[None, :, :]
+    d = (d + 180.0) % 360.0 - 180.0
+    return np.sqrt(np.sum(d * d, axis=-1))
+
+
+def coverage_gaps(angles_deg, covered_deg):
+    """For each torsion vector of ``angles_deg`` [F, T], the distance (degrees) to the nearest of ``covered_deg``
+    [C, T] (the training data's): how thin the data are there (inf when ``covered_deg`` is empty)."""
+    angles_deg = np.asarray(angles_deg, dtype=np.float64)
+    if len(covered_deg) == 0:
+        return np.full(len(angles_deg), np.inf)
+    return np.concatenate([torsion_distance(angles_deg[k:k + 256], covered_deg).min(axis=1)
+                           for k in range(0, len(angles_deg), 256)]) if len(angles_deg) else np.zeros(0)
+
+
+def _metadynamics(system, torsions, settings, temperature_k):
+    """Well-tempered metadynamics (``openmm.app.Metadynamics``) on the torsions, added to ``system``."""
+    import openmm
+    from openmm import app, unit
+
+    unknown = sorted(set(settings) - set(METADYNAMICS_DEFAULTS))
+    if unknown:
+        raise ValueError(f"explore.metadynamics: unknown settings {unknown}; known: {sorted(METADYNAMICS_DEFAULTS)}")
+    options = {**METADYNAMICS_DEFAULTS, **settings}
+    if len(torsions) > 3:
+        raise ValueError(f"metadynamics biases at most 3 torsions (openmm.app.Metadynamics), got {len(torsions)}")
+    if float(options["bias_factor"]) <= 1 or float(options["height_kj_mol"]) <= 0 or float(options["sigma_deg"]) <= 0:
+        raise ValueError(f"explore.metadynamics needs bias_factor > 1, height_kj_mol > 0 and sigma_deg > 0, "
+                         f"got {options}")
+    n = system.getNumParticles()
+    if max(max(t) for t in torsions) >= n:
+        raise ValueError(f"torsions {torsions} name atoms beyond the molecule's {n}")
+    variables = []
+    for t in torsions:
+        cv = openmm.CustomTorsionForce("theta")
+        cv.addTorsion(*[int(i) for i in t])
+        variables.append(app.BiasVariable(cv, -np.pi, np.pi, np.radians(float(options["sigma_deg"])), periodic=True,
+                                          gridWidth=int(options["grid_width"])))
+    return app.Metadynamics(system, variables, temperature_k * unit.kelvin, float(options["bias_factor"]),
+                            float(options["height_kj_mol"]) * unit.kilojoule_per_mole, int(options["frequency_steps"]))
+
+
+def explore(model_path, atomic_numbers, positions_nm, settings, seed, torsions=None):
+    """Langevin MD with the committee; returns (positions [F, N, 3] nm, uncertainties [F] kJ/mol, stopped_early).
+
+    ``settings``: ``temperature_k``, ``time_ps``, ``timestep_fs``, ``friction_per_ps``, ``sample_interval`` (steps
+    between saved frames), ``platform`` and optionally ``metadynamics``: a dict (``height_kj_mol``, ``sigma_deg``,
+    ``bias_factor``, ``frequency_steps``, ``grid_width``; defaults :data:`METADYNAMICS_DEFAULTS`) that adds
+    well-tempered metadynamics (``openmm.app.Metadynamics``, periodic grids) on ``torsions`` (atom indices) to the
+    committee's System, so the walker is pushed out of the basins it has filled, over the barriers.
+    """
     import openmm
     from openmm import unit
 
-    from .stability import covalent_bonds, molecule_context
+    from ..force import build_context, build_ml_system, topology_of
+    from .stability import covalent_bonds, ml_cutoff
 
     dt_fs = float(settings.get("timestep_fs", 0.5))
-    integrator = openmm.LangevinMiddleIntegrator(float(settings.get("temperature_k", 500.0)) * unit.kelvin,
+    temperature = float(settings.get("temperature_k", 500.0))
+    integrator = openmm.LangevinMiddleIntegrator(temperature * unit.kelvin,
                                                  float(settings.get("friction_per_ps", 1.0)) / unit.picosecond,
                                                  dt_fs / FS_PER_PS * unit.picoseconds)
     integrator.setRandomNumberSeed(int(seed) + 1)
-    context = molecule_context(model_path, atomic_numbers, integrator, settings.get("platform", "CPU"))
+    system = build_ml_system(model_path, topology_of(atomic_numbers), neighbor_cutoff_nm=ml_cutoff(model_path))
+    bias = None
+    if settings.get("metadynamics"):
+        if not torsions:
+            raise ValueError("explore.metadynamics needs the torsions to bias (atom indices [[i, j, k, l], ...])")
+        bias = _metadynamics(system, torsions, dict(settings["metadynamics"]), temperature)
+    context = build_context(system, integrator, settings.get("platform", "CPU"))
     import nnforce
 
     force = nnforce.NNForce.cast(context.getSystem().getForce(0))
     pairs, reference = covalent_bonds(atomic_numbers, positions_nm)
     context.setPositions(np.asarray(positions_nm) * unit.nanometer)
-    context.setVelocitiesToTemperature(float(settings.get("temperature_k", 500.0)) * unit.kelvin, int(seed))
+    context.setVelocitiesToTemperature(temperature * unit.kelvin, int(seed))
     interval = int(settings.get("sample_interval", 20))
     samples = int(round(float(settings.get("time_ps", 5.0)) * FS_PER_PS / dt_fs)) // interval
+    stepper = _BiasedStepper(bias, context, integrator) if bias is not None else None
     frames, values = [], []
     for _ in range(samples):
         try:
-            integrator.step(interval)
+            if stepper is None:
+                integrator.step(interval)
+            else:
+                stepper.step(interval)
             x = context.getState(getPositions=True, getEnergy=True).getPositions(asNumpy=True).value_in_unit(
                 unit.nanometer)
         except openmm.OpenMMException:
@@ -189,20 +313,62 @@ def explore(model_path, atomic_numbers, positions_nm, settings, seed):
     return np.array(frames), np.array(values), False
 
 
-def select(uncertainties, max_frames, threshold_kj_mol=0.0, min_spacing=1):
-    """Indices of the most uncertain samples: above the threshold, ``min_spacing`` apart, at most ``max_frames``.
+class _BiasedStepper:
+    """Steps a Context under an ``openmm.app.Metadynamics`` bias, which drives an ``app.Simulation``-like object
+    (``context``, ``currentStep``, ``step``): this one, without a Topology or reporters."""
+
+    class _Driven:
+        def __init__(self, context, integrator):
+            self.context, self.integrator, self.currentStep = context, integrator, 0
+
+        def step(self, steps):
+            self.integrator.step(int(steps))
+            self.currentStep += int(steps)
+
+    def __init__(self, bias, context, integrator):
+        self.bias, self.driven = bias, self._Driven(context, integrator)
+
+    def step(self, steps):
+        self.bias.step(self.driven, int(steps))
+
+
+def select(uncertainties, max_frames, threshold_kj_mol=0.0, min_spacing=1, angles_deg=None, covered_deg=None,
+           coverage_weight=0.0, coverage_scale_deg=20.0):
+    """Indices of the samples to label: uncertainty above the threshold, ``min_spacing`` apart, at most
+    ``max_frames``, taken greedily by score.
+
+    The score is the uncertainty; with ``coverage_weight`` > 0 it is ``uncertainty * (1 + coverage_weight *
+    min(gap / coverage_scale_deg, 3))`` where ``gap`` is the sample's distance in torsion space (``angles_deg``
+    [F, T]) to the nearest covered point: the training data's torsions (``covered_deg`` [C, T]) and the samples
+    already chosen. So the committee's disagreement picks the frames, and of equally uncertain ones those where the
+    data are thin go first, spread over the thin regions rather than piled into one.
 
     Examples
     --------
     >>> select(np.array([0.1, 0.9, 0.8, 0.2, 0.7]), 2, min_spacing=2)
     [1, 4]
     """
+    u = np.asarray(uncertainties, dtype=np.float64)
+    weight = float(coverage_weight)
+    if weight < 0 or float(coverage_scale_deg) <= 0:
+        raise ValueError(f"coverage_weight must be >= 0 and coverage_scale_deg > 0, got {coverage_weight}, "
+                         f"{coverage_scale_deg}")
+    gaps = None
+    if weight > 0:
+        if angles_deg is None or covered_deg is None or len(angles_deg) != len(u):
+            raise ValueError("coverage_weight > 0 needs the samples' torsions (angles_deg, one row per sample) and "
+                             "the training data's (covered_deg)")
+        angles_deg = np.asarray(angles_deg, dtype=np.float64)
+        gaps = coverage_gaps(angles_deg, np.asarray(covered_deg, dtype=np.float64).reshape(-1, angles_deg.shape[1]))
+    eligible = u > float(threshold_kj_mol)
     chosen = []
-    for k in np.argsort(-np.asarray(uncertainties), kind="stable"):
-        if len(chosen) >= int(max_frames) or not uncertainties[k] > threshold_kj_mol:
-            break
-        if all(abs(int(k) - c) >= int(min_spacing) for c in chosen):
-            chosen.append(int(k))
+    while len(chosen) < int(max_frames) and eligible.any():
+        score = u if gaps is None else u * (1.0 + weight * np.minimum(gaps / float(coverage_scale_deg), 3.0))
+        k = int(np.flatnonzero(eligible)[np.argmax(score[eligible])])  # the first of equal scores
+        chosen.append(k)
+        eligible[max(0, k - int(min_spacing) + 1):k + int(min_spacing)] = False
+        if gaps is not None:  # the chosen frame now covers its neighbourhood
+            gaps = np.minimum(gaps, torsion_distance(angles_deg, angles_deg[[k]])[:, 0])
     return sorted(chosen)
 
 
@@ -257,12 +423,14 @@ def run_round(config, data, test, start, r, last):
     if test is not None:
         metrics = evaluate(ani_ensemble(copy.deepcopy(members)), test)
         row.update({"test_energy_mae_kcal_mol": metrics["energy_mae_kcal_mol"],
-                    "test_force_mae_kcal_mol_a": metrics["force_mae_kcal_mol_a"]})
+                    "test_force_mae_kcal_mol_a": metrics["force_mae_kcal_mol_a"],
+                    "test_energy_mae_kj_mol": metrics["energy_mae_kj_mol"],
+                    "test_force_mae_kj_mol_nm": metrics["force_mae_kj_mol_nm"]})
     if config.stability:
         row.update(stability_check(committee_path, start, _reference_frames(data, start[0]), config))
     added = None
     if not last:
-        fields, added = explore_and_label(config, committee_path, start, r)
+        fields, added = explore_and_label(config, committee_path, start, r, data, row)
         row.update(fields)
     row["cpu_s"] = time.process_time() - cpu
     row["wall_s"] = time.time() - started
@@ -288,32 +456,90 @@ def stability_check(committee_path, start, reference, config):
             "bond_ratio_range": [min(run["min_ratio"] for run in runs), max(run["max_ratio"] for run in runs)]}
 
 
-def explore_and_label(config, committee_path, start, r):
-    """Explore with round ``r``'s committee, select and label; returns (row fields, new frames or None)."""
+def explore_and_label(config, committee_path, start, r, data=None, row=None):
+    """Explore with round ``r``'s committee, check its error on fresh frames, select and label; returns (row fields,
+    new frames or None). ``data`` (the current training data) gives the coverage of the torsions; ``row`` (the
+    round's test errors) the reference of the fresh-frame check."""
     from ..data import Dataset
 
-    frames, values, stopped = explore(committee_path, start[0], start[1], config.explore,
-                                     config.seed + 100 + r)
-    chosen = select(values, **config.select) if len(values) else []
-    energies, forces, kept, failures = label_frames(start[0], frames[chosen], config.label)
-    for k, reason in failures:
-        print(f"nnforce learn: round {r}: labelling frame {chosen[k]} failed ({reason}); skipped", file=sys.stderr)
+    frames, values, stopped = explore(committee_path, start[0], start[1], config.explore, config.seed + 100 + r,
+                                      torsions=config.torsions)
     fields = {"explored_frames": int(len(values)), "explore_stopped_early": bool(stopped),
               "explored_ps": len(values) * int(config.explore.get("sample_interval", 20))
               * float(config.explore.get("timestep_fs", 0.5)) / FS_PER_PS,
-              "uncertainty_max_kj_mol": float(values.max()) if len(values) else None,
-              "selected": len(chosen), "added": len(kept), "label_failures": len(failures),
-              "added_uncertainty_kj_mol": [float(values[chosen[k]]) for k in kept],
-              "failures": [{"sample": int(chosen[k]), "reason": reason} for k, reason in failures]}
+              "uncertainty_max_kj_mol": float(values.max()) if len(values) else None}
+    angles = covered = None
+    if config.torsions and len(values):
+        angles = torsion_angles(frames, config.torsions)
+        fields["explored_torsion_range_deg"] = [[float(a.min()), float(a.max())] for a in angles.T]
+        if data is not None:
+            reference = _reference_frames(data, start[0], limit=None)
+            covered = (torsion_angles(reference, config.torsions) if reference is not None
+                       else np.zeros((0, len(config.torsions))))
+            gap = float(config.select.get("coverage_scale_deg", 20.0))
+            fields["explored_uncovered_fraction"] = float(np.mean(coverage_gaps(angles, covered) > gap))
+    chosen = select(values, **config.select, angles_deg=angles, covered_deg=covered) if len(values) else []
+    checked = []
+    if int(config.check_frames) and len(values):
+        rng = np.random.default_rng(config.seed + 200 + r)
+        checked = sorted(int(k) for k in rng.choice(len(values), min(int(config.check_frames), len(values)),
+                                                    replace=False))
+    wanted = sorted(set(chosen) | set(checked))
+    energies, forces, kept, failures = label_frames(start[0], frames[wanted], config.label)
+    for k, reason in failures:
+        print(f"nnforce learn: round {r}: labelling frame {wanted[k]} failed ({reason}); skipped", file=sys.stderr)
+    labelled = {wanted[k]: (e, f) for k, e, f in zip(kept, energies, forces)}
+    fields.update({"selected": len(chosen), "added": len(kept), "label_failures": len(failures),
+                   "added_uncertainty_kj_mol": [float(values[k]) for k in chosen if k in labelled],
+                   "failures": [{"sample": int(wanted[k]), "reason": reason} for k, reason in failures]})
+    fresh = [k for k in checked if k in labelled]
+    if fresh:
+        fields.update(fresh_errors(committee_path, start[0], frames[fresh], [labelled[k][0] for k in fresh],
+                                   [labelled[k][1] for k in fresh]))
+        if config.stop_ratio is not None and row is not None and "test_force_mae_kj_mol_nm" in row:
+            ratio = float(config.stop_ratio)
+            fields["converged"] = bool(fields["fresh_energy_mae_kj_mol"] <= ratio * row["test_energy_mae_kj_mol"]
+                                       and fields["fresh_force_mae_kj_mol_nm"] <= ratio
+                                       * row["test_force_mae_kj_mol_nm"])
     added = None
     if kept:
-        added = Dataset.from_frames(np.asarray(start[0]), [frames[chosen[k]] for k in kept], energies, forces,
+        order = sorted(labelled)
+        added = Dataset.from_frames(np.asarray(start[0]), [frames[k] for k in order],
+                                    [labelled[k][0] for k in order], [labelled[k][1] for k in order],
                                     name=f"round{r}")
     return fields, added
 
 
-def _reference_frames(data, z):
-    same = [k for k in range(min(len(data), 500)) if np.array_equal(data.frame(k)[0], np.asarray(z))]
+def fresh_errors(committee_path, atomic_numbers, frames, energies, forces):
+    """The committee's (mean) error on labelled frames it was not trained on: offset-free energy MAE (the mean
+    difference removed, as energies of a model are known up to a constant) and force MAE, kJ/mol and kJ/mol/nm.
+
+    Examples
+    --------
+    >>> fresh_errors("round_0/committee.pt", z, frames, energies, forces)["fresh_force_mae_kj_mol_nm"]  # doctest: +SKIP
+    41.7
+    """
+    import torch
+
+    committee = torch.jit.load(committee_path, map_location="cpu").double().eval()
+    z = torch.as_tensor(np.asarray(atomic_numbers))
+    predicted = []
+    for x in frames:
+        positions = torch.tensor(np.asarray(x), dtype=torch.float64, requires_grad=True)
+        energy = committee(positions, z)
+        energy = energy["energy"] if isinstance(energy, dict) else energy  # a committee's outputs
+        (gradient,) = torch.autograd.grad(energy, positions)
+        predicted.append((float(energy.detach()), -gradient.numpy()))
+    difference = np.array([p[0] for p in predicted]) - np.asarray(energies, dtype=np.float64)
+    force_error = np.concatenate([np.abs(p[1] - np.asarray(f)).ravel() for p, f in zip(predicted, forces)])
+    return {"fresh_frames": int(len(frames)),
+            "fresh_energy_mae_kj_mol": float(np.abs(difference - difference.mean()).mean()),
+            "fresh_force_mae_kj_mol_nm": float(force_error.mean())}
+
+
+def _reference_frames(data, z, limit=500):
+    count = len(data) if limit is None else min(len(data), limit)
+    same = [k for k in range(count) if np.array_equal(data.frame(k)[0], np.asarray(z))]
     return np.stack([data.frame(k)[1] for k in same]) if same else None
 
 
@@ -338,20 +564,23 @@ def learn(config: LearnConfig) -> Dict[str, Any]:
     test = Dataset.load(config.test) if config.test else None
     start = Dataset.load(config.data).frame(0)
     rows = state["rounds"]
-    if rows and "added" not in rows[-1] and len(rows) <= int(config.rounds):
+    if rows and "added" not in rows[-1] and not rows[-1].get("converged") and len(rows) <= int(config.rounds):
         # the run was extended: the former last round explores with the committee it trained, not retrained
         started, cpu = time.time(), time.process_time()
         committee_path = os.path.join(config.output, f"round_{rows[-1]['round']}", "committee.pt")
-        fields, added = explore_and_label(config, committee_path, start, rows[-1]["round"])
+        fields, added = explore_and_label(config, committee_path, start, rows[-1]["round"], data, rows[-1])
         rows[-1].update(fields)
         rows[-1]["cpu_s"] += time.process_time() - cpu
         rows[-1]["wall_s"] += time.time() - started
         data = _finish_round(config, state, data, added)
     for r in range(len(rows), int(config.rounds) + 1):
+        if rows and rows[-1].get("converged"):
+            break  # the error on fresh frames is close to the test error: the last committee is final
         row, added = run_round(config, data, test, start, r, last=r == int(config.rounds))
         rows.append(row)
         data = _finish_round(config, state, data, added)
-    return {"rounds": rows, "output": config.output}
+    return {"rounds": rows, "output": config.output, "data": os.path.join(config.output, DATA_NAME),
+            "committee": os.path.join(config.output, f"round_{rows[-1]['round']}", "committee.pt")}
 
 
 def _resumed_data(config, state):
