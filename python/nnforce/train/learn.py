@@ -261,7 +261,8 @@ def explore(model_path, atomic_numbers, positions_nm, settings, seed, torsions=N
     """Langevin MD with the committee; returns (positions [F, N, 3] nm, uncertainties [F] kJ/mol, stopped_early).
 
     ``settings``: ``temperature_k``, ``time_ps``, ``timestep_fs``, ``friction_per_ps``, ``sample_interval`` (steps
-    between saved frames), ``platform`` and optionally ``metadynamics``: a dict (``height_kj_mol``, ``sigma_deg``,
+    between saved frames), ``platform``, optionally ``hydrogen_mass_amu`` (hydrogen mass repartitioning along the
+    start's covalent bonds, for time steps of 2 fs) and ``metadynamics``: a dict (``height_kj_mol``, ``sigma_deg``,
     ``bias_factor``, ``frequency_steps``, ``grid_width``; defaults :data:`METADYNAMICS_DEFAULTS`) that adds
     well-tempered metadynamics (``openmm.app.Metadynamics``, periodic grids) on ``torsions`` (atom indices) to the
     committee's System, so the walker is pushed out of the basins it has filled, over the barriers.
@@ -279,6 +280,9 @@ def explore(model_path, atomic_numbers, positions_nm, settings, seed, torsions=N
                                                  dt_fs / FS_PER_PS * unit.picoseconds)
     integrator.setRandomNumberSeed(int(seed) + 1)
     system = build_ml_system(model_path, topology_of(atomic_numbers), neighbor_cutoff_nm=ml_cutoff(model_path))
+    pairs, reference = covalent_bonds(atomic_numbers, positions_nm)
+    if settings.get("hydrogen_mass_amu"):
+        _repartition_hydrogen_mass(system, atomic_numbers, pairs, float(settings["hydrogen_mass_amu"]))
     bias = None
     if settings.get("metadynamics"):
         if not torsions:
@@ -288,7 +292,6 @@ def explore(model_path, atomic_numbers, positions_nm, settings, seed, torsions=N
     import nnforce
 
     force = nnforce.NNForce.cast(context.getSystem().getForce(0))
-    pairs, reference = covalent_bonds(atomic_numbers, positions_nm)
     context.setPositions(np.asarray(positions_nm) * unit.nanometer)
     context.setVelocitiesToTemperature(temperature * unit.kelvin, int(seed))
     interval = int(settings.get("sample_interval", 20))
@@ -311,6 +314,24 @@ def explore(model_path, atomic_numbers, positions_nm, settings, seed, torsions=N
         frames.append(np.array(x))
         values.append(float(force.getOutput(context, "uncertainty")))
     return np.array(frames), np.array(values), False
+
+
+def _repartition_hydrogen_mass(system, atomic_numbers, pairs, hydrogen_mass_amu):
+    """Give each hydrogen ``hydrogen_mass_amu``, the difference taken from the heavy atom it is bonded to (bonds:
+    the covalent ``pairs`` of the start), so longer time steps stay stable; the total mass is unchanged."""
+    from openmm import unit
+
+    z = np.asarray(atomic_numbers)
+    for a, b in np.asarray(pairs):
+        h, heavy = (a, b) if z[a] == 1 else (b, a)
+        if z[h] != 1 or z[heavy] == 1:
+            continue
+        moved = hydrogen_mass_amu - system.getParticleMass(int(h)).value_in_unit(unit.dalton)
+        remaining = system.getParticleMass(int(heavy)).value_in_unit(unit.dalton) - moved
+        if remaining <= 0:
+            raise ValueError(f"explore.hydrogen_mass_amu {hydrogen_mass_amu} leaves atom {heavy} without mass")
+        system.setParticleMass(int(h), hydrogen_mass_amu * unit.dalton)
+        system.setParticleMass(int(heavy), remaining * unit.dalton)
 
 
 class _BiasedStepper:
