@@ -192,13 +192,13 @@ def test_learn_biased_exploration_coverage_and_early_stop(tmp_path, teacher):
 
     ethanol_frames(teacher, 24, seed=0, scale_nm=0.004).save(str(tmp_path / "train.npz"))
     ethanol_frames(teacher, 8, seed=1, scale_nm=0.006).save(str(tmp_path / "test.npz"))
-    # ase's ethanol: C0 C1 O2 H3-H8 (H8 on O); torsions O2-C1-C0-H3 and C0-C1-O2-H8
-    torsions = [[2, 1, 0, 3], [0, 1, 2, 8]]
+    # ase's ethanol: C0 C1 O2, H3 on O2, H4 H5 on C1, H6-H8 on C0; torsions O2-C1-C0-H6 and C0-C1-O2-H3
+    torsions = [[2, 1, 0, 6], [0, 1, 2, 3]]
     config = LearnConfig(data=str(tmp_path / "train.npz"), test=str(tmp_path / "test.npz"), label=teacher,
                          output=str(tmp_path / "al"), rounds=3, members=2, model={"type": "ani", "hidden": [8]},
                          train={"epochs": 2, "batch_size": 8, "max_time_s": 60},
                          explore={"temperature_k": 300.0, "time_ps": 0.05, "timestep_fs": 0.5, "sample_interval": 5,
-                                  "platform": "Reference",
+                                  "platform": "Reference", "hydrogen_mass_amu": 2.0,
                                   "metadynamics": {"height_kj_mol": 2.0, "sigma_deg": 25.0, "frequency_steps": 5}},
                          select={"max_frames": 3, "min_spacing": 1, "coverage_weight": 1.0},
                          stability=None, torsions=torsions, check_frames=4, stop_ratio=1e6)
@@ -226,3 +226,26 @@ def test_learn_biased_exploration_coverage_and_early_stop(tmp_path, teacher):
         LearnConfig(data=str(tmp_path / "train.npz"), label=teacher, explore={"metadynamics": {"height_kj_mol": 1.0}})
     with pytest.raises(ValueError, match="needs check_frames"):
         LearnConfig(data=str(tmp_path / "train.npz"), label=teacher, stop_ratio=2.0)
+
+
+def test_hydrogen_mass_repartitioning_keeps_the_total():
+    import openmm
+    from ase.build import molecule
+    from openmm import unit
+
+    from nnforce.train.learn import _repartition_hydrogen_mass
+    from nnforce.train.stability import covalent_bonds
+
+    atoms = molecule("CH3CH2OH")  # C0 (3 H), C1 (2 H), O2 (1 H)
+    z = atoms.get_atomic_numbers()
+    masses = atoms.get_masses()
+    system = openmm.System()
+    for m in masses:
+        system.addParticle(m * unit.dalton)
+    pairs, _ = covalent_bonds(z, atoms.positions / 10.0)
+    _repartition_hydrogen_mass(system, z, pairs, 3.0)
+    new = np.array([system.getParticleMass(i).value_in_unit(unit.dalton) for i in range(len(z))])
+    assert new.sum() == pytest.approx(masses.sum(), rel=1e-12)
+    assert np.all(new[z == 1] == 3.0)
+    moved = 3.0 - masses[3]
+    assert new[:3] == pytest.approx([masses[0] - 3 * moved, masses[1] - 2 * moved, masses[2] - moved], rel=1e-12)

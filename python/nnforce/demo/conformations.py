@@ -263,7 +263,7 @@ def analyze_ensemble(paths, reference_paths, structure, out_dir, settings, seed,
     result = analyze(paths, structure, out_dir, features=["phi_psi"],
                      reduce=f"tica:lag={int(s['tica_lag_frames'])},dim={int(s['tica_dim'])}",
                      cluster=f"kmeans:k={int(s['clusters'])}", msm=f"lag={lag}",
-                     temperature_k=s["ensemble_temperature_k"], seed=seed, n_samples=3, dt_ps=dt_ps)
+                     temperature_k=temperature_k, seed=seed, n_samples=3, dt_ps=dt_ps)
     result["trajectories"] = list(paths)
     dtrajs, k = result["dtrajs"], int(s["clusters"])
     angles = _angles(result["features"])

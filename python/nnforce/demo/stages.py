@@ -273,6 +273,7 @@ def production(run):
         model_path = run.files["simulation_model"]
         system = build_ml_system(model_path, run.topology, neighbor_cutoff_nm=ml_cutoff(model_path))
         run.student_ms_per_step = nnforce_ms_per_step(model_path, run.topology, run.positions, steps=500)
+        run.student_cpu_ms_per_step = nnforce_ms_per_step.last_cpu_ms
         bias = build_bias(system, run.topology, run.positions, protocol, seed=run.seed + 1)
         log(f"metadynamics: {bias.steps} steps, {bias.ms_per_step:.2f} ms/step")
         starts = pick_starts(bias, protocol.replicas, seed=run.seed + 2)
@@ -281,6 +282,14 @@ def production(run):
         log(f"production: {produced.ms_per_step:.2f} ms/step for all {protocol.replicas} replicas")
         run.bias, run.produced, run.protocol = bias, produced, protocol
         run.files["trajectories"] = list(produced.dcd_paths)
+        from .._io import atomic_save
+
+        run.files["production_npz"] = run.path("ensemble", "production.npz")
+        arrays = {"phi_rad": produced.phi_rad, "psi_rad": produced.psi_rad, "bias_kj_mol": produced.bias_kj_mol,
+                  "bias_grid_kj_mol": bias.bias_kj_mol, "grid_rad": bias.grid_rad,
+                  "temperature_k": np.float64(protocol.temperature_k), "walker_phi_rad": bias.phi_rad,
+                  "walker_psi_rad": bias.psi_rad}
+        atomic_save(run.files["production_npz"], lambda tmp: np.savez(tmp, **arrays))
         start_phi, start_psi = phi_psi_of(starts, run.topology)
         from .measure import basin
 
@@ -290,6 +299,7 @@ def production(run):
         run.ensemble = {"replicas": protocol.replicas, "steps": produced.steps, "metad_steps": bias.steps,
                         "frame_interval_ps": produced.frame_interval_ps, "protocol": protocol.as_dict(),
                         "student_ms_per_step": run.student_ms_per_step,
+                        "student_cpu_ms_per_step": run.student_cpu_ms_per_step,
                         "metad_ms_per_step": bias.ms_per_step, "metad_wall_s": bias.wall_s, "metad_cpu_s": bias.cpu_s,
                         "production_ms_per_step_all_replicas": produced.ms_per_step,
                         "production_wall_s": produced.wall_s, "production_cpu_s": produced.cpu_s,
@@ -359,6 +369,7 @@ def analyze(run):
             conf["not_converged"].append(f"No teacher comparison: {teacher['note']}")
         comparison["student_basins"] = student
         comparison["student_ms_per_step"] = run.student_ms_per_step
+        comparison["student_cpu_ms_per_step"] = run.student_cpu_ms_per_step
         comparison["student_metad_ms_per_step"] = run.bias.ms_per_step
         if comparison.get("teacher_ms_per_step"):
             comparison["speedup"] = comparison["teacher_ms_per_step"] / run.bias.ms_per_step
