@@ -80,7 +80,7 @@ setup(
     license="MIT",
     package_dir={"": "python"},
     packages=find_packages("python"),
-    package_data={"nnforce.demo": ["alanine_dipeptide.pdb", "data/teacher_fes.npz"]},
+    package_data={"nnforce.demo": ["alanine_dipeptide.pdb", "data/*.npz"]},
     ext_modules=[CMakeExtension("nnforce._plugin")],
     cmdclass={"build_ext": CMakeBuild},
     python_requires=">=3.10",

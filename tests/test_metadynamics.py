@@ -18,7 +18,6 @@ from openmm import app, unit
 from nnforce.demo import alanine_dipeptide
 from nnforce.demo.measure import BASINS, basin_indices
 from nnforce.force import build_ml_system
-from nnforce.models import ANIModel
 from nnforce.simulate import metadynamics as md
 from nnforce.units import MOLAR_GAS_CONSTANT_KJ_MOL_K
 
@@ -31,12 +30,31 @@ def molecule():
     return topology, positions.value_in_unit(unit.nanometer)
 
 
+class ElasticNetwork(torch.nn.Module):
+    """A cheap NNForce model: springs between every pair in the neighbor list, relaxed at a reference structure
+    (the molecule keeps its shape and its torsions fluctuate; replica copies share the reference)."""
+
+    def __init__(self, reference_nm, k_kj_mol_nm2=5000.0):
+        super().__init__()
+        ref = torch.as_tensor(reference_nm, dtype=torch.float64)
+        self.register_buffer("d0", torch.cdist(ref, ref))
+        self.n = int(ref.shape[0])
+        self.k = float(k_kj_mol_nm2)
+
+    def forward(self, positions: torch.Tensor, neighbors: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+        i, j = neighbors[0], neighbors[1]
+        r = torch.linalg.norm(positions[j] - positions[i] + shifts, dim=1)
+        d0 = self.d0[i % self.n, j % self.n].to(positions.dtype)
+        return self.k * torch.sum((r - d0) ** 2)
+
+
 @pytest.fixture(scope="module")
 def ml_system(molecule):
-    """Alanine dipeptide with a small ANI-style TorchScript model through NNForce (float64)."""
+    """Alanine dipeptide with a small TorchScript model through NNForce (float64), one torch thread."""
+    torch.set_num_threads(1)
     buffer = io.BytesIO()
-    torch.jit.save(torch.jit.script(ANIModel([1, 6, 7, 8], hidden=[16, 8], seed=3)), buffer)
-    return build_ml_system(buffer.getvalue(), molecule[0], precision="double", neighbor_cutoff_nm=0.52)
+    torch.jit.save(torch.jit.script(ElasticNetwork(molecule[1])), buffer)
+    return build_ml_system(buffer.getvalue(), molecule[0], precision="double", neighbor_cutoff_nm=0.4)
 
 
 def periodic_grid(width, seed):

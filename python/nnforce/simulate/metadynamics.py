@@ -77,10 +77,10 @@ class SamplingProtocol:
     timestep_fs: float = 2.0
     hydrogen_mass_amu: Optional[float] = 3.0
     friction_per_ps: float = 1.0
-    bias_factor: float = 6.0
-    height_kj_mol: float = 1.2
+    bias_factor: float = 10.0
+    height_kj_mol: float = 2.5
     sigma_rad: float = 0.35
-    frequency_steps: int = 250
+    frequency_steps: int = 100
     grid_width: int = 48
     metad_steps: int = 100_000
     replicas: int = 16
@@ -439,7 +439,7 @@ def _bias_force(grid, phi_atoms, psi_atoms, offset=0):
 
 
 def build_bias(system, topology, positions_nm, protocol: SamplingProtocol = None, seed=0, platform="CPU",
-               progress=None) -> BiasResult:
+               progress=None, max_wall_s=None) -> BiasResult:
     """Phase 1: well-tempered metadynamics on (phi, psi), one walker, ``protocol.metad_steps`` steps.
 
     The System is copied (hydrogen masses repartitioned, the bias force added to the copy); the walker is
@@ -459,6 +459,8 @@ def build_bias(system, topology, positions_nm, protocol: SamplingProtocol = None
         OpenMM platform name (CPU runs with one thread).
     progress : callable, optional
         Called as ``progress(step, total)`` after every saved frame.
+    max_wall_s : float, optional
+        Stop at the first saved frame after this many seconds (``steps`` records how far it got).
 
     Returns
     -------
@@ -511,6 +513,8 @@ def build_bias(system, topology, positions_nm, protocol: SamplingProtocol = None
             temperatures.append(_kinetic_temperature(state, n))
             if progress is not None:
                 progress(done, protocol.metad_steps)
+            if max_wall_s is not None and clock.read()[0] > max_wall_s:
+                break
     wall, cpu = clock.read()
     frames_nm = np.array(frames).reshape(-1, n, 3)
     gamma = protocol.bias_factor
@@ -519,8 +523,8 @@ def build_bias(system, topology, positions_nm, protocol: SamplingProtocol = None
     return BiasResult(bias_kj_mol=bias, grid_rad=_grid(protocol.grid_width),
                       phi_rad=dihedrals(frames_nm, phi_atoms), psi_rad=dihedrals(frames_nm, psi_atoms),
                       frames_nm=frames_nm, free_energy_kj_mol=free, temperature_k=np.array(temperatures),
-                      ms_per_step=1000.0 * wall / max(protocol.metad_steps, 1), wall_s=wall, cpu_s=cpu,
-                      steps=int(protocol.metad_steps), protocol=protocol.as_dict(), seed=int(seed))
+                      ms_per_step=1000.0 * wall / max(done, 1), wall_s=wall, cpu_s=cpu,
+                      steps=int(done), protocol=protocol.as_dict(), seed=int(seed))
 
 
 def pick_starts(bias: BiasResult, replicas, seed=0, skip_fraction=0.5):
@@ -575,7 +579,7 @@ def biased_replica_systems(system, topology, starts_nm, bias, hydrogen_mass_amu=
 
 
 def run_biased_replicas(system, topology, starts_nm, bias, protocol: SamplingProtocol = None, seed=0, out_dir=None,
-                        platform="CPU", progress=None) -> ProductionResult:
+                        platform="CPU", progress=None, max_wall_s=None) -> ProductionResult:
     """Phase 2: R replicas under the phase-1 bias held fixed, ``protocol.production_steps`` steps each.
 
     Each replica gets its own ``CustomCVForce`` ``table(phi, psi)`` (a periodic ``Continuous2DFunction`` of the
@@ -599,6 +603,8 @@ def run_biased_replicas(system, topology, starts_nm, bias, protocol: SamplingPro
     platform : str
     progress : callable, optional
         ``progress(step, total)`` after every saved frame.
+    max_wall_s : float, optional
+        Stop at the first saved frame after this many seconds (``steps`` records how far it got).
 
     Returns
     -------
@@ -666,15 +672,18 @@ def run_biased_replicas(system, topology, starts_nm, bias, protocol: SamplingPro
                 temperatures[t, g] = _kinetic_temperature(state, n * len(groups[g][2]))
             if progress is not None:
                 progress(done, steps)
+            if max_wall_s is not None and clock.read()[0] > max_wall_s:
+                break
     finally:
         for writer in writers:
             writer.close()
     wall, cpu = clock.read()
+    temperatures = temperatures[:len(frames[0])]
     positions_nm = np.array(frames).reshape(R, -1, n, 3)
     phi, psi = dihedrals(positions_nm, phi_atoms), dihedrals(positions_nm, psi_atoms)
     return ProductionResult(phi_rad=phi, psi_rad=psi, bias_kj_mol=bias_at(grid, phi, psi), positions_nm=positions_nm,
                             temperature_k=temperatures.mean(axis=1), dcd_paths=[w.path for w in writers],
-                            ms_per_step=1000.0 * wall / max(steps, 1), wall_s=wall, cpu_s=cpu, steps=int(steps),
+                            ms_per_step=1000.0 * wall / max(done, 1), wall_s=wall, cpu_s=cpu, steps=int(done),
                             batched=batched, frame_interval_ps=interval * protocol.timestep_fs / 1000.0,
                             protocol=protocol.as_dict(), seed=int(seed))
 
@@ -872,11 +881,15 @@ def fes_noise(phi_rad, psi_rad, weights, temperature_k=300.0, bins=36, within_kt
     aligned = np.array(aligned)
     with np.errstate(invalid="ignore"):
         std = np.nanstd(aligned, axis=0)
-    boot = float(np.sqrt(np.nanmean(std[mask] ** 2)))
+    with np.errstate(invalid="ignore"):
+        boot = float(np.sqrt(np.nanmean(std[mask] ** 2))) if np.isfinite(std[mask]).any() else float("nan")
     halves = [[u for k, u in enumerate(units) if k % 2 == h] for h in (0, 1)]
     half_fes = [reweighted_fes(np.concatenate([u[0] for u in half]), np.concatenate([u[1] for u in half]),
                                np.concatenate([u[2] for u in half]), temperature_k, bins) for half in halves]
-    split = fes_rms_difference(half_fes[0], half_fes[1], within_kt)
+    try:
+        split = fes_rms_difference(half_fes[0], half_fes[1], within_kt)
+    except ValueError:  # too few frames: the halves share no low bin
+        split = float("nan")
     return {"bootstrap_rms_kt": boot, "half_split_difference_kt": split, "half_split_rms_kt": split / 2.0,
             "bins": int(mask.sum())}
 
