@@ -47,6 +47,9 @@ SETTINGS = {
         "metad_steps": 50_000,
         "replicas": 16,
         "production_steps": 6_000,
+        # wall-time caps (s) of the two phases on a busy machine (the run records how far each got); None: no cap
+        "metad_max_wall_s": 150.0,
+        "production_max_wall_s": 150.0,
         "teacher_check_frames": 200,
         "teacher_file": None,  # None: the package's nnforce/demo/data/teacher_fes.npz
         # conformational analysis (lags in saved frames)
@@ -82,6 +85,8 @@ SETTINGS["small"] = dict(
     student_train={"epochs": 8, "batch_size": 16, "lr": 1e-3, "force_weight": 100.0, "schedule": "cosine",
                    "plateau_patience": 4, "early_stopping_patience": 10, "max_time_s": None},
     metad_steps=1000,
+    metad_max_wall_s=None,  # fixed lengths: the test checks the frame counts
+    production_max_wall_s=None,
     replicas=4,
     production_steps=1000,
     teacher_check_frames=20,

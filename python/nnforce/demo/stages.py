@@ -274,11 +274,12 @@ def production(run):
         system = build_ml_system(model_path, run.topology, neighbor_cutoff_nm=ml_cutoff(model_path))
         run.student_ms_per_step = nnforce_ms_per_step(model_path, run.topology, run.positions, steps=500)
         run.student_cpu_ms_per_step = nnforce_ms_per_step.last_cpu_ms
-        bias = build_bias(system, run.topology, run.positions, protocol, seed=run.seed + 1)
+        bias = build_bias(system, run.topology, run.positions, protocol, seed=run.seed + 1,
+                          max_wall_s=s.get("metad_max_wall_s"))
         log(f"metadynamics: {bias.steps} steps, {bias.ms_per_step:.2f} ms/step")
         starts = pick_starts(bias, protocol.replicas, seed=run.seed + 2)
         produced = run_biased_replicas(system, run.topology, starts, bias, protocol, seed=run.seed + 3,
-                                       out_dir=run.path("ensemble"))
+                                       out_dir=run.path("ensemble"), max_wall_s=s.get("production_max_wall_s"))
         log(f"production: {produced.ms_per_step:.2f} ms/step for all {protocol.replicas} replicas")
         run.bias, run.produced, run.protocol = bias, produced, protocol
         run.files["trajectories"] = list(produced.dcd_paths)
