@@ -327,7 +327,7 @@ def analyze(run):
     from ..simulate.metadynamics import fes_comparison, frame_weights, reweighted_fes
     from .conformations import analyze_ensemble
     from .figures import plot_coverage, plot_fes_comparison, plot_states, plot_teacher_populations
-    from .teacher import load_teacher
+    from .teacher import load_teacher, same_protocol
 
     s, files, produced = run.settings, run.files, run.produced
     temperature = run.protocol.temperature_k
@@ -359,8 +359,14 @@ def analyze(run):
             comparison["within_kt"] = 4.0
             comparison["teacher_basins"] = teacher["basins"]
             comparison["teacher_ms_per_step"] = teacher.get("ms_per_step")
+            comparison["teacher_cpu_ms_per_step"] = teacher.get("cpu_ms_per_step")
+            comparison["teacher_costs_ms_per_step"] = teacher.get("costs_ms_per_step")
             comparison["teacher_lengths"] = teacher.get("lengths")
-            comparison["teacher_note"] = teacher.get("note")
+            comparison["teacher_date"] = teacher.get("date")
+            comparison["protocol_differs_in"] = same_protocol(run.protocol.as_dict(), teacher.get("protocol"))
+            if comparison["protocol_differs_in"]:
+                conf["not_converged"].append("The teacher's reference ran a different protocol (" + ", ".join(
+                    comparison["protocol_differs_in"]) + "): the comparison is not like for like.")
             if comparison["fes_rms_kt"] > 1.0:
                 conf["not_converged"].append(
                     f"The student's phi/psi free energy differs from the teacher's by {comparison['fes_rms_kt']:.2f} "
@@ -372,8 +378,10 @@ def analyze(run):
         comparison["student_ms_per_step"] = run.student_ms_per_step
         comparison["student_cpu_ms_per_step"] = run.student_cpu_ms_per_step
         comparison["student_metad_ms_per_step"] = run.bias.ms_per_step
-        if comparison.get("teacher_ms_per_step"):
-            comparison["speedup"] = comparison["teacher_ms_per_step"] / run.bias.ms_per_step
+        if comparison.get("teacher_ms_per_step"):  # both: plain MD of one molecule, CPU platform, 1 thread
+            comparison["speedup"] = comparison["teacher_ms_per_step"] / run.student_ms_per_step
+        if comparison.get("teacher_cpu_ms_per_step"):
+            comparison["speedup_cpu"] = comparison["teacher_cpu_ms_per_step"] / run.student_cpu_ms_per_step
         run.teacher_comparison = comparison
         files["fes_png"] = plot_fes_comparison(run.path("figures", "fes.png"), fes,
                                                teacher["fes"] if teacher["available"] else None)

@@ -53,7 +53,8 @@ def load_teacher(path=None, bins=36, n_boot=200, seed=0):
     dict
         ``available`` (False, with ``note``, when the file is missing or unreadable), ``path``, ``fes``
         (:func:`nnforce.simulate.metadynamics.reweighted_fes`'s dict), ``basins`` (basin -> (value, low, high)),
-        ``ms_per_step`` (phase 1, one walker), ``lengths``, ``protocol``, ``note``.
+        ``ms_per_step`` (plain MD, one molecule, wall), ``cpu_ms_per_step`` (the same, CPU time received),
+        ``costs_ms_per_step`` (every timing of the reference run), ``lengths``, ``protocol``, ``record``, ``note``.
 
     Examples
     --------
@@ -90,9 +91,51 @@ def load_teacher(path=None, bins=36, n_boot=200, seed=0):
             out["basins"] = basin_populations(phi, psi, np.ones_like(phi) if weights is None else weights,
                                               n_boot=n_boot, seed=seed)
         out["ms_per_step"] = _scalar(data, "ms_per_step", "metad_ms_per_step")
-        out["lengths"] = {name: int(_scalar(data, name)) for name in ("metad_steps", "replicas", "production_steps")
-                          if _scalar(data, name) is not None} or _text(data, "lengths")
-        out["protocol"] = _text(data, "protocol")
+        record = _text(data, "record")
+        record = record if isinstance(record, dict) else {}
+        out["record"] = record
+        out["lengths"] = record.get("lengths") or _text(data, "lengths")
+        out["protocol"] = record.get("protocol") or _text(data, "protocol")
+        costs = record.get("ms_per_step") or {}
+        out["cpu_ms_per_step"] = costs.get("single_molecule_cpu")
+        out["costs_ms_per_step"] = costs
         out["note"] = _text(data, "note")
-        out["date"] = _text(data, "date")
+        out["date"] = record.get("date") or _text(data, "date")
+    return out
+
+
+def same_protocol(a, b):
+    """Whether two :class:`~nnforce.simulate.metadynamics.SamplingProtocol` dicts agree on everything but the
+    lengths (``metad_steps``, ``replicas``, ``production_steps``): the names that differ."""
+    lengths = {"metad_steps", "replicas", "production_steps"}
+    if not a or not b:
+        return ["(no protocol recorded)"]
+    return sorted(k for k in set(a) | set(b) if k not in lengths and a.get(k) != b.get(k))
+
+
+def compare_output(out_dir, path=None, bins=36, n_boot=200, seed=0):
+    """A finished demo's production (``out_dir/ensemble/production.npz``) against the teacher's reference, after the
+    fact (e.g. when the reference file arrived after the run): the reweighted FES comparison and both sides' basin
+    populations, computed exactly as the demo's analyze step does.
+
+    Examples
+    --------
+    >>> compare_output("demo-output")["rms_kt"]  # doctest: +SKIP
+    0.8
+    """
+    from ..simulate.metadynamics import basin_populations, fes_comparison, frame_weights, reweighted_fes
+
+    with np.load(os.path.join(os.fspath(out_dir), "ensemble", "production.npz")) as data:
+        phi, psi, bias = data["phi_rad"], data["psi_rad"], data["bias_kj_mol"]
+        temperature = float(data["temperature_k"])
+    weights = frame_weights(bias, temperature)
+    student = reweighted_fes(phi, psi, weights, temperature, int(bins))
+    teacher = load_teacher(path, bins, n_boot, seed)
+    if not teacher["available"]:
+        raise FileNotFoundError(teacher["note"])
+    out = fes_comparison(student, teacher["fes"])
+    out.update({"student_basins": basin_populations(phi, psi, weights, n_boot=n_boot, seed=seed),
+                "teacher_basins": teacher["basins"], "teacher_ms_per_step": teacher["ms_per_step"],
+                "teacher_cpu_ms_per_step": teacher["cpu_ms_per_step"], "teacher_lengths": teacher["lengths"],
+                "teacher_protocol": teacher["protocol"]})
     return out
