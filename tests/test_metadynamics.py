@@ -104,6 +104,8 @@ def test_bad_inputs(molecule, ml_system):
     not_periodic[-1] += 1.0
     with pytest.raises(ValueError, match="periodic"):
         md.bias_at(not_periodic, 0.0, 0.0)
+    with pytest.raises(ValueError, match="no frame"):
+        md.run_biased_replicas(ml_system, topology, [x, x], good, md.SamplingProtocol(replicas=2, production_steps=5))
     with pytest.raises(ValueError, match="protocol.replicas"):
         md.run_biased_replicas(ml_system, topology, [x, x, x], good, protocol)
     with pytest.raises(ValueError, match=r"\[\.\.\., 22, 3\]"):
@@ -126,11 +128,11 @@ def test_bias_force_is_the_grid_interpolated_one_force_per_replica(molecule, ml_
     conformations = [(-80.0, 150.0), (-70.0, -40.0), (60.0, 45.0), (179.0, -179.5)]
     starts = np.array([alanine_dipeptide(*c)[1].value_in_unit(unit.nanometer) for c in conformations])
     groups, batched = md.biased_replica_systems(ml_system, topology, starts, grid)
-    assert batched and len(groups) == 1
-    system, positions, members = groups[0]
+    assert batched and len(groups) == 1 and groups[0].num_replicas == len(conformations)
+    system, positions = groups[0].system, groups[0].positions
     bias_forces = [system.getForce(i) for i in range(system.getNumForces())
                    if isinstance(system.getForce(i), openmm.CustomCVForce)]
-    assert len(bias_forces) == len(conformations) and members == list(range(len(conformations)))
+    assert len(bias_forces) == len(conformations)
     for k, force in enumerate(bias_forces):
         force.setForceGroup(1 + k)
     context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
@@ -293,3 +295,24 @@ def test_hydrogen_mass_repartitioning_keeps_total_mass(molecule, ml_system):
     methyl_c = [a.index for a in topology.atoms() if a.residue.name == "ACE" and a.name == "CH3"][0]
     h_mass = app.element.hydrogen.mass.value_in_unit(unit.dalton)
     assert after[methyl_c] == pytest.approx(before[methyl_c] - 3 * (3.0 - h_mass))  # ACE's CH3 carries three H
+
+
+def test_an_mm_system_runs_one_context_per_replica(molecule, tmp_path):
+    """amber14 (not an NNForce System): one Context per replica, each with its bias; the frames' bias values are
+    the grid at their phi/psi, and each replica's DCD holds its own frames."""
+    import mdtraj
+
+    topology, x = molecule
+    system = app.ForceField("amber14-all.xml").createSystem(topology, nonbondedMethod=app.NoCutoff, constraints=None)
+    grid = periodic_grid(16, 5)
+    protocol = md.SamplingProtocol(replicas=2, production_steps=20, report_interval_steps=10)
+    starts = np.array([x, alanine_dipeptide(60.0, 45.0)[1].value_in_unit(unit.nanometer)])
+    result = md.run_biased_replicas(system, topology, starts, grid, protocol, seed=1, out_dir=str(tmp_path),
+                                    platform="Reference")
+    assert not result.batched and result.phi_rad.shape == (2, 2)
+    assert np.allclose(result.bias_kj_mol, md.bias_at(grid, result.phi_rad, result.psi_rad))
+    assert result.phi_rad[0, 0] < 0 < result.phi_rad[1, 0]  # each replica stays where it started (40 fs)
+    for k, path in enumerate(result.dcd_paths):
+        traj = mdtraj.load(path, top=mdtraj.Topology.from_openmm(topology))
+        assert np.allclose(traj.xyz, result.positions_nm[k], atol=2e-6)
+    assert not any(isinstance(f, openmm.CustomCVForce) for f in system.getForces())  # the caller's System untouched
