@@ -233,7 +233,7 @@ def test_hydrogen_mass_repartitioning_keeps_the_total():
     from ase.build import molecule
     from openmm import unit
 
-    from nnforce.train.learn import _repartition_hydrogen_mass
+    from nnforce.train.exploration import _repartition_hydrogen_mass
     from nnforce.train.stability import covalent_bonds
 
     atoms = molecule("CH3CH2OH")  # C0 (3 H), C1 (2 H), O2 (1 H)

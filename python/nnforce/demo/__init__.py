@@ -22,7 +22,8 @@
    viewer with static pictures as fallback, nothing loaded from elsewhere) and ``summary.json``.
 
 The rooms: :mod:`~nnforce.demo.settings` (what shapes a run), :mod:`~nnforce.demo.molecule`,
-:mod:`~nnforce.demo.stages` (one function per stage), :mod:`~nnforce.demo.teacher`,
+:mod:`~nnforce.demo.stages` (stages 1-4 and 7, one function each), :mod:`~nnforce.demo.sampling` (stages 5 and
+6), :mod:`~nnforce.demo.teacher`,
 :mod:`~nnforce.demo.conformations`, :mod:`~nnforce.demo.measure`, :mod:`~nnforce.demo.figures`,
 :mod:`~nnforce.demo.report`.
 ``run_demo(out_dir, small=False, seed=0)`` returns a dict of what was run and measured; ``small=True`` is the
@@ -34,7 +35,7 @@ import time
 
 from .._io import make_output_dir
 from ..data.label import label_frames
-from . import stages
+from . import sampling, stages
 from .molecule import ALANINE_PDB, alanine_dipeptide, atomic_numbers, set_backbone  # noqa: F401
 from .settings import ELEMENTS, SETTINGS  # noqa: F401
 from .measure import (BASINS, basin, basin_populations, nnforce_energy, nnforce_ms_per_step,  # noqa: F401
@@ -144,8 +145,8 @@ def run_demo(out_dir="demo-output", small=False, seed=0):
     # small molecules: torch's intra-op threads only add overhead (20x slower measured here with 2 threads)
     torch.set_num_threads(1)
     try:
-        for stage in (stages.molecule, stages.reference_data, stages.distil, stages.export, stages.production,
-                      stages.analyze):
+        for stage in (stages.molecule, stages.reference_data, stages.distil, stages.export, sampling.production,
+                      sampling.analyze):
             stage(run)
         stages.report(run, versions())
     finally:

@@ -211,6 +211,21 @@ def _not_converged(conf, settings, replica_ps, dt_ps):
     return notes
 
 
+def _reference(reference_paths, structure, result, populations, lag, k, s, seed):
+    """Another potential's ensemble (if any) on the same TICA coordinates and clusters: its frame and MSM basin
+    populations go into ``populations``; returns its angles per trajectory (None without one)."""
+    if not reference_paths:
+        return None
+    reference = _features(reference_paths, structure)
+    reference_dtrajs = result["clusterer"].predict(result["tica"].transform(reference))
+    reference_angles = _angles(reference)
+    populations["reference_frames"] = basin_populations(np.concatenate([a[0] for a in reference_angles]),
+                                                        np.concatenate([a[1] for a in reference_angles]))
+    populations["reference_msm"], populations["reference_msm_interval"], _ = _with_interval(
+        reference_dtrajs, reference_angles, lag, k, int(s["bootstrap_samples"]), seed)
+    return reference_angles
+
+
 def analyze_ensemble(paths, reference_paths, structure, out_dir, settings, seed, dt_ps, start_basins, biases=None,
                      temperature_k=300.0):
     """The ensemble's MSM analysis (and, with ``reference_paths``, its comparison with another potential's ensemble
@@ -272,15 +287,7 @@ def analyze_ensemble(paths, reference_paths, structure, out_dir, settings, seed,
     populations["nnforce_msm"], populations["nnforce_msm_interval"], msm = _with_interval(
         dtrajs, angles, lag, k, int(s["bootstrap_samples"]), seed, biases, temperature_k)
     weights = unbiased_frame_weights(msm, biases, temperature_k)
-    reference_angles = None
-    if reference_paths:  # the other ensemble on the same TICA coordinates and clusters
-        reference = _features(reference_paths, structure)
-        reference_dtrajs = result["clusterer"].predict(result["tica"].transform(reference))
-        reference_angles = _angles(reference)
-        populations["reference_frames"] = basin_populations(np.concatenate([a[0] for a in reference_angles]),
-                                                            np.concatenate([a[1] for a in reference_angles]))
-        populations["reference_msm"], populations["reference_msm_interval"], _ = _with_interval(
-            reference_dtrajs, reference_angles, lag, k, int(s["bootstrap_samples"]), seed)
+    reference_angles = _reference(reference_paths, structure, result, populations, lag, k, s, seed)
     its = bootstrap_timescales(dtrajs, its_lags, n_its=int(s["its_processes"]), n_samples=int(s["bootstrap_samples"]),
                                seed=seed)
     at = its_lags.index(lag)
