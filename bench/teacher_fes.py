@@ -43,7 +43,8 @@ def compile_teacher(path):
 
 
 DEFAULT_OUT = os.path.join(HERE, "..", "python", "nnforce", "demo", "data", "teacher_fes.npz")
-DEFAULT_PT2 = os.path.join(HERE, "results", "teacher_ani1x.pt2")  # not committed (cached by to_pt2 anyway)
+DEFAULT_PT2 = os.path.join(os.environ.get("NNFORCE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "nnforce"),
+                           "teacher_ani1x.pt2")  # beside to_pt2's cache, never in the repository
 
 
 def log(text):
@@ -156,6 +157,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     started_wall, started_cpu = time.perf_counter(), time.process_time()
+    run_versions = versions()  # the commit the run starts from
     overrides = {k: v for k, v in (("metad_steps", args.metad_steps), ("replicas", args.replicas),
                                    ("production_steps", args.production_steps)) if v is not None}
     protocol = md.SamplingProtocol(**overrides)
@@ -235,7 +237,7 @@ def main(argv=None):
         "phi_crossings": {"phase2_neg_to_pos": up, "phase2_pos_to_neg": down, "walker_neg_to_pos": walker_up,
                           "walker_pos_to_neg": walker_down},
         "metad_estimate_vs_reweighted": metad_vs_reweighted,
-        "versions": versions(), "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "versions": run_versions, "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with atomic_write(args.out, "wb") as handle:

@@ -316,3 +316,28 @@ def test_an_mm_system_runs_one_context_per_replica(molecule, tmp_path):
         traj = mdtraj.load(path, top=mdtraj.Topology.from_openmm(topology))
         assert np.allclose(traj.xyz, result.positions_nm[k], atol=2e-6)
     assert not any(isinstance(f, openmm.CustomCVForce) for f in system.getForces())  # the caller's System untouched
+
+
+def test_teacher_reference_is_this_protocol_and_its_own_frames():
+    """The committed teacher reference (bench/teacher_fes.py) was made with SamplingProtocol's defaults (only the
+    lengths differ), and its FES, weights, per-frame bias and basin populations are what this module computes from
+    its stored frames."""
+    ref = md.load_teacher_fes()
+    record = ref["record"]
+    defaults = md.SamplingProtocol().as_dict()
+    lengths = ("metad_steps", "replicas", "production_steps")
+    assert {k: v for k, v in record["protocol"].items() if k not in lengths} == \
+        {k: v for k, v in defaults.items() if k not in lengths}
+    temperature = record["protocol"]["temperature_k"]
+    phi, psi = ref["phi_rad"], ref["psi_rad"]
+    assert phi.shape == (record["lengths"]["replicas"], record["lengths"]["frames"] // record["lengths"]["replicas"])
+    assert np.allclose(ref["bias_kj_mol"], md.bias_at(ref["bias_grid_kj_mol"], phi, psi), atol=1e-9)
+    assert np.allclose(ref["weights"], md.frame_weights(ref["bias_kj_mol"], temperature), rtol=1e-12, atol=0)
+    fes = md.reweighted_fes(phi, psi, ref["weights"], temperature, bins=ref["fes"]["fes_kt"].shape[0])
+    assert np.array_equal(np.isnan(fes["fes_kt"]), np.isnan(ref["fes"]["fes_kt"]))
+    assert np.allclose(fes["fes_kt"], ref["fes"]["fes_kt"], equal_nan=True, atol=1e-12)
+    pops = md.basin_populations(phi, psi, ref["weights"], n_boot=10, seed=0)
+    for name, (value, low, high) in ref["basin_populations"].items():
+        assert pops[name][0] == pytest.approx(value, abs=1e-12)
+        assert low <= value <= high
+    assert ref["ms_per_step"] > 0
