@@ -129,3 +129,123 @@ def test_bad_config(tmp_path):
     config.write_text("data: d.npz\nround: 3\n")
     with pytest.raises(ValueError, match="unknown settings \\['round'\\]"):
         LearnConfig.from_yaml(str(config))
+
+
+def test_select_with_coverage_prefers_thin_regions_and_spreads():
+    # covered: the data sit at (0, 0); samples: three near (0, 0), two near (120, 120) and one at (-120, 60)
+    covered = np.array([[0.0, 0.0]])
+    angles = np.array([[5.0, 0.0], [120.0, 120.0], [0.0, 5.0], [125.0, 120.0], [-120.0, 60.0], [3.0, 3.0]])
+    u = np.array([1.0, 0.9, 1.0, 0.95, 0.5, 1.0])
+    # without the coverage term: the most uncertain (ties: first index first)
+    assert select(u, 3) == [0, 2, 5]
+    # gaps to (0, 0): 5, 169.7, 5, 173.3, 134.2, 4.2 deg; score u * (1 + 1 * min(gap / 20, 3)):
+    # 1.25, 3.6, 1.25, 3.8, 2.0, 1.21 -> 3 first; then 1's gap is 5 deg (to 3): 0.9 * 1.25 = 1.125, so 4 (2.0),
+    # then 0 (1.25, the first of 0 and 2)
+    assert select(u, 3, angles_deg=angles, covered_deg=covered, coverage_weight=1.0) == [0, 3, 4]
+    # the threshold still applies to the uncertainty alone
+    assert select(u, 6, threshold_kj_mol=0.6, angles_deg=angles, covered_deg=covered, coverage_weight=1.0) == [
+        0, 1, 2, 3, 5]
+    # periodic: -175 deg is 10 deg from 175
+    from nnforce.train.learn import coverage_gaps
+
+    assert coverage_gaps(np.array([[-175.0, 0.0]]), np.array([[175.0, 0.0]]))[0] == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="angles_deg"):
+        select(u, 2, coverage_weight=1.0)
+
+
+def test_torsion_angles_equal_mdtraj():
+    import mdtraj
+
+    from nnforce.train.learn import torsion_angles
+
+    rng = np.random.default_rng(3)
+    frames = rng.normal(0.0, 0.2, (7, 6, 3))
+    torsions = [[0, 1, 2, 3], [2, 3, 4, 5], [5, 1, 0, 4]]
+    top = mdtraj.Topology()
+    residue = top.add_residue("X", top.add_chain())
+    for _ in range(6):
+        top.add_atom("C", mdtraj.element.carbon, residue)
+    expected = np.degrees(mdtraj.compute_dihedrals(mdtraj.Trajectory(frames, top), torsions))
+    np.testing.assert_allclose(torsion_angles(frames, torsions), expected, atol=1e-4)
+
+
+def test_fresh_errors_are_offset_free(tmp_path, teacher):
+    from nnforce.train.learn import fresh_errors
+
+    data = ethanol_frames(teacher, 4, seed=5, scale_nm=0.005)
+    z = data.frame(0)[0]
+    frames = [data.frame(k)[1] for k in range(4)]
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.0, 3.0, (4, len(z), 3))
+    # the teacher judged against its own labels shifted by a constant and with perturbed forces
+    out = fresh_errors(teacher, z, frames, data.energies_kj_mol + 7.5 + np.array([0.0, 1.0, -1.0, 2.0]),
+                       [data.frame(k)[3] + noise[k] for k in range(4)])
+    assert out["fresh_frames"] == 4
+    assert out["fresh_energy_mae_kj_mol"] == pytest.approx(np.abs(np.array([0, 1, -1, 2]) - 0.5).mean(), abs=1e-6)
+    assert out["fresh_force_mae_kj_mol_nm"] == pytest.approx(np.abs(noise).mean(), rel=1e-6)
+
+
+def test_learn_biased_exploration_coverage_and_early_stop(tmp_path, teacher):
+    """Metadynamics on ethanol's two torsions, the coverage term and the fresh-frame check: with a generous
+    stop_ratio the loop stops after round 0 although 3 rounds were asked; the check frames join the data."""
+    from nnforce.train.learn import learn, torsion_angles
+
+    ethanol_frames(teacher, 24, seed=0, scale_nm=0.004).save(str(tmp_path / "train.npz"))
+    ethanol_frames(teacher, 8, seed=1, scale_nm=0.006).save(str(tmp_path / "test.npz"))
+    # ase's ethanol: C0 C1 O2, H3 on O2, H4 H5 on C1, H6-H8 on C0; torsions O2-C1-C0-H6 and C0-C1-O2-H3
+    torsions = [[2, 1, 0, 6], [0, 1, 2, 3]]
+    config = LearnConfig(data=str(tmp_path / "train.npz"), test=str(tmp_path / "test.npz"), label=teacher,
+                         output=str(tmp_path / "al"), rounds=3, members=2, model={"type": "ani", "hidden": [8]},
+                         train={"epochs": 2, "batch_size": 8, "max_time_s": 60},
+                         explore={"temperature_k": 300.0, "time_ps": 0.05, "timestep_fs": 0.5, "sample_interval": 5,
+                                  "platform": "Reference", "hydrogen_mass_amu": 2.0,
+                                  "metadynamics": {"height_kj_mol": 2.0, "sigma_deg": 25.0, "frequency_steps": 5}},
+                         select={"max_frames": 3, "min_spacing": 1, "coverage_weight": 1.0},
+                         stability=None, torsions=torsions, check_frames=4, stop_ratio=1e6)
+    out = learn(config)
+    rows = out["rounds"]
+    assert [row["round"] for row in rows] == [0] and rows[0]["converged"] is True
+    row = rows[0]
+    # (the 2-epoch committee may break a bond early: exploration then stops with the frames before the break)
+    assert 1 <= row["explored_frames"] <= 20 and row["explore_stopped_early"] == (row["explored_frames"] < 20)
+    assert row["fresh_frames"] == min(4, row["explored_frames"]) and 1 <= row["selected"] <= 3
+    data = Dataset.load(out["data"])
+    assert len(data) == 24 + row["added"] and max(row["fresh_frames"], row["selected"]) <= row["added"] <= (
+        row["fresh_frames"] + row["selected"])
+    # the explored torsion ranges are those of angles in [-180, 180); the added frames' torsions lie in them
+    added = data.positions_nm[24 * 9:].reshape(-1, 9, 3)
+    angles = torsion_angles(added, torsions)
+    for t, (low, high) in enumerate(row["explored_torsion_range_deg"]):
+        assert -180 <= low <= angles[:, t].min() and angles[:, t].max() <= high < 180
+    # the fresh-frame error is recorded beside the test error it is compared with
+    assert row["converged"] == (row["fresh_force_mae_kj_mol_nm"] <= 1e6 * row["test_force_mae_kj_mol_nm"])
+    assert os.path.isfile(out["committee"])
+    # a finished (converged) run asked for more rounds does nothing more
+    assert [r["round"] for r in learn(config)["rounds"]] == [0]
+    with pytest.raises(ValueError, match="set torsions"):
+        LearnConfig(data=str(tmp_path / "train.npz"), label=teacher, explore={"metadynamics": {"height_kj_mol": 1.0}})
+    with pytest.raises(ValueError, match="needs check_frames"):
+        LearnConfig(data=str(tmp_path / "train.npz"), label=teacher, stop_ratio=2.0)
+
+
+def test_hydrogen_mass_repartitioning_keeps_the_total():
+    import openmm
+    from ase.build import molecule
+    from openmm import unit
+
+    from nnforce.train.exploration import _repartition_hydrogen_mass
+    from nnforce.train.stability import covalent_bonds
+
+    atoms = molecule("CH3CH2OH")  # C0 (3 H), C1 (2 H), O2 (1 H)
+    z = atoms.get_atomic_numbers()
+    masses = atoms.get_masses()
+    system = openmm.System()
+    for m in masses:
+        system.addParticle(m * unit.dalton)
+    pairs, _ = covalent_bonds(z, atoms.positions / 10.0)
+    _repartition_hydrogen_mass(system, z, pairs, 3.0)
+    new = np.array([system.getParticleMass(i).value_in_unit(unit.dalton) for i in range(len(z))])
+    assert new.sum() == pytest.approx(masses.sum(), rel=1e-12)
+    assert np.all(new[z == 1] == 3.0)
+    moved = 3.0 - masses[3]
+    assert new[:3] == pytest.approx([masses[0] - 3 * moved, masses[1] - 2 * moved, masses[2] - moved], rel=1e-12)

@@ -6,21 +6,24 @@
    (phi, psi) so the Ramachandran plane is covered; every sampled frame is labelled with energies and forces of
    the ANI-1x ensemble (``nnforce.models.ani1x()``, float64; the teacher) by
    :func:`nnforce.data.label.label_frames`. Saved as ``data/ani1x_labels.npz``.
-3. **train**: a small ANI-style model (``nnforce.train.fit``, energies + forces, seeded) with a time cap.
-4. **export**: ``nnforce.export.export_model`` (TorchScript + metadata, contract checks on a real frame).
-5. **ensemble**: replicas seeded across C7eq/beta, alpha_R, C7ax and alpha_L (starts picked from the reference
-   sampling by :func:`nnforce.simulate.seeding.pick_starts`), run with ``NNForce`` batched in one Context
-   (:mod:`nnforce.simulate.replicas`) on OpenMM's CPU platform, one torch thread; the same starts and protocol with amber14
-   as the reference (:mod:`~nnforce.demo.ensemble`).
-6. **analyze**: TICA -> k-means -> MSM (``nnforce.analysis.analyze``), implied timescales with bootstrap
-   intervals, PCCA+ states with a representative PDB each, a CK test, basin populations against amber14 and what
-   is not converged (:mod:`~nnforce.demo.conformations`); plus the trained model against the ANI-1x teacher on
-   frames of the ensemble.
+3. **distil**: distillation by active learning through the library (:func:`nnforce.train.learn.learn`): a
+   committee of small ANI-style models explores with well-tempered metadynamics on phi/psi, the frames its members
+   disagree on (raised where the data's phi/psi coverage is thin) get ANI-1x labels, retrain, until the error on
+   fresh exploration frames is close to the test error; the student is member 0 of the last committee, trained on.
+4. **export**: ``nnforce.export.export_model`` (TorchScript + metadata, contract checks on a real frame) and the
+   float32 ``.pt2`` production runs.
+5. **production**: issue 25's sampling protocol (:mod:`nnforce.simulate.metadynamics`): metadynamics on phi/psi
+   builds a bias, then replicas under it held fixed, batched in one Context (DCDs in ``ensemble/``).
+6. **analyze**: the reweighted phi/psi free energy and the four basins' populations against the teacher's
+   reference (:mod:`~nnforce.demo.teacher`), TICA -> k-means -> MSM of the biased dynamics with its stationary
+   distribution reweighted (:mod:`~nnforce.demo.conformations`); 200 random production frames re-labelled with
+   ANI-1x.
 7. **report**: ``report.html``, self-contained (PNG figures as base64, the states' structures in an embedded 3D
    viewer with static pictures as fallback, nothing loaded from elsewhere) and ``summary.json``.
 
 The rooms: :mod:`~nnforce.demo.settings` (what shapes a run), :mod:`~nnforce.demo.molecule`,
-:mod:`~nnforce.demo.stages` (one function per stage), :mod:`~nnforce.demo.ensemble`,
+:mod:`~nnforce.demo.stages` (stages 1-4 and 7, one function each), :mod:`~nnforce.demo.sampling` (stages 5 and
+6), :mod:`~nnforce.demo.teacher`,
 :mod:`~nnforce.demo.conformations`, :mod:`~nnforce.demo.measure`, :mod:`~nnforce.demo.figures`,
 :mod:`~nnforce.demo.report`.
 ``run_demo(out_dir, small=False, seed=0)`` returns a dict of what was run and measured; ``small=True`` is the
@@ -32,7 +35,7 @@ import time
 
 from .._io import make_output_dir
 from ..data.label import label_frames
-from . import stages
+from . import sampling, stages
 from .molecule import ALANINE_PDB, alanine_dipeptide, atomic_numbers, set_backbone  # noqa: F401
 from .settings import ELEMENTS, SETTINGS  # noqa: F401
 from .measure import (BASINS, basin, basin_populations, nnforce_energy, nnforce_ms_per_step,  # noqa: F401
@@ -142,8 +145,8 @@ def run_demo(out_dir="demo-output", small=False, seed=0):
     # small molecules: torch's intra-op threads only add overhead (20x slower measured here with 2 threads)
     torch.set_num_threads(1)
     try:
-        for stage in (stages.molecule, stages.reference_data, stages.train, stages.export, stages.ensemble,
-                      stages.analyze):
+        for stage in (stages.molecule, stages.reference_data, stages.distil, stages.export, sampling.production,
+                      sampling.analyze):
             stage(run)
         stages.report(run, versions())
     finally:

@@ -1,8 +1,14 @@
-"""The demo's conformational analysis of the ensemble, all with :mod:`nnforce.analysis` (deeptime underneath):
-phi/psi features -> TICA -> k-means -> a reversible MSM; implied timescales with bootstrap confidence intervals
-over replicas; PCCA+ metastable states with a representative structure each; a Chapman-Kolmogorov test; basin
-populations (frame counts and MSM-reweighted, with bootstrap intervals) against the reference force field's
-ensemble run with the same protocol (assigned to the same clusters); and a plain list of what is not converged.
+"""The demo's conformational analysis of the production replicas, all with :mod:`nnforce.analysis` (deeptime
+underneath): phi/psi features -> TICA -> k-means -> a reversible MSM; implied timescales with bootstrap confidence
+intervals over replicas; PCCA+ metastable states with a representative structure each; a Chapman-Kolmogorov test;
+basin populations (frame counts and MSM-reweighted, with bootstrap intervals); and a plain list of what is not
+converged.
+
+The replicas ran under a static metadynamics bias V(phi, psi) (issue 25's protocol): the MSM describes the biased
+dynamics, so its implied timescales are those of the biased system, and its stationary distribution is reweighted
+per cluster to the unbiased one, ``pi_i ~ pi_b,i <exp(V/kT)>_i``
+(:func:`nnforce.simulate.metadynamics.reweight_stationary`); within a cluster the frames are weighted by
+``exp(V/kT)``.
 """
 import os
 import warnings
@@ -27,25 +33,49 @@ def _angles(features):
     return [(np.arctan2(f[:, 0], f[:, 1]), np.arctan2(f[:, 2], f[:, 3])) for f in features]
 
 
-def _msm_basins(dtrajs, angles, lag, n_states):
-    """Basin populations of the trajectories reweighted by their own MSM (frames outside its active set: 0)."""
+def unbiased_frame_weights(model, biases=None, temperature_k=300.0):
+    """Per-trajectory frame weights of an MSM fitted on trajectories run under a static bias: frame f of active
+    cluster c gets ``pi_b,c exp(V_f/kT) / n_c`` (normalised over all frames), so cluster c's total is
+    ``pi_b,c <exp(V/kT)>_c`` -- the reweighted stationary distribution -- and within the cluster the frames are
+    weighted as the bias demands. Without ``biases``: the MSM's own weights ``pi_c / n_c``."""
+    from ..units import MOLAR_GAS_CONSTANT_KJ_MOL_K
+
+    weights = model.frame_weights()
+    if biases is None:
+        return weights
+    x = [np.asarray(v, dtype=np.float64) / (MOLAR_GAS_CONSTANT_KJ_MOL_K * temperature_k) for v in biases]
+    shift = max(float(v.max()) for v in x)
+    weights = [w * np.exp(v - shift) for w, v in zip(weights, x)]
+    total = sum(float(w.sum()) for w in weights)
+    return [w / total for w in weights]
+
+
+def _msm_basins(dtrajs, angles, lag, n_states, biases=None, temperature_k=300.0):
+    """Basin populations of the trajectories reweighted by their own MSM (frames outside its active set: 0), the
+    static bias removed when ``biases`` (per trajectory, kJ/mol per frame) are given."""
     from ..analysis.msm import MSM
 
     model = MSM(dtrajs, lag, n_states=n_states)
-    weights = np.concatenate(model.frame_weights())
+    weights = np.concatenate(unbiased_frame_weights(model, biases, temperature_k))
     phi = np.concatenate([a[0] for a in angles])
     psi = np.concatenate([a[1] for a in angles])
     return basin_populations(phi, psi, weights), model
 
 
-def _with_interval(dtrajs, angles, lag, n_states, n_samples, seed):
+def _with_interval(dtrajs, angles, lag, n_states, n_samples, seed, biases=None, temperature_k=300.0):
     """MSM basin populations, and their 95% bootstrap interval over trajectories."""
     from ..analysis.msm import bootstrap
 
-    estimate, model = _msm_basins(dtrajs, angles, lag, n_states)
-    pairs = list(zip(dtrajs, angles))
-    samples = bootstrap(pairs, lambda sample: list(_msm_basins([d for d, _ in sample], [a for _, a in sample], lag,
-                                                                n_states)[0].values()), n_samples, seed)
+    estimate, model = _msm_basins(dtrajs, angles, lag, n_states, biases, temperature_k)
+    biases = [None] * len(dtrajs) if biases is None else list(biases)
+    triples = list(zip(dtrajs, angles, biases))
+
+    def statistic(sample):
+        v = [b for _, _, b in sample]
+        return list(_msm_basins([d for d, _, _ in sample], [a for _, a, _ in sample], lag, n_states,
+                                None if v[0] is None else v, temperature_k)[0].values())
+
+    samples = bootstrap(triples, statistic, n_samples, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # resamples without a basin's frames are NaN
         lower, upper = np.nanpercentile(samples, 2.5, axis=0), np.nanpercentile(samples, 97.5, axis=0)
@@ -53,13 +83,13 @@ def _with_interval(dtrajs, angles, lag, n_states, n_samples, seed):
     return estimate, interval, model
 
 
-def _cluster_table(dtrajs, angles, msm, n_clusters):
-    """Frames, frame fraction, MSM population, circular-mean phi/psi and basin of each cluster."""
+def _cluster_table(dtrajs, angles, weights, n_clusters):
+    """Frames, frame fraction, MSM population (unbiased), circular-mean phi/psi and basin of each cluster."""
     labels = np.concatenate(dtrajs)
     phi = np.concatenate([a[0] for a in angles])
     psi = np.concatenate([a[1] for a in angles])
     counts = np.bincount(labels, minlength=n_clusters)
-    stationary = msm.cluster_populations()
+    stationary = np.bincount(labels, weights=np.concatenate(weights), minlength=n_clusters)
     rows = []
     for c in range(n_clusters):
         chosen = labels == c
@@ -79,7 +109,7 @@ def _n_sets(msm, dtrajs, angles, most):
     return int(min(max(len(seen), 2), most, len(msm.active_set)))
 
 
-def _metastable(result, msm, dtrajs, angles, settings, seed, out_dir, dt_ps, structure):
+def _metastable(result, msm, weights, dtrajs, angles, settings, seed, out_dir, dt_ps, structure):
     """PCCA+ states (populations, basins, a representative PDB and samples each) and the CK test."""
     from ..analysis import plots
     from ..analysis.msm import ck_test
@@ -102,14 +132,14 @@ def _metastable(result, msm, dtrajs, angles, settings, seed, out_dir, dt_ps, str
                                  result["clusterer"].centers)
     written = write_state_structures(result["trajectories"], structure, state_dtrajs, os.path.join(out_dir, "states"),
                                      n_samples=3, seed=seed, representatives=reps, prefix="state")
-    weights = msm.frame_weights()
     states = []
     for s in range(n_sets):
         in_state = [w * (d == s) for w, d in zip(weights, state_dtrajs)]
         composition = basin_populations(np.concatenate([a[0] for a in angles]), np.concatenate([a[1] for a in angles]),
                                         np.concatenate(in_state)) if sum(x.sum() for x in in_state) > 0 else {}
         t, f = reps.get(s, (None, None))
-        states.append({"state": s, "population": float(sets["populations"][s]),
+        states.append({"state": s, "population": float(sum(x.sum() for x in in_state)),
+                       "biased_population": float(sets["populations"][s]),
                        "basin": max(composition, key=composition.get) if composition else "n/a",
                        "composition": composition, "frames": int(sum((d == s).sum() for d in state_dtrajs)),
                        "representative": written.get(s, {}).get("representative"),
@@ -153,8 +183,8 @@ def _not_converged(conf, settings, replica_ps, dt_ps):
                        "weights are unknown.")
     slow = conf["slowest_timescale_ps"]
     if slow > replica_ps:
-        notes.append(f"The slowest implied timescale ({slow:.3g} ps) is longer than one replica ({replica_ps:g} ps): "
-                     "the replicas start in every basin, but that process is not sampled to equilibrium.")
+        notes.append(f"The slowest implied timescale ({slow:.3g} ps, of the dynamics the replicas ran) is longer than "
+                     f"one replica ({replica_ps:g} ps): that process is not sampled to equilibrium.")
     lower, upper = conf["slowest_timescale_interval_ps"]
     if np.isfinite(lower) and np.isfinite(upper) and lower > 0 and upper / lower > 2:
         notes.append(f"The slowest timescale's 95% bootstrap interval spans a factor {upper / lower:.1f} "
@@ -181,15 +211,32 @@ def _not_converged(conf, settings, replica_ps, dt_ps):
     return notes
 
 
-def analyze_ensemble(paths, reference_paths, structure, out_dir, settings, seed, dt_ps, start_basins):
-    """The ensemble's MSM analysis and its comparison with the reference force field's ensemble.
+def _reference(reference_paths, structure, result, populations, lag, k, s, seed):
+    """Another potential's ensemble (if any) on the same TICA coordinates and clusters: its frame and MSM basin
+    populations go into ``populations``; returns its angles per trajectory (None without one)."""
+    if not reference_paths:
+        return None
+    reference = _features(reference_paths, structure)
+    reference_dtrajs = result["clusterer"].predict(result["tica"].transform(reference))
+    reference_angles = _angles(reference)
+    populations["reference_frames"] = basin_populations(np.concatenate([a[0] for a in reference_angles]),
+                                                        np.concatenate([a[1] for a in reference_angles]))
+    populations["reference_msm"], populations["reference_msm_interval"], _ = _with_interval(
+        reference_dtrajs, reference_angles, lag, k, int(s["bootstrap_samples"]), seed)
+    return reference_angles
+
+
+def analyze_ensemble(paths, reference_paths, structure, out_dir, settings, seed, dt_ps, start_basins, biases=None,
+                     temperature_k=300.0):
+    """The ensemble's MSM analysis (and, with ``reference_paths``, its comparison with another potential's ensemble
+    on the same clusters).
 
     Parameters
     ----------
     paths : list of str
         The NNForce replicas' trajectories.
-    reference_paths : list of str
-        The reference force field's replicas (same starts and protocol).
+    reference_paths : list of str or None
+        Another potential's replicas (same starts and protocol), or None.
     structure : str
         The molecule's PDB.
     out_dir : str
@@ -203,6 +250,10 @@ def analyze_ensemble(paths, reference_paths, structure, out_dir, settings, seed,
         Time between saved frames.
     start_basins : list of str
         The basin each replica started in.
+    biases : list of arrays, optional
+        The static bias (kJ/mol) each trajectory's frames felt: populations and the MSM's stationary distribution
+        are reweighted to the unbiased ensemble (:func:`unbiased_frame_weights`).
+    temperature_k : float
 
     Returns
     -------
@@ -227,22 +278,16 @@ def analyze_ensemble(paths, reference_paths, structure, out_dir, settings, seed,
     result = analyze(paths, structure, out_dir, features=["phi_psi"],
                      reduce=f"tica:lag={int(s['tica_lag_frames'])},dim={int(s['tica_dim'])}",
                      cluster=f"kmeans:k={int(s['clusters'])}", msm=f"lag={lag}",
-                     temperature_k=s["ensemble_temperature_k"], seed=seed, n_samples=3, dt_ps=dt_ps)
+                     temperature_k=temperature_k, seed=seed, n_samples=3, dt_ps=dt_ps)
     result["trajectories"] = list(paths)
     dtrajs, k = result["dtrajs"], int(s["clusters"])
     angles = _angles(result["features"])
     populations = {"nnforce_frames": basin_populations(np.concatenate([a[0] for a in angles]),
                                                        np.concatenate([a[1] for a in angles]))}
     populations["nnforce_msm"], populations["nnforce_msm_interval"], msm = _with_interval(
-        dtrajs, angles, lag, k, int(s["bootstrap_samples"]), seed)
-    # the reference force field's ensemble on the same TICA coordinates and clusters
-    reference = _features(reference_paths, structure)
-    reference_dtrajs = result["clusterer"].predict(result["tica"].transform(reference))
-    reference_angles = _angles(reference)
-    populations["reference_frames"] = basin_populations(np.concatenate([a[0] for a in reference_angles]),
-                                                        np.concatenate([a[1] for a in reference_angles]))
-    populations["reference_msm"], populations["reference_msm_interval"], _ = _with_interval(
-        reference_dtrajs, reference_angles, lag, k, int(s["bootstrap_samples"]), seed)
+        dtrajs, angles, lag, k, int(s["bootstrap_samples"]), seed, biases, temperature_k)
+    weights = unbiased_frame_weights(msm, biases, temperature_k)
+    reference_angles = _reference(reference_paths, structure, result, populations, lag, k, s, seed)
     its = bootstrap_timescales(dtrajs, its_lags, n_its=int(s["its_processes"]), n_samples=int(s["bootstrap_samples"]),
                                seed=seed)
     at = its_lags.index(lag)
@@ -252,10 +297,12 @@ def analyze_ensemble(paths, reference_paths, structure, out_dir, settings, seed,
             "slowest_timescale_ps": float(msm.timescales(1)[0] * dt_ps) if len(msm.active_set) > 1 else float("nan"),
             "slowest_timescale_interval_ps": (float(its["lower"][at, 0] * dt_ps), float(its["upper"][at, 0] * dt_ps)),
             "timescales_ps": (np.asarray(msm.timescales(int(s["its_processes"]))) * dt_ps).tolist(),
-            "clusters": _cluster_table(dtrajs, angles, msm, k), "replicas": _replica_table(angles, start_basins),
-            "reference_replicas": _replica_table(reference_angles, start_basins), "dt_ps": dt_ps,
+            "clusters": _cluster_table(dtrajs, angles, weights, k), "replicas": _replica_table(angles, start_basins),
+            "dt_ps": dt_ps, "biased": biases is not None, "frame_weights": weights,
             "files": {"analysis_html": result["files"]["html"], "tica_png": result["files"].get("fes")}}
-    conf.update(_metastable(result, msm, dtrajs, angles, s, seed, out_dir, dt_ps, structure))
+    if reference_angles is not None:
+        conf["reference_replicas"] = _replica_table(reference_angles, start_basins)
+    conf.update(_metastable(result, msm, weights, dtrajs, angles, s, seed, out_dir, dt_ps, structure))
     replica_ps = min(len(d) for d in dtrajs) * dt_ps
     conf["not_converged"] = _not_converged(conf, s, replica_ps, dt_ps)
     return conf

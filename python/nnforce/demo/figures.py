@@ -62,16 +62,15 @@ def plot_training(path, history, test_reference, test_predicted, baseline):
     return _save_figure(fig, path)
 
 
-def plot_ensemble_trace(path, result, temperature_k):
-    """The replicas' kinetic temperatures (mean and range over replicas) and the potential energy per replica
-    against production time.
+def plot_production(path, bias, produced, temperature_k):
+    """Phase 1 (the metadynamics walker's phi and psi against time: it must visit every basin) and phase 2 (the
+    replicas' kinetic temperature against time).
 
     Parameters
     ----------
     path : str
-    result : dict
-        :func:`nnforce.demo.ensemble.run_nnforce_ensemble`'s result (``temperatures_k`` [frames, R],
-        ``potential_per_replica_kj_mol`` [frames], ``frame_interval_ps``).
+    bias : nnforce.simulate.metadynamics.BiasResult
+    produced : nnforce.simulate.metadynamics.ProductionResult
     temperature_k : float
         The thermostat's.
 
@@ -82,23 +81,116 @@ def plot_ensemble_trace(path, result, temperature_k):
 
     Examples
     --------
-    >>> plot_ensemble_trace("ensemble.png", result, 300.0)  # doctest: +SKIP
+    >>> plot_production("production.png", bias, produced, 300.0)  # doctest: +SKIP
     """
     plt = _pyplot()
-    temperatures = np.asarray(result["temperatures_k"])
-    potential = np.asarray(result["potential_per_replica_kj_mol"])
-    time_ps = (np.arange(len(temperatures)) + 1) * result["frame_interval_ps"]
-    fig, axes = plt.subplots(2, 1, figsize=(9.5, 5.0), sharex=True)
-    axes[0].fill_between(time_ps, temperatures.min(axis=1), temperatures.max(axis=1), color="tab:red", alpha=0.2,
-                         lw=0, label="range over replicas")
-    axes[0].plot(time_ps, temperatures.mean(axis=1), color="tab:red", lw=1.0, label="mean over replicas")
-    axes[0].axhline(temperature_k, color="0.4", ls="--", lw=0.8, label=f"thermostat {temperature_k:g} K")
-    axes[0].set_ylabel("temperature (K)")
-    axes[0].legend(fontsize=7, loc="upper right")
-    axes[0].set_title(f"{temperatures.shape[1]} replicas in one Context")
-    axes[1].plot(time_ps, potential - potential.mean(), lw=0.8)
-    axes[1].set_ylabel("potential / replica - mean\n(kJ/mol)")
+    fig, axes = plt.subplots(2, 1, figsize=(9.5, 5.0))
+    interval_ps = produced.frame_interval_ps
+    walker_ps = (np.arange(len(bias.phi_rad)) + 1) * interval_ps
+    axes[0].plot(walker_ps, np.degrees(bias.phi_rad), ".", ms=1.5, label="phi")
+    axes[0].plot(walker_ps, np.degrees(bias.psi_rad), ".", ms=1.5, label="psi")
+    axes[0].set_ylim(-180, 180)
+    axes[0].set_ylabel("angle (deg)")
+    axes[0].set_xlabel("metadynamics time (ps)")
+    axes[0].legend(fontsize=7, loc="upper right", markerscale=5)
+    axes[0].set_title("phase 1: the metadynamics walker", fontsize=10)
+    temperatures = np.asarray(produced.temperature_k)
+    axes[1].plot((np.arange(len(temperatures)) + 1) * interval_ps, temperatures, lw=0.8, color="tab:red",
+                 label="all replicas")
+    axes[1].axhline(temperature_k, color="0.4", ls="--", lw=0.8, label=f"thermostat {temperature_k:g} K")
+    axes[1].set_ylabel("temperature (K)")
     axes[1].set_xlabel("production time (ps)")
+    axes[1].legend(fontsize=7, loc="upper right")
+    axes[1].set_title(f"phase 2: {produced.phi_rad.shape[0]} replicas under the bias held fixed, one Context",
+                      fontsize=10)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def plot_fes_comparison(path, student, teacher=None, within_kt=4.0):
+    """The reweighted phi/psi free energies (kT) of the student and the teacher side by side, and their difference
+    (student - teacher, the mean difference over the bins within ``within_kt`` of either minimum removed).
+
+    Parameters
+    ----------
+    path : str
+    student, teacher : dict
+        :func:`nnforce.simulate.metadynamics.reweighted_fes` results on the same bins (teacher optional).
+    within_kt : float
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Examples
+    --------
+    >>> plot_fes_comparison("fes.png", fes, teacher_fes)  # doctest: +SKIP
+    """
+    plt = _pyplot()
+    panels = [("student (reweighted)", student["fes_kt"])]
+    if teacher is not None:
+        panels.append(("teacher ANI-1x (reweighted)", teacher["fes_kt"]))
+    fig, axes = plt.subplots(1, len(panels) + (teacher is not None), figsize=(5.0 * (2 * len(panels) - 1), 4.4))
+    axes = np.atleast_1d(axes)
+    edges = np.degrees(student["edges_rad"])
+    vmax = 12.0
+    for ax, (title, grid) in zip(axes, panels):
+        mesh = ax.pcolormesh(edges, edges, np.minimum(grid, vmax).T, cmap="viridis", vmin=0, vmax=vmax)
+        fig.colorbar(mesh, ax=ax, label="free energy (kT)")
+        ax.set_title(title, fontsize=10)
+    if teacher is not None:
+        a, b = student["fes_kt"], teacher["fes_kt"]
+        mask = np.isfinite(a) & np.isfinite(b) & ((a <= within_kt) | (b <= within_kt))
+        difference = np.where(np.isfinite(a) & np.isfinite(b), a - b, np.nan)
+        if mask.any():
+            difference = difference - np.nanmean(difference[mask])
+        mesh = axes[-1].pcolormesh(edges, edges, np.where(mask, difference, np.nan).T, cmap="RdBu_r", vmin=-3,
+                                   vmax=3)
+        fig.colorbar(mesh, ax=axes[-1], label="student - teacher (kT)")
+        axes[-1].set_title(f"difference (bins within {within_kt:g} kT)", fontsize=10)
+    for ax in axes:
+        ax.set_xlim(-180, 180)
+        ax.set_ylim(-180, 180)
+        ax.set_xlabel("phi (deg)")
+        ax.set_ylabel("psi (deg)")
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def plot_teacher_populations(path, student, teacher=None):
+    """The four basins' populations with 95% intervals, student against teacher.
+
+    Parameters
+    ----------
+    path : str
+    student, teacher : dict
+        basin -> (population, low, high) (:func:`nnforce.simulate.metadynamics.basin_populations`).
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    from .measure import BASINS
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.0, 3.6))
+    x = np.arange(len(BASINS))
+    series = [("student", student, "tab:blue")] + ([("teacher ANI-1x", teacher, "tab:orange")] if teacher else [])
+    width = 0.8 / len(series)
+    for i, (label, values, colour) in enumerate(series):
+        v = np.array([values[b][0] for b in BASINS])
+        low = np.array([values[b][1] for b in BASINS])
+        high = np.array([values[b][2] for b in BASINS])
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, v, width, yerr=np.vstack([v - low, high - v]).clip(min=0),
+               capsize=3, label=label, color=colour, edgecolor="0.3", linewidth=0.4)
+    ax.set_xticks(x)
+    ax.set_xticklabels(BASINS, fontsize=8)
+    ax.set_ylabel("population")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    ax.set_title("basin populations, reweighted (error bars: 95% bootstrap over replicas)", fontsize=10)
     fig.tight_layout()
     return _save_figure(fig, path)
 
@@ -129,12 +221,12 @@ def plot_states(path, conf, temperature_k, bins=36):
 
     plt = _pyplot()
     phi, psi = np.degrees(conf["phi_rad"]), np.degrees(conf["psi_rad"])
-    weights = np.concatenate(conf["msm"].frame_weights())
+    weights = np.concatenate(conf["frame_weights"])
     fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.6))
     box = [[-180, 180], [-180, 180]]
     vmax = 25.0
-    for ax, w, title in ((axes[0], None, "ensemble frames (as sampled)"),
-                         (axes[1], weights, "reweighted by the MSM")):
+    for ax, w, title in ((axes[0], None, "production frames (as sampled, biased)"),
+                         (axes[1], weights, "reweighted by the MSM and the bias")):
         if w is not None and w.sum() <= 0:
             continue
         energy, xe, ye = free_energy(phi, psi, bins=bins, temperature_k=temperature_k, weights=w, range_=box)
@@ -162,56 +254,6 @@ def plot_states(path, conf, temperature_k, bins=36):
     return _save_figure(fig, path)
 
 
-def plot_basin_populations(path, populations):
-    """Basin populations side by side: NNForce (MSM with its bootstrap interval, and frame counts), amber14 with
-    the same protocol (MSM and frames), and the 500 K training sampling.
-
-    Parameters
-    ----------
-    path : str
-    populations : dict
-        ``analyze_ensemble(...)["populations"]`` plus ``training_500k``.
-
-    Returns
-    -------
-    str
-        ``path``.
-
-    Examples
-    --------
-    >>> plot_basin_populations("populations.png", conf["populations"])  # doctest: +SKIP
-    """
-    from .measure import BASINS
-
-    plt = _pyplot()
-    series = [("NNForce, MSM", "nnforce_msm", "tab:blue"), ("NNForce, frames", "nnforce_frames", "lightsteelblue"),
-              ("amber14, MSM", "reference_msm", "tab:orange"), ("amber14, frames", "reference_frames", "navajowhite"),
-              ("training data (500 K)", "training_500k", "0.7")]
-    fig, ax = plt.subplots(figsize=(9.0, 3.8))
-    width = 0.8 / len(series)
-    x = np.arange(len(BASINS))
-    for i, (label, key, colour) in enumerate(series):
-        if key not in populations:
-            continue
-        values = np.array([populations[key][b] for b in BASINS])
-        interval = populations.get(key + "_interval")
-        error = None
-        if interval:
-            low = np.array([interval[b][0] for b in BASINS])
-            high = np.array([interval[b][1] for b in BASINS])
-            error = np.nan_to_num(np.vstack([values - low, high - values]).clip(min=0))
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, yerr=error, capsize=2, label=label,
-               color=colour, edgecolor="0.3", linewidth=0.4)
-    ax.set_xticks(x)
-    ax.set_xticklabels(BASINS, fontsize=8)
-    ax.set_ylabel("population")
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7, ncol=3)
-    ax.set_title("basin populations (error bars: 95% bootstrap over replicas)", fontsize=10)
-    fig.tight_layout()
-    return _save_figure(fig, path)
-
-
 def plot_coverage(path, phi_ref, psi_ref, phi_sim, psi_sim):
     """Where the training data and the NNForce ensemble lie in the phi/psi plane.
 
@@ -234,8 +276,8 @@ def plot_coverage(path, phi_ref, psi_ref, phi_sim, psi_sim):
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 4.4))
-    ax.scatter(np.degrees(phi_ref), np.degrees(psi_ref), s=3, c="0.65", label="training data (amber14, hot)")
-    ax.scatter(np.degrees(phi_sim), np.degrees(psi_sim), s=3, c="tab:blue", label="NNForce ensemble")
+    ax.scatter(np.degrees(phi_ref), np.degrees(psi_ref), s=3, c="0.65", label="training data (amber14 500 K + active learning)")
+    ax.scatter(np.degrees(phi_sim), np.degrees(psi_sim), s=3, c="tab:blue", label="production (student)")
     ax.set_xlim(-180, 180)
     ax.set_ylim(-180, 180)
     ax.set_xlabel("phi (deg)")

@@ -4,101 +4,145 @@ import json
 import os
 
 from .._html import esc, figure, fmt, structures, table, write_page
-from ..units import KJ_PER_KCAL
 from .measure import BASINS
 
 TITLE = "nnforce demo: alanine dipeptide"
 
 
 def _header(info):
-    s = info["settings"]
+    s, ens = info["settings"], info["ensemble"]
+    d = info["distillation"]
     return f"""<h1>nnforce demo: alanine dipeptide in vacuum</h1>
 <p>{esc(info['mode'])} mode, seed {info['seed']}, finished {esc(info['finished_utc'])} in
 {info['total_time_s']:.0f} s on {esc(info['host'])}.</p>
-<p class="flow">amber14 sampling ({s['sample_temperature_k']:g} K) &rarr; ANI-1x labels &rarr; train
-{esc(s['model']['type'].upper())}-style model &rarr; export &rarr; {info['ensemble']['replicas']} NNForce replicas
-seeded across C7eq/beta, alpha_R, C7ax, alpha_L, one Context ({s['ensemble_temperature_k']:g} K) &rarr; TICA
-&rarr; k-means &rarr; MSM (implied timescales, CK test, PCCA+ states) &rarr; populations vs amber14 &rarr; this
+<p class="flow">amber14 sampling ({s['sample_temperature_k']:g} K) &rarr; ANI-1x labels &rarr; distillation by active
+learning ({len(d['rounds'])} rounds: a committee explores with metadynamics on phi/psi, ANI-1x labels what it
+disagrees on and where the data are thin) &rarr; the student ({esc(s['model']['type'].upper())}-style, .pt2) &rarr;
+production with issue 25's protocol (metadynamics builds a bias, {ens['replicas']} replicas under it held fixed, one
+Context) &rarr; reweighted phi/psi free energy and basins vs the teacher ANI-1x &rarr; TICA, k-means, MSM &rarr; this
 report</p>
 """
 
 
 def _training(info):
-    s, m = info["settings"], info["metrics"]
+    m, d = info["metrics"], info["distillation"]
     test, base, traj = m["test"], m["baseline"], m.get("trajectory_vs_teacher") or {}
-    parts = ['<section id="training"><h2>1. Training: a small model learns ANI-1x</h2>',
-             figure(info["files"]["training_png"], "training curve",
-                    "Left: loss per epoch (energy MSE / Var(E) + force weight x force MSE / mean(F^2)). Middle: "
-                    "validation MAEs with the trivial baselines (dotted). Right: test-set energies, trained "
-                    "model vs the ANI-1x teacher.")]
+    parts = ['<section id="training"><h2>1. Distillation: a small student learns ANI-1x by active learning</h2>']
+    rows = [(r["round"], r["frames"], r.get("test_energy_mae_kj_mol", "n/a"), r.get("test_force_mae_kj_mol_nm", "n/a"),
+             r.get("explored_ps", "-"), _range(r.get("explored_torsion_range_deg")),
+             r.get("explored_uncovered_fraction", "-"), r.get("fresh_energy_mae_kj_mol", "-"),
+             r.get("fresh_force_mae_kj_mol_nm", "-"), r.get("added", "-"),
+             {True: "yes", False: "no"}.get(r.get("converged"), "-")) for r in d["rounds"]]
+    parts.append("<p>The loop is the library's (<code>nnforce.train.learn</code>, as run by <code>nnforce learn</code>): "
+                 f"each round trains a committee of {info['settings']['distil']['members']} small ANI-style models on "
+                 "the data, explores with it at 300 K under well-tempered metadynamics on phi/psi "
+                 "(<code>openmm.app.Metadynamics</code>), measures its error on fresh explored frames labelled by "
+                 "ANI-1x, and labels the frames its members disagree on most (raised where no training frame lies "
+                 "within 20 deg in phi/psi). It stops when the fresh frames' errors are within "
+                 f"{d['stop_ratio']:g}x the test errors, or after the last round. "
+                 + ("It converged." if d["converged"] else "It did not converge within the rounds.") + "</p>")
+    parts.append(table(rows, header=("round", "training frames", "committee test E MAE (kJ/mol)",
+                                     "test F MAE (kJ/mol/nm)", "explored (ps)", "phi / psi range explored (deg)",
+                                     "explored frames > 20 deg from the data", "fresh E MAE (offset-free)",
+                                     "fresh F MAE", "frames added", "converged")))
+    parts.append(figure(info["files"]["training_png"], "training curve",
+                        "The student (member 0 of the last committee, trained on on all the data). Left: loss per "
+                        "epoch. Middle: validation MAEs with the trivial baselines (dotted). Right: test-set "
+                        "energies, student vs the ANI-1x teacher."))
     rows = [("energy MAE (kJ/mol)", test["energy_mae_kj_mol"], base["energy_mae_kj_mol"],
-             traj.get("energy_mae_kj_mol", "n/a")),
+             traj.get("energy_mae_offset_free_kj_mol", "n/a")),
             ("energy RMSE (kJ/mol)", test["energy_rmse_kj_mol"], base["energy_rmse_kj_mol"],
              traj.get("energy_rmse_kj_mol", "n/a")),
-            ("energy MAE (kcal/mol)", test["energy_mae_kcal_mol"], base["energy_mae_kj_mol"] / KJ_PER_KCAL,
-             traj.get("energy_mae_kj_mol", float("nan")) / KJ_PER_KCAL if traj else "n/a"),
             ("force MAE (kJ/mol/nm)", test["force_mae_kj_mol_nm"], base["force_mae_kj_mol_nm"],
              traj.get("force_mae_kj_mol_nm", "n/a")),
             ("force RMSE (kJ/mol/nm)", test["force_rmse_kj_mol_nm"], base["force_rmse_kj_mol_nm"],
              traj.get("force_rmse_kj_mol_nm", "n/a"))]
-    parts.append(table(rows, header=("metric", f"test set ({test['n_frames']} frames)",
+    parts.append(table(rows, header=("metric", f"test set ({test['n_frames']} amber14 frames, never trained on)",
                                      "baseline (mean energy, zero force)",
-                                     f"NNForce ensemble frames ({traj.get('n_frames', 0)}) vs ANI-1x")))
-    parts.append(f"<p>{info['training']['epochs_run']} epochs in {info['timings_s']['train']:.0f} s "
-                 f"(best epoch {info['training']['best_epoch'] + 1}"
-                 f"{', stopped early' if info['training']['stopped_early'] else ''}); "
-                 f"{s['split'][0]} training / {s['split'][1]} validation / {s['split'][2]} test frames. "
-                 "The last column re-labels frames of the NNForce replicas with ANI-1x: the model's error where "
-                 "it actually ran.</p>")
-    if traj and traj["energy_mae_kj_mol"] > 3.0 * test["energy_mae_kj_mol"] + 5.0:
-        parts.append('<p class="warn"><strong>Warning:</strong> on its own replicas the model is much worse than '
-                     f'on the test set ({traj["energy_mae_kj_mol"]:.3g} vs {test["energy_mae_kj_mol"]:.3g} kJ/mol): '
-                     "the dynamics left the configurations it was trained on (a small model with minutes of "
-                     "training has holes). Add those frames to the training data, train longer, or simulate at a "
-                     "lower temperature.</p>")
+                                     f"{traj.get('n_frames', 0)} random production frames vs ANI-1x "
+                                     "(energy: offset-free)")))
+    if traj:
+        ok = traj["energy_ratio_to_test"] <= 2 and traj["force_ratio_to_test"] <= 2
+        parts.append(f'<p class="{"" if ok else "warn"}">On frames of its own production run the student is '
+                     f"{traj['energy_ratio_to_test']:.2f}x its test energy MAE (offset-free; mean offset "
+                     f"{traj['energy_offset_kj_mol']:.3g} kJ/mol) and {traj['force_ratio_to_test']:.2f}x its test "
+                     "force MAE (goal: at most 2x each) "
+                     + ("&mdash; met." if ok else "&mdash; <strong>not met</strong>: the production visits "
+                        "configurations the data do not cover well.") + "</p>")
+    parts.append(f"<p>Student training: {info['training']['epochs_run']} epochs (best epoch "
+                 f"{info['training']['best_epoch'] + 1}), started from {esc(info['training']['started_from'])}; "
+                 f"{d['initial_frames']} initial frames, {d['final_frames']} after active learning.</p>")
+    if info["files"].get("learning_curve_png"):
+        parts.append(figure(info["files"]["learning_curve_png"], "learning curve",
+                            "The committee's test errors and the training frames per round (nnforce learn)."))
     parts.append("</section>")
     return "".join(parts)
 
 
+def _num(value):
+    return "n/a" if value is None else fmt(value)
+
+
+def _range(ranges):
+    if not ranges:
+        return "-"
+    return " / ".join(f"{low:.0f}..{high:.0f}" for low, high in ranges)
+
+
 def _ensemble(info):
-    s, ens, ana = info["settings"], info["ensemble"], info["analysis"]
-    starts = {name: ens["start_basins"].count(name) for name in BASINS}
-    built = sum(1 for source in ens["start_sources"] if source < 0)
+    ens, ana, comp = info["ensemble"], info["analysis"], info.get("teacher_comparison") or {}
+    p = ens["protocol"]
     return "".join([
-        '<section id="ensemble"><h2>2. The ensemble: replicas in one Context</h2>',
-        f"<p>{ens['replicas']} replicas of alanine dipeptide, "
-        + ", ".join(f"{n} in {esc(name)}" for name, n in starts.items())
-        + ", picked from the amber14 sampling of that basin by clustering (nnforce.simulate.seeding)"
-        + (f"; {built} built by turning the checked-in structure into a basin the sampling never reached" if built
-           else "")
-        + ". All replicas run in one OpenMM Context with one NNForce: one model call per step for all of them "
-          "(nnforce.simulate.replicas). The same starts, seeds and protocol were run with amber14 as the reference.</p>",
+        '<section id="ensemble"><h2>2. Production: metadynamics, then replicas under the bias held fixed</h2>',
+        "<p>Issue 25's protocol (<code>nnforce.simulate.metadynamics</code>, the same settings as the teacher's "
+        "reference; only the lengths differ): phase 1, one walker with well-tempered metadynamics on phi/psi "
+        "(<code>openmm.app.Metadynamics</code>) builds a bias that fills the basins; phase 2, replicas started from "
+        "the walker's frames run under that bias <em>held fixed</em>, all in one OpenMM Context with one NNForce, so "
+        "every frame's unbiased weight is exactly exp(V/kT).</p>",
         figure(info["files"]["ensemble_png"], "ensemble trace",
-               f"Kinetic temperature of each replica (LangevinMiddle, {s['ensemble_timestep_fs']:g} fs, friction "
-               f"{s['ensemble_friction_per_ps']:g}/ps, {s['ensemble_temperature_k']:g} K) and the potential energy "
-               "per replica during production."),
-        table([("replicas x production", f"{ens['replicas']} x {ens['steps']:,} steps = {ens['replicas']} x "
-                                         f"{ens['steps'] * s['ensemble_timestep_fs'] / 1000:g} ps "
-                                         f"(after minimization and {ens['equilibration_steps']:,} equilibration steps)"),
+               "Top: the metadynamics walker's phi and psi. Bottom: the replicas' kinetic temperature."),
+        table([("protocol", ", ".join(f"{k} {v}" for k, v in p.items())),
+               ("phase 1", f"{ens['metad_steps']:,} steps ({ens['metad_steps'] * p['timestep_fs'] / 1000:g} ps), "
+                           f"{ens['metad_ms_per_step']:.3f} ms/step, {ens['metad_wall_s']:.0f} s"),
+               ("phase 2", f"{ens['replicas']} replicas x {ens['steps']:,} steps "
+                           f"({ens['steps'] * p['timestep_fs'] / 1000:g} ps each), "
+                           f"{ens['production_ms_per_step_all_replicas']:.3f} ms/step for all, "
+                           f"{ens['production_wall_s']:.0f} s"),
                ("frames", f"{ana['frames']:,} (one every {ana['dt_ps']:g} ps per replica)"),
                ("mean temperature (K)", ens["temperature_mean_k"]),
-               ("NNForce, all replicas in one Context (ms per step)", ens["ms_per_step"]),
-               ("aggregate replica steps per second", ens["aggregate_steps_per_s"]),
-               ("amber14 reference ensemble (wall s)", ens["reference_wall_s"]),
+               ("student, plain MD (ms/step, CPU platform, 1 thread): wall / CPU received",
+                f"{ens['student_ms_per_step']:.3f} / {ens['student_cpu_ms_per_step']:.3f}"),
+               ("teacher ANI-1x, plain MD (ms/step, same probe, from its reference run): wall / CPU received",
+                f"{_num(comp.get('teacher_ms_per_step'))} / {_num(comp.get('teacher_cpu_ms_per_step'))}"),
+               ("teacher / student cost per step: wall / CPU", f"{_num(comp.get('speedup'))} / "
+                                                                f"{_num(comp.get('speedup_cpu'))} (goal: >= 5)"),
+               ("student, phase 1 with the bias (ms/step, wall)", ens["metad_ms_per_step"]),
                ("NNForce vs Python energy, same frame (kJ/mol)", info["metrics"]["nnforce_vs_python_kj_mol"])]),
         "</section>"])
 
 
 def _phi_psi(info):
-    files = info["files"]
+    files, comp = info["files"], info.get("teacher_comparison") or {}
+    if comp.get("available"):
+        verdict = (f"RMS difference {comp['fes_rms_kt']:.2f} kT over the {comp['bins']} bins within 4 kT of either "
+                   f"minimum, after removing the mean offset ({comp['offset_kt']:.2f} kT); bins within 4 kT on one "
+                   f"surface the other never sampled: {comp['missing_in_a']} (student), {comp['missing_in_b']} "
+                   f"(teacher). Goal: at most 1 kT &mdash; {'met' if comp['fes_rms_kt'] <= 1 else 'not met'}.")
+    else:
+        verdict = f"No teacher reference: {esc(comp.get('note', ''))}"
     return "".join([
-        '<section id="phi-psi"><h2>3. phi/psi free energy of the ensemble and its metastable states</h2>',
+        '<section id="phi-psi"><h2>3. phi/psi free energy: student against teacher</h2>',
+        figure(files["fes_png"], "phi/psi free energy student vs teacher",
+               "-ln p(phi, psi) in kT from the production frames reweighted by exp(V/kT) (the bias held fixed), "
+               "student and teacher (ANI-1x, the same protocol; bench/teacher_fes.py), and their difference over "
+               "the bins within 4 kT of either minimum (mean removed). White: never visited."),
+        f"<p>{verdict}</p>",
         figure(files["phi_psi_png"], "phi/psi free energy with states",
-               f"-kT ln p(phi, psi) at {info['settings']['ensemble_temperature_k']:g} K. Left: all frames as "
-               "sampled (the replicas started in every basin, so this is biased by the starts). Right: the frames "
-               "reweighted by the MSM's stationary distribution; dots: the frames of each PCCA+ state S1, S2, ...; "
-               "stars: each state's representative structure (shown in 3D below). White: never visited."),
-        figure(files["coverage_png"], "phi/psi coverage", "Training configurations (grey) and the ensemble (blue)."),
+               f"The student's production at {info['ensemble']['protocol']['temperature_k']:g} K. Left: frames as "
+               "sampled (under the bias). Right: reweighted by the MSM's stationary distribution with the bias "
+               "removed; dots: the frames of each PCCA+ state S1, S2, ...; stars: each state's representative."),
+        figure(files["coverage_png"], "phi/psi coverage",
+               "Training configurations after active learning (grey) and the production frames (blue)."),
         "</section>"])
 
 
@@ -108,7 +152,11 @@ def _msm(info):
     lower, upper = ana["slowest_timescale_interval_ps"]
     rows = [(f"{lag:g}", *[f"{t:.3g} [{lo:.3g}, {hi:.3g}]" for t, lo, hi in zip(ts, los, his)])
             for lag, ts, los, his in zip(its["lags_ps"], its["timescales"], its["lower"], its["upper"])]
-    parts = ['<section id="msm"><h2>4. Markov state model: implied timescales and CK test</h2><div class="row">',
+    parts = ['<section id="msm"><h2>4. Markov state model: implied timescales and CK test</h2>',
+             "<p>The MSM is built on the production replicas, which ran under the static bias: its implied "
+             "timescales are those of the <strong>biased</strong> dynamics (barriers lowered by the bias), not the "
+             "molecule's. Its stationary distribution is reweighted per cluster, pi_i ~ pi_b,i &lt;exp(V/kT)&gt;_i, "
+             "for the populations below.</p><div class=\"row\">",
              figure(files["timescales_png"], "implied timescales",
                     f"Implied timescales of a reversible MSM on {info['settings']['clusters']} k-means clusters of "
                     f"the TICA coordinates, against the lag; bands: {100 * its['confidence']:.0f}% bootstrap "
@@ -158,27 +206,27 @@ def _states(info):
 
 
 def _populations(info):
-    pops = info["analysis"]["populations"]
+    pops, comp = info["analysis"]["populations"], info.get("teacher_comparison") or {}
+    student, teacher = comp.get("student_basins") or {}, comp.get("teacher_basins") or {}
 
-    def cell(key, name):
-        value = pops[key][name]
-        interval = pops.get(key + "_interval")
-        return f"{value:.3f}" + (f" [{interval[name][0]:.3f}, {interval[name][1]:.3f}]" if interval else "")
+    def cell(values, name):
+        if name not in values:
+            return "n/a"
+        value, low, high = values[name]
+        return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
-    rows = [(name, cell("nnforce_msm", name), cell("nnforce_frames", name), cell("reference_msm", name),
-             cell("reference_frames", name), cell("training_500k", name)) for name in BASINS]
+    msm = pops["nnforce_msm"]
+    interval = pops["nnforce_msm_interval"]
+    rows = [(name, cell(student, name), cell(teacher, name),
+             f"{msm[name]:.3f} [{interval[name][0]:.3f}, {interval[name][1]:.3f}]",
+             f"{pops['nnforce_frames'][name]:.3f}", f"{pops['training_data'][name]:.3f}") for name in BASINS]
     return "".join([
-        '<section id="populations"><h2>6. Basin populations: NNForce against amber14</h2>',
-        figure(info["files"]["populations_png"], "basin populations",
-               "Population of each basin: the MSM's (frames reweighted by the stationary distribution; error bars "
-               "95% bootstrap over replicas) and the plain frame fractions, for the NNForce ensemble and the amber14 "
-               "ensemble run from the same starts with the same protocol (assigned to the same TICA coordinates and "
-               "clusters); and the 500 K amber14 sampling the model was trained on."),
-        table(rows, header=("basin", "NNForce MSM [95%]", "NNForce frames", "amber14 MSM [95%]", "amber14 frames",
-                            "training data, 500 K")),
-        "<p>The model learned ANI-1x (a quantum-chemistry potential), not amber14, so the two need not agree: "
-        "amber14 is a reference for what a conventional force field does with the same sampling, not the truth. "
-        "Frame fractions reflect where the replicas were started as much as the potential.</p>",
+        '<section id="populations"><h2>6. Basin populations: student against teacher</h2>',
+        figure(info["files"]["teacher_populations_png"], "basin populations",
+               "The four basins' populations from the frames reweighted by exp(V/kT), with 95% bootstrap intervals "
+               "over replicas, for the student and the teacher (ANI-1x, the same protocol)."),
+        table(rows, header=("basin", "student, reweighted [95%]", "teacher ANI-1x, reweighted [95%]",
+                            "student, MSM reweighted [95%]", "student, frames (biased)", "training data, frames")),
         "</section>"])
 
 
@@ -188,7 +236,8 @@ def _not_converged(info):
     return ('<section id="not-converged"><h2>7. What is not converged</h2><div class="warn"><ul>' + items
             + "</ul></div><p>Checks: MSM connectivity, slowest timescale against the replica length and its bootstrap "
               "interval, implied timescales flat beyond the lag, CK test deviations, replicas that never left their "
-              "basin, bootstrap intervals of the populations.</p></section>")
+              "basin, bootstrap intervals of the populations, frames far from the training data, the free energy "
+              "against the teacher's.</p></section>")
 
 
 def _tica(info):
@@ -209,15 +258,14 @@ def _tica(info):
 def _pt2_line(info):
     pt2 = info.get("pt2")
     if not pt2:
-        return "; the ensemble runs the TorchScript file"
-    return (f"; the ensemble runs model.pt2 (AOTInductor, {pt2['precision']} precision, compiled in "
+        return "; production runs the TorchScript file"
+    return (f"; production runs model.pt2 (AOTInductor, {pt2['precision']} precision, compiled in "
             f"{pt2['compile_s']:.0f} s, cached; NNForce vs Python {pt2['nnforce_vs_python_kj_mol']:.2g} kJ/mol)")
 
 
 def _settings_rows(info):
     s = info["settings"]
     checks = ", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in info["export_checks"].items())
-    budget = f", fitted to a {s['ensemble_time_budget_s']:g} s budget" if s.get("ensemble_time_budget_s") else ""
     return [("mode / seed", f"{info['mode']} / {info['seed']}"),
             ("molecule", f"alanine dipeptide (ACE-ALA-NME), {info['n_atoms']} atoms, vacuum"),
             ("sampling", f"amber14 (OpenMM), LangevinMiddle {s['sample_timestep_fs']:g} fs, "
@@ -228,25 +276,24 @@ def _settings_rows(info):
                          f"{s['sample_interval_steps']} steps after {s['sample_equilibration_steps']}"),
             ("labels", "ANI-1x ensemble (8 networks, NeuroChem files of the torchani 2.1.1 wheel), float64; "
                        "energies kJ/mol, forces kJ/mol/nm"),
-            ("split (train/val/test)", "/".join(str(v) for v in s["split"])),
+            ("initial split (active learning / test)", f"{s['split'][0] + s['split'][1]} / {s['split'][2]}"),
             ("model", json.dumps(s["model"])),
-            ("training", json.dumps(s["train"])),
+            ("distillation (nnforce.train.learn)", json.dumps(s["distil"])),
+            ("student training", json.dumps(s["student_train"])),
             ("export", f"{os.path.basename(info['files']['model'])}: float32 TorchScript + metadata; "
                        "contract checks " + checks + _pt2_line(info)),
-            ("ensemble", f"{4 * s['ensemble_replicas_per_basin']} NNForce replicas in one Context, OpenMM CPU "
-                         f"platform, 1 torch thread, LangevinMiddle {s['ensemble_timestep_fs']:g} fs, "
-                         f"{s['ensemble_temperature_k']:g} K, friction {s['ensemble_friction_per_ps']:g}/ps, "
-                         f"minimization ({s['ensemble_minimize_iterations']} iterations), "
-                         f"{s['ensemble_equilibration_steps']} + {info['ensemble']['steps']} steps (at most "
-                         f"{s['ensemble_steps']}{budget}), a frame every {s['ensemble_trajectory_interval']} steps; "
-                         "amber14 (no cutoff, no constraints) with the same starts and protocol"),
-            ("analysis", f"features phi/psi (sin, cos); TICA lag {s['tica_lag_frames']} frames, {s['tica_dim']} dims; "
-                         f"k-means k={s['clusters']} (seeded); reversible MSM lag {s['msm_lag_frames']} frames; "
-                         f"implied timescales at lags {s['its_lags_frames']} frames, {s['bootstrap_samples']} bootstrap "
+            ("production", f"nnforce.simulate.metadynamics.SamplingProtocol {json.dumps(info['ensemble']['protocol'])}"
+                           "; OpenMM CPU platform, 1 torch thread"),
+            ("analysis", f"reweighted FES on {s['phi_psi_bins']}x{s['phi_psi_bins']} bins; features phi/psi (sin, "
+                         f"cos); TICA lag {s['tica_lag_frames']} frames, {s['tica_dim']} dims; k-means "
+                         f"k={s['clusters']} (seeded); reversible MSM lag {s['msm_lag_frames']} frames; implied "
+                         f"timescales at lags {s['its_lags_frames']} frames, {s['bootstrap_samples']} bootstrap "
                          f"samples; PCCA+ (at most {s['max_metastable_sets']} sets); CK test to "
-                         f"{s['ck_multiples'] - 1}x the lag"),
-            ("seeds", f"sampling {1 + 1000 * info['seed']}+start, split/training/k-means/bootstrap/start picking "
-                      f"{info['seed']} (+ basin), ensemble velocities/noise from {info['seed'] + 1}")]
+                         f"{s['ck_multiples'] - 1}x the lag; {s['teacher_check_frames']} random production frames "
+                         "re-labelled with ANI-1x"),
+            ("seeds", f"sampling {1 + 1000 * info['seed']}+start, split/training/k-means/bootstrap {info['seed']}, "
+                      f"active learning from {info['seed']} (learn's own offsets), metadynamics {info['seed'] + 1}, "
+                      f"replica starts {info['seed'] + 2}, replicas {info['seed'] + 3}")]
 
 
 def _what_was_run(info):

@@ -12,30 +12,46 @@ SETTINGS = {
         "sample_equilibration_steps": 5000,
         "sample_interval_steps": 100,
         "sample_frames_per_start": 450,
+        # the initial data: the amber14 frames, all but the test split go into the active-learning loop
         "split": (1500, 150, 150),
-        "model": {"type": "ani", "elements": ELEMENTS, "hidden": [64, 32]},
-        # the format the ensemble runs: "pt2" (compiled with to_pt2 in float32, ~2x faster than TorchScript for this
-        # model; bench/results/pt2.md) or "torchscript"; the compile time comes out of the ensemble's time budget
+        # the student (and the committee members that explore): a small ANI-style model, reduced AEV (8 radial
+        # shifts, 4 angular shifts x 4 angle sections), so its float32 .pt2 runs <= 1 ms/step at 22 atoms
+        "model": {"type": "ani", "elements": ELEMENTS, "hidden": [32, 16],
+                  "radial_shifts": [round(0.09 + 0.05375 * k, 5) for k in range(8)],
+                  "angular_shifts": [0.09, 0.155, 0.22, 0.285], "num_angle_sections": 4},
         "model_format": "pt2",
         "pt2_precision": "single",
-        "ensemble_min_budget_s": 90.0,
-        # the ablation's best settings for the ANI-style model (bench/results/train_accuracy.md): lr 3e-3 annealed by a
-        # cosine over the time budget, force weight 100; no early stop (the best validation epoch is kept)
-        "train": {"epochs": 400, "batch_size": 16, "lr": 3e-3, "force_weight": 100.0, "schedule": "budget_cosine",
-                  "min_lr": 1e-5, "plateau_patience": 4, "early_stopping_patience": 400, "max_time_s": 330.0},
-        # the ensemble: NNForce replicas seeded across the four basins, batched in one Context
-        "ensemble_replicas_per_basin": 4,
-        "ensemble_temperature_k": 300.0,
-        "ensemble_timestep_fs": 1.0,
-        "ensemble_friction_per_ps": 1.0,
-        "ensemble_minimize_iterations": 200,
-        "ensemble_equilibration_steps": 500,  # after minimization, not saved; also times NNForce for the budget
-        "ensemble_equilibration_friction_per_ps": 10.0,  # a minimized start gives half its kinetic energy away
-        "ensemble_steps": 10000,  # per replica, at most
-        "ensemble_min_steps": 2000,
-        "ensemble_time_budget_s": 210.0,  # fewer production steps (at least ensemble_min_steps) if NNForce is slower
-        "ensemble_trajectory_interval": 25,
-        "teacher_check_frames": 100,
+        # distillation by active learning (nnforce.train.learn): a committee explores with well-tempered
+        # metadynamics on phi/psi at 300 K, frames its members disagree on (raised where the data's phi/psi
+        # coverage is thin) get ANI-1x labels, retrain; stop when the error on fresh exploration frames is within
+        # stop_ratio of the test error, or after `rounds`
+        "distil": {
+            "rounds": 2, "members": 2, "stop_ratio": 1.5, "check_frames": 30, "validation_fraction": 0.1,
+            # the ablation's best settings for the ANI-style model (bench/results/train_accuracy.md): lr 3e-3 annealed
+            # by a cosine over the time budget, force weight 100; no early stop (the best validation epoch is kept)
+            "train": {"epochs": 400, "batch_size": 16, "lr": 3e-3, "force_weight": 100.0, "schedule": "budget_cosine",
+                      "min_lr": 1e-5, "plateau_patience": 4, "early_stopping_patience": 400, "max_time_s": 35.0},
+            "explore": {"temperature_k": 300.0, "time_ps": 10.0, "timestep_fs": 2.0, "hydrogen_mass_amu": 3.0,
+                        "friction_per_ps": 1.0, "sample_interval": 25, "platform": "CPU",
+                        "metadynamics": {"height_kj_mol": 4.0, "sigma_deg": 20.0, "bias_factor": 15.0,
+                                         "frequency_steps": 50, "grid_width": 72}},
+            "select": {"max_frames": 60, "threshold_kj_mol": 0.0, "min_spacing": 2, "coverage_weight": 2.0,
+                       "coverage_scale_deg": 20.0},
+        },
+        # the student: member 0 of the last committee, trained on for this long on all the data
+        "student_train": {"epochs": 400, "batch_size": 16, "lr": 1e-3, "force_weight": 100.0,
+                          "schedule": "budget_cosine", "min_lr": 1e-5, "plateau_patience": 4,
+                          "early_stopping_patience": 400, "max_time_s": 60.0},
+        # production: issue 25's protocol (nnforce.simulate.metadynamics.SamplingProtocol, its defaults frozen;
+        # only the lengths are the demo's): metadynamics builds the bias, then replicas run under it held fixed
+        "metad_steps": 50_000,
+        "replicas": 16,
+        "production_steps": 6_000,
+        # wall-time caps (s) of the two phases on a busy machine (the run records how far each got); None: no cap
+        "metad_max_wall_s": 150.0,
+        "production_max_wall_s": 150.0,
+        "teacher_check_frames": 200,
+        "teacher_file": None,  # None: the package's nnforce/demo/data/teacher_fes.npz
         # conformational analysis (lags in saved frames)
         "tica_lag_frames": 10,
         "tica_dim": 3,
@@ -56,20 +72,22 @@ SETTINGS["small"] = dict(
     sample_equilibration_steps=2000,
     sample_frames_per_start=80,
     split=(160, 40, 40),
-    model={"type": "ani", "elements": ELEMENTS, "hidden": [32, 16]},
-    # lr 3e-3 annealed by a cosine and force weight 100: the settings bench/train_ablation.py found best for the
-    # ANI-style model (bench/results/train_accuracy.md); a plateau schedule never lowered the lr in 15 epochs
-    train={"epochs": 15, "batch_size": 16, "lr": 3e-3, "force_weight": 100.0, "schedule": "cosine",
-           "plateau_patience": 4, "early_stopping_patience": 10, "max_time_s": None},
-    ensemble_replicas_per_basin=2,
-    ensemble_timestep_fs=0.5,
-    ensemble_friction_per_ps=10.0,  # thermalises within the short run
-    ensemble_minimize_iterations=50,
-    ensemble_equilibration_steps=100,
-    ensemble_steps=600,
-    ensemble_min_steps=600,
-    ensemble_time_budget_s=None,  # fixed length: the test checks the frame count
-    ensemble_trajectory_interval=10,
+    model=SETTINGS["full"]["model"],
+    # epochs, not time caps: the result does not depend on the machine's speed (and the .pt2 cache hits again)
+    distil={**SETTINGS["full"]["distil"], "rounds": 1, "check_frames": 5,
+            "train": {"epochs": 4, "batch_size": 16, "lr": 3e-3, "force_weight": 100.0, "schedule": "cosine",
+                      "plateau_patience": 4, "early_stopping_patience": 10, "max_time_s": None},
+            "explore": {**SETTINGS["full"]["distil"]["explore"], "time_ps": 0.4, "timestep_fs": 1.0,
+                        "sample_interval": 10},
+            "select": {**SETTINGS["full"]["distil"]["select"], "max_frames": 10}},
+    # 15 epochs at lr 3e-3 (cosine): the small student must hold its bonds for 1 ps at 500 K (the .pt2 test)
+    student_train={"epochs": 15, "batch_size": 16, "lr": 3e-3, "force_weight": 100.0, "schedule": "cosine",
+                   "plateau_patience": 4, "early_stopping_patience": 15, "max_time_s": None},
+    metad_steps=1000,
+    metad_max_wall_s=None,  # fixed lengths: the test checks the frame counts
+    production_max_wall_s=None,
+    replicas=4,
+    production_steps=1000,
     teacher_check_frames=20,
     tica_lag_frames=2,
     clusters=8,

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from .measure import BASINS, basin_populations, errors, uncovered_fraction, nnforce_energy, phi_psi_of, predict
+from .measure import BASINS, errors, nnforce_energy, phi_psi_of, predict
 from .molecule import alanine_dipeptide, atomic_numbers, sample_configurations, write_pdb
 
 
@@ -88,6 +88,7 @@ def molecule(run):
     with run.stage("molecule", "alanine dipeptide (ACE-ALA-NME) from the checked-in structure"):
         phi0, psi0 = run.settings["sample_starts_deg"][0]
         run.topology, positions = alanine_dipeptide(phi0, psi0)
+        run.positions = np.asarray(positions.value_in_unit(positions.unit), dtype=np.float64)
         run.files["structure"] = write_pdb(run.path("alanine_dipeptide.pdb"), run.topology, positions)
         run.numbers = atomic_numbers(run.topology)
         run.info["n_atoms"] = len(run.numbers)
@@ -118,8 +119,12 @@ def reference_data(run):
         run.phi_ref, run.psi_ref = phi_psi_of(frames, run.topology)
 
 
-def train(run):
-    """3. A small ANI-style model (energies + forces, seeded, time-capped), tested against the trivial baselines.
+def distil(run):
+    """3. Distillation by active learning (:func:`nnforce.train.learn.learn`): a committee of small ANI-style models
+    trained on the amber14 frames explores with well-tempered metadynamics on phi/psi; frames its members disagree
+    on, raised where the data's phi/psi coverage is thin, get ANI-1x labels; retrain; until the error on fresh
+    exploration frames is close to the test error (or the rounds are used). The student is member 0 of the last
+    committee, trained on on all the data; tested against the trivial baselines.
 
     Parameters
     ----------
@@ -128,34 +133,82 @@ def train(run):
     import torch
 
     from ..data import split
-    from ..train import TrainConfig, build_model, evaluate, fit
+    from ..simulate.metadynamics import backbone_torsions
+    from ..train import TrainConfig, evaluate, fit, model_from_checkpoint
+    from ..train.learn import LearnConfig, learn
     from .figures import plot_training
 
-    s, seed = run.settings, run.seed
+    s, seed, d = run.settings, run.seed, run.settings["distil"]
     run.spec = dict(s["model"])
-    cap = s["train"]["max_time_s"]
-    with run.stage("train", f"{run.spec['type'].upper()}-style model, energies + forces, "
-                            + (f"at most {cap:g} s" if cap else f"{s['train']['epochs']} epochs")):
-        train_set, val_set, test_set = split(run.dataset, s["split"], seed=seed)
-        config = TrainConfig(**s["train"], seed=seed, log_dir=run.path("train"), progress=run.info["mode"] == "full",
-                             threads=1)
+    with run.stage("distil", f"active learning from ANI-1x: a {d['members']}-member committee explores with "
+                             f"metadynamics on phi/psi, at most {d['rounds']} rounds; the student"):
+        pool, test_set = split(run.dataset, (s["split"][0] + s["split"][1], s["split"][2]), seed=seed)
+        folder = run.path("distil")
+        os.makedirs(folder, exist_ok=True)
+        pool.save(os.path.join(folder, "initial.npz"))
+        test_set.save(os.path.join(folder, "test.npz"))
+        teacher_path = os.path.join(folder, "teacher_ani1x.pt")  # the teacher learn labels with (TorchScript)
+        from .._io import atomic_save
+
+        scripted = torch.jit.script(run.teacher)
+        atomic_save(teacher_path, lambda tmp: scripted.save(tmp))
+        phi_atoms, psi_atoms = backbone_torsions(run.topology)
+        config = LearnConfig(
+            data=os.path.join(folder, "initial.npz"), output=folder, label=teacher_path,
+            test=os.path.join(folder, "test.npz"), rounds=d["rounds"], members=d["members"], model=dict(run.spec),
+            train=dict(d["train"], threads=1), explore=dict(d["explore"]), select=dict(d["select"]), stability=None,
+            validation_fraction=d["validation_fraction"], seed=seed, torsions=[list(phi_atoms), list(psi_atoms)],
+            check_frames=d["check_frames"], stop_ratio=d["stop_ratio"])
+        learned = learn(config)
+        rows = learned["rounds"]
+        from ..data import Dataset
+
+        data = Dataset.load(learned["data"])
+        member, _ = model_from_checkpoint(os.path.join(folder, f"round_{rows[-1]['round']}", "member0", "best.ckpt"))
+        n_val = max(1, int(round(d["validation_fraction"] * len(data))))
+        train_set, val_set = split(data, (len(data) - n_val, n_val), seed=seed)
+        config = TrainConfig(**s["student_train"], seed=seed, log_dir=run.path("train"),
+                             progress=run.info["mode"] == "full", threads=1)
         torch.manual_seed(seed)
-        model = build_model(dict(run.spec, seed=seed) if run.spec["type"] in ("ani", "schnet") else run.spec)
-        result = fit(model, train_set, val_set, config, model_spec=dict(run.spec, seed=seed),
-                     metadata={"data_hash": run.dataset.content_hash(), "teacher": "ANI-1x"})
+        result = fit(member.float().train(), train_set, val_set, config, model_spec=dict(run.spec, seed=seed),
+                     metadata={"data_hash": data.content_hash(), "teacher": "ANI-1x"})
         run.model = result.model.double().eval()
+        run.data = data
         run.test_metrics = evaluate(run.model, test_set)
         train_mean = float(train_set.energies_kj_mol.mean())
         test_e, test_f = test_set.energies_kj_mol, test_set.forces_kj_mol_nm
         run.baseline = errors(np.full_like(test_e, train_mean), np.zeros_like(test_f), test_e, test_f)
         run.test_frames = test_set.positions_nm.reshape(len(test_set), -1, 3)
         test_predicted, _ = predict(run.model, run.numbers, run.test_frames)
+        run.files["distil"] = folder
+        run.files["distilled_data"] = learned["data"]
+        run.files["rounds_md"] = os.path.join(folder, "rounds.md")
+        if os.path.exists(os.path.join(folder, "learning_curve.png")):
+            run.files["learning_curve_png"] = os.path.join(folder, "learning_curve.png")
         run.files["history_csv"] = run.path("train", "history.csv")
         run.files["checkpoint"] = result.checkpoint
         run.files["training_png"] = plot_training(run.path("figures", "training.png"), result.history, test_e,
                                                   test_predicted, run.baseline)
-        run.info["training"] = {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
-                                "stopped_early": result.stopped_early, "history": result.history}
+        _record_distillation(run, rows, pool, data, test_set, result)
+
+
+def _record_distillation(run, rows, pool, data, test_set, result):
+    """What the distillation leaves in ``run.info`` (rounds, frames, the student's training)."""
+    d = run.settings["distil"]
+    data_phi, data_psi = phi_psi_of(data.positions_nm.reshape(len(data), -1, 3), run.topology)
+    run.phi_data, run.psi_data = data_phi, data_psi
+    keep = ("round", "frames", "train_s", "test_energy_mae_kj_mol", "test_force_mae_kj_mol_nm", "explored_frames",
+            "explored_ps", "explore_stopped_early", "uncertainty_max_kj_mol", "explored_torsion_range_deg",
+            "explored_uncovered_fraction", "selected", "added", "label_failures", "fresh_frames",
+            "fresh_energy_mae_kj_mol", "fresh_force_mae_kj_mol_nm", "converged", "wall_s", "cpu_s")
+    run.info["distillation"] = {
+        "rounds": [{k: row[k] for k in keep if k in row} for row in rows],
+        "converged": bool(rows[-1].get("converged", False)),
+        "initial_frames": len(pool), "final_frames": len(data), "test_frames": len(test_set),
+        "stop_ratio": d["stop_ratio"]}
+    run.info["training"] = {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
+                            "stopped_early": result.stopped_early, "history": result.history,
+                            "started_from": f"round {rows[-1]['round']} member 0"}
 
 
 def export(run):
@@ -202,109 +255,6 @@ def _export_pt2(run, python_energy):
     run.files["simulation_model"] = run.files["model_pt2"]
 
 
-def ensemble(run):
-    """5. Replicas seeded across C7eq/beta, alpha_R, C7ax and alpha_L, run with NNForce batched in one Context
-    (:mod:`nnforce.simulate.replicas`); the same protocol with amber14 as the reference; temperature figure.
-
-    Parameters
-    ----------
-    run : DemoRun
-    """
-    from .ensemble import run_nnforce_ensemble, run_reference_ensemble, seed_starts
-    from .figures import plot_ensemble_trace
-
-    s = run.settings
-    n = 4 * s["ensemble_replicas_per_basin"]
-    with run.stage("ensemble", f"{n} NNForce replicas seeded across 4 basins, one Context, "
-                               f"{s['ensemble_temperature_k']:g} K; the same with amber14"):
-        starts = seed_starts(run.dataset.positions_nm.reshape(len(run.dataset), -1, 3), run.phi_ref, run.psi_ref,
-                             run.topology, s["ensemble_replicas_per_basin"], run.seed)
-        run.starts = starts
-        budget = s["ensemble_time_budget_s"]
-        if budget is not None and "pt2" in run.info:  # the compile time comes out of the ensemble's budget
-            s = dict(s, ensemble_time_budget_s=max(s["ensemble_min_budget_s"], budget - run.info["pt2"]["compile_s"]))
-        result = run_nnforce_ensemble(run.files["simulation_model"], run.topology, starts["positions"], s, run.seed + 1,
-                                      run.path("ensemble"), progress=run.info["mode"] == "full", log=log)
-        reference = run_reference_ensemble(run.topology, starts["positions"], s, result["steps"], run.seed + 1,
-                                           run.path("reference_ensemble"))
-        run.files["trajectories"] = result["trajectories"]
-        run.files["reference_trajectories"] = reference["trajectories"]
-        run.files["ensemble_png"] = plot_ensemble_trace(run.path("figures", "ensemble.png"), result,
-                                                        s["ensemble_temperature_k"])
-        run.ensemble = dict({k: v for k, v in result.items() if k not in ("temperatures_k",
-                                                                          "potential_per_replica_kj_mol")},
-                            temperature_mean_k=float(result["temperatures_k"].mean()),
-                            reference_wall_s=reference["wall_s"], start_basins=starts["basins"],
-                            start_sources=starts["sources"])
-        run.info["ensemble"] = run.ensemble
-
-
-def analyze(run):
-    """6. TICA -> k-means -> MSM with bootstrap timescales, PCCA+ states, CK test, basin populations vs amber14
-    (:mod:`nnforce.demo.conformations`); the model against ANI-1x on frames of the ensemble.
-
-    Parameters
-    ----------
-    run : DemoRun
-    """
-    import mdtraj
-
-    from ..analysis import plots
-    from ..data.label import label_frames
-    from .conformations import analyze_ensemble
-    from .figures import plot_basin_populations, plot_coverage, plot_states
-
-    s, files = run.settings, run.files
-    with run.stage("analyze", "TICA, k-means, MSM, PCCA+, CK test; populations vs amber14; the model vs ANI-1x"):
-        dt_ps = run.ensemble["frame_interval_ps"]
-        conf = analyze_ensemble(files["trajectories"], files["reference_trajectories"], files["structure"],
-                                run.path("analysis"), s, run.seed, dt_ps, run.ensemble["start_basins"])
-        conf["populations"]["training_500k"] = basin_populations(run.phi_ref, run.psi_ref)
-        phi, psi = conf["phi_rad"], conf["psi_rad"]
-        conf["uncovered_fraction"] = uncovered_fraction(phi, psi, run.phi_ref, run.psi_ref, 20.0)
-        if conf["uncovered_fraction"] > 0.02:
-            conf["not_converged"].append(
-                f"{100 * conf['uncovered_fraction']:.0f}% of the ensemble's frames lie more than 20 deg (phi/psi) from "
-                "every training frame: there the model extrapolates, and the populations and timescales there are "
-                "the model's guess, not ANI-1x's (more sampling there and retraining would fix it).")
-        files["phi_psi_png"] = plot_states(run.path("figures", "phi_psi.png"), conf, s["ensemble_temperature_k"],
-                                           s["phi_psi_bins"])
-        its = conf["its"]
-        files["timescales_png"] = plots.plot_timescales(
-            run.path("figures", "timescales.png"), its["lags"], its["timescales"], dt_ps, "ps", its["lower"],
-            its["upper"], f"{100 * its['confidence']:.0f}% bootstrap interval (replicas resampled)")
-        files["populations_png"] = plot_basin_populations(run.path("figures", "populations.png"), conf["populations"])
-        files["coverage_png"] = plot_coverage(run.path("figures", "coverage.png"), run.phi_ref, run.psi_ref, phi, psi)
-        files["analysis_html"] = conf["files"]["analysis_html"]
-        files["tica_png"] = conf["files"]["tica_png"]
-        if conf.get("ck_png"):
-            files["ck_png"] = conf["ck_png"]
-        run.conformations = conf
-        run.info["analysis"] = {key: conf[key] for key in (
-            "phi_rad", "psi_rad", "populations", "clusters", "replicas", "reference_replicas", "states",
-            "slowest_timescale_ps", "slowest_timescale_interval_ps", "timescales_ps", "msm_active_fraction",
-            "msm_active_states", "not_converged", "dt_ps", "uncovered_fraction") if key in conf}
-        run.info["analysis"].update({
-            "frames": int(len(phi)), "basins": conf["populations"]["nnforce_frames"],
-            "n_sets": conf.get("n_sets"), "ck_max_deviation": conf.get("ck_max_deviation"),
-            "ck_skipped": conf.get("ck_skipped"), "msm_lag_ps": s["msm_lag_frames"] * dt_ps,
-            "tica_lag_ps": s["tica_lag_frames"] * dt_ps,
-            "implied_timescales_ps": {"lags_ps": (its["lags"] * dt_ps).tolist(),
-                                      "timescales": (its["timescales"] * dt_ps).tolist(),
-                                      "lower": (its["lower"] * dt_ps).tolist(), "upper": (its["upper"] * dt_ps).tolist(),
-                                      "confidence": its["confidence"]}})
-        stacked = [(t, f) for t, d in enumerate(conf["dtrajs"]) for f in range(len(d))]
-        pick = [stacked[i] for i in np.unique(np.linspace(0, len(stacked) - 1, min(s["teacher_check_frames"],
-                                                                                  len(stacked))).round().astype(int))]
-        sim_frames = []
-        for t in sorted({t for t, _ in pick}):
-            xyz = mdtraj.load(files["trajectories"][t], top=files["structure"]).xyz
-            sim_frames += [xyz[f] for u, f in pick if u == t]
-        sim_frames = np.asarray(sim_frames, dtype=np.float64)
-        run.trajectory_check = dict(n_frames=int(len(pick)), **errors(
-            *predict(run.model, run.numbers, sim_frames), *label_frames(run.teacher, run.numbers, sim_frames)))
-
-
 def report(run, versions):
     """7. ``report.html`` (self-contained) and ``summary.json``.
 
@@ -325,6 +275,7 @@ def report(run, versions):
             "metrics": {"test": run.test_metrics, "baseline": run.baseline,
                         "trajectory_vs_teacher": run.trajectory_check,
                         "nnforce_vs_python_kj_mol": run.nnforce_vs_python},
+            "teacher_comparison": run.teacher_comparison,
             "versions": versions,
             "finished_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")})
         info["total_time_s"] = time.perf_counter() - run.started
@@ -332,16 +283,21 @@ def report(run, versions):
         files["report"] = run.path("report.html")
         write_report(files["report"], info)
         summary = {k: v for k, v in info.items() if k not in ("analysis",)}
-        summary["analysis"] = {k: v for k, v in info["analysis"].items() if k not in ("phi_rad", "psi_rad")}
+        summary["analysis"] = {k: v for k, v in info["analysis"].items()
+                               if k not in ("phi_rad", "psi_rad", "fes_kt", "fes_edges_rad")}
         analysis = info["analysis"]
+        comparison = run.teacher_comparison
         summary["basin_populations"] = {
-            "basins": list(BASINS), "nnforce_msm": analysis["populations"]["nnforce_msm"],
-            "nnforce_msm_interval_95": analysis["populations"]["nnforce_msm_interval"],
-            "nnforce_frames": analysis["populations"]["nnforce_frames"],
-            "amber14_msm": analysis["populations"]["reference_msm"],
-            "amber14_msm_interval_95": analysis["populations"]["reference_msm_interval"],
-            "amber14_frames": analysis["populations"]["reference_frames"],
-            "training_data_500k_frames": analysis["populations"]["training_500k"]}
+            "basins": list(BASINS),
+            "student_reweighted": analysis["populations"]["student_reweighted"],
+            "student_reweighted_interval_95": analysis["populations"]["student_reweighted_interval"],
+            "teacher_reweighted": {k: v[0] for k, v in (comparison.get("teacher_basins") or {}).items()},
+            "teacher_reweighted_interval_95": {k: [v[1], v[2]] for k, v in
+                                               (comparison.get("teacher_basins") or {}).items()},
+            "student_msm": analysis["populations"]["nnforce_msm"],
+            "student_msm_interval_95": analysis["populations"]["nnforce_msm_interval"],
+            "student_frames_biased": analysis["populations"]["nnforce_frames"],
+            "training_data_frames": analysis["populations"]["training_data"]}
         summary["slowest_implied_timescale_ps"] = analysis["slowest_timescale_ps"]
         summary["slowest_implied_timescale_interval_95_ps"] = analysis["slowest_timescale_interval_ps"]
         summary["msm_lag_ps"] = analysis["msm_lag_ps"]
@@ -360,4 +316,6 @@ def _json_ready(value):
         return int(value)
     if isinstance(value, np.floating):
         return float(value)
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
     return value

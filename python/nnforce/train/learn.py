@@ -10,11 +10,18 @@ Each round ``r`` (in ``OUTPUT/round_<r>/``):
 2. (all rounds but the last) explore: Langevin MD with the committee through NNForce (seed ``seed + 100 + r``),
    reading the committee's ``uncertainty`` output (the spread of its members' energies, kJ/mol) every
    ``sample_interval`` steps; the run stops early when a covalent bond leaves 0.7..1.6 times its reference length
-   (later frames are unphysical; the frames just before the break are the most uncertain ones);
-3. select: the frames with the highest uncertainty above ``threshold_kj_mol``, at least ``min_spacing`` samples
-   apart, at most ``max_frames``;
-4. label them; a frame whose labelling fails (xTB not converging, a non-finite result) is logged and skipped;
-5. add them to ``OUTPUT/data.npz`` and record the round in ``OUTPUT/state.json`` and ``OUTPUT/log.jsonl``.
+   (later frames are unphysical; the frames just before the break are the most uncertain ones). With
+   ``explore["metadynamics"]`` the MD is biased: well-tempered metadynamics (``openmm.app.Metadynamics``) on the
+   config's ``torsions`` pushes the committee over the barriers into every basin (:func:`explore`);
+3. (optional, ``check_frames`` > 0) the error on fresh frames: that many explored frames drawn at random (seeded)
+   are labelled and the committee's mean is compared with them; when both the energy MAE (offset-free) and the
+   force MAE are at most ``stop_ratio`` times the test set's, the committee is converged and the loop stops after
+   this round (the checked frames are added to the data either way);
+4. select: the frames with the highest score above ``threshold_kj_mol`` of uncertainty, at least ``min_spacing``
+   samples apart, at most ``max_frames``; the score is the uncertainty, raised where the data's coverage of the
+   ``torsions`` is thin when ``select["coverage_weight"]`` > 0 (:func:`select`);
+5. label them; a frame whose labelling fails (xTB not converging, a non-finite result) is logged and skipped;
+6. add them to ``OUTPUT/data.npz`` and record the round in ``OUTPUT/state.json`` and ``OUTPUT/log.jsonl``.
 
 Every file is written atomically and ``state.json`` last (with the data's frame count), so an interrupted run
 resumes from the last finished round, dropping frames a cut-off round had already saved. A finished run given
@@ -27,12 +34,14 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 from .._io import atomic_save, atomic_write
 from ..units import FS_PER_PS
+from .exploration import (METADYNAMICS_DEFAULTS, coverage_gaps, explore, fresh_errors, label_frames,  # noqa: F401
+                          select, torsion_angles, torsion_distance)
 
 STATE_NAME = "state.json"
 DATA_NAME = "data.npz"
@@ -62,7 +71,18 @@ class LearnConfig:
         :class:`nnforce.train.TrainConfig` fields.
     explore, select, stability : dict
         See the defaults below; ``stability`` None skips the MD check; its ``seeds`` (default 1) is the number of
-        check runs, the other keys go to :func:`nnforce.train.md_stability`.
+        check runs, the other keys go to :func:`nnforce.train.md_stability`. ``explore["metadynamics"]`` (a dict of
+        :func:`explore`'s bias settings) biases the exploration along ``torsions``; ``select["coverage_weight"]``
+        and ``select["coverage_scale_deg"]`` favour frames far (in ``torsions``) from every training frame.
+    torsions : list of [i, j, k, l], optional
+        Atom indices (0-based) of the torsions that describe the molecule's conformations (alanine dipeptide: phi
+        and psi): the collective variables of biased exploration and of the coverage term of the selection.
+    check_frames : int
+        Explored frames (drawn at random, seeded) labelled each round to measure the committee's error on fresh
+        frames (0: no check).
+    stop_ratio : float, optional
+        Stop when the fresh frames' energy (offset-free) and force MAE are both at most this multiple of the test
+        set's (needs ``test`` and ``check_frames``).
     validation_fraction : float
         Share of the data held out for early stopping.
     seed : int
@@ -91,6 +111,9 @@ class LearnConfig:
     stability: Optional[Dict[str, Any]] = field(default_factory=lambda: {"temperature_k": 500.0, "time_ps": 5.0})
     validation_fraction: float = 0.1
     seed: int = 0
+    torsions: Optional[List[List[int]]] = None
+    check_frames: int = 0
+    stop_ratio: Optional[float] = None
 
     def __post_init__(self):
         if int(self.rounds) < 0:
@@ -107,6 +130,20 @@ class LearnConfig:
                 raise FileNotFoundError(f"{name} dataset {path} does not exist")
         if not 0 < float(self.validation_fraction) < 1:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.torsions is not None:
+            self.torsions = [[int(i) for i in t] for t in self.torsions]
+            if not self.torsions or any(len(t) != 4 or len(set(t)) != 4 or min(t) < 0 for t in self.torsions):
+                raise ValueError(f"torsions must be a list of [i, j, k, l] with four distinct atom indices >= 0, "
+                                 f"got {self.torsions}")
+        if (self.explore or {}).get("metadynamics") and not self.torsions:
+            raise ValueError("explore.metadynamics biases the torsions: set torsions (atom indices [[i, j, k, l], ...])")
+        if float((self.select or {}).get("coverage_weight", 0.0)) > 0 and not self.torsions:
+            raise ValueError("select.coverage_weight measures coverage in the torsions: set torsions "
+                             "(atom indices [[i, j, k, l], ...]) or coverage_weight: 0")
+        if int(self.check_frames) < 0:
+            raise ValueError(f"check_frames must be >= 0, got {self.check_frames}")
+        if self.stop_ratio is not None and (float(self.stop_ratio) <= 0 or not self.check_frames or not self.test):
+            raise ValueError(f"stop_ratio ({self.stop_ratio}) must be > 0 and needs check_frames > 0 and a test set")
 
     @classmethod
     def from_yaml(cls, path):
@@ -152,87 +189,6 @@ def train_committee(data, config, round_dir, seed):
     return members
 
 
-def explore(model_path, atomic_numbers, positions_nm, settings, seed):
-    """Langevin MD with the committee; returns (positions [F, N, 3] nm, uncertainties [F] kJ/mol, stopped_early)."""
-    import openmm
-    from openmm import unit
-
-    from .stability import covalent_bonds, molecule_context
-
-    dt_fs = float(settings.get("timestep_fs", 0.5))
-    integrator = openmm.LangevinMiddleIntegrator(float(settings.get("temperature_k", 500.0)) * unit.kelvin,
-                                                 float(settings.get("friction_per_ps", 1.0)) / unit.picosecond,
-                                                 dt_fs / FS_PER_PS * unit.picoseconds)
-    integrator.setRandomNumberSeed(int(seed) + 1)
-    context = molecule_context(model_path, atomic_numbers, integrator, settings.get("platform", "CPU"))
-    import nnforce
-
-    force = nnforce.NNForce.cast(context.getSystem().getForce(0))
-    pairs, reference = covalent_bonds(atomic_numbers, positions_nm)
-    context.setPositions(np.asarray(positions_nm) * unit.nanometer)
-    context.setVelocitiesToTemperature(float(settings.get("temperature_k", 500.0)) * unit.kelvin, int(seed))
-    interval = int(settings.get("sample_interval", 20))
-    samples = int(round(float(settings.get("time_ps", 5.0)) * FS_PER_PS / dt_fs)) // interval
-    frames, values = [], []
-    for _ in range(samples):
-        try:
-            integrator.step(interval)
-            x = context.getState(getPositions=True, getEnergy=True).getPositions(asNumpy=True).value_in_unit(
-                unit.nanometer)
-        except openmm.OpenMMException:
-            return np.array(frames), np.array(values), True
-        ratio = np.linalg.norm(x[pairs[:, 0]] - x[pairs[:, 1]], axis=1) / reference
-        if not np.all((ratio > 0.7) & (ratio < 1.6)):
-            return np.array(frames), np.array(values), True
-        frames.append(np.array(x))
-        values.append(float(force.getOutput(context, "uncertainty")))
-    return np.array(frames), np.array(values), False
-
-
-def select(uncertainties, max_frames, threshold_kj_mol=0.0, min_spacing=1):
-    """Indices of the most uncertain samples: above the threshold, ``min_spacing`` apart, at most ``max_frames``.
-
-    Examples
-    --------
-    >>> select(np.array([0.1, 0.9, 0.8, 0.2, 0.7]), 2, min_spacing=2)
-    [1, 4]
-    """
-    chosen = []
-    for k in np.argsort(-np.asarray(uncertainties), kind="stable"):
-        if len(chosen) >= int(max_frames) or not uncertainties[k] > threshold_kj_mol:
-            break
-        if all(abs(int(k) - c) >= int(min_spacing) for c in chosen):
-            chosen.append(int(k))
-    return sorted(chosen)
-
-
-def label_frames(atomic_numbers, frames, label):
-    """Label each frame; returns (energies, forces, kept indices, failures [(index, reason)])."""
-    from ..data.label import frame_label, xtb_single_point
-
-    energies, forces, kept, failures = [], [], [], []
-    teacher = None
-    if label != "xtb":
-        import torch
-
-        teacher = torch.jit.load(label, map_location="cpu").double().eval()
-    for k, x in enumerate(frames):
-        try:
-            if teacher is None:
-                e, f = xtb_single_point(atomic_numbers, x)
-            else:
-                e, f = frame_label(teacher, np.asarray(atomic_numbers), x)
-            if not (np.isfinite(e) and np.all(np.isfinite(f))):
-                raise ValueError("non-finite energy or forces")
-        except Exception as error:  # a failed label (SCF not converged, ...) skips the frame, never the loop
-            failures.append((k, f"{type(error).__name__}: {error}"))
-            continue
-        energies.append(e)
-        forces.append(f)
-        kept.append(k)
-    return energies, forces, kept, failures
-
-
 def _write_json(path, values):
     with atomic_write(path, "w") as handle:
         json.dump(values, handle, indent=1, default=float)
@@ -257,12 +213,14 @@ def run_round(config, data, test, start, r, last):
     if test is not None:
         metrics = evaluate(ani_ensemble(copy.deepcopy(members)), test)
         row.update({"test_energy_mae_kcal_mol": metrics["energy_mae_kcal_mol"],
-                    "test_force_mae_kcal_mol_a": metrics["force_mae_kcal_mol_a"]})
+                    "test_force_mae_kcal_mol_a": metrics["force_mae_kcal_mol_a"],
+                    "test_energy_mae_kj_mol": metrics["energy_mae_kj_mol"],
+                    "test_force_mae_kj_mol_nm": metrics["force_mae_kj_mol_nm"]})
     if config.stability:
         row.update(stability_check(committee_path, start, _reference_frames(data, start[0]), config))
     added = None
     if not last:
-        fields, added = explore_and_label(config, committee_path, start, r)
+        fields, added = explore_and_label(config, committee_path, start, r, data, row)
         row.update(fields)
     row["cpu_s"] = time.process_time() - cpu
     row["wall_s"] = time.time() - started
@@ -288,32 +246,63 @@ def stability_check(committee_path, start, reference, config):
             "bond_ratio_range": [min(run["min_ratio"] for run in runs), max(run["max_ratio"] for run in runs)]}
 
 
-def explore_and_label(config, committee_path, start, r):
-    """Explore with round ``r``'s committee, select and label; returns (row fields, new frames or None)."""
+def explore_and_label(config, committee_path, start, r, data=None, row=None):
+    """Explore with round ``r``'s committee, check its error on fresh frames, select and label; returns (row fields,
+    new frames or None). ``data`` (the current training data) gives the coverage of the torsions; ``row`` (the
+    round's test errors) the reference of the fresh-frame check."""
     from ..data import Dataset
 
-    frames, values, stopped = explore(committee_path, start[0], start[1], config.explore,
-                                     config.seed + 100 + r)
-    chosen = select(values, **config.select) if len(values) else []
-    energies, forces, kept, failures = label_frames(start[0], frames[chosen], config.label)
-    for k, reason in failures:
-        print(f"nnforce learn: round {r}: labelling frame {chosen[k]} failed ({reason}); skipped", file=sys.stderr)
+    frames, values, stopped = explore(committee_path, start[0], start[1], config.explore, config.seed + 100 + r,
+                                      torsions=config.torsions)
     fields = {"explored_frames": int(len(values)), "explore_stopped_early": bool(stopped),
               "explored_ps": len(values) * int(config.explore.get("sample_interval", 20))
               * float(config.explore.get("timestep_fs", 0.5)) / FS_PER_PS,
-              "uncertainty_max_kj_mol": float(values.max()) if len(values) else None,
-              "selected": len(chosen), "added": len(kept), "label_failures": len(failures),
-              "added_uncertainty_kj_mol": [float(values[chosen[k]]) for k in kept],
-              "failures": [{"sample": int(chosen[k]), "reason": reason} for k, reason in failures]}
+              "uncertainty_max_kj_mol": float(values.max()) if len(values) else None}
+    angles = covered = None
+    if config.torsions and len(values):
+        angles = torsion_angles(frames, config.torsions)
+        fields["explored_torsion_range_deg"] = [[float(a.min()), float(a.max())] for a in angles.T]
+        if data is not None:
+            reference = _reference_frames(data, start[0], limit=None)
+            covered = (torsion_angles(reference, config.torsions) if reference is not None
+                       else np.zeros((0, len(config.torsions))))
+            gap = float(config.select.get("coverage_scale_deg", 20.0))
+            fields["explored_uncovered_fraction"] = float(np.mean(coverage_gaps(angles, covered) > gap))
+    chosen = select(values, **config.select, angles_deg=angles, covered_deg=covered) if len(values) else []
+    checked = []
+    if int(config.check_frames) and len(values):
+        rng = np.random.default_rng(config.seed + 200 + r)
+        checked = sorted(int(k) for k in rng.choice(len(values), min(int(config.check_frames), len(values)),
+                                                    replace=False))
+    wanted = sorted(set(chosen) | set(checked))
+    energies, forces, kept, failures = label_frames(start[0], frames[wanted], config.label)
+    for k, reason in failures:
+        print(f"nnforce learn: round {r}: labelling frame {wanted[k]} failed ({reason}); skipped", file=sys.stderr)
+    labelled = {wanted[k]: (e, f) for k, e, f in zip(kept, energies, forces)}
+    fields.update({"selected": len(chosen), "added": len(kept), "label_failures": len(failures),
+                   "added_uncertainty_kj_mol": [float(values[k]) for k in chosen if k in labelled],
+                   "failures": [{"sample": int(wanted[k]), "reason": reason} for k, reason in failures]})
+    fresh = [k for k in checked if k in labelled]
+    if fresh:
+        fields.update(fresh_errors(committee_path, start[0], frames[fresh], [labelled[k][0] for k in fresh],
+                                   [labelled[k][1] for k in fresh]))
+        if config.stop_ratio is not None and row is not None and "test_force_mae_kj_mol_nm" in row:
+            ratio = float(config.stop_ratio)
+            fields["converged"] = bool(fields["fresh_energy_mae_kj_mol"] <= ratio * row["test_energy_mae_kj_mol"]
+                                       and fields["fresh_force_mae_kj_mol_nm"] <= ratio
+                                       * row["test_force_mae_kj_mol_nm"])
     added = None
     if kept:
-        added = Dataset.from_frames(np.asarray(start[0]), [frames[chosen[k]] for k in kept], energies, forces,
+        order = sorted(labelled)
+        added = Dataset.from_frames(np.asarray(start[0]), [frames[k] for k in order],
+                                    [labelled[k][0] for k in order], [labelled[k][1] for k in order],
                                     name=f"round{r}")
     return fields, added
 
 
-def _reference_frames(data, z):
-    same = [k for k in range(min(len(data), 500)) if np.array_equal(data.frame(k)[0], np.asarray(z))]
+def _reference_frames(data, z, limit=500):
+    count = len(data) if limit is None else min(len(data), limit)
+    same = [k for k in range(count) if np.array_equal(data.frame(k)[0], np.asarray(z))]
     return np.stack([data.frame(k)[1] for k in same]) if same else None
 
 
@@ -338,20 +327,23 @@ def learn(config: LearnConfig) -> Dict[str, Any]:
     test = Dataset.load(config.test) if config.test else None
     start = Dataset.load(config.data).frame(0)
     rows = state["rounds"]
-    if rows and "added" not in rows[-1] and len(rows) <= int(config.rounds):
+    if rows and "added" not in rows[-1] and not rows[-1].get("converged") and len(rows) <= int(config.rounds):
         # the run was extended: the former last round explores with the committee it trained, not retrained
         started, cpu = time.time(), time.process_time()
         committee_path = os.path.join(config.output, f"round_{rows[-1]['round']}", "committee.pt")
-        fields, added = explore_and_label(config, committee_path, start, rows[-1]["round"])
+        fields, added = explore_and_label(config, committee_path, start, rows[-1]["round"], data, rows[-1])
         rows[-1].update(fields)
         rows[-1]["cpu_s"] += time.process_time() - cpu
         rows[-1]["wall_s"] += time.time() - started
         data = _finish_round(config, state, data, added)
     for r in range(len(rows), int(config.rounds) + 1):
+        if rows and rows[-1].get("converged"):
+            break  # the error on fresh frames is close to the test error: the last committee is final
         row, added = run_round(config, data, test, start, r, last=r == int(config.rounds))
         rows.append(row)
         data = _finish_round(config, state, data, added)
-    return {"rounds": rows, "output": config.output}
+    return {"rounds": rows, "output": config.output, "data": os.path.join(config.output, DATA_NAME),
+            "committee": os.path.join(config.output, f"round_{rows[-1]['round']}", "committee.pt")}
 
 
 def _resumed_data(config, state):

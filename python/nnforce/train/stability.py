@@ -72,15 +72,21 @@ def molecule_context(model, atomic_numbers, integrator, platform="CPU", precisio
     -------
     openmm.Context
     """
-    cutoff = None
+    system = build_ml_system(model, topology_of(atomic_numbers), neighbor_cutoff_nm=ml_cutoff(model),
+                             precision=precision)
+    return build_context(system, integrator, platform)
+
+
+def ml_cutoff(model):
+    """The neighbor-list cutoff (nm) a ``.pt2`` package file was compiled with; None for other models (TorchScript
+    models make their own pairs)."""
     if isinstance(model, (str, os.PathLike)):
         from .._pt2_package import is_pt2
         from ..contract import inspect_model, neighbor_cutoff
 
         if is_pt2(model):
-            cutoff = neighbor_cutoff(inspect_model(model))
-    system = build_ml_system(model, topology_of(atomic_numbers), neighbor_cutoff_nm=cutoff, precision=precision)
-    return build_context(system, integrator, platform)
+            return neighbor_cutoff(inspect_model(model))
+    return None
 
 
 def md_stability(model, atomic_numbers, positions_nm, temperature_k=500.0, time_ps=100.0, timestep_fs=0.5,
