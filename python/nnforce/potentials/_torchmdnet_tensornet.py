@@ -9,8 +9,9 @@ from typing import List, Optional
 
 import torch
 from torch import Tensor
-from torchmdnet.models.tensornet import (_compose_tensor, _decompose_tensor, tensor_norm,
-                                         tensornet_embedding_message_passing, tensornet_interaction_message_passing)
+from torchmdnet.models.tensornet import (_compose_tensor, _decompose_tensor, outer_to_symtensor, skewtensor_to_vector,
+                                         tensor_norm, tensornet_embedding_message_passing,
+                                         tensornet_interaction_message_passing, vector_to_skewtensor)
 
 from . import _common
 
@@ -22,6 +23,22 @@ def _matmul33(a: Tensor, b: Tensor) -> Tensor:
     a small molecule's step on one CPU thread."""
     return (a[:, :, 0, None, :] * b[:, None, 0, :, :] + a[:, :, 1, None, :] * b[:, None, 1, :, :]
             + a[:, :, 2, None, :] * b[:, None, 2, :, :])
+
+
+#: unordered pairs per step of the TorchScript loop over pairs: each step's largest temporaries ([2 * PAIR_CHUNK, 3, 3,
+#: F] messages, ~9 MB in float32 at F=128) stay below glibc's largest mmap threshold (32 MB), so they are reused from
+#: the heap instead of being mapped and page-faulted afresh (a whole-list [E, 3, 3, F] temporary is ~250 MB at 1,000
+#: atoms, and those mappings were most of a step)
+PAIR_CHUNK = 1024
+
+
+def _chunks(num_pairs: int, chunk: int) -> List[int]:
+    """Start of each chunk of pairs."""
+    return list(range(0, num_pairs, chunk))
+
+
+def _chunk_length(start: int, num_pairs: int, chunk: int) -> int:
+    return min(chunk, num_pairs - start)
 
 
 class _TensorNetEmbedding(torch.nn.Module):
@@ -38,6 +55,7 @@ class _TensorNetEmbedding(torch.nn.Module):
         self.linears_tensor = embedding.linears_tensor
         self.init_norm = embedding.init_norm
         self.hidden_channels = int(embedding.hidden_channels)
+        self.pair_chunk = PAIR_CHUNK
         # emb2(cat(emb(z_i), emb(z_j))) for every element pair of the system: a gather per edge, no GEMM
         self.register_buffer("zij_table", zij_table)
 
@@ -63,6 +81,50 @@ class _TensorNetEmbedding(torch.nn.Module):
         S = self.linears_tensor[2](S) * norm[:, 2, None, None, :]
         return _compose_tensor(I, A, S)
 
+    def _features(self, attr: Tensor, distance: Tensor) -> Tensor:
+        return torch.stack([self.distance_proj1(attr), self.distance_proj2(attr), self.distance_proj3(attr)],
+                           dim=1) * self.cutoff(distance)[:, None, None]  # [pairs, 3, F]
+
+    def chunked(self, types: Tensor, i: Tensor, j: Tensor, distances: Tensor, unit: Tensor, attr: Tensor,
+                loop_attr: Tensor, num_atoms: int) -> Tensor:
+        """The TorchScript form: pairs in chunks of ``pair_chunk``, both directions from one set of features."""
+        n_types = self.zij_table.shape[0]
+        table = self.zij_table.reshape(n_types * n_types, self.hidden_channels)
+        loop = self._features(loop_attr, torch.zeros(1, dtype=distances.dtype, device=distances.device))
+        # self loops: distance 0, direction 0, so only the scalar part: f_0 * emb2(z_i, z_i)
+        I = loop[:, 0, :] * table.index_select(0, types * (n_types + 1))
+        A = torch.zeros((num_atoms, 3, self.hidden_channels), dtype=distances.dtype, device=distances.device)
+        S = torch.zeros((num_atoms, 3, 3, self.hidden_channels), dtype=distances.dtype, device=distances.device)
+        num_pairs = i.shape[0]
+        for start in _chunks(num_pairs, self.pair_chunk):
+            length = _chunk_length(start, num_pairs, self.pair_chunk)
+            ic = i.narrow(0, start, length)
+            jc = j.narrow(0, start, length)
+            uc = unit.narrow(0, start, length)
+            features = self._features(attr.narrow(0, start, length), distances.narrow(0, start, length))
+            receivers = torch.cat([ic, jc])
+            ti = types.index_select(0, ic)
+            tj = types.index_select(0, jc)
+            # receiver i gets emb2(z_i, z_j) and the edge vector x_i - x_j (= -unit); receiver j the reverse
+            zij = table.index_select(0, torch.cat([ti * n_types + tj, tj * n_types + ti]))
+            f = torch.cat([features, features]) * zij.unsqueeze(1)  # [2c, 3, F]
+            vec = torch.cat([-uc, uc])
+            I = I.index_add(0, receivers, f[:, 0, :])
+            A = A.index_add(0, receivers, f[:, 1, None, :] * vec.unsqueeze(-1))
+            outer = (uc.unsqueeze(2) * uc.unsqueeze(1)).unsqueeze(-1)  # the same for both directions
+            S = S.index_add(0, receivers, f[:, 2, None, None, :] * torch.cat([outer, outer]))
+        A = vector_to_skewtensor(A)
+        S = outer_to_symtensor(S)
+        X = _compose_tensor(I, A, S)
+        norm = self.init_norm(tensor_norm(X))
+        for linear_scalar in self.linears_scalar:
+            norm = self.act(linear_scalar(norm))
+        norm = norm.reshape(-1, 3, self.hidden_channels)
+        I = self.linears_tensor[0](I) * norm[:, 0, :]
+        A = self.linears_tensor[1](A) * norm[:, 1, None, None, :]
+        S = self.linears_tensor[2](S) * norm[:, 2, None, None, :]
+        return _compose_tensor(I, A, S)
+
 
 class _TensorNetInteraction(torch.nn.Module):
     """One TensorNet ``Interaction`` layer (its own layers), edge MLP evaluated once per unordered pair."""
@@ -74,6 +136,7 @@ class _TensorNetInteraction(torch.nn.Module):
         self.linears_scalar = layer.linears_scalar
         self.linears_tensor = layer.linears_tensor
         self.hidden_channels = int(layer.hidden_channels)
+        self.pair_chunk = PAIR_CHUNK
         self.o3 = layer.equivariance_invariance_group == "O(3)"
 
     def forward(self, X: Tensor, receivers: Tensor, senders: Tensor, pair_distance: Tensor, pair_attr: Tensor,
@@ -93,6 +156,53 @@ class _TensorNetInteraction(torch.nn.Module):
         Im, Am, Sm = tensornet_interaction_message_passing(I, A, S, edge_attr, torch.stack([receivers, senders]),
                                                            num_atoms)
         msg = _compose_tensor(Im, Am, Sm)
+        if self.o3:
+            C = (1 + 0.1 * q[..., None, None, None]) * (_matmul33(msg, Y) + _matmul33(Y, msg))
+        else:
+            C = 2 * _matmul33(Y, msg)
+        I, A, S = _decompose_tensor(C)
+        normp1 = tensor_norm(C) + 1
+        I = I / normp1
+        A = A / normp1[..., None, None, :]
+        S = S / normp1[..., None, None, :]
+        I = self.linears_tensor[3](I)
+        A = self.linears_tensor[4](A)
+        S = self.linears_tensor[5](S)
+        dX = _compose_tensor(I, A, S)
+        return X + dX + (1 + 0.1 * q[..., None, None, None]) * _matmul33(dX, dX)
+
+    def _factors(self, attr: Tensor, distance: Tensor) -> Tensor:
+        for linear_scalar in self.linears_scalar:
+            attr = self.act(linear_scalar(attr))
+        return (attr * self.cutoff(distance).view(-1, 1)).reshape(attr.shape[0], 3, self.hidden_channels)
+
+    def chunked(self, X: Tensor, i: Tensor, j: Tensor, distances: Tensor, attr: Tensor, loop_attr: Tensor,
+                q: Tensor) -> Tensor:
+        """The TorchScript form: messages gathered and summed per chunk of ``pair_chunk`` pairs."""
+        X = X / (tensor_norm(X) + 1)[:, None, None, :]
+        I, A, S = _decompose_tensor(X)
+        I = self.linears_tensor[0](I)
+        A = self.linears_tensor[1](A)
+        S = self.linears_tensor[2](S)
+        Y = _compose_tensor(I, A, S)
+        A_vec = skewtensor_to_vector(A)
+        loop = self._factors(loop_attr, torch.zeros(1, dtype=distances.dtype, device=distances.device))
+        Im = loop[:, 0, :] * I
+        Am = loop[:, 1, None, :] * A_vec
+        Sm = loop[:, 2, None, None, :] * S
+        num_pairs = i.shape[0]
+        for start in _chunks(num_pairs, self.pair_chunk):
+            length = _chunk_length(start, num_pairs, self.pair_chunk)
+            ic = i.narrow(0, start, length)
+            jc = j.narrow(0, start, length)
+            factors = self._factors(attr.narrow(0, start, length), distances.narrow(0, start, length))
+            f = torch.cat([factors, factors])
+            receivers = torch.cat([ic, jc])
+            senders = torch.cat([jc, ic])
+            Im = Im.index_add(0, receivers, f[:, 0, :] * I.index_select(0, senders))
+            Am = Am.index_add(0, receivers, f[:, 1, None, :] * A_vec.index_select(0, senders))
+            Sm = Sm.index_add(0, receivers, f[:, 2, None, None, :] * S.index_select(0, senders))
+        msg = _compose_tensor(Im, vector_to_skewtensor(Am), Sm)
         if self.o3:
             C = (1 + 0.1 * q[..., None, None, None]) * (_matmul33(msg, Y) + _matmul33(Y, msg))
         else:
@@ -166,22 +276,13 @@ class TensorNetAdapter(torch.nn.Module):
         j = j.index_select(0, keep)
         vectors = vectors.index_select(0, keep)
         distances = distances.index_select(0, keep)
-        num_pairs = i.shape[0]
         num_atoms = positions.shape[0]
-        loops = torch.arange(num_atoms, dtype=i.dtype, device=i.device)
-        receivers = torch.cat([i, j, loops])
-        senders = torch.cat([j, i, loops])
-        # torchmd-net's edge vector is x[receiver] - x[sender], normalised (self loops: zero)
-        unit = vectors / distances.unsqueeze(1)
-        edge_vec_norm = torch.cat([-unit, unit, torch.zeros_like(positions)])
-        pair_distance = torch.cat([distances, torch.zeros(1, dtype=distances.dtype, device=distances.device)])
-        pair_attr = self.distance_expansion(pair_distance)
         z = atomic_numbers.long()
         q = self.charge.to(positions.dtype).expand(num_atoms)
-        X = self.embedding(self.type_of_z.index_select(0, z), receivers, senders, pair_distance, pair_attr,
-                           edge_vec_norm, num_pairs, num_atoms)
-        for layer in self.layers:
-            X = layer(X, receivers, senders, pair_distance, pair_attr, q, num_pairs)
+        if torch.jit.is_scripting():
+            X = self._chunked_features(i, j, vectors, distances, z, q, num_atoms)
+        else:
+            X = self._whole_features(i, j, vectors, distances, z, q, num_atoms)
         I, A, S = _decompose_tensor(X)
         x = torch.cat((3 * I ** 2, tensor_norm(A), tensor_norm(S)), dim=-1)
         x = self.act(self.linear(self.out_norm(x)))
@@ -193,3 +294,35 @@ class TensorNetAdapter(torch.nn.Module):
         y = x.mean(dim=0) if self.reduce_mean else x.sum(dim=0)
         y = y + self.mean
         return y.sum() * self.energy_scale
+
+    def _chunked_features(self, i: Tensor, j: Tensor, vectors: Tensor, distances: Tensor, z: Tensor, q: Tensor,
+                          num_atoms: int) -> Tensor:
+        """TensorNet's atom tensors X [N, 3, 3, F], TorchScript form: a loop over chunks of pairs keeps every
+        temporary small (see PAIR_CHUNK)."""
+        unit = vectors / distances.unsqueeze(1)
+        attr = self.distance_expansion(distances)
+        loop_attr = self.distance_expansion(torch.zeros(1, dtype=distances.dtype, device=distances.device))
+        X = self.embedding.chunked(self.type_of_z.index_select(0, z), i, j, distances, unit, attr, loop_attr,
+                                   num_atoms)
+        for layer in self.layers:
+            X = layer.chunked(X, i, j, distances, attr, loop_attr, q)
+        return X
+
+    def _whole_features(self, i: Tensor, j: Tensor, vectors: Tensor, distances: Tensor, z: Tensor, q: Tensor,
+                        num_atoms: int) -> Tensor:
+        """The same, traced form (eager and ``.pt2``): whole-list tensors over the directed edges [i->j, j->i, self
+        loops], in which the pair count stays one symbolic size; the .pt2 compiler fuses the gather-multiply-sums."""
+        num_pairs = i.shape[0]
+        loops = torch.arange(num_atoms, dtype=i.dtype, device=i.device)
+        receivers = torch.cat([i, j, loops])
+        senders = torch.cat([j, i, loops])
+        # torchmd-net's edge vector is x[receiver] - x[sender], normalised (self loops: zero)
+        unit = vectors / distances.unsqueeze(1)
+        edge_vec_norm = torch.cat([-unit, unit, torch.zeros((num_atoms, 3), dtype=unit.dtype, device=unit.device)])
+        pair_distance = torch.cat([distances, torch.zeros(1, dtype=distances.dtype, device=distances.device)])
+        pair_attr = self.distance_expansion(pair_distance)
+        X = self.embedding(self.type_of_z.index_select(0, z), receivers, senders, pair_distance, pair_attr,
+                           edge_vec_norm, num_pairs, num_atoms)
+        for layer in self.layers:
+            X = layer(X, receivers, senders, pair_distance, pair_attr, q, num_pairs)
+        return X
