@@ -201,3 +201,45 @@ def test_other_torchmdnet_models_keep_their_forward_and_refuse_pt2(tmp_path):
                                          "own neighbor search \\(its representation is 'equivariant-transformer'"):
         check_format("pt2", et, "torchmdnet")
     check_format("torchscript", et, "torchmdnet")
+
+
+def test_tensornet_charge_atomref_and_lower_cutoff_equal_torchmdnet(tmp_path, monkeypatch, one_torch_thread):
+    """A TensorNet with a total-charge input, an Atomref prior (random references) and cutoff_lower > 0 (pairs closer
+    than it are dropped, self loops kept): the adapter equals torchmd-net's own forward (pure-torch path, float64)."""
+    import torchmdnet.models.tensornet as tensornet
+    from torchmdnet.models.model import create_model, load_model
+    from torchmdnet.scripts.train import get_argparse
+
+    args = vars(get_argparse().parse_args(["--model", "tensornet", "--embedding-dimension", "32", "--num-layers", "2",
+                                           "--num-rbf", "16", "--precision", "64", "--charge", "true",
+                                           "--prior-model", "Atomref", "--cutoff-lower", "0.3"]))
+    args["prior_args"] = {"max_z": 100}
+    torch.manual_seed(7)
+    model = create_model(dict(args))
+    with torch.no_grad():
+        for parameter in model.prior_model.parameters():
+            parameter.normal_()
+    path = tmp_path / "charged.ckpt"
+    torch.save({"hyper_parameters": args, "state_dict": {"model." + k: v for k, v in model.state_dict().items()}},
+               path)
+    family = MLPotential("torchmdnet", modelPath=str(path))._impl.family
+    assert family.own_forward_reason is None and family.supports_charge
+    own = load_model(str(path), derivative=True)
+    for name in ("compose_tensor", "decompose_tensor", "tensor_matmul_o3", "tensor_matmul_so3"):
+        monkeypatch.setattr(tensornet, name, getattr(tensornet, "_" + name))
+    for module in own.modules():
+        if hasattr(module, "opt"):
+            monkeypatch.setattr(module, "opt", False)
+    generator = torch.Generator().manual_seed(2)
+    positions = torch.rand(12, 3, generator=generator, dtype=torch.float64) * 0.6
+    numbers = [1, 6, 7, 8] * 3
+    ref_e, ref_neg_dy = own(torch.tensor(numbers), positions * 10.0, q=torch.tensor([1.0], dtype=torch.float64))
+    module = family.module(numbers, charge=1)
+    pairs = torch.triu_indices(12, 12, 1)
+    energy, forces = _adapter_energy_forces(module, numbers, positions.numpy(), pairs,
+                                            torch.zeros(pairs.shape[1], 3, dtype=torch.float64))
+    ps.assert_close(energy, forces, ref_e.item() * ps.KJ_MOL_PER_EV, ref_neg_dy.detach().numpy() * ps.KJ_MOL_PER_EV * 10.0,
+                    rtol=1e-10)
+    neutral, _ = _adapter_energy_forces(family.module(numbers, charge=0), numbers, positions.numpy(), pairs,
+                                        torch.zeros(pairs.shape[1], 3, dtype=torch.float64))
+    assert abs(neutral - energy) > 1e-4  # kJ/mol: the charge reaches the model (rounding is ~1e-13 here)
