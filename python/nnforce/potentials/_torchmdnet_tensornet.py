@@ -18,11 +18,19 @@ from . import _common
 
 def _matmul33(a: Tensor, b: Tensor) -> Tensor:
     """Per-atom, per-channel 3x3 matrix products of [N, 3, 3, F] tensors: ``c[n, :, :, f] = a[n, :, :, f] @
-    b[n, :, :, f]``, as one broadcast product summed over the inner index. torchmd-net's pure-torch path permutes to
-    [N, F, 3, 3] and calls ``torch.matmul`` (a batched GEMM of N*F 3x3 blocks plus two copies), which was the
-    largest single cost of a small molecule's step on one CPU thread; this form is 3.4x faster at 22 atoms and 1.7x
-    at 1,038 (forward + backward, float32, 1 thread), with the same sums."""
+    b[n, :, :, f]``, as one broadcast product summed over the inner index (the TorchScript form). torchmd-net's
+    pure-torch path permutes to [N, F, 3, 3] and calls ``torch.matmul`` (a batched GEMM of N*F 3x3 blocks plus two
+    copies), which was the largest single cost of a small molecule's step on one CPU thread; this form is 3.4x
+    faster at 22 atoms and 1.7x at 1,038 (forward + backward, float32, 1 thread), with the same sums."""
     return (a.unsqueeze(3) * b.unsqueeze(1)).sum(2)
+
+
+def _matmul33_traced(a: Tensor, b: Tensor) -> Tensor:
+    """The same products as three broadcast multiply-adds, for the traced form (eager and ``.pt2``). The one-product
+    form above compiled (torch 2.13 AOTInductor, CPU) into a package whose forces were 0.28 relative off the eager
+    module's (caught by the package check); this form compiles right."""
+    return (a[:, :, 0, None, :] * b[:, None, 0, :, :] + a[:, :, 1, None, :] * b[:, None, 1, :, :]
+            + a[:, :, 2, None, :] * b[:, None, 2, :, :])
 
 
 #: unordered pairs per step of the TorchScript loop over pairs: each step's largest temporaries ([2 * PAIR_CHUNK, 3, 3,
@@ -157,9 +165,9 @@ class _TensorNetInteraction(torch.nn.Module):
                                                            num_atoms)
         msg = _compose_tensor(Im, Am, Sm)
         if self.o3:
-            C = (1 + 0.1 * q[..., None, None, None]) * (_matmul33(msg, Y) + _matmul33(Y, msg))
+            C = (1 + 0.1 * q[..., None, None, None]) * (_matmul33_traced(msg, Y) + _matmul33_traced(Y, msg))
         else:
-            C = 2 * _matmul33(Y, msg)
+            C = 2 * _matmul33_traced(Y, msg)
         I, A, S = _decompose_tensor(C)
         normp1 = tensor_norm(C) + 1
         I = I / normp1
@@ -169,7 +177,7 @@ class _TensorNetInteraction(torch.nn.Module):
         A = self.linears_tensor[4](A)
         S = self.linears_tensor[5](S)
         dX = _compose_tensor(I, A, S)
-        return X + dX + (1 + 0.1 * q[..., None, None, None]) * _matmul33(dX, dX)
+        return X + dX + (1 + 0.1 * q[..., None, None, None]) * _matmul33_traced(dX, dX)
 
     def _factors(self, attr: Tensor, distance: Tensor) -> Tensor:
         for linear_scalar in self.linears_scalar:
