@@ -54,13 +54,29 @@ def test_private_eager_flag_is_not_an_option():
         MLPotential("ani1x").createSystem(_topology(["O", "H", "H"]), _eager=True)
 
 
-def test_torchmdnet_pt2_is_refused_with_the_reason():
+def test_torchmdnet_tensornet_pt2_is_accepted_and_its_eager_module_equals_torchscript(tmp_path):
+    """TensorNet runs on the plugin's neighbor list, so its .pt2 is no longer refused (other TorchMD-Net models still
+    are: tests/test_potentials_torchmdnet.py); the eager module the compiler gets equals the TorchScript module."""
     from nnforce.potentials._formats import check_format
-    from nnforce.potentials.torchmdnet import TorchMDNetPotential
+    from torchmdnet.models.model import create_model
+    from torchmdnet.scripts.train import get_argparse
 
-    with pytest.raises(ValueError, match="refused for the 'torchmdnet' potential: its .pt2 compiles but"):
-        check_format("pt2", TorchMDNetPotential, "torchmdnet")
-    check_format("torchscript", TorchMDNetPotential, "torchmdnet")  # TorchScript stays available
+    args = vars(get_argparse().parse_args(["--model", "tensornet", "--embedding-dimension", "16", "--num-layers", "1",
+                                           "--num-rbf", "8", "--precision", "64"]))
+    torch.manual_seed(5)
+    model = create_model(dict(args))
+    path = tmp_path / "tensornet.ckpt"
+    torch.save({"hyper_parameters": args, "state_dict": {"model." + k: v for k, v in model.state_dict().items()}},
+               path)
+    family = MLPotential("torchmdnet", modelPath=str(path))._impl.family
+    check_format("pt2", family, "torchmdnet", periodic=False)
+    check_format("pt2", family, "torchmdnet", periodic=True)
+    numbers = [1, 6, 7, 8]
+    eager = family.module(numbers, precision="double", _eager=True)
+    scripted = family.module(numbers, precision="double")
+    example = example_inputs(numbers, family.cutoff_nm, True, torch.float64)
+    e_eager, e_script = float(eager(**example)), float(scripted(**example))
+    assert abs(e_eager - e_script) <= 1e-12 * abs(e_script) and abs(e_script) > 1e-3
 
 
 def test_nequip_pt2_is_offered_vacuum_and_periodic():

@@ -48,12 +48,39 @@ def example_inputs(atomic_numbers, cutoff_nm, periodic, dtype):
     return example
 
 
+def _second_example(example, cutoff_nm):
+    """The example grown to 20 atoms (3 x 3 x 3 grid cut at 20, the same spacing and elements): a package whose
+    graph baked in the first example's atom or pair count fails its check on this one."""
+    z = example["atomic_numbers"]
+    n = 20
+    grid = torch.tensor([[a, b, c] for a in range(3) for b in range(3) for c in range(3)], dtype=torch.float64)[:n]
+    dtype = example["positions"].dtype
+    positions = 0.5 + 0.14 * grid + 0.003 * torch.arange(n, dtype=torch.float64).unsqueeze(1)
+    second = {"positions": positions.to(dtype), "atomic_numbers": z.repeat(n // len(z) + 1)[:n].clone()}
+    if "box" in example:
+        second["box"] = example["box"].clone()
+    if cutoff_nm is not None:
+        pairs = torch.triu_indices(n, n, 1)
+        second["neighbors"] = pairs
+        second["shifts"] = torch.zeros(pairs.shape[1], 3, dtype=dtype)
+    return second
+
+
 def compile_family_module(module, atomic_numbers, cutoff_nm, periodic, dtype):
-    """The ``.pt2`` package (bytes) of an eager adapter ``module`` in ``dtype`` (float32 or float64)."""
+    """The ``.pt2`` package (bytes) of an eager adapter ``module`` in ``dtype`` (float32 or float64), checked as
+    ``to_pt2`` checks: energy and forces equal the eager module's on the compiling example and on a larger one
+    (a ValueError names what differs)."""
     from .._pt2 import compile_pt2
+    from .._pt2_checks import check_package
 
     precision = "double" if dtype == torch.float64 else "single"
     example = example_inputs(atomic_numbers, cutoff_nm, periodic, dtype)
     path, _ = compile_pt2(module, example, precision=precision, cache=True)
+    for inputs in (example, _second_example(example, cutoff_nm)):
+        try:
+            check_package(path, module, inputs, precision)
+        except ValueError as error:
+            raise ValueError(f"the .pt2 compiled from this model is wrong on a {inputs['positions'].shape[0]}-atom "
+                             f"check ({error}); use modelFormat='torchscript'") from error
     with open(path, "rb") as handle:
         return handle.read()

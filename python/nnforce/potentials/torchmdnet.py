@@ -1,15 +1,30 @@
 """TorchMD-Net models (TensorNet, ET, ...) behind the model contract.
 
-:class:`TorchMDNetAdapter` wraps a ``torchmdnet.models.model.TorchMD_Net`` loaded from a checkpoint with
-TorchMD-Net's own ``load_model`` (``derivative=False``: NNForce takes the forces by autograd). The model finds
-its own pairs (TorchMD-Net's ``OptimizedDistance``, periodic triclinic boxes included), so no plugin neighbor list
-is requested. ``lengthScale`` (nm per model length unit, default 0.1: Angstrom) and ``energyScale`` (kJ/mol per
-model energy unit, default eV) are openmm-ml's arguments with the same defaults... except that openmm-ml 1.8
-uses 96.4916 for eV, and we use the CODATA value 96.48533 (see _common.py).
+TensorNet (torchmd-net's default and AceFF's architecture) runs on **nnforce's neighbor list**:
+:class:`TensorNetAdapter` takes the contract's ``neighbors`` [2, P] and ``shifts`` [P, 3] (the plugin's Verlet or
+cell list, C++), keeps the pairs with ``cutoff_lower <= r < cutoff_upper`` (a Verlet list's skin pairs would be
+zeroed by TensorNet's cosine cutoff anyway; dropping them saves their work), and evaluates the torchmd-net model's
+own layers -- its RBF expansion, cosine cutoffs, embedding tables and linear layers, interaction layers, output
+head, Atomref prior, ``std``/``mean`` scaling -- in a forward written here with torchmd-net's own pure-torch
+tensor algebra (``torchmdnet.models.tensornet``'s non-warp functions). Nothing inside has a data-dependent shape
+baked in, and no torchmd-net custom operator is called (its neighbor search and its warp kernels are Python
+operators), so the same module scripts to TorchScript, compiles to a correct ``.pt2`` with dynamic atom and pair
+counts, and runs in a process that never imported torchmdnet. It equals torchmd-net's own ``forward`` (1e-10
+relative in float64, tests/test_potentials_torchmdnet.py). Per-pair work (RBFs, the edge MLPs, the cutoff) is
+done once per unordered pair and shared by both directions, and the atomic-number edge embedding is tabulated per
+element pair at load time (TorchMD-Net's own "inference mode" idea), which is why it is faster than the model's
+own forward.
 
-TorchMD-Net's neighbor search is a custom operator registered when ``torchmdnet`` is imported: the process that
-runs the simulation must have imported it (MLPotential does); a serialized System reloaded in a fresh process
-must ``import torchmdnet`` first.
+Other TorchMD-Net models (ET, graph network, transformer, TensorNet2, an atom filter, priors other than Atomref,
+output heads other than ``Scalar``) keep :class:`TorchMDNetAdapter`, which calls the model's own ``forward``: the
+model finds its own pairs (TorchMD-Net's ``OptimizedDistance``, a Python custom operator registered when
+``torchmdnet`` is imported, so a serialized System of such a model needs ``import torchmdnet`` first) and has no
+``.pt2`` (its pair capacity comes from the atom count at trace time; the package gave energies 0.8-2.3 relative
+off, bench/results/vs_openmmml.md).
+
+``lengthScale`` (nm per model length unit, default 0.1: Angstrom) and ``energyScale`` (kJ/mol per model energy
+unit, default eV) are openmm-ml's arguments with the same defaults... except that openmm-ml 1.8 uses 96.4916 for
+eV, and we use the CODATA value 96.48533 (see _common.py).
 """
 import os
 from typing import Optional
@@ -21,7 +36,8 @@ from . import _common
 
 
 class TorchMDNetAdapter(torch.nn.Module):
-    """``forward(positions [nm], atomic_numbers, box=None) -> energy [kJ/mol]`` for a TorchMD-Net model."""
+    """``forward(positions [nm], atomic_numbers, box=None) -> energy [kJ/mol]`` through the model's own forward
+    (its own neighbor search): the path for the TorchMD-Net models :class:`TensorNetAdapter` does not cover."""
 
     def __init__(self, model: torch.nn.Module, length_scale: float, energy_scale: float, charge: Optional[float]):
         super().__init__()
@@ -71,11 +87,42 @@ def read_checkpoint(path):
     return dict(ckpt["hyper_parameters"])
 
 
+def _prior_names(prior_model):
+    """The prior class names in a checkpoint's ``prior_model`` hyperparameter (None, a name, a dict, a list)."""
+    if not prior_model:
+        return []
+    if isinstance(prior_model, str):
+        return [prior_model]
+    if isinstance(prior_model, dict):
+        return [str(name) for name in prior_model]
+    names = []
+    for entry in prior_model:
+        names.extend(_prior_names(entry))
+    return names
+
+
+def tensornet_unsupported(hparams):
+    """None when :class:`TensorNetAdapter` covers the checkpoint's model, else why not (it then keeps the model's
+    own forward and neighbor search)."""
+    if hparams.get("model") != "tensornet":
+        return f"its representation is {hparams.get('model')!r}, not 'tensornet'"
+    if int(hparams.get("atom_filter", -1)) > -1:
+        return "it has an atom filter"
+    if hparams.get("output_model", "Scalar") != "Scalar":
+        return f"its output head is {hparams.get('output_model')!r}, not 'Scalar'"
+    others = [name for name in _prior_names(hparams.get("prior_model")) if name.lower() != "atomref"]
+    if others:
+        return f"its prior(s) {others} search their own pairs (only Atomref is supported)"
+    if hparams.get("spin", False):
+        return "it takes spins"
+    return None
+
+
 class TorchMDNetPotential:
     """The ``torchmdnet`` family for :class:`nnforce.potentials.MLPotential` (``modelPath`` = a .ckpt file)."""
 
     supports_periodic = True
-    cutoff_nm = None  # TorchMD-Net finds its own pairs
+    cutoff_nm = None  # set per checkpoint: TensorNet takes the plugin's pairs, other models find their own
 
     #: openmm-ml's pretrained names -> (Hugging Face repository, file), loaded with huggingface_hub as openmm-ml does
     PRETRAINED = {"aceff-1.0": ("Acellera/AceFF-1.0", "aceff_v1.0.ckpt"),
@@ -113,10 +160,15 @@ class TorchMDNetPotential:
         if self.ml_long_range is None:
             # TorchMD-Net's graph reaches cutoff_upper; only a Coulomb prior adds long-range terms
             self.ml_long_range = None if "coulomb" in str(self.hparams.get("prior_model", "")).lower() else False
-
-    #: the .pt2 of this adapter compiles but its energies are wrong (bench/results/vs_openmmml.md), cause not found
-    pt2_refused = ("its .pt2 compiles but gives energies 0.8-2.3 relative off the TorchScript module's "
-                   "(bench/results/vs_openmmml.md)")
+        #: why this model keeps its own forward and neighbor search (None: TensorNet on the plugin's neighbor list)
+        self.own_forward_reason = tensornet_unsupported(self.hparams)
+        if self.own_forward_reason is None:
+            self.cutoff_nm = self.cutoff_upper_nm
+        else:
+            # a model that finds its own pairs has no .pt2: its neighbor search's pair capacity is fixed at trace time
+            self.pt2_refused = (f"this TorchMD-Net model runs its own neighbor search ({self.own_forward_reason}), "
+                                "whose .pt2 gives wrong energies (its pair capacity is fixed at trace time; "
+                                "bench/results/vs_openmmml.md); only TensorNet models compile to .pt2")
 
     def module(self, atomic_numbers, charge=0, precision=None, periodic=False, _eager=False):
         bad = sorted({int(z) for z in atomic_numbers if int(z) >= self.max_z or int(z) < 1})
@@ -131,6 +183,12 @@ class TorchMDNetPotential:
         model = model.eval()
         for parameter in model.parameters():
             parameter.requires_grad_(False)
-        adapter = TorchMDNetAdapter(model, self.length_scale, self.energy_scale,
-                                    float(charge) if self.supports_charge else None)
+        q = float(charge) if self.supports_charge else None
+        if self.own_forward_reason is None:
+            from ._torchmdnet_tensornet import TensorNetAdapter
+
+            adapter = TensorNetAdapter(model, sorted({int(z) for z in atomic_numbers}), self.length_scale,
+                                       self.energy_scale, q)
+        else:
+            adapter = TorchMDNetAdapter(model, self.length_scale, self.energy_scale, q)
         return adapter if _eager else torch.jit.script(adapter)
