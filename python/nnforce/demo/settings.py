@@ -41,12 +41,12 @@ SETTINGS = {
         # the student: member 0 of the last committee, trained on for this long on all the data
         "student_train": {"epochs": 400, "batch_size": 16, "lr": 1e-3, "force_weight": 100.0,
                           "schedule": "budget_cosine", "min_lr": 1e-5, "plateau_patience": 4,
-                          "early_stopping_patience": 400, "max_time_s": 150.0},
+                          "early_stopping_patience": 400, "max_time_s": 60.0},
         # production: issue 25's protocol (nnforce.simulate.metadynamics.SamplingProtocol, its defaults frozen;
         # only the lengths are the demo's): metadynamics builds the bias, then replicas run under it held fixed
         "metad_steps": 50_000,
         "replicas": 16,
-        "production_steps": 10_000,
+        "production_steps": 6_000,
         # wall-time caps (s) of the two phases on a busy machine (the run records how far each got); None: no cap
         "metad_max_wall_s": 150.0,
         "production_max_wall_s": 150.0,
