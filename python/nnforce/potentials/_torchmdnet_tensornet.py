@@ -5,7 +5,7 @@ own layers and call torchmd-net's own pure-torch tensor algebra (``torchmdnet.mo
 its non-warp path); only the graph (the plugin's pairs, each unordered pair's features computed once) and the
 atomic-number embedding table are ours. See :mod:`nnforce.potentials.torchmdnet` for why.
 """
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -149,25 +149,35 @@ class _TensorNetInteraction(torch.nn.Module):
 
     def forward(self, X: Tensor, receivers: Tensor, senders: Tensor, pair_distance: Tensor, pair_attr: Tensor,
                 q: Tensor, num_pairs: int) -> Tensor:
-        attr = pair_attr
-        for linear_scalar in self.linears_scalar:
-            attr = self.act(linear_scalar(attr))
-        attr = (attr * self.cutoff(pair_distance).view(-1, 1)).reshape(attr.shape[0], 3, self.hidden_channels)
+        attr = self._factors(pair_attr, pair_distance)
         num_atoms = X.shape[0]
         edge_attr = _directed(attr, num_pairs, num_atoms)
+        X, I, A, S, Y = self._input(X)
+        Im, Am, Sm = tensornet_interaction_message_passing(I, A, S, edge_attr, torch.stack([receivers, senders]),
+                                                           num_atoms)
+        return self._update(X, Y, _compose_tensor(Im, Am, Sm), q, True)
+
+    def _input(self, X: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """The layer's normalised input X, its I/A/S parts after the first three linear maps, and their sum Y."""
         X = X / (tensor_norm(X) + 1)[:, None, None, :]
         I, A, S = _decompose_tensor(X)
         I = self.linears_tensor[0](I)
         A = self.linears_tensor[1](A)
         S = self.linears_tensor[2](S)
-        Y = _compose_tensor(I, A, S)
-        Im, Am, Sm = tensornet_interaction_message_passing(I, A, S, edge_attr, torch.stack([receivers, senders]),
-                                                           num_atoms)
-        msg = _compose_tensor(Im, Am, Sm)
-        if self.o3:
-            C = (1 + 0.1 * q[..., None, None, None]) * (_matmul33_traced(msg, Y) + _matmul33_traced(Y, msg))
+        return X, I, A, S, _compose_tensor(I, A, S)
+
+    def _update(self, X: Tensor, Y: Tensor, msg: Tensor, q: Tensor, traced: bool) -> Tensor:
+        """X plus the layer's update from the summed messages; ``traced`` picks the 3x3 product form the .pt2
+        compiler gets right (the broadcast one-product form compiled into wrong forces, see _matmul33_traced)."""
+        if traced:
+            if self.o3:
+                C = (1 + 0.1 * q[..., None, None, None]) * (_matmul33_traced(msg, Y) + _matmul33_traced(Y, msg))
+            else:
+                C = 2 * _matmul33_traced(Y, msg)
+        elif self.o3:
+            C = (1 + 0.1 * q[..., None, None, None]) * (_matmul33(msg, Y) + _matmul33(Y, msg))
         else:
-            C = 2 * _matmul33_traced(Y, msg)
+            C = 2 * _matmul33(Y, msg)
         I, A, S = _decompose_tensor(C)
         normp1 = tensor_norm(C) + 1
         I = I / normp1
@@ -177,7 +187,8 @@ class _TensorNetInteraction(torch.nn.Module):
         A = self.linears_tensor[4](A)
         S = self.linears_tensor[5](S)
         dX = _compose_tensor(I, A, S)
-        return X + dX + (1 + 0.1 * q[..., None, None, None]) * _matmul33_traced(dX, dX)
+        square = _matmul33_traced(dX, dX) if traced else _matmul33(dX, dX)
+        return X + dX + (1 + 0.1 * q[..., None, None, None]) * square
 
     def _factors(self, attr: Tensor, distance: Tensor) -> Tensor:
         for linear_scalar in self.linears_scalar:
@@ -187,12 +198,7 @@ class _TensorNetInteraction(torch.nn.Module):
     def chunked(self, X: Tensor, i: Tensor, j: Tensor, distances: Tensor, attr: Tensor, loop_attr: Tensor,
                 q: Tensor) -> Tensor:
         """The TorchScript form: messages gathered and summed per chunk of ``pair_chunk`` pairs."""
-        X = X / (tensor_norm(X) + 1)[:, None, None, :]
-        I, A, S = _decompose_tensor(X)
-        I = self.linears_tensor[0](I)
-        A = self.linears_tensor[1](A)
-        S = self.linears_tensor[2](S)
-        Y = _compose_tensor(I, A, S)
+        X, I, A, S, Y = self._input(X)
         A_vec = skewtensor_to_vector(A)
         loop = self._factors(loop_attr, torch.zeros(1, dtype=distances.dtype, device=distances.device))
         Im = loop[:, 0, :] * I
@@ -210,21 +216,7 @@ class _TensorNetInteraction(torch.nn.Module):
             Im = Im.index_add(0, receivers, f[:, 0, :] * I.index_select(0, senders))
             Am = Am.index_add(0, receivers, f[:, 1, None, :] * A_vec.index_select(0, senders))
             Sm = Sm.index_add(0, receivers, f[:, 2, None, None, :] * S.index_select(0, senders))
-        msg = _compose_tensor(Im, vector_to_skewtensor(Am), Sm)
-        if self.o3:
-            C = (1 + 0.1 * q[..., None, None, None]) * (_matmul33(msg, Y) + _matmul33(Y, msg))
-        else:
-            C = 2 * _matmul33(Y, msg)
-        I, A, S = _decompose_tensor(C)
-        normp1 = tensor_norm(C) + 1
-        I = I / normp1
-        A = A / normp1[..., None, None, :]
-        S = S / normp1[..., None, None, :]
-        I = self.linears_tensor[3](I)
-        A = self.linears_tensor[4](A)
-        S = self.linears_tensor[5](S)
-        dX = _compose_tensor(I, A, S)
-        return X + dX + (1 + 0.1 * q[..., None, None, None]) * _matmul33(dX, dX)
+        return self._update(X, Y, _compose_tensor(Im, vector_to_skewtensor(Am), Sm), q, False)
 
 
 def _directed(per_pair: Tensor, num_pairs: int, num_atoms: int) -> Tensor:
