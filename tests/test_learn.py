@@ -1,5 +1,6 @@
 """``nnforce learn`` end to end on ethanol with a real teacher (the committed GFN2-xTB-trained ethanol model): rounds add the frames the
 committee disagrees on, labelled by the teacher; an interrupted run resumes; a failed label is skipped."""
+import dataclasses
 import json
 import os
 
@@ -222,10 +223,17 @@ def test_learn_biased_exploration_coverage_and_early_stop(tmp_path, teacher):
     assert os.path.isfile(out["committee"])
     # a finished (converged) run asked for more rounds does nothing more
     assert [r["round"] for r in learn(config)["rounds"]] == [0]
+    # min_rounds=2: the same rule met in round 0 does not stop the loop until a second round has explored
+    floor = learn(dataclasses.replace(config, output=str(tmp_path / "al2"), min_rounds=2))["rounds"]
+    assert [r["round"] for r in floor] == [0, 1] and floor[0]["converged"] and floor[1]["converged"]
+    assert all("added" in r for r in floor)
+    assert len(Dataset.load(str(tmp_path / "al2" / "data.npz"))) == 24 + floor[0]["added"] + floor[1]["added"]
     with pytest.raises(ValueError, match="set torsions"):
         LearnConfig(data=str(tmp_path / "train.npz"), label=teacher, explore={"metadynamics": {"height_kj_mol": 1.0}})
     with pytest.raises(ValueError, match="needs check_frames"):
         LearnConfig(data=str(tmp_path / "train.npz"), label=teacher, stop_ratio=2.0)
+    with pytest.raises(ValueError, match="min_rounds must be a whole number"):
+        LearnConfig(data=str(tmp_path / "train.npz"), label=teacher, min_rounds=-1)
 
 
 def test_hydrogen_mass_repartitioning_keeps_the_total():
@@ -249,3 +257,34 @@ def test_hydrogen_mass_repartitioning_keeps_the_total():
     assert np.all(new[z == 1] == 3.0)
     moved = 3.0 - masses[3]
     assert new[:3] == pytest.approx([masses[0] - 3 * moved, masses[1] - 2 * moved, masses[2] - moved], rel=1e-12)
+
+
+def test_committee_warm_start_and_worker_processes(tmp_path, teacher):
+    """warm_start: a round's members continue from the previous round's (with lr ~0 they keep its weights; fresh
+    members do not); workers=2 trains the members in two processes with the same result as one after another."""
+    from nnforce.train.learn import train_committee
+
+    data = ethanol_frames(teacher, 16, seed=0, scale_nm=0.004)
+    base = dict(data=str(tmp_path / "d.npz"), label=teacher, members=2, model={"type": "ani", "hidden": [8]},
+                train={"epochs": 2, "batch_size": 8, "threads": 1}, stability=None)
+    data.save(base["data"])
+    first = train_committee(data, LearnConfig(**base), str(tmp_path / "round_0"), 0)
+    parallel = train_committee(data, LearnConfig(**base, workers=2), str(tmp_path / "p_round_0"), 0)
+    for a, b in zip(first, parallel):
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
+    still = dict(base, train=dict(base["train"], lr=1e-12, epochs=1))
+    warm = train_committee(data, LearnConfig(**still, warm_start=True), str(tmp_path / "round_1"), 1000,
+                           str(tmp_path / "round_0"))
+    fresh = train_committee(data, LearnConfig(**still), str(tmp_path / "round_1f"), 1000, str(tmp_path / "round_0"))
+    for before, after, new in zip(first, warm, fresh):
+        w0, w1, w2 = (dict(m.named_parameters()) for m in (before, after, new))
+        weights = [k for k in w0 if "weight" in k]
+        assert weights and all(torch.allclose(w0[k], w1[k], atol=1e-8) for k in weights)
+        assert all(not torch.allclose(w0[k], w2[k], atol=1e-3) for k in weights)
+        torch.testing.assert_close(before.self_energies, after.self_energies)
+    with pytest.raises(FileNotFoundError, match="warm_start"):
+        train_committee(data, LearnConfig(**still, warm_start=True), str(tmp_path / "round_9"), 9,
+                        str(tmp_path / "round_8"))
+    with pytest.raises(ValueError, match="workers must be"):
+        LearnConfig(**base, workers=0)

@@ -107,8 +107,11 @@ def test_resume_continues_the_same_loss_trajectory(qm9, tmp_path):
 
 def test_early_stopping_restores_best_weights(qm9):
     train, val, _ = qm9
-    config = TrainConfig(epochs=40, batch_size=50, lr=0.05, early_stopping_patience=2, schedule="none", seed=0)
+    config = TrainConfig(epochs=40, batch_size=50, lr=0.05, early_stopping_patience=2, schedule="none", seed=0,
+                         threads=2)
+    torch.set_num_threads(1)
     result = fit(ANIModel([1, 6, 7, 8, 9], hidden=[8], seed=2), train, val, config)
+    assert torch.get_num_threads() == 1  # threads=2 held only while training: the caller's count is back
     assert result.stopped_early and len(result.history) < 40
     assert len(result.history) == result.best_epoch + 1 + 2
     var_e, mean_f2 = _normalisers(train, result.model)

@@ -38,8 +38,11 @@ def _training(info):
                  "the data, explores with it at 300 K under well-tempered metadynamics on phi/psi "
                  "(<code>openmm.app.Metadynamics</code>), measures its error on fresh explored frames labelled by "
                  "ANI-1x, and labels the frames its members disagree on most (raised where no training frame lies "
-                 "within 20 deg in phi/psi). It stops when the fresh frames' errors are within "
-                 f"{d['stop_ratio']:g}x the test errors, or after the last round. "
+                 "within 20 deg in phi/psi). "
+                 + ("Each round's members continue from the previous round's weights. " if d.get("warm_start") else "")
+                 + f"It stops when the fresh frames' errors are within {d['stop_ratio']:g}x the test errors "
+                 + (f"(after at least {d['min_rounds']} rounds of exploration) " if d.get("min_rounds") else "")
+                 + "or after the last round. "
                  + ("It converged." if d["converged"] else "It did not converge within the rounds.") + "</p>")
     parts.append(table(rows, header=("round", "training frames", "committee test E MAE (kJ/mol)",
                                      "test F MAE (kJ/mol/nm)", "explored (ps)", "phi / psi range explored (deg)",

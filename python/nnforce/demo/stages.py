@@ -158,7 +158,8 @@ def distil(run):
             test=os.path.join(folder, "test.npz"), rounds=d["rounds"], members=d["members"], model=dict(run.spec),
             train=dict(d["train"], threads=1), explore=dict(d["explore"]), select=dict(d["select"]), stability=None,
             validation_fraction=d["validation_fraction"], seed=seed, torsions=[list(phi_atoms), list(psi_atoms)],
-            check_frames=d["check_frames"], stop_ratio=d["stop_ratio"])
+            check_frames=d["check_frames"], stop_ratio=d["stop_ratio"], min_rounds=d["min_rounds"],
+            warm_start=d["warm_start"], workers=d["workers"])
         learned = learn(config)
         rows = learned["rounds"]
         from ..data import Dataset
@@ -167,8 +168,9 @@ def distil(run):
         member, _ = model_from_checkpoint(os.path.join(folder, f"round_{rows[-1]['round']}", "member0", "best.ckpt"))
         n_val = max(1, int(round(d["validation_fraction"] * len(data))))
         train_set, val_set = split(data, (len(data) - n_val, n_val), seed=seed)
-        config = TrainConfig(**s["student_train"], seed=seed, log_dir=run.path("train"),
-                             progress=run.info["mode"] == "full", threads=1)
+        # the student continues member 0's function: its self energies and energy scale are kept
+        config = TrainConfig(**{"threads": 1, "self_energies": "keep", "energy_scale": "keep", **s["student_train"]},
+                             seed=seed, log_dir=run.path("train"), progress=run.info["mode"] == "full")
         torch.manual_seed(seed)
         result = fit(member.float().train(), train_set, val_set, config, model_spec=dict(run.spec, seed=seed),
                      metadata={"data_hash": data.content_hash(), "teacher": "ANI-1x"})
@@ -205,7 +207,8 @@ def _record_distillation(run, rows, pool, data, test_set, result):
         "rounds": [{k: row[k] for k in keep if k in row} for row in rows],
         "converged": bool(rows[-1].get("converged", False)),
         "initial_frames": len(pool), "final_frames": len(data), "test_frames": len(test_set),
-        "stop_ratio": d["stop_ratio"]}
+        "stop_ratio": d["stop_ratio"], "min_rounds": d["min_rounds"], "warm_start": d["warm_start"],
+        "workers": d["workers"]}
     run.info["training"] = {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
                             "stopped_early": result.stopped_early, "history": result.history,
                             "started_from": f"round {rows[-1]['round']} member 0"}

@@ -257,8 +257,16 @@ def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, me
     >>> result = fit(build_model({"type": "ani", "elements": [1, 6, 8]}), train, val, {"epochs": 100})  # doctest: +SKIP
     """
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {})
+    previous_threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(int(config.threads))
+    try:
+        return _fit(model, train_set, val_set, config, resume, model_spec, metadata)
+    finally:  # the caller's thread count back (a later MD step on a small molecule is slower with more threads)
+        torch.set_num_threads(previous_threads)
+
+
+def _fit(model, train_set, val_set, config, resume, model_spec, metadata):
     _check_data(model, train_set, val_set, config)
     optimizer, scheduler, (history, start_epoch, best_val, best_epoch, bad_epochs, best_state) = _start(
         model, train_set, config, resume)

@@ -16,7 +16,8 @@ Each round ``r`` (in ``OUTPUT/round_<r>/``):
 3. (optional, ``check_frames`` > 0) the error on fresh frames: that many explored frames drawn at random (seeded)
    are labelled and the committee's mean is compared with them; when both the energy MAE (offset-free) and the
    force MAE are at most ``stop_ratio`` times the test set's, the committee is converged and the loop stops after
-   this round (the checked frames are added to the data either way);
+   this round -- once at least ``min_rounds`` rounds have explored (the checked frames are added to the data
+   either way);
 4. select: the frames with the highest score above ``threshold_kj_mol`` of uncertainty, at least ``min_spacing``
    samples apart, at most ``max_frames``; the score is the uncertainty, raised where the data's coverage of the
    ``torsions`` is thin when ``select["coverage_weight"]`` > 0 (:func:`select`);
@@ -83,6 +84,17 @@ class LearnConfig:
     stop_ratio : float, optional
         Stop when the fresh frames' energy (offset-free) and force MAE are both at most this multiple of the test
         set's (needs ``test`` and ``check_frames``).
+    min_rounds : int
+        Rounds of exploration that run whatever the stop rule says (default 1: the rule may stop the loop after the
+        first). A relative rule can fire early by chance -- 30 fresh frames against a weak committee's large test
+        error -- leaving regions unexplored; ``min_rounds`` makes a floor (``rounds`` still caps the loop).
+    warm_start : bool
+        Each round's members continue from the previous round's (their best weights, self energies and energy
+        scale) on the grown data instead of starting from fresh weights: the committee keeps what it learned and
+        every round adds to it (the ``train`` budget then buys more than a retraining from scratch).
+    workers : int
+        Train the members in this many processes at once (``spawn``; each with ``train["threads"]`` threads,
+        default 1): on a machine with that many free cores a round's training takes the time of one member.
     validation_fraction : float
         Share of the data held out for early stopping.
     seed : int
@@ -114,6 +126,9 @@ class LearnConfig:
     torsions: Optional[List[List[int]]] = None
     check_frames: int = 0
     stop_ratio: Optional[float] = None
+    min_rounds: int = 1
+    warm_start: bool = False
+    workers: int = 1
 
     def __post_init__(self):
         if int(self.rounds) < 0:
@@ -140,8 +155,12 @@ class LearnConfig:
         if float((self.select or {}).get("coverage_weight", 0.0)) > 0 and not self.torsions:
             raise ValueError("select.coverage_weight measures coverage in the torsions: set torsions "
                              "(atom indices [[i, j, k, l], ...]) or coverage_weight: 0")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"workers must be a whole number >= 1, got {self.workers!r}")
         if int(self.check_frames) < 0:
             raise ValueError(f"check_frames must be >= 0, got {self.check_frames}")
+        if isinstance(self.min_rounds, bool) or not isinstance(self.min_rounds, int) or self.min_rounds < 0:
+            raise ValueError(f"min_rounds must be a whole number >= 0, got {self.min_rounds!r}")
         if self.stop_ratio is not None and (float(self.stop_ratio) <= 0 or not self.check_frames or not self.test):
             raise ValueError(f"stop_ratio ({self.stop_ratio}) must be > 0 and needs check_frames > 0 and a test set")
 
@@ -171,22 +190,61 @@ class LearnConfig:
         return cls(**values)
 
 
-def train_committee(data, config, round_dir, seed):
-    """Train ``config.members`` ANI-style models on ``data``; returns the eager members."""
+def train_committee(data, config, round_dir, seed, previous_dir=None):
+    """Train ``config.members`` ANI-style models on ``data``; returns the eager members.
+
+    With ``config.warm_start`` and ``previous_dir`` (the previous round's folder), member m starts from that round's
+    member m (its ``best.ckpt``, self energies and energy scale kept) instead of fresh weights; with
+    ``config.workers`` > 1 the members train in that many processes at once (each with ``train["threads"]``
+    threads, default 1), their results read back from their checkpoints."""
     from ..data import split
-    from .config import TrainConfig, build_model
-    from .fit import fit
 
     n_val = max(1, int(round(config.validation_fraction * len(data))))
-    members = []
+    jobs = []
     for m in range(int(config.members)):
         train_set, val_set = split(data, (len(data) - n_val, n_val), seed=seed + 101 * m)
         spec = {**config.model, "elements": list(config.model.get("elements") or data.elements), "seed": seed + m}
         settings = {**config.train, "seed": seed + m, "log_dir": os.path.join(round_dir, f"member{m}"),
                     "progress": False, "tensorboard": False}
-        members.append(fit(build_model(spec), train_set, val_set, TrainConfig.from_dict(settings),
-                           model_spec=spec).model)
-    return members
+        start = None
+        if config.warm_start and previous_dir is not None:
+            start = os.path.join(previous_dir, f"member{m}", "best.ckpt")
+            if not os.path.isfile(start):
+                raise FileNotFoundError(f"warm_start: {start} (the previous round's member {m}) does not exist; "
+                                        "rerun that round or set warm_start: false")
+            settings.update({"self_energies": "keep", "energy_scale": "keep"})
+        jobs.append((spec, settings, start, train_set, val_set))
+    workers = min(int(config.workers), len(jobs))
+    if workers <= 1:
+        return [_train_member(*job) for job in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .checkpoint import model_from_checkpoint
+
+    settings = [dict(job[1], threads=job[1].get("threads") or 1) for job in jobs]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        done = [pool.submit(_train_member, job[0], s, job[2], job[3], job[4], False) for job, s in zip(jobs, settings)]
+        paths = [future.result() for future in done]
+    return [model_from_checkpoint(path)[0] for path in paths]
+
+
+def _train_member(spec, settings, start, train_set, val_set, return_model=True):
+    """One committee member: fresh from ``spec`` or from the checkpoint ``start``; the trained model, or (in a
+    worker process) the path of its best checkpoint."""
+    import torch
+
+    from .checkpoint import model_from_checkpoint
+    from .config import TrainConfig, build_model
+    from .fit import fit
+
+    if start is None:
+        model = build_model(spec)
+    else:
+        model = model_from_checkpoint(start)[0].train()
+    torch.manual_seed(int(settings["seed"]))
+    result = fit(model, train_set, val_set, TrainConfig.from_dict(settings), model_spec=spec)
+    return result.model if return_model else result.checkpoint
 
 
 def _write_json(path, values):
@@ -204,7 +262,8 @@ def run_round(config, data, test, start, r, last):
     round_dir = os.path.join(config.output, f"round_{r}")
     os.makedirs(round_dir, exist_ok=True)
     started, cpu = time.time(), time.process_time()
-    members = train_committee(data, config, round_dir, config.seed + 1000 * r)
+    previous = os.path.join(config.output, f"round_{r - 1}") if r > 0 else None
+    members = train_committee(data, config, round_dir, config.seed + 1000 * r, previous)
     committee_path = os.path.join(round_dir, "committee.pt")
     # the contract checks (finite differences, periodic images, ...) once: later rounds train the same model class
     export_committee(members, committee_path, {"round": r, "n_train_frames": len(data)},
@@ -327,7 +386,7 @@ def learn(config: LearnConfig) -> Dict[str, Any]:
     test = Dataset.load(config.test) if config.test else None
     start = Dataset.load(config.data).frame(0)
     rows = state["rounds"]
-    if rows and "added" not in rows[-1] and not rows[-1].get("converged") and len(rows) <= int(config.rounds):
+    if rows and "added" not in rows[-1] and not _stops(config, rows) and len(rows) <= int(config.rounds):
         # the run was extended: the former last round explores with the committee it trained, not retrained
         started, cpu = time.time(), time.process_time()
         committee_path = os.path.join(config.output, f"round_{rows[-1]['round']}", "committee.pt")
@@ -337,13 +396,20 @@ def learn(config: LearnConfig) -> Dict[str, Any]:
         rows[-1]["wall_s"] += time.time() - started
         data = _finish_round(config, state, data, added)
     for r in range(len(rows), int(config.rounds) + 1):
-        if rows and rows[-1].get("converged"):
+        if _stops(config, rows):
             break  # the error on fresh frames is close to the test error: the last committee is final
         row, added = run_round(config, data, test, start, r, last=r == int(config.rounds))
         rows.append(row)
         data = _finish_round(config, state, data, added)
     return {"rounds": rows, "output": config.output, "data": os.path.join(config.output, DATA_NAME),
             "committee": os.path.join(config.output, f"round_{rows[-1]['round']}", "committee.pt")}
+
+
+def _stops(config, rows):
+    """Whether the loop ends after ``rows``: the last round's committee met the stop rule on fresh frames and at
+    least ``config.min_rounds`` rounds have explored."""
+    explored = sum(1 for row in rows if "added" in row)
+    return bool(rows and rows[-1].get("converged") and explored >= int(config.min_rounds))
 
 
 def _resumed_data(config, state):
