@@ -87,3 +87,25 @@ def test_committed_ethanol_models_hold_their_bonds_at_500K(name):
     report = md_stability(path, z, x, temperature_k=500.0, time_ps=0.1, nve_ps=0.0, platform="CPU", seed=0)
     assert report["stable"], report
     assert 0.8 < report["min_ratio"] < 1.0 < report["max_ratio"] < 1.3
+
+
+def test_bond_breaks_finds_the_first_frame_a_bond_leaves_the_window():
+    from ase.build import molecule
+
+    from nnforce.train.stability import bond_breaks, covalent_bonds
+
+    atoms = molecule("CH3CH2OH")
+    z, x = atoms.get_atomic_numbers(), atoms.positions / 10.0
+    pairs, lengths = covalent_bonds(z, x)
+    # the first C-H bond of the list, stretched along itself from frame 5 of trajectory 1 (1.7x, past 1.6x)
+    k = next(b for b, (i, j) in enumerate(pairs) if {z[i], z[j]} == {1, 6})
+    i, j = pairs[k]
+    trajectories = np.repeat(x[None, None], 8, axis=1).repeat(2, axis=0)
+    trajectories[1, 5:, j] = x[i] + 1.7 * (x[j] - x[i])
+    assert bond_breaks(z, x, trajectories) == [{"trajectory": 1, "frame": 5, "bond": [int(i), int(j)],
+                                                "ratio": 1.7}]
+    assert bond_breaks(z, x, trajectories[:1]) == []
+    with pytest.raises(ValueError, match="window"):
+        bond_breaks(z, x, trajectories, window=(1.2, 1.6))
+    with pytest.raises(ValueError, match=r"\[R, T, 9, 3\]"):
+        bond_breaks(z, x, trajectories[..., :2])

@@ -108,6 +108,7 @@ def analyze(run):
             conf["not_converged"].append(
                 f"{100 * conf['uncovered_fraction']:.0f}% of the production frames lie more than 20 deg (phi/psi) "
                 "from every training frame: there the student extrapolates.")
+        _check_bonds(run, conf)
         teacher = load_teacher(s.get("teacher_file"), bins)
         run.teacher_comparison = _teacher_comparison(run, conf, fes, student, teacher)
         _figures(run, conf, fes, student, teacher, bins)
@@ -115,6 +116,28 @@ def analyze(run):
         run.fes = fes
         run.info["analysis"] = _analysis_info(conf, fes, s, dt_ps)
         run.trajectory_check = _trajectory_check(run)
+
+
+def _check_bonds(run, conf):
+    """Replicas in which a covalent bond broke (the student made another molecule: a hole in its surface) are
+    listed in ``run.ensemble["bond_breaks"]`` and said in "what is not converged"; their frames stay in every
+    estimate (the estimates are the student's, holes included)."""
+    from ..train.stability import bond_breaks
+
+    dt_ps = run.produced.frame_interval_ps
+    breaks = bond_breaks(run.numbers, run.positions, run.produced.positions_nm)
+    names = [f"{atom.residue.name}{atom.residue.index + 1}-{atom.name}" for atom in run.topology.atoms()]
+    for item in breaks:
+        item["time_ps"] = round(item["frame"] * dt_ps, 3)
+        item["atoms"] = [names[i] for i in item["bond"]]
+    run.ensemble["bond_breaks"] = breaks
+    run.info["ensemble"] = run.ensemble
+    if breaks:
+        where = "; ".join(f"replica {b['trajectory']} at {b['time_ps']:g} ps ({'-'.join(b['atoms'])} at "
+                          f"{b['ratio']:.2f}x its length)" for b in breaks)
+        conf["not_converged"].append(
+            f"{len(breaks)} of {len(run.produced.positions_nm)} replicas broke a covalent bond: {where}. The student "
+            "has a hole there (a region its training data never reached); those frames are in the estimates.")
 
 
 def _figures(run, conf, fes, student, teacher, bins):

@@ -54,6 +54,50 @@ def covalent_bonds(atomic_numbers, positions_nm, bond_tolerance=1.2):
     return np.stack([i, j], axis=1), distance[i, j]
 
 
+def bond_breaks(atomic_numbers, reference_nm, trajectories_nm, window=(0.7, 1.6)):
+    """Where each trajectory first stops being the reference molecule: the first frame where a covalent bond of
+    ``reference_nm`` (:func:`covalent_bonds`) leaves ``window`` times its reference length (the same window as
+    :func:`nnforce.train.learn.explore`).
+
+    Parameters
+    ----------
+    atomic_numbers : sequence of int
+    reference_nm : array [N, 3]
+    trajectories_nm : array [R, T, N, 3] (or [T, N, 3]: one trajectory)
+    window : (float, float)
+
+    Returns
+    -------
+    list of dict
+        One per trajectory that leaves the window: ``trajectory``, ``frame`` (first frame outside), ``bond`` (atom
+        indices), ``ratio`` (its length over the reference there). Empty when every bond holds in every frame.
+
+    Examples
+    --------
+    >>> x = np.array([[0, 0, 0], [0.0957, 0, 0], [-0.024, 0.0927, 0]])
+    >>> bond_breaks([8, 1, 1], x, np.stack([x, x * [2.0, 1, 1]])[None])
+    [{'trajectory': 0, 'frame': 1, 'bond': [0, 1], 'ratio': 2.0}]
+    """
+    low, high = (float(v) for v in window)
+    if not 0 < low < 1 < high:
+        raise ValueError(f"window must be (low, high) with 0 < low < 1 < high, got {window!r}")
+    pairs, reference = covalent_bonds(atomic_numbers, reference_nm)
+    x = np.asarray(trajectories_nm, dtype=np.float64)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[-2:] != (len(reference_nm), 3):
+        raise ValueError(f"trajectories_nm must be [R, T, {len(reference_nm)}, 3], got shape {x.shape}")
+    ratio = np.linalg.norm(x[..., pairs[:, 0], :] - x[..., pairs[:, 1], :], axis=-1) / reference  # [R, T, B]
+    outside = (ratio <= low) | (ratio >= high)
+    found = []
+    for r in np.flatnonzero(outside.any(axis=(1, 2))):
+        t = int(np.argmax(outside[r].any(axis=1)))
+        b = int(np.argmax(np.abs(np.log(ratio[r, t]))))
+        found.append({"trajectory": int(r), "frame": t, "bond": [int(v) for v in pairs[b]],
+                      "ratio": round(float(ratio[r, t, b]), 4)})
+    return found
+
+
 def molecule_context(model, atomic_numbers, integrator, platform="CPU", precision=None):
     """A Context of one molecule (no box) known by its atomic numbers, under a pure-ML System of ``model``.
 
