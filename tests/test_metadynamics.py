@@ -200,6 +200,35 @@ def test_small_run_end_to_end(molecule, ml_system, tmp_path):
     assert weights.shape == (3, 3) and weights.sum() == pytest.approx(1.0)
 
 
+def test_replicas_split_over_threads_step_as_their_own_run(molecule, ml_system, tmp_path):
+    """workers=2: 3 replicas in two Contexts (replicas 0-1 and 2) stepped at once in two threads (CPU platform). The first Context
+    is seeded as a one-Context run of replicas 0-1 alone, so its frames must equal that run's bit for bit (threads
+    change nothing); the DCDs hold the returned frames, the bias is the grid's."""
+    import dataclasses
+
+    import mdtraj
+
+    topology, x = molecule
+    protocol = md.SamplingProtocol(metad_steps=40, frequency_steps=10, report_interval_steps=10, replicas=3,
+                                   production_steps=30, grid_width=16)
+    bias = md.build_bias(ml_system, topology, x, protocol, seed=1, platform="Reference")
+    starts = md.pick_starts(bias, protocol.replicas, seed=2)
+    # the CPU platform (one thread): each Context has its own random generator (Reference's is process-wide)
+    split = md.run_biased_replicas(ml_system, topology, starts, bias, protocol, seed=3, out_dir=str(tmp_path / "s"),
+                                   platform="CPU", workers=2)
+    alone = md.run_biased_replicas(ml_system, topology, starts[:2], bias, dataclasses.replace(protocol, replicas=2),
+                                   seed=3, platform="CPU")
+    assert split.batched and split.positions_nm.shape == (3, 3, 22, 3) and split.steps == 30
+    np.testing.assert_array_equal(split.positions_nm[:2], alone.positions_nm)
+    assert not np.array_equal(split.positions_nm[2], split.positions_nm[0])
+    assert np.allclose(split.bias_kj_mol, md.bias_at(bias.bias_kj_mol, split.phi_rad, split.psi_rad))
+    for k, path in enumerate(split.dcd_paths):
+        traj = mdtraj.load(path, top=mdtraj.Topology.from_openmm(topology))
+        assert np.allclose(traj.xyz, split.positions_nm[k], atol=2e-6)
+    with pytest.raises(ValueError, match="groups must be"):
+        md.run_biased_replicas(ml_system, topology, starts, bias, protocol, platform="Reference", workers=0)
+
+
 def test_reweighting_exact_on_uniform_frames():
     """Frames spread uniformly (one per bin) under bias V: the biased ensemble is flat, so the unbiased free energy
     is exactly -V/kT (+ const); reweighted_fes with frame_weights must return it bin by bin."""

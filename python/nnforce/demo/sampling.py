@@ -39,7 +39,8 @@ def production(run):
         log(f"metadynamics: {bias.steps} steps, {bias.ms_per_step:.2f} ms/step")
         starts = pick_starts(bias, protocol.replicas, seed=run.seed + 2)
         produced = run_biased_replicas(system, run.topology, starts, bias, protocol, seed=run.seed + 3,
-                                       out_dir=run.path("ensemble"), max_wall_s=s.get("production_max_wall_s"))
+                                       out_dir=run.path("ensemble"), max_wall_s=s.get("production_max_wall_s"),
+                                       workers=int(s.get("production_workers", 1)))
         log(f"production: {produced.ms_per_step:.2f} ms/step for all {protocol.replicas} replicas")
         run.bias, run.produced, run.protocol = bias, produced, protocol
         run.files["trajectories"] = list(produced.dcd_paths)

@@ -245,15 +245,16 @@ def _bias_force(grid, phi_atoms, psi_atoms, offset=0):
     return force
 
 
-def biased_replica_systems(system, topology, starts_nm, bias, hydrogen_mass_amu=None):
+def biased_replica_systems(system, topology, starts_nm, bias, hydrogen_mass_amu=None, groups=1):
     """The Systems phase 2 runs: R replicas of ``system`` (copied, hydrogen masses repartitioned), each replica
     with its own ``CustomCVForce`` ``table(phi, psi)`` on its own atoms.
 
     Returns
     -------
     tuple
-        ``(batches, batched)``: a list of :class:`nnforce.simulate.replicas.ReplicaSystem`, one holding every
-        replica (``batched``, when the potential is one NNForce: one model call per step) or one per replica.
+        ``(batches, batched)``: a list of :class:`nnforce.simulate.replicas.ReplicaSystem`: ``groups`` of them
+        (default one) holding consecutive replicas (``batched``, when the potential is one NNForce: one model call
+        per step and group), or one per replica.
     """
     from .replicas import ReplicaSystem, replicate
 
@@ -264,11 +265,16 @@ def biased_replica_systems(system, topology, starts_nm, bias, hydrogen_mass_amu=
     grid = _check_bias_grid(bias)
     phi_atoms, psi_atoms = backbone_torsions(topology)
     work = repartition_hydrogen_mass(_copy_system(system), topology, hydrogen_mass_amu)
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"groups must be a whole number >= 1, got {groups!r}")
     if _is_single_nnforce(work):
-        batch = replicate(work, topology, list(starts))
-        for k in range(len(starts)):
-            batch.system.addForce(_bias_force(grid, phi_atoms, psi_atoms, offset=k * n))
-        return [batch], True
+        batches = []
+        for part in np.array_split(np.arange(len(starts)), min(int(groups), len(starts))):
+            batch = replicate(work, topology, list(starts[part]))
+            for k in range(len(part)):
+                batch.system.addForce(_bias_force(grid, phi_atoms, psi_atoms, offset=k * n))
+            batches.append(batch)
+        return batches, True
     batches = []
     for start in starts:
         single = _copy_system(work)

@@ -360,7 +360,7 @@ def _check_phase2(topology, n, starts_nm, protocol):
 
 
 def run_biased_replicas(system, topology, starts_nm, bias, protocol: SamplingProtocol = None, seed=0, out_dir=None,
-                        platform="CPU", progress=None, max_wall_s=None) -> ProductionResult:
+                        platform="CPU", progress=None, max_wall_s=None, workers=1) -> ProductionResult:
     """Phase 2: R replicas under the phase-1 bias held fixed, ``protocol.production_steps`` steps each.
 
     Each replica gets its own ``CustomCVForce`` ``table(phi, psi)`` (a periodic ``Continuous2DFunction`` of the
@@ -384,11 +384,19 @@ def run_biased_replicas(system, topology, starts_nm, bias, protocol: SamplingPro
     platform : str
     progress, max_wall_s
         As for :func:`build_bias`.
+    workers : int
+        An NNForce System's replicas split into this many Contexts (consecutive replicas, one model call per step
+        each), stepped at once in as many threads (OpenMM releases the GIL while it steps): on a machine with that
+        many free cores, about that many times the steps per second. The replicas' physics is the same; their
+        random streams depend on the split (each Context is seeded by ``seed`` and its index). On the Reference
+        platform, whose random numbers come from one process-wide generator, the Contexts step in turn.
 
     Returns
     -------
     ProductionResult
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from openmm import unit
 
     from .replicas import run_replica_steps
@@ -397,7 +405,8 @@ def run_biased_replicas(system, topology, starts_nm, bias, protocol: SamplingPro
     n = system.getNumParticles()
     starts = _check_phase2(topology, n, starts_nm, protocol)
     grid = _check_bias_grid(bias)
-    batches, batched = biased_replica_systems(system, topology, starts, grid, protocol.hydrogen_mass_amu)
+    batches, batched = biased_replica_systems(system, topology, starts, grid, protocol.hydrogen_mass_amu,
+                                              groups=workers)
     interval, steps = protocol.report_interval_steps, protocol.production_steps
     writers = _open_writers(out_dir, batches, topology, protocol)
     contexts = _start_contexts(batches, batched, protocol, seed, platform)
@@ -412,15 +421,26 @@ def run_biased_replicas(system, topology, starts_nm, bias, protocol: SamplingPro
         return observe
 
     clock, done = _Clock(), 0
+    # the Reference platform draws its random numbers from one process-wide generator: its Contexts step in turn
+    threaded = batched and len(contexts) > 1 and platform != "Reference"
+    pool = ThreadPoolExecutor(len(contexts)) if threaded else None
     try:
         while done < steps and not (max_wall_s is not None and clock.read()[0] > max_wall_s):
             end = min(steps, (done // interval + 1) * interval)
-            for g, context in enumerate(contexts):
-                run_replica_steps(context, batches[g], done, end, interval, writers[g], observer(g), energy=True)
+            if pool is None:
+                for g, context in enumerate(contexts):
+                    run_replica_steps(context, batches[g], done, end, interval, writers[g], observer(g), energy=True)
+            else:
+                running = [pool.submit(run_replica_steps, context, batches[g], done, end, interval, writers[g],
+                                       observer(g), energy=True) for g, context in enumerate(contexts)]
+                for future in running:
+                    future.result()
             done = end
             if progress is not None and done % interval == 0:
                 progress(done, steps)
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
         for writer in (w for group in writers for w in group):
             writer.close()
     wall, cpu = clock.read()
