@@ -74,7 +74,12 @@ def _training(info):
                         "configurations the data do not cover well.") + "</p>")
     parts.append(f"<p>Student training: {info['training']['epochs_run']} epochs (best epoch "
                  f"{info['training']['best_epoch'] + 1}), started from {esc(info['training']['started_from'])}; "
-                 f"{d['initial_frames']} initial frames, {d['final_frames']} after active learning.</p>")
+                 f"{d['initial_frames']} initial frames"
+                 + (f" ({d['initial_amber_frames']} amber14 frames at 500 K, {d['stretched_bond_frames']} copies "
+                    f"with one covalent bond stretched and {d.get('close_contact_frames', 0)} with two atoms three or "
+                    "more bonds apart pushed together, all labelled by ANI-1x: the teacher's walls)"
+                    if d.get("initial_amber_frames") is not None else "")
+                 + f", {d['final_frames']} after active learning.</p>")
     if info["files"].get("learning_curve_png"):
         parts.append(figure(info["files"]["learning_curve_png"], "learning curve",
                             "The committee's test errors and the training frames per round (nnforce learn)."))

@@ -144,7 +144,7 @@ def distil(run):
                              f"metadynamics on phi/psi, at most {d['rounds']} rounds; the student"):
         pool, test_set = split(run.dataset, (s["split"][0] + s["split"][1], s["split"][2]), seed=seed)
         amber_frames = len(pool)
-        pool = _with_stretched_bonds(run, pool)
+        pool, walls = _with_walls(run, pool)
         folder = run.path("distil")
         os.makedirs(folder, exist_ok=True)
         pool.save(os.path.join(folder, "initial.npz"))
@@ -195,29 +195,34 @@ def distil(run):
                                                   test_predicted, run.baseline)
         _record_distillation(run, rows, pool, data, test_set, result)
         run.info["distillation"]["initial_amber_frames"] = amber_frames
-        run.info["distillation"]["stretched_bond_frames"] = len(pool) - amber_frames
+        run.info["distillation"]["stretched_bond_frames"] = walls["stretched_bonds"]
+        run.info["distillation"]["close_contact_frames"] = walls["close_contacts"]
 
 
-def _with_stretched_bonds(run, pool):
-    """The initial data plus ``stretched_bonds["frames"]`` copies of its frames with one covalent bond stretched
-    (:func:`nnforce.data.augment.stretch_bonds`), labelled by ANI-1x: the teacher's wall where the student would
-    otherwise extrapolate (the test set stays thermal)."""
+def _with_walls(run, pool):
+    """The initial data plus copies of its frames that show the teacher's walls, labelled by ANI-1x (the test set
+    stays thermal): ``stretched_bonds["frames"]`` with one covalent bond stretched
+    (:func:`nnforce.data.augment.stretch_bonds`) and ``close_contacts["frames"]`` with two atoms three or more bonds
+    apart pushed together (:func:`nnforce.data.augment.close_contacts`). Returns (data, {kind: frames})."""
     from ..data import Dataset, concatenate
-    from ..data.augment import stretch_bonds
+    from ..data.augment import close_contacts, stretch_bonds
     from ..data.label import label_frames
 
-    settings = run.settings.get("stretched_bonds") or {}
-    count = int(settings.get("frames", 0))
-    if count == 0:
-        return pool
     frames = pool.positions_nm.reshape(len(pool), -1, 3)
-    made = stretch_bonds(run.numbers, frames, count, tuple(settings["ratio_range"]), seed=run.seed + 11)
-    energies, forces = label_frames(run.teacher, run.numbers, made["frames_nm"], batch_frames=64)
-    stretched = Dataset.from_frames(run.numbers, list(made["frames_nm"]), energies, list(forces),
-                                    name="stretched-bonds-ani1x")
-    log(f"{count} frames with a bond stretched {settings['ratio_range'][0]:g}-{settings['ratio_range'][1]:g}x, "
-        "labelled by ANI-1x, join the initial data")
-    return concatenate([pool, stretched], name=pool.name)
+    parts, counts = [pool], {}
+    for k, (kind, make) in enumerate((("stretched_bonds", stretch_bonds), ("close_contacts", close_contacts))):
+        settings = run.settings.get(kind) or {}
+        count = int(settings.get("frames", 0))
+        counts[kind] = count
+        if count == 0:
+            continue
+        made = make(run.numbers, frames, count, tuple(settings["ratio_range"]), seed=run.seed + 11 + k)
+        energies, forces = label_frames(run.teacher, run.numbers, made["frames_nm"], batch_frames=64)
+        parts.append(Dataset.from_frames(run.numbers, list(made["frames_nm"]), energies, list(forces),
+                                         name=f"{kind}-ani1x"))
+        log(f"{count} frames with {kind.replace('_', ' ')} ({settings['ratio_range'][0]:g}-"
+            f"{settings['ratio_range'][1]:g}x), labelled by ANI-1x, join the initial data")
+    return (concatenate(parts, name=pool.name) if len(parts) > 1 else pool), counts
 
 
 def _record_distillation(run, rows, pool, data, test_set, result):
