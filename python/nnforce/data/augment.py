@@ -8,6 +8,20 @@ import numpy as np
 __all__ = ["stretch_bonds", "close_contacts"]
 
 
+def _inputs(atomic_numbers, frames_nm, count, ratio_range, floor):
+    """Checked (z, frames [F, N, 3] float64, low, high) with ``floor < low <= high``."""
+    z = np.asarray([int(v) for v in atomic_numbers])
+    x = np.asarray(frames_nm, dtype=np.float64)
+    if x.ndim != 3 or x.shape[1:] != (len(z), 3) or len(x) == 0:
+        raise ValueError(f"frames_nm must be [F, {len(z)}, 3] with F >= 1, got shape {x.shape}")
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise ValueError(f"count must be a whole number >= 0, got {count!r}")
+    low, high = (float(v) for v in ratio_range)
+    if not floor < low <= high:
+        raise ValueError(f"ratio_range must be (low, high) with {floor:g} < low <= high, got {ratio_range!r}")
+    return z, x, low, high
+
+
 def stretch_bonds(atomic_numbers, frames_nm, count, ratio_range=(1.15, 1.9), seed=0):
     """``count`` copies of frames drawn from ``frames_nm`` (seeded), each with one of its covalent bonds (the bonds
     of the first frame, :func:`nnforce.train.stability.covalent_bonds`) stretched to a ratio drawn uniformly from
@@ -39,15 +53,7 @@ def stretch_bonds(atomic_numbers, frames_nm, count, ratio_range=(1.15, 1.9), see
     """
     from ..train.stability import covalent_bonds
 
-    z = np.asarray([int(v) for v in atomic_numbers])
-    x = np.asarray(frames_nm, dtype=np.float64)
-    if x.ndim != 3 or x.shape[1:] != (len(z), 3) or len(x) == 0:
-        raise ValueError(f"frames_nm must be [F, {len(z)}, 3] with F >= 1, got shape {x.shape}")
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-        raise ValueError(f"count must be a whole number >= 0, got {count!r}")
-    low, high = (float(v) for v in ratio_range)
-    if not 1.0 < low <= high:
-        raise ValueError(f"ratio_range must be (low, high) with 1 < low <= high, got {ratio_range!r}")
+    z, x, low, high = _inputs(atomic_numbers, frames_nm, count, ratio_range, 1.0)
     pairs, _ = covalent_bonds(z, x[0])
     rng = np.random.default_rng(seed)
     source = rng.integers(0, len(x), size=count)
@@ -94,15 +100,7 @@ def close_contacts(atomic_numbers, frames_nm, count, ratio_range=(1.5, 2.2), max
     """
     from ..train.stability import COVALENT_RADII_NM, covalent_bonds
 
-    z = np.asarray([int(v) for v in atomic_numbers])
-    x = np.asarray(frames_nm, dtype=np.float64)
-    if x.ndim != 3 or x.shape[1:] != (len(z), 3) or len(x) == 0:
-        raise ValueError(f"frames_nm must be [F, {len(z)}, 3] with F >= 1, got shape {x.shape}")
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-        raise ValueError(f"count must be a whole number >= 0, got {count!r}")
-    low, high = (float(v) for v in ratio_range)
-    if not 0.0 < low <= high:
-        raise ValueError(f"ratio_range must be (low, high) with 0 < low <= high, got {ratio_range!r}")
+    z, x, low, high = _inputs(atomic_numbers, frames_nm, count, ratio_range, 0.0)
     pairs, _ = covalent_bonds(z, x[0])
     n = len(z)
     adjacent = np.zeros((n, n), dtype=bool)
