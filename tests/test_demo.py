@@ -209,11 +209,16 @@ def test_trained_model_beats_the_trivial_baseline(demo):
     # the distilled data: the initial frames, then the frames the active learning added (ANI-1x labels)
     rounds = demo["distillation"]["rounds"]
     assert len(data) == demo["distillation"]["final_frames"] == rounds[-1]["frames"] + rounds[-1].get("added", 0)
-    assert rounds[0]["frames"] == demo["distillation"]["initial_frames"] == sum(demo["settings"]["split"][:2])
-    if len(data) > rounds[0]["frames"]:
-        from nnforce.data.label import teacher_label
-        from nnforce.models import ani1x
+    walls = demo["distillation"]["stretched_bond_frames"] + demo["distillation"]["close_contact_frames"]
+    assert walls == demo["settings"]["stretched_bonds"]["frames"] + demo["settings"]["close_contacts"]["frames"] > 0
+    assert demo["distillation"]["initial_amber_frames"] == sum(demo["settings"]["split"][:2])
+    assert rounds[0]["frames"] == demo["distillation"]["initial_frames"] == sum(demo["settings"]["split"][:2]) + walls
+    from nnforce.data.label import teacher_label
+    from nnforce.models import ani1x
 
+    wall = data.subset([demo["distillation"]["initial_amber_frames"]])  # the first wall frame: ANI-1x's label
+    assert teacher_label(wall, ani1x()).energies_kj_mol[0] == pytest.approx(wall.energies_kj_mol[0], abs=1e-6)
+    if len(data) > rounds[0]["frames"]:
         last = data.subset([len(data) - 1])
         assert teacher_label(last, ani1x()).energies_kj_mol[0] == pytest.approx(last.energies_kj_mol[0], abs=1e-6)
 

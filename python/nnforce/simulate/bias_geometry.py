@@ -2,6 +2,7 @@
 dihedral angles, hydrogen mass repartitioning, and the periodic bias grid -- its OpenMM force (a ``CustomCVForce``
 over a periodic ``Continuous2DFunction``) and the same spline in numpy (:func:`bias_at`)."""
 import math
+import os
 import time
 from typing import List, Tuple
 
@@ -282,3 +283,52 @@ def biased_replica_systems(system, topology, starts_nm, bias, hydrogen_mass_amu=
         batches.append(ReplicaSystem(system=single, topology=topology, positions=start, replica_topology=topology,
                                      num_replicas=1, atoms_per_replica=n))
     return batches, False
+
+
+def _open_writers(out_dir, batches, topology, protocol):
+    """One list of started DCD writers per batch (``replica_0000.dcd`` ... in ``out_dir``), or empty lists."""
+    from .replicas import replica_writers
+
+    writers, first = [[] for _ in batches], 0
+    if out_dir is None:
+        return writers
+    os.makedirs(out_dir, exist_ok=True)
+    for g, batch in enumerate(batches):
+        writers[g] = replica_writers(out_dir, range(first, first + batch.num_replicas), topology,
+                                     protocol.timestep_fs / 1000.0, protocol.report_interval_steps)
+        first += batch.num_replicas
+        for writer in writers[g]:
+            writer.start()
+    return writers
+
+
+def step_replica_groups(contexts, batches, writers, observer, steps, interval, threaded=False, progress=None,
+                        max_wall_s=None):
+    """Step every replica group's Context ``steps`` steps, ``interval`` at a time (a frame each: ``writers[g]`` and
+    ``observer(g)``, :func:`nnforce.simulate.replicas.run_replica_steps`), the groups at once in threads when
+    ``threaded`` (OpenMM releases the GIL while it steps; never on the Reference platform, whose random numbers
+    come from one process-wide generator), until done or past ``max_wall_s``. Returns (steps done, wall s, CPU s)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .replicas import run_replica_steps
+
+    clock, done = _Clock(), 0
+    pool = ThreadPoolExecutor(len(contexts)) if threaded and len(contexts) > 1 else None
+    try:
+        while done < steps and not (max_wall_s is not None and clock.read()[0] > max_wall_s):
+            end = min(steps, (done // interval + 1) * interval)
+            calls = [(run_replica_steps, context, batches[g], done, end, interval, writers[g], observer(g))
+                     for g, context in enumerate(contexts)]
+            if pool is None:
+                for call in calls:
+                    call[0](*call[1:], energy=True)
+            else:
+                for future in [pool.submit(*call, energy=True) for call in calls]:
+                    future.result()
+            done = end
+            if progress is not None and done % interval == 0:
+                progress(done, steps)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    return (done, *clock.read())

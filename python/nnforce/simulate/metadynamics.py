@@ -34,7 +34,6 @@ Examples
 """
 import dataclasses
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -42,8 +41,9 @@ import numpy as np
 
 from ..units import MOLAR_GAS_CONSTANT_KJ_MOL_K
 from .bias_geometry import (_check_bias_grid, _copy_system, _grid, _kinetic_temperature,  # noqa: F401
-                            _platform_properties, _positions, _seed31, _Clock, backbone_torsions, bias_at,
-                            biased_replica_systems, dihedrals, repartition_hydrogen_mass)
+                            _open_writers, _platform_properties, _positions, _seed31, _Clock, backbone_torsions,
+                            bias_at, biased_replica_systems, dihedrals, repartition_hydrogen_mass,
+                            step_replica_groups)
 from .reweighting import (TEACHER_FES, basin_populations, fes_comparison, fes_noise,  # noqa: F401
                           fes_rms_difference, frame_weights, load_teacher_fes, reweight_stationary, reweighted_fes)
 
@@ -312,23 +312,6 @@ def pick_starts(bias: BiasResult, replicas, seed=0, skip_fraction=0.5):
 # phase 2
 
 
-def _open_writers(out_dir, batches, topology, protocol):
-    """One list of started DCD writers per batch (``replica_0000.dcd`` ... in ``out_dir``), or empty lists."""
-    from .replicas import replica_writers
-
-    writers, first = [[] for _ in batches], 0
-    if out_dir is None:
-        return writers
-    os.makedirs(out_dir, exist_ok=True)
-    for g, batch in enumerate(batches):
-        writers[g] = replica_writers(out_dir, range(first, first + batch.num_replicas), topology,
-                                     protocol.timestep_fs / 1000.0, protocol.report_interval_steps)
-        first += batch.num_replicas
-        for writer in writers[g]:
-            writer.start()
-    return writers
-
-
 def _start_contexts(batches, batched, protocol, seed, platform):
     """A Context per batch at its starts, velocities at the temperature (seeded)."""
     from openmm import unit
@@ -395,11 +378,7 @@ def run_biased_replicas(system, topology, starts_nm, bias, protocol: SamplingPro
     -------
     ProductionResult
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from openmm import unit
-
-    from .replicas import run_replica_steps
 
     protocol = SamplingProtocol() if protocol is None else protocol
     n = system.getNumParticles()
@@ -420,30 +399,13 @@ def run_biased_replicas(system, topology, starts_nm, bias, protocol: SamplingPro
             temperatures[g].append(_kinetic_temperature(state, n * batches[g].num_replicas))
         return observe
 
-    clock, done = _Clock(), 0
-    # the Reference platform draws its random numbers from one process-wide generator: its Contexts step in turn
-    threaded = batched and len(contexts) > 1 and platform != "Reference"
-    pool = ThreadPoolExecutor(len(contexts)) if threaded else None
     try:
-        while done < steps and not (max_wall_s is not None and clock.read()[0] > max_wall_s):
-            end = min(steps, (done // interval + 1) * interval)
-            if pool is None:
-                for g, context in enumerate(contexts):
-                    run_replica_steps(context, batches[g], done, end, interval, writers[g], observer(g), energy=True)
-            else:
-                running = [pool.submit(run_replica_steps, context, batches[g], done, end, interval, writers[g],
-                                       observer(g), energy=True) for g, context in enumerate(contexts)]
-                for future in running:
-                    future.result()
-            done = end
-            if progress is not None and done % interval == 0:
-                progress(done, steps)
+        done, wall, cpu = step_replica_groups(contexts, batches, writers, observer, steps, interval,
+                                              threaded=batched and platform != "Reference", progress=progress,
+                                              max_wall_s=max_wall_s)
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
         for writer in (w for group in writers for w in group):
             writer.close()
-    wall, cpu = clock.read()
     positions_nm = np.concatenate([np.array(f).reshape(len(f), -1, n, 3) for f in frames], axis=1).swapaxes(0, 1)
     phi_atoms, psi_atoms = backbone_torsions(topology)
     phi, psi = dihedrals(positions_nm, phi_atoms), dihedrals(positions_nm, psi_atoms)

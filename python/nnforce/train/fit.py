@@ -19,6 +19,7 @@ from .checkpoint import _checkpoint_state, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .feature_cache import FeatureBatch, FeatureCache, cache_bytes, can_cache
 from .logs import add_scalars, tensorboard_writer, write_history_csv
+from .optim import _budget_lr, _make_optimizer, _make_scheduler, _progress, _step_scheduler
 from .self_energies import fit_self_energies, self_energy_sum
 
 
@@ -199,39 +200,6 @@ def _batch_loss(model, batch, residual, config, var_e, mean_f2):
     return loss, loss_e, loss_f, energies, forces
 
 
-def _make_optimizer(model, config):
-    params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-
-
-def _make_scheduler(optimizer, config):
-    if config.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.plateau_factor,
-                                                          patience=config.plateau_patience, min_lr=config.min_lr)
-    if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.min_lr)
-    return None  # budget_cosine is set per epoch by _budget_lr; none keeps lr
-
-
-def _progress(config, epoch, wall_s, cpu_s):
-    """Fraction of the run done before ``epoch``: the largest of the epoch, CPU-time and wall-time fractions."""
-    done = epoch / config.epochs
-    if config.max_cpu_s is not None:
-        done = max(done, cpu_s / config.max_cpu_s)
-    if config.max_time_s is not None:
-        done = max(done, wall_s / config.max_time_s)
-    return min(done, 1.0)
-
-
-def _budget_lr(config, progress):
-    """``budget_cosine``: a half cosine from ``lr`` (progress 0) to ``min_lr`` (progress 1)."""
-    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * progress))
-
-
 def fit(model, train_set, val_set, config=None, resume=None, model_spec=None, metadata=None):
     """Train ``model`` on ``train_set``, early-stopping on ``val_set``; returns :class:`FitResult`.
 
@@ -339,15 +307,6 @@ def _progress_bar(config, start_epoch):
     from tqdm import tqdm
 
     return tqdm(total=config.epochs, initial=start_epoch, desc="training", unit="epoch")
-
-
-def _step_scheduler(scheduler, config, val_loss):
-    if scheduler is None:
-        return
-    if config.schedule == "plateau":
-        scheduler.step(val_loss)
-    else:
-        scheduler.step()
 
 
 def _set_lr(optimizer, lr):
