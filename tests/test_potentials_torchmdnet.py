@@ -122,15 +122,18 @@ def _adapter_energy_forces(module, numbers, positions_nm, pairs, shifts, box=Non
     return float(energy.detach()), -gradient.numpy()
 
 
-@pytest.mark.parametrize("periodic", [False, True], ids=["vacuum", "triclinic"])
-def test_tensornet_adapter_equals_torchmdnet_forward(periodic, potential, own_model_pure_torch, one_torch_thread):
+def _system(periodic):
+    """(atomic numbers, positions, box nm or None): the shared triclinic water box, or the molecule in vacuum."""
     if periodic:
         topology, positions, _, _ = ps.triclinic_box()
-        box = ps.box_nm(topology)
-    else:
-        topology, positions = ps.molecule()
-        box = None
-    numbers = ps.atomic_numbers(topology)
+        return ps.atomic_numbers(topology), positions, ps.box_nm(topology)
+    topology, positions = ps.molecule()
+    return ps.atomic_numbers(topology), positions, None
+
+
+@pytest.mark.parametrize("periodic", [False, True], ids=["vacuum", "triclinic"])
+def test_tensornet_adapter_equals_torchmdnet_forward(periodic, potential, own_model_pure_torch, one_torch_thread):
+    numbers, positions, box = _system(periodic)
     assert potential._impl.family.cutoff_nm == pytest.approx(0.5)  # TensorNet asks the plugin for its pairs
     module = potential._impl.family.module(numbers)  # the TorchScript module NNForce runs
     pairs, shifts = _pairs(positions, box, within_nm=0.5)
@@ -143,13 +146,7 @@ def test_tensornet_adapter_equals_torchmdnet_forward(periodic, potential, own_mo
 @pytest.mark.parametrize("periodic", [False, True], ids=["vacuum", "triclinic"])
 def test_tensornet_pairs_beyond_cutoff_change_nothing(periodic, potential, checkpoint, one_torch_thread):
     """A Verlet list's skin pairs, far periodic images and far-away padding entries add nothing."""
-    if periodic:
-        topology, positions, _, _ = ps.triclinic_box()
-        box = ps.box_nm(topology)
-    else:
-        topology, positions = ps.molecule()
-        box = None
-    numbers = ps.atomic_numbers(topology)
+    numbers, positions, box = _system(periodic)
     module = potential._impl.family.module(numbers)
     pairs, shifts = _pairs(positions, box, within_nm=0.5)
     energy, forces = _adapter_energy_forces(module, numbers, positions, pairs, shifts, box)

@@ -73,12 +73,15 @@ class _TensorNetEmbedding(torch.nn.Module):
         zij = self.zij_table.reshape(n_types * n_types, self.hidden_channels).index_select(
             0, type_index.index_select(0, receivers) * n_types + type_index.index_select(0, senders))
         # per pair (and one self-loop row), then both directions and the N self loops
-        features = torch.stack([self.distance_proj1(pair_attr), self.distance_proj2(pair_attr),
-                                self.distance_proj3(pair_attr)], dim=1) * self.cutoff(pair_distance)[:, None, None]
-        edge_features = _directed(features, num_pairs, num_atoms)
+        edge_features = _directed(self._features(pair_attr, pair_distance), num_pairs, num_atoms)
         edge_attr_processed = zij.unsqueeze(1) * edge_features  # [E, 3, F]
         edge_index = torch.stack([receivers, senders])
         I, A, S = tensornet_embedding_message_passing(edge_vec_norm, edge_attr_processed, edge_index, num_atoms)
+        return self._mix(I, A, S)
+
+    def _mix(self, I: Tensor, A: Tensor, S: Tensor) -> Tensor:
+        """The embedding's end, shared by both forms: the norm of I + A + S through the scalar MLP scales the three
+        parts' linear maps."""
         X = _compose_tensor(I, A, S)
         norm = self.init_norm(tensor_norm(X))
         for linear_scalar in self.linears_scalar:
@@ -123,15 +126,7 @@ class _TensorNetEmbedding(torch.nn.Module):
             S = S.index_add(0, receivers, f[:, 2, None, None, :] * torch.cat([outer, outer]))
         A = vector_to_skewtensor(A)
         S = outer_to_symtensor(S)
-        X = _compose_tensor(I, A, S)
-        norm = self.init_norm(tensor_norm(X))
-        for linear_scalar in self.linears_scalar:
-            norm = self.act(linear_scalar(norm))
-        norm = norm.reshape(-1, 3, self.hidden_channels)
-        I = self.linears_tensor[0](I) * norm[:, 0, :]
-        A = self.linears_tensor[1](A) * norm[:, 1, None, None, :]
-        S = self.linears_tensor[2](S) * norm[:, 2, None, None, :]
-        return _compose_tensor(I, A, S)
+        return self._mix(I, A, S)
 
 
 class _TensorNetInteraction(torch.nn.Module):
