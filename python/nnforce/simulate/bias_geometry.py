@@ -314,17 +314,15 @@ def step_replica_groups(contexts, batches, writers, observer, steps, interval, t
 
     clock, done = _Clock(), 0
     pool = ThreadPoolExecutor(len(contexts)) if threaded and len(contexts) > 1 else None
+    groups = range(len(contexts))
     try:
         while done < steps and not (max_wall_s is not None and clock.read()[0] > max_wall_s):
             end = min(steps, (done // interval + 1) * interval)
-            calls = [(run_replica_steps, context, batches[g], done, end, interval, writers[g], observer(g))
-                     for g, context in enumerate(contexts)]
-            if pool is None:
-                for call in calls:
-                    call[0](*call[1:], energy=True)
-            else:
-                for future in [pool.submit(*call, energy=True) for call in calls]:
-                    future.result()
+
+            def advance(g, start=done, stop=end):
+                run_replica_steps(contexts[g], batches[g], start, stop, interval, writers[g], observer(g), energy=True)
+
+            list(map(advance, groups) if pool is None else pool.map(advance, groups))  # raises what a group raised
             done = end
             if progress is not None and done % interval == 0:
                 progress(done, steps)

@@ -15,12 +15,15 @@ def train_committee(data, config, round_dir, seed, previous_dir=None):
     from ..data import split
 
     n_val = max(1, int(round(config.validation_fraction * len(data))))
+    workers = min(int(config.workers), int(config.members))
     jobs = []
     for m in range(int(config.members)):
         train_set, val_set = split(data, (len(data) - n_val, n_val), seed=seed + 101 * m)
         spec = {**config.model, "elements": list(config.model.get("elements") or data.elements), "seed": seed + m}
         settings = {**config.train, "seed": seed + m, "log_dir": os.path.join(round_dir, f"member{m}"),
                     "progress": False, "tensorboard": False}
+        if workers > 1:  # one thread per process unless train says otherwise
+            settings["threads"] = settings.get("threads") or 1
         start = None
         if config.warm_start and previous_dir is not None:
             start = os.path.join(previous_dir, f"member{m}", "best.ckpt")
@@ -29,7 +32,6 @@ def train_committee(data, config, round_dir, seed, previous_dir=None):
                                         "rerun that round or set warm_start: false")
             settings.update({"self_energies": "keep", "energy_scale": "keep"})
         jobs.append((spec, settings, start, train_set, val_set))
-    workers = min(int(config.workers), len(jobs))
     if workers <= 1:
         return [_train_member(*job) for job in jobs]
     import multiprocessing
@@ -37,10 +39,8 @@ def train_committee(data, config, round_dir, seed, previous_dir=None):
 
     from .checkpoint import model_from_checkpoint
 
-    settings = [dict(job[1], threads=job[1].get("threads") or 1) for job in jobs]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        done = [pool.submit(_train_member, job[0], s, job[2], job[3], job[4], False) for job, s in zip(jobs, settings)]
-        paths = [future.result() for future in done]
+        paths = [future.result() for future in [pool.submit(_train_member, *job, False) for job in jobs]]
     return [model_from_checkpoint(path)[0] for path in paths]
 
 

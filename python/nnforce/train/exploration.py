@@ -94,7 +94,7 @@ def explore(model_path, atomic_numbers, positions_nm, settings, seed, torsions=N
     from openmm import unit
 
     from ..force import build_context, build_ml_system, topology_of
-    from .stability import covalent_bonds, ml_cutoff
+    from .stability import BOND_WINDOW, covalent_bonds, ml_cutoff
 
     dt_fs = float(settings.get("timestep_fs", 0.5))
     temperature = float(settings.get("temperature_k", 500.0))
@@ -132,7 +132,7 @@ def explore(model_path, atomic_numbers, positions_nm, settings, seed, torsions=N
         except openmm.OpenMMException:
             return np.array(frames), np.array(values), True
         ratio = np.linalg.norm(x[pairs[:, 0]] - x[pairs[:, 1]], axis=1) / reference
-        if not np.all((ratio > 0.7) & (ratio < 1.6)):
+        if not np.all((ratio > BOND_WINDOW[0]) & (ratio < BOND_WINDOW[1])):
             return np.array(frames), np.array(values), True
         frames.append(np.array(x))
         values.append(float(force.getOutput(context, "uncertainty")))

@@ -54,7 +54,11 @@ def covalent_bonds(atomic_numbers, positions_nm, bond_tolerance=1.2):
     return np.stack([i, j], axis=1), distance[i, j]
 
 
-def bond_breaks(atomic_numbers, reference_nm, trajectories_nm, window=(0.7, 1.6)):
+BOND_WINDOW = (0.7, 1.6)
+"""A covalent bond outside this multiple of its reference length is broken (exploration and :func:`bond_breaks`)."""
+
+
+def bond_breaks(atomic_numbers, reference_nm, trajectories_nm, window=BOND_WINDOW):
     """Where each trajectory first stops being the reference molecule: the first frame where a covalent bond of
     ``reference_nm`` (:func:`covalent_bonds`) leaves ``window`` times its reference length (the same window as
     :func:`nnforce.train.learn.explore`).
