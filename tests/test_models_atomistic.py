@@ -183,3 +183,40 @@ def test_ensemble_merges_members_exactly():
     singles = [float(m(x, z)) for m in members]
     assert float(merged(x, z)) == pytest.approx(np.mean(singles), abs=1e-9)
     assert merged.member_energies(x, z).tolist() == pytest.approx(singles, abs=1e-9)
+
+
+@pytest.mark.parametrize("layout", ["ani-style", "torchani"])
+def test_aev_term_slopes_give_autograd_forces(layout):
+    """The stored-feature training path's forces (nnforce.models.aev_jacobian: closed-form slopes of each AEV term,
+    -dE/dG . dG/dx) equal autograd's through the AEV, for the ANI-style layout and torchani's (two etas, a non-integer
+    zeta), on three concatenated molecules of different sizes, for several feature gradients dE/dG."""
+    from nnforce.models.aev import AEV
+    from nnforce.models.aev_jacobian import aev_term_slopes
+
+    if layout == "ani-style":
+        aev = ANIModel([1, 6, 8], radial_shifts=[0.09, 0.15, 0.21], angular_shifts=[0.1, 0.2],
+                       num_angle_sections=4).aev.double()
+    else:
+        aev = AEV(3, 0.52, 0.35, [900.0, 1600.0], [0.09, 0.2, 0.3], [500.0, 800.0], [0.1, 0.25], [7.5, 32.0],
+                  [0.2, 1.3, 2.5]).double()
+    rng = np.random.default_rng(5)
+    sizes = [7, 4, 9]
+    positions = torch.as_tensor(rng.uniform(0.0, 0.45, (sum(sizes), 3)))
+    species = torch.as_tensor(rng.integers(0, 3, sum(sizes)))
+    neighbors = block_pairs(sizes)
+
+    def features(x):
+        i, j, v = pair_vectors(x, neighbors)
+        return aev(species, i, j, v)
+
+    values, slopes = aev_term_slopes(aev, species, *pair_vectors(positions, neighbors))
+    torch.testing.assert_close(values, features(positions), rtol=1e-12, atol=1e-12)
+    first_atom = torch.as_tensor(np.repeat(np.cumsum([0] + sizes[:-1]), sizes))
+    assert int(slopes.to_local(first_atom).centre.max()) < max(sizes)  # frame-local indices, as a cache stores them
+    assert slopes.centre.shape[0] > 100  # triplets exist
+    for k in range(3):
+        gradient = torch.as_tensor(rng.normal(size=values.shape))
+        x = positions.clone().requires_grad_(True)
+        (expected,) = torch.autograd.grad((features(x) * gradient).sum(), x)
+        torch.testing.assert_close(slopes.forces(gradient), -expected, rtol=1e-9, atol=1e-10)
+        assert expected.abs().max() > 1.0  # the comparison is not between zeros

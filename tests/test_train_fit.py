@@ -73,12 +73,30 @@ def test_feature_cache_trains_like_recomputing_the_features(qm9):
     assert stored.history[-1]["train_loss"] < 0.8 * stored.history[0]["train_loss"]  # it trains at all
     np.testing.assert_allclose(evaluate(stored.model, test)["energy_mae_kj_mol"],
                                evaluate(recomputed.model, test)["energy_mae_kj_mol"], rtol=1e-5)
-    # force training and models without fixed features (SchNet learns its own) never use the cache
-    assert not can_cache(ANIModel([1, 6, 7, 8, 9], hidden=[16], seed=4), TrainConfig(force_weight=10.0))
+    # models without fixed features (SchNet learns its own) never use the cache
     assert not fit(SchNetModel([1, 6, 7, 8, 9], features=8, interactions=1, num_gaussians=8, seed=0), train, val,
                    {**config, "epochs": 1}).feature_cache
     with pytest.raises(ValueError, match="feature_cache must be auto or off"):
         TrainConfig(feature_cache="on")
+
+
+def test_force_training_on_stored_features_and_jacobians_trains_like_recomputing(ethanol):
+    """With forces in the loss the cache also stores each atom's AEV Jacobian; the forces from it (-dE/dG . dG/dx)
+    and so the losses, metrics and trained weights follow the run that recomputes the AEV and differentiates it twice."""
+    train, val, test = ethanol
+    config = dict(epochs=3, batch_size=8, lr=2e-3, force_weight=10.0, seed=0, schedule="none")
+    assert can_cache(ANIModel([1, 6, 8], hidden=[16], seed=2), TrainConfig(**config))
+    stored = fit(ANIModel([1, 6, 8], hidden=[16], seed=2), train, val, config)
+    recomputed = fit(ANIModel([1, 6, 8], hidden=[16], seed=2), train, val, {**config, "feature_cache": "off"})
+    assert stored.feature_cache and not recomputed.feature_cache
+    for key in ("train_loss", "train_loss_force", "val_loss", "val_force_mae_kj_mol_nm"):
+        np.testing.assert_allclose([h[key] for h in stored.history], [h[key] for h in recomputed.history], rtol=2e-4)
+    assert stored.history[-1]["train_loss"] < 0.8 * stored.history[0]["train_loss"]
+    a, b = evaluate(stored.model, test), evaluate(recomputed.model, test)
+    np.testing.assert_allclose(a["force_mae_kj_mol_nm"], b["force_mae_kj_mol_nm"], rtol=2e-4)
+    # too little room for the Jacobians: the run recomputes instead
+    assert not fit(ANIModel([1, 6, 8], hidden=[16], seed=2), train, val,
+                   {**config, "epochs": 1, "feature_cache_max_gib": 1e-4}).feature_cache
 
 
 def test_resume_continues_the_same_loss_trajectory(qm9, tmp_path):

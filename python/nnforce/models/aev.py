@@ -111,10 +111,7 @@ class AEV(torch.nn.Module):
 
     def _radial(self, species: Tensor, i: Tensor, j: Tensor, r: Tensor, n: int) -> Tensor:
         dtype = r.dtype
-        fc = 0.5 * torch.cos(r * (math.pi / self.radial_cutoff)) + 0.5
-        terms = 0.25 * torch.exp(-self.radial_etas.to(dtype).view(1, -1, 1)
-                                 * (r.view(-1, 1, 1) - self.radial_shifts.to(dtype).view(1, 1, -1)) ** 2)
-        terms = (terms * fc.view(-1, 1, 1)).reshape(-1, self.radial_block)
+        terms = self._radial_terms(r)
         # one row of radial_block columns per (atom, neighbour species): a row-wise index_add, whose contiguous rows
         # the compiler vectorizes (a flat element-wise scatter compiled to a scalar loop)
         rows = torch.zeros(n * self.num_species, self.radial_block, dtype=dtype, device=r.device)
@@ -122,19 +119,17 @@ class AEV(torch.nn.Module):
         rows = rows.index_add(0, j * self.num_species + species.index_select(0, i), terms)
         return rows.view(n, self.radial_length)
 
+    def _radial_terms(self, r: Tensor) -> Tensor:
+        """The radial terms of pairs at distances ``r`` [P]: [P, radial_block] (before the sum over neighbours)."""
+        dtype = r.dtype
+        fc = 0.5 * torch.cos(r * (math.pi / self.radial_cutoff)) + 0.5
+        terms = 0.25 * torch.exp(-self.radial_etas.to(dtype).view(1, -1, 1)
+                                 * (r.view(-1, 1, 1) - self.radial_shifts.to(dtype).view(1, 1, -1)) ** 2)
+        return (terms * fc.view(-1, 1, 1)).reshape(-1, self.radial_block)
+
     def _angular(self, species: Tensor, i: Tensor, j: Tensor, vectors: Tensor, r: Tensor, n: int) -> Tensor:
         dtype = vectors.dtype
-        # directed pairs: centre c sees neighbour o along v. Gathered with index_select, not torch.cat: the backward
-        # of a cat of data-dependent (unbacked) sizes came out wrong in AOTInductor-compiled packages.
-        m = i.shape[0]
-        directed = torch.arange(2 * m, device=vectors.device)
-        pair = directed % m  # empty when m == 0 (no division happens)
-        forward_half = directed < m
-        centre = torch.where(forward_half, i.index_select(0, pair), j.index_select(0, pair))
-        other = torch.where(forward_half, j.index_select(0, pair), i.index_select(0, pair))
-        sign = torch.where(forward_half, 1.0, -1.0).to(dtype)
-        v = vectors.index_select(0, pair) * sign.unsqueeze(1)
-        d = r.index_select(0, pair)
+        centre, other, v, d = self._directed(i, j, vectors, r)
         owner, first, second = triplets(centre, n)
         if not torch.compiler.is_compiling() and owner.shape[0] == 0:  # no triplets (TorchScript's backward dislikes empties)
             return torch.zeros(n, self.angular_length, dtype=dtype, device=vectors.device)
@@ -142,35 +137,72 @@ class AEV(torch.nn.Module):
         v2 = v.index_select(0, second)
         r1 = d.index_select(0, first)
         r2 = d.index_select(0, second)
-        # theta = acos(0.95 cos_ijk), so cos(theta - theta_z) = cos(theta) cos(theta_z) + sin(theta) sin(theta_z) with
-        # cos(theta) = 0.95 cos_ijk and sin(theta) = sqrt(1 - cos(theta)^2) >= sqrt(1 - 0.95^2): the same numbers as
-        # acos then cos, without either (compiled code recomputes this term for every shell of every triplet)
-        cos_theta = 0.95 * (v1 * v2).sum(dim=1) / (r1 * r2)
-        sin_theta = torch.sqrt(1.0 - cos_theta * cos_theta)
-        if torch.compiler.is_compiling():  # compiled: the stored cos/sin, loaded as constants
-            section_cos, section_sin = self.section_cos.to(dtype), self.section_sin.to(dtype)
-        else:  # eager and TorchScript: from the sections as they are now (whatever dtype conversions they went through)
-            sections = self.angle_sections.to(dtype)
-            section_cos, section_sin = torch.cos(sections), torch.sin(sections)
-        shifted = cos_theta.unsqueeze(1) * section_cos.unsqueeze(0) \
-            + sin_theta.unsqueeze(1) * section_sin.unsqueeze(0)                               # [T, Section]
-        base = (1.0 + shifted) * 0.5
-        angle_term = torch.stack([_power(base, z) for z in self.zeta_values], dim=1)      # [T, Zeta, Section]
-        fc = (0.5 * torch.cos(r1 * (math.pi / self.angular_cutoff)) + 0.5) * \
-             (0.5 * torch.cos(r2 * (math.pi / self.angular_cutoff)) + 0.5)
-        # [T, Zeta, Section] and [T, EtaA, ShfA] -> [T, EtaA, Zeta, ShfA, Section]
-        radius_term = torch.exp(-self.angular_etas.to(dtype).view(1, -1, 1) * (
-            (0.5 * (r1 + r2)).view(-1, 1, 1) - self.angular_shifts.to(dtype).view(1, 1, -1)) ** 2)
-        terms = 2.0 * radius_term.unsqueeze(2).unsqueeze(4) * angle_term.unsqueeze(1).unsqueeze(3)
-        if self.sections_first:
-            terms = terms.permute(0, 1, 2, 4, 3)
-        terms = terms.reshape(-1, self.angular_block) * fc.unsqueeze(1)
+        terms = self._angular_terms(v1, v2, r1, r2)
         block = self.pair_index[species.index_select(0, other.index_select(0, first)),
                                 species.index_select(0, other.index_select(0, second))]
         # one row of angular_block columns per (centre, neighbour-species pair): see _radial
         rows = torch.zeros(n * self.num_species_pairs, self.angular_block, dtype=dtype, device=vectors.device)
         rows = rows.index_add(0, owner * self.num_species_pairs + block, terms)
         return rows.view(n, self.angular_length)
+
+    def _directed(self, i: Tensor, j: Tensor, vectors: Tensor, r: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Each pair in both directions: (centre, other atom, vector centre -> other, distance), [2P] each."""
+        # gathered with index_select, not torch.cat: the backward of a cat of data-dependent (unbacked) sizes came out
+        # wrong in AOTInductor-compiled packages
+        m = i.shape[0]
+        directed = torch.arange(2 * m, device=vectors.device)
+        pair = directed % m  # empty when m == 0 (no division happens)
+        forward_half = directed < m
+        centre = torch.where(forward_half, i.index_select(0, pair), j.index_select(0, pair))
+        other = torch.where(forward_half, j.index_select(0, pair), i.index_select(0, pair))
+        sign = torch.where(forward_half, 1.0, -1.0).to(vectors.dtype)
+        return centre, other, vectors.index_select(0, pair) * sign.unsqueeze(1), r.index_select(0, pair)
+
+    def _angular_terms(self, v1: Tensor, v2: Tensor, r1: Tensor, r2: Tensor) -> Tensor:
+        """The angular terms of triplets (centre to neighbours along ``v1`` and ``v2``, at distances ``r1`` and
+        ``r2``): [T, angular_block] (before the sum over neighbour pairs)."""
+        return self._angle_terms((v1 * v2).sum(dim=1) / (r1 * r2), r1, r2)
+
+    def _angle_terms(self, cosine: Tensor, r1: Tensor, r2: Tensor) -> Tensor:
+        """:meth:`_angular_terms` from the cosine of the angle and the two distances."""
+        radius_term, angle_term, fc = self._angle_factors(cosine, r1, r2)
+        return self._combine(radius_term, angle_term, fc)
+
+    def _angle_factors(self, cosine: Tensor, r1: Tensor, r2: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """The three factors of the angular terms: radial [T, EtaA, ShfA], angular [T, Zeta, Section] and the
+        cutoffs' product [T] (the AEV's Jacobian differentiates them, :mod:`nnforce.models.aev_jacobian`)."""
+        dtype = r1.dtype
+        # theta = acos(0.95 cos_ijk), so cos(theta - theta_z) = cos(theta) cos(theta_z) + sin(theta) sin(theta_z) with
+        # cos(theta) = 0.95 cos_ijk and sin(theta) = sqrt(1 - cos(theta)^2) >= sqrt(1 - 0.95^2): the same numbers as
+        # acos then cos, without either (compiled code recomputes this term for every shell of every triplet)
+        cos_theta = 0.95 * cosine
+        sin_theta = torch.sqrt(1.0 - cos_theta * cos_theta)
+        section_cos, section_sin = self._section_cos_sin(dtype)
+        shifted = cos_theta.unsqueeze(1) * section_cos.unsqueeze(0) \
+            + sin_theta.unsqueeze(1) * section_sin.unsqueeze(0)                               # [T, Section]
+        base = (1.0 + shifted) * 0.5
+        angle_term = torch.stack([_power(base, z) for z in self.zeta_values], dim=1)      # [T, Zeta, Section]
+        fc = (0.5 * torch.cos(r1 * (math.pi / self.angular_cutoff)) + 0.5) * \
+             (0.5 * torch.cos(r2 * (math.pi / self.angular_cutoff)) + 0.5)
+        radius_term = torch.exp(-self.angular_etas.to(dtype).view(1, -1, 1) * (
+            (0.5 * (r1 + r2)).view(-1, 1, 1) - self.angular_shifts.to(dtype).view(1, 1, -1)) ** 2)
+        return radius_term, angle_term, fc
+
+    def _section_cos_sin(self, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+        """cos and sin of the angle sections in ``dtype``."""
+        if torch.compiler.is_compiling():  # compiled: the stored cos/sin, loaded as constants
+            return self.section_cos.to(dtype), self.section_sin.to(dtype)
+        # eager and TorchScript: from the sections as they are now (whatever dtype conversions they went through)
+        sections = self.angle_sections.to(dtype)
+        return torch.cos(sections), torch.sin(sections)
+
+    def _combine(self, radius_term: Tensor, angle_term: Tensor, fc: Tensor) -> Tensor:
+        """[T, EtaA, ShfA] and [T, Zeta, Section] -> [T, EtaA, Zeta, ShfA, Section] (or sections before shells),
+        as rows of angular_block columns, times ``fc`` [T]."""
+        terms = 2.0 * radius_term.unsqueeze(2).unsqueeze(4) * angle_term.unsqueeze(1).unsqueeze(3)
+        if self.sections_first:
+            terms = terms.permute(0, 1, 2, 4, 3)
+        return terms.reshape(-1, self.angular_block) * fc.unsqueeze(1)
 
 
 def _power(base: Tensor, exponent: float) -> Tensor:

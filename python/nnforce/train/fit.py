@@ -17,7 +17,7 @@ from ..data.batch import Batch
 from ..units import KCAL_MOL_A_PER_KJ_MOL_NM, KCAL_MOL_PER_KJ_MOL, MEV_A_PER_KJ_MOL_NM, MEV_PER_KJ_MOL
 from .checkpoint import _checkpoint_state, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .feature_cache import FeatureBatch, FeatureCache, cache_bytes, can_cache
+from .feature_cache import CacheTooLarge, FeatureBatch, FeatureCache, can_cache
 from .logs import add_scalars, tensorboard_writer, write_history_csv
 from .optim import _budget_lr, _make_optimizer, _make_scheduler, _progress, _step_scheduler
 from .self_energies import fit_self_energies, self_energy_sum
@@ -63,19 +63,21 @@ class _Labels:
 
 
 def _predict(model, batch, need_forces, create_graph):
-    if isinstance(batch, FeatureBatch):  # energy-only training on stored features (never with forces)
-        atomic = model.energies_from_features(batch.features, batch.species)
-    else:
-        positions = batch.positions
-        if need_forces:
-            positions = positions.detach().requires_grad_(True)
-        atomic = model.atomic_energies(positions, batch.atomic_numbers, batch.neighbors, None, None, False)
-    energies = torch.zeros(batch.n_molecules, dtype=atomic.dtype).index_add(0, batch.molecule_index, atomic)
-    forces = None
+    """Energies [M] and forces [N, 3] (or None) of a :class:`Batch`, or of a :class:`FeatureBatch` of stored features
+    (whose forces come from the stored Jacobians)."""
+    stored = isinstance(batch, FeatureBatch)
+    inputs = batch.features if stored else batch.positions
     if need_forces:
-        (gradient,) = torch.autograd.grad(energies.sum(), positions, create_graph=create_graph)
-        forces = -gradient
-    return energies, forces
+        inputs = inputs.detach().requires_grad_(True)
+    if stored:
+        atomic = model.energies_from_features(inputs, batch.species)
+    else:
+        atomic = model.atomic_energies(inputs, batch.atomic_numbers, batch.neighbors, None, None, False)
+    energies = torch.zeros(batch.n_molecules, dtype=atomic.dtype).index_add(0, batch.molecule_index, atomic)
+    if not need_forces:
+        return energies, None
+    (gradient,) = torch.autograd.grad(energies.sum(), inputs, create_graph=create_graph)
+    return energies, (batch.forces_from(gradient) if stored else -gradient)
 
 
 def _model_dtype(model):
@@ -335,9 +337,13 @@ def _feature_caches(model, train_set, val_set, config, dtype):
     """(train, validation) :class:`FeatureCache` when training may use stored features, else (None, None)."""
     if not can_cache(model, config):
         return None, None
-    if cache_bytes(model, train_set, dtype) + cache_bytes(model, val_set, dtype) > config.feature_cache_max_gib * 2**30:
+    forces, limit = config.force_weight > 0, config.feature_cache_max_gib * 2**30
+    try:
+        train = FeatureCache(model, train_set, dtype, forces=forces, max_bytes=limit)
+        stored = train.bytes()
+        return train, FeatureCache(model, val_set, dtype, forces=forces, max_bytes=limit - stored)
+    except CacheTooLarge:
         return None, None
-    return FeatureCache(model, train_set, dtype), FeatureCache(model, val_set, dtype)
 
 
 def _history_row(model, optimizer, epoch, sums, n_train, val_loss, val_metrics, multitask, t0):
