@@ -80,9 +80,10 @@ def test_feature_cache_trains_like_recomputing_the_features(qm9):
         TrainConfig(feature_cache="on")
 
 
-def test_force_training_on_stored_features_and_jacobians_trains_like_recomputing(ethanol):
-    """With forces in the loss the cache also stores each atom's AEV Jacobian; the forces from it (-dE/dG . dG/dx)
-    and so the losses, metrics and trained weights follow the run that recomputes the AEV and differentiates it twice."""
+def test_force_training_on_stored_features_and_term_slopes_trains_like_recomputing(ethanol):
+    """With forces in the loss the cache also stores the slopes of every AEV term; the forces from them
+    (-dE/dG . dG/dx) and so the losses, metrics and trained model follow the run that recomputes the AEV and
+    differentiates it twice."""
     train, val, test = ethanol
     config = dict(epochs=3, batch_size=8, lr=2e-3, force_weight=10.0, seed=0, schedule="none")
     assert can_cache(ANIModel([1, 6, 8], hidden=[16], seed=2), TrainConfig(**config))
@@ -94,7 +95,7 @@ def test_force_training_on_stored_features_and_jacobians_trains_like_recomputing
     assert stored.history[-1]["train_loss"] < 0.8 * stored.history[0]["train_loss"]
     a, b = evaluate(stored.model, test), evaluate(recomputed.model, test)
     np.testing.assert_allclose(a["force_mae_kj_mol_nm"], b["force_mae_kj_mol_nm"], rtol=2e-4)
-    # too little room for the Jacobians: the run recomputes instead
+    # too little room for the stored arrays: the run recomputes instead
     assert not fit(ANIModel([1, 6, 8], hidden=[16], seed=2), train, val,
                    {**config, "epochs": 1, "feature_cache_max_gib": 1e-4}).feature_cache
 

@@ -1,4 +1,4 @@
-"""Stored atomic features (and their Jacobians) for training models whose features have no trainable parameters.
+"""Stored atomic features (and their terms' slopes) for training models whose features have no trainable parameters.
 
 An ANI-style model's AEV is a fixed function of the geometry, so every epoch would recompute the same features for
 every atom. :class:`FeatureCache` computes them once per dataset (in the model's dtype) and :func:`nnforce.train.fit`

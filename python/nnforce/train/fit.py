@@ -64,7 +64,7 @@ class _Labels:
 
 def _predict(model, batch, need_forces, create_graph):
     """Energies [M] and forces [N, 3] (or None) of a :class:`Batch`, or of a :class:`FeatureBatch` of stored features
-    (whose forces come from the stored Jacobians)."""
+    (whose forces come from the stored AEV term slopes)."""
     stored = isinstance(batch, FeatureBatch)
     inputs = batch.features if stored else batch.positions
     if need_forces:
