@@ -1,8 +1,9 @@
-"""Frames that teach a model its walls: copies of a molecule's frames with one covalent bond stretched, for a teacher
-to label. Thermal data never holds a bond at 1.5x its length, so a small model trained on it alone is free to
-turn over there -- its energy rising, then falling as the bond lengthens -- and a long simulation finds the way
-out (an atom leaves: the "hole" of a distilled potential). Labelled stretched frames put the teacher's rising wall
-into the data."""
+"""Frames that teach a model its walls, for a teacher to label: copies of a molecule's frames with one covalent bond
+stretched (:func:`stretch_bonds`) or with two atoms three or more bonds apart pushed together (:func:`close_contacts`).
+Thermal data never holds a bond at 1.5x its length nor a methyl hydrogen at a carbonyl oxygen, so a small model
+trained on it alone is free to turn over there -- its energy rising, then falling -- and a long simulation finds the
+way out (an atom leaves: the "hole" of a distilled potential). Labelled frames put the teacher's walls into the
+data."""
 import numpy as np
 
 __all__ = ["stretch_bonds", "close_contacts"]

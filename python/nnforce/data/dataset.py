@@ -150,13 +150,7 @@ class Dataset:
 
     def atom_index(self, frames):
         """Concatenated atom rows of the given frames (in that order)."""
-        frames = np.asarray(frames, dtype=np.int64)
-        starts = self.offsets[frames]
-        counts = self.offsets[frames + 1] - starts
-        if len(frames) == 0:
-            return np.zeros(0, dtype=np.int64)
-        base = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-        return base + np.arange(int(counts.sum()))
+        return offset_ranges(self.offsets, frames)
 
     def subset(self, frames, name=None):
         """A new Dataset with the given frames (copies)."""
@@ -230,6 +224,18 @@ class Dataset:
                        data["energies_kj_mol"] if "energies_kj_mol" in data else None,
                        data["forces_kj_mol_nm"] if "forces_kj_mol_nm" in data else None,
                        name=str(data["name"]) if "name" in data else os.path.basename(path))
+
+
+def offset_ranges(offsets, frames):
+    """Concatenated ``arange(offsets[f], offsets[f + 1])`` over ``frames`` (in that order): the rows of the given
+    frames in any array laid out by per-frame ``offsets`` (atoms, or a feature cache's pairs and triplets)."""
+    frames = np.asarray(frames, dtype=np.int64)
+    starts = offsets[frames]
+    counts = offsets[frames + 1] - starts
+    if len(frames) == 0:
+        return np.zeros(0, dtype=np.int64)
+    base = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return base + np.arange(int(counts.sum()))
 
 
 def concatenate(datasets, name="dataset"):

@@ -45,7 +45,7 @@ SETTINGS = {
             # Energy weight 10: the energy loss is normalised by the data's energy variance, which the wall frames
             # inflate, so at weight 1 it was ~0.6% of the loss; at 10 a student re-trained on run 10's data erred
             # 5.0 instead of 7.0 kJ/mol (offset-free) on 400 of run 10's production frames, test MAE unchanged
-            # (30: 3.9, forces 4% worse). Training runs on stored AEVs and term slopes (fit's feature cache, 2.4x)
+            # (30: 3.9, forces 4% worse). Training runs on stored AEVs and term slopes (fit's feature cache, 2.2-2.5x)
             "train": {"epochs": 400, "batch_size": 16, "lr": 3e-3, "energy_weight": 10.0, "force_weight": 100.0,
                       "schedule": "budget_cosine",
                       "min_lr": 1e-5, "plateau_patience": 4, "early_stopping_patience": 400, "max_time_s": 32.0},

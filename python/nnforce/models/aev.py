@@ -121,11 +121,21 @@ class AEV(torch.nn.Module):
 
     def _radial_terms(self, r: Tensor) -> Tensor:
         """The radial terms of pairs at distances ``r`` [P]: [P, radial_block] (before the sum over neighbours)."""
+        gauss, fc = self._radial_factors(r)
+        return (gauss * fc.view(-1, 1, 1)).reshape(-1, self.radial_block)
+
+    def _radial_factors(self, r: Tensor) -> Tuple[Tensor, Tensor]:
+        """The two factors of the radial terms: ``0.25 exp(-eta (r - R)^2)`` [P, Eta, Shift] and the cutoff [P]
+        (the AEV's term slopes differentiate them, :mod:`nnforce.models.aev_jacobian`)."""
         dtype = r.dtype
-        fc = 0.5 * torch.cos(r * (math.pi / self.radial_cutoff)) + 0.5
-        terms = 0.25 * torch.exp(-self.radial_etas.to(dtype).view(1, -1, 1)
+        fc = self._cutoff(r, self.radial_cutoff)
+        gauss = 0.25 * torch.exp(-self.radial_etas.to(dtype).view(1, -1, 1)
                                  * (r.view(-1, 1, 1) - self.radial_shifts.to(dtype).view(1, 1, -1)) ** 2)
-        return (terms * fc.view(-1, 1, 1)).reshape(-1, self.radial_block)
+        return gauss, fc
+
+    def _cutoff(self, r: Tensor, cutoff: float) -> Tensor:
+        """Behler's cosine cutoff 0.5 cos(pi r / rc) + 0.5 (the pairs given are within rc)."""
+        return 0.5 * torch.cos(r * (math.pi / cutoff)) + 0.5
 
     def _angular(self, species: Tensor, i: Tensor, j: Tensor, vectors: Tensor, r: Tensor, n: int) -> Tensor:
         dtype = vectors.dtype
@@ -170,23 +180,35 @@ class AEV(torch.nn.Module):
 
     def _angle_factors(self, cosine: Tensor, r1: Tensor, r2: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """The three factors of the angular terms: radial [T, EtaA, ShfA], angular [T, Zeta, Section] and the
-        cutoffs' product [T] (the AEV's Jacobian differentiates them, :mod:`nnforce.models.aev_jacobian`)."""
-        dtype = r1.dtype
+        cutoffs' product [T]."""
+        base = self._angle_base(cosine)[0]
+        radius_term, f1, f2 = self._radius_factors(r1, r2)
+        return radius_term, self._angle_powers(base), f1 * f2
+
+    def _angle_base(self, cosine: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """``(1 + cos(theta - theta_z)) / 2`` [T, Section] of each section, with what it is made of: cos(theta),
+        sin(theta) [T] and the sections' cos and sin (the AEV's term slopes differentiate it,
+        :mod:`nnforce.models.aev_jacobian`)."""
         # theta = acos(0.95 cos_ijk), so cos(theta - theta_z) = cos(theta) cos(theta_z) + sin(theta) sin(theta_z) with
         # cos(theta) = 0.95 cos_ijk and sin(theta) = sqrt(1 - cos(theta)^2) >= sqrt(1 - 0.95^2): the same numbers as
         # acos then cos, without either (compiled code recomputes this term for every shell of every triplet)
         cos_theta = 0.95 * cosine
         sin_theta = torch.sqrt(1.0 - cos_theta * cos_theta)
-        section_cos, section_sin = self._section_cos_sin(dtype)
+        section_cos, section_sin = self._section_cos_sin(cosine.dtype)
         shifted = cos_theta.unsqueeze(1) * section_cos.unsqueeze(0) \
             + sin_theta.unsqueeze(1) * section_sin.unsqueeze(0)                               # [T, Section]
-        base = (1.0 + shifted) * 0.5
-        angle_term = torch.stack([_power(base, z) for z in self.zeta_values], dim=1)      # [T, Zeta, Section]
-        fc = (0.5 * torch.cos(r1 * (math.pi / self.angular_cutoff)) + 0.5) * \
-             (0.5 * torch.cos(r2 * (math.pi / self.angular_cutoff)) + 0.5)
+        return (1.0 + shifted) * 0.5, cos_theta, sin_theta, section_cos, section_sin
+
+    def _angle_powers(self, base: Tensor) -> Tensor:
+        """``base ** zeta`` for each zeta: [T, Zeta, Section]."""
+        return torch.stack([_power(base, z) for z in self.zeta_values], dim=1)
+
+    def _radius_factors(self, r1: Tensor, r2: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """``exp(-eta ((r1 + r2) / 2 - R)^2)`` [T, EtaA, ShfA] and the two cutoffs [T]."""
+        dtype = r1.dtype
         radius_term = torch.exp(-self.angular_etas.to(dtype).view(1, -1, 1) * (
             (0.5 * (r1 + r2)).view(-1, 1, 1) - self.angular_shifts.to(dtype).view(1, 1, -1)) ** 2)
-        return radius_term, angle_term, fc
+        return radius_term, self._cutoff(r1, self.angular_cutoff), self._cutoff(r2, self.angular_cutoff)
 
     def _section_cos_sin(self, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
         """cos and sin of the angle sections in ``dtype``."""

@@ -13,7 +13,8 @@ neighbours o1, o2) within the angular cutoff keeps its angular_block slopes alon
 vectors (d cos / d x_o1, the unit vector to o1, the same for o2); c moves by minus the sum of the other two. Its term
 feeds c's block of the species pair (o1, o2).
 
-The slopes come from the AEV's own factors (:meth:`AEV._radial_terms`, :meth:`AEV._angle_factors`): each term is
+The slopes come from the AEV's own factors (:meth:`AEV._radial_factors`, :meth:`AEV._angle_base`,
+:meth:`AEV._angle_powers`, :meth:`AEV._radius_factors`, nothing computed again): each term is
 linear in each factor, so its derivatives along r (radial), and along cos(angle), r1 and r2 (angular) are closed
 forms of the factors and their derivatives, and the chain rule through r = |v| and cos = v1.v2 / (r1 r2) gives the
 slopes along the vectors. Tested against autograd's Jacobian of the AEV.
@@ -145,37 +146,36 @@ def _angular(aev, species, i, j, vectors, r, features):
 
 def _radial_slopes(aev, r):
     """The radial terms [P, B] (:meth:`AEV._radial_terms`) and their derivatives along r."""
-    terms = aev._radial_terms(r)
-    dtype = r.dtype
-    scale = math.pi / aev.radial_cutoff
-    fc, fc_by_r = 0.5 * torch.cos(r * scale) + 0.5, -0.5 * scale * torch.sin(r * scale)
-    # terms = 0.25 exp(-eta (r - R)^2) fc(r): d/dr = terms (-2 eta (r - R)) + 0.25 exp(..) fc'(r)
-    etas = aev.radial_etas.to(dtype).view(1, -1, 1)
-    offset = r.view(-1, 1, 1) - aev.radial_shifts.to(dtype).view(1, 1, -1)
-    gauss = 0.25 * torch.exp(-etas * offset ** 2)
+    gauss, fc = aev._radial_factors(r)                                # 0.25 exp(-eta (r - R)^2) and the cutoff
+    etas = aev.radial_etas.to(r.dtype).view(1, -1, 1)
+    offset = r.view(-1, 1, 1) - aev.radial_shifts.to(r.dtype).view(1, 1, -1)
+    fc_by_r = _cutoff_slope(r, aev.radial_cutoff)
     slopes = gauss * (-2.0 * etas * offset * fc.view(-1, 1, 1) + fc_by_r.view(-1, 1, 1))
-    return terms, slopes.reshape(-1, aev.radial_block)
+    return (gauss * fc.view(-1, 1, 1)).reshape(-1, aev.radial_block), slopes.reshape(-1, aev.radial_block)
 
 
 def _angle_slopes(aev, cosine, r1, r2):
-    """The angular terms [T, B] and their derivatives along the cosine, r1 and r2, from the AEV's three factors
-    (:meth:`AEV._angle_factors`; each term is 2 x radial x angular x cutoffs, linear in each factor)."""
-    radius, angle, fc = aev._angle_factors(cosine, r1, r2)
-    dtype = r1.dtype
-    cos_theta = 0.95 * cosine
-    sin_theta = torch.sqrt(1.0 - cos_theta * cos_theta)
-    section_cos, section_sin = aev._section_cos_sin(dtype)
-    base = (1.0 + cos_theta.unsqueeze(1) * section_cos + sin_theta.unsqueeze(1) * section_sin) * 0.5  # [T, Section]
+    """The angular terms [T, B] and their derivatives along the cosine, r1 and r2, from the AEV's factors
+    (:meth:`AEV._angle_base`, :meth:`AEV._angle_powers`, :meth:`AEV._radius_factors`; each term is
+    2 x radial x angular x cutoffs, linear in each factor)."""
+    base, cos_theta, sin_theta, section_cos, section_sin = aev._angle_base(cosine)
+    angle = aev._angle_powers(base)
+    radius, f1, f2 = aev._radius_factors(r1, r2)
+    fc = f1 * f2
     base_by_cos = 0.475 * (section_cos - (cos_theta / sin_theta).unsqueeze(1) * section_sin)
     angle_by_cos = torch.stack([z * _power(base, z - 1.0) for z in aev.zeta_values], dim=1) * base_by_cos.unsqueeze(1)
     mean = (0.5 * (r1 + r2)).view(-1, 1, 1)
     # d radius / d r1 = d radius / d r2 = 0.5 d radius / d mean
-    radius_by_r = -aev.angular_etas.to(dtype).view(1, -1, 1) * (mean - aev.angular_shifts.to(dtype).view(1, 1, -1)) \
-        * radius
-    scale = math.pi / aev.angular_cutoff
-    f1, f2 = 0.5 * torch.cos(r1 * scale) + 0.5, 0.5 * torch.cos(r2 * scale) + 0.5
-    f1_by_r, f2_by_r = -0.5 * scale * torch.sin(r1 * scale), -0.5 * scale * torch.sin(r2 * scale)
+    radius_by_r = -aev.angular_etas.to(r1.dtype).view(1, -1, 1) \
+        * (mean - aev.angular_shifts.to(r1.dtype).view(1, 1, -1)) * radius
+    f1_by_r, f2_by_r = _cutoff_slope(r1, aev.angular_cutoff), _cutoff_slope(r2, aev.angular_cutoff)
     bare = aev._combine(radius, angle, torch.ones_like(fc))
     along_mean = aev._combine(radius_by_r, angle, fc)
     return (bare * fc.unsqueeze(1), aev._combine(radius, angle_by_cos, fc),
             along_mean + bare * (f1_by_r * f2).unsqueeze(1), along_mean + bare * (f1 * f2_by_r).unsqueeze(1))
+
+
+def _cutoff_slope(r, cutoff):
+    """d/dr of :meth:`AEV._cutoff`."""
+    scale = math.pi / cutoff
+    return -0.5 * scale * torch.sin(r * scale)

@@ -64,7 +64,7 @@ class TrainConfig:
     threads: Optional[int] = None
     # "auto": training a model with fixed features (ANI-style AEVs) computes them once (with forces, also the slopes of
     # their terms) and trains on the stored rows (nnforce.train.feature_cache; same losses, ~3x faster on QM9 energies,
-    # 2.4x on the demo's forces); "off": recompute every batch
+    # 2.2-2.5x on the demo's forces); "off": recompute every batch
     feature_cache: str = "auto"
     feature_cache_max_gib: float = 4.0  # larger feature sets are recomputed instead of stored
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..data.batch import Batch
+from ..data.dataset import offset_ranges
 from ..models._geometry import pair_vectors
 from ..models.aev import AEV
 from ..models.aev_jacobian import TermSlopes, aev_term_slopes
@@ -42,10 +43,6 @@ class FeatureBatch:
         self.slopes = slopes
         self.forces = forces
 
-    def forces_from(self, feature_gradient):
-        """Forces [N, 3] of the molecules from ``dE/dfeatures`` [N, F]: ``-sum_i dE/dG_i . dG_i/dx``."""
-        return self.slopes.forces(feature_gradient)
-
 
 def can_cache(model, config):
     """Whether ``fit`` may train ``model`` from stored features under ``config`` (see the module docstring)."""
@@ -59,15 +56,6 @@ def can_cache(model, config):
     if hasattr(model, "reconstruction_loss"):  # multitask models train their encoder
         return False
     return not any(p.requires_grad for p in model.aev.parameters())
-
-
-def _ranges(offsets, frames):
-    """Concatenated ``arange(offsets[f], offsets[f + 1])`` of ``frames`` and the count of each."""
-    starts, counts = offsets[frames], offsets[frames + 1] - offsets[frames]
-    if len(frames) == 0 or counts.sum() == 0:
-        return np.zeros(0, dtype=np.int64), counts
-    base = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    return base + np.arange(int(counts.sum())), counts
 
 
 class FeatureCache:
@@ -161,11 +149,12 @@ class FeatureCache:
     def _batch_slopes(self, frames, atom_counts):
         """The stored slopes of ``frames``, atom indices made rows of the batch."""
         first_atom = torch.cumsum(atom_counts, 0) - atom_counts
-        pairs, pair_counts = _ranges(self.pair_offsets, frames)
-        triplets, triplet_counts = _ranges(self.triplet_offsets, frames)
-        pairs, triplets = torch.as_tensor(pairs), torch.as_tensor(triplets)
-        pair_shift = torch.repeat_interleave(first_atom, torch.as_tensor(pair_counts))
-        triplet_shift = torch.repeat_interleave(first_atom, torch.as_tensor(triplet_counts))
+        pairs = torch.as_tensor(offset_ranges(self.pair_offsets, frames))
+        triplets = torch.as_tensor(offset_ranges(self.triplet_offsets, frames))
+        pair_shift = torch.repeat_interleave(
+            first_atom, torch.as_tensor(self.pair_offsets[frames + 1] - self.pair_offsets[frames]))
+        triplet_shift = torch.repeat_interleave(
+            first_atom, torch.as_tensor(self.triplet_offsets[frames + 1] - self.triplet_offsets[frames]))
         s = self.slopes
 
         def take(values, index, shift=None):

@@ -77,7 +77,7 @@ def _predict(model, batch, need_forces, create_graph):
     if not need_forces:
         return energies, None
     (gradient,) = torch.autograd.grad(energies.sum(), inputs, create_graph=create_graph)
-    return energies, (batch.forces_from(gradient) if stored else -gradient)
+    return energies, (batch.slopes.forces(gradient) if stored else -gradient)
 
 
 def _model_dtype(model):
